@@ -1,0 +1,39 @@
+# OneStack: the two set-up commands.
+#   make up     install what is missing, start the all-in-one cloud (foreground)
+#   make test   install what is missing, run the whole test suite
+# Both are idempotent; ARGS passes arguments through: make up ARGS="--port 5001"
+
+PYTHON ?= python3
+VENV ?= .venv
+ARGS ?=
+PYTEST_ARGS ?=
+# Debian packages the project needs on the host (binaries checked before apt-get runs).
+APT_PACKAGES ?=
+
+STAMP := $(VENV)/.installed
+
+.PHONY: up test deps system-deps lint clean
+
+up: deps
+	$(VENV)/bin/onestack up $(ARGS)
+
+test: deps
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+deps: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh $(APT_PACKAGES)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || bash scripts/install-system-deps.sh python3-venv
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+lint: deps
+	$(VENV)/bin/ruff check onestack tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""One ASGI app; one thin module per service: parse -> authorize -> call -> render."""

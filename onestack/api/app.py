@@ -1,0 +1,73 @@
+"""The ASGI application: every service's routes, one error renderer, one middleware."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from onestack.api import identity as identity_api
+from onestack.api.faults import render_error
+from onestack.api.middleware import RequestContextMiddleware
+from onestack.common import errors
+from onestack.common.config import Config
+from onestack.db import Database
+from onestack.services.identity import Identity
+from onestack.services.identity.bootstrap import BootstrapResult, bootstrap
+
+log = logging.getLogger(__name__)
+
+_HTTP_ERRORS = {
+    400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden,
+    404: errors.NotFound, 405: errors.MethodNotAllowed, 406: errors.NotAcceptable,
+    409: errors.Conflict, 413: errors.PayloadTooLarge, 415: errors.UnsupportedMediaType,
+}
+
+
+class Services:
+    """Everything the API calls, built once per process."""
+
+    def __init__(self, config: Config, admin_password: str | None = None) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.db = Database(config.database_url)
+        self.db.migrate()
+        self.identity = Identity(self.db, config)
+        self.bootstrap: BootstrapResult = bootstrap(self.identity, config.public_url,
+                                                   admin_password)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def create_app(config: Config, services: Services | None = None) -> Starlette:
+    services = services or Services(config)
+
+    async def onestack_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, errors.OneStackError)
+        return render_error(exc, request.url.path, config.public_url)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        cls = _HTTP_ERRORS.get(exc.status_code, errors.OneStackError)
+        message = None
+        if exc.status_code == 404:
+            message = f"The resource could not be found: {request.method} {request.url.path}."
+        elif exc.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}."
+        err = cls(message or str(exc.detail))
+        err.headers = dict(exc.headers or {})
+        return render_error(err, request.url.path, config.public_url)
+
+    app = Starlette(
+        routes=[*identity_api.routes],
+        exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
+    )
+    app.add_middleware(RequestContextMiddleware, public_url=config.public_url)
+    app.state.config = config
+    app.state.services = services
+    app.state.identity = services.identity
+    return app

@@ -1,0 +1,27 @@
+"""Identity v3 (Keystone) routes, served at the root of the API."""
+
+from onestack.api import versions
+from onestack.api.identity import (
+    app_creds,
+    assignments,
+    auth,
+    catalog,
+    domains,
+    groups,
+    projects,
+    roles,
+    users,
+)
+
+routes = [
+    *versions.routes,
+    *auth.routes,
+    *domains.routes,
+    *projects.routes,
+    *users.routes,
+    *groups.routes,
+    *roles.routes,
+    *assignments.routes,
+    *catalog.routes,
+    *app_creds.routes,
+]

@@ -1,0 +1,5 @@
+"""/v3 routes for assignments (being written)."""
+
+from __future__ import annotations
+
+routes: list = []

@@ -1,0 +1,106 @@
+"""/v3/auth: issue, validate, check and revoke tokens; what a token may reach."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import caller, json_response, no_content, query_bool, read_json
+from onestack.api.identity.common import identity, list_links
+from onestack.api.identity.domains import render_domain
+from onestack.api.identity.projects import render_project
+from onestack.common.errors import Forbidden, Unauthorized
+from onestack.db.models import Domain, Project
+from onestack.services.identity.policy import enforce
+
+
+def _subject(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    token = request.headers.get("x-subject-token")
+    if not token:
+        raise Unauthorized("X-Subject-Token is missing.")
+    subject = identity(request).tokens.validate_subject(token)
+    return ctx, subject
+
+
+async def issue_token(request: Request):  # type: ignore[no-untyped-def]
+    tokens = identity(request).tokens
+    vt = await tokens.authenticate(await read_json(request))
+    body = tokens.render(vt, catalog=not query_bool(request, "nocatalog"))
+    return json_response(body, status=201, headers={"X-Subject-Token": vt.token})
+
+
+async def validate_token(request: Request):  # type: ignore[no-untyped-def]
+    ctx, subject = _subject(request)
+    enforce(ctx, "identity:validate_token", user_id=subject.user_id)
+    body = identity(request).tokens.render(subject,
+                                           catalog=not query_bool(request, "nocatalog"))
+    return json_response(body, headers={"X-Subject-Token": subject.token})
+
+
+async def check_token(request: Request):  # type: ignore[no-untyped-def]
+    ctx, subject = _subject(request)
+    enforce(ctx, "identity:check_token", user_id=subject.user_id)
+    return Response(status_code=200, headers={"X-Subject-Token": subject.token})
+
+
+async def revoke_token(request: Request):  # type: ignore[no-untyped-def]
+    ctx, subject = _subject(request)
+    enforce(ctx, "identity:revoke_token", user_id=subject.user_id)
+    identity(request).tokens.revoke(subject)
+    return no_content()
+
+
+async def auth_catalog(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:get_auth_catalog")
+    if ctx.project is None and ctx.domain is None:
+        raise Forbidden("The authenticated token is not scoped, so it has no catalog.")
+    body = identity(request).tokens.render(ctx)["token"]["catalog"]
+    return json_response({"catalog": body, "links": list_links(request)})
+
+
+async def auth_projects(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:get_auth_projects")
+    ident = identity(request)
+    with ident.db.session() as session:
+        ids = ident.assignments.project_ids_for_user(session, ctx.user_id)
+        projects = list(session.scalars(select(Project).where(
+            Project.id.in_(ids), Project.enabled.is_(True)).order_by(Project.name)))
+        enabled_domains = set(session.scalars(select(Domain.id).where(
+            Domain.enabled.is_(True))))
+    return json_response({"projects": [render_project(request, p) for p in projects
+                                       if p.domain_id in enabled_domains],
+                          "links": list_links(request)})
+
+
+async def auth_domains(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:get_auth_domains")
+    ident = identity(request)
+    with ident.db.session() as session:
+        ids = ident.assignments.domain_ids_for_user(session, ctx.user_id)
+        domains = list(session.scalars(select(Domain).where(
+            Domain.id.in_(ids), Domain.enabled.is_(True)).order_by(Domain.name)))
+    return json_response({"domains": [render_domain(request, d) for d in domains],
+                          "links": list_links(request)})
+
+
+async def auth_system(request: Request):  # type: ignore[no-untyped-def]
+    caller(request)
+    return json_response({"system": [], "links": list_links(request)})
+
+
+routes = [
+    Route("/v3/auth/tokens", issue_token, methods=["POST"]),
+    Route("/v3/auth/tokens", check_token, methods=["HEAD"]),  # before GET, which adds HEAD
+    Route("/v3/auth/tokens", validate_token, methods=["GET"]),
+    Route("/v3/auth/tokens", revoke_token, methods=["DELETE"]),
+    Route("/v3/auth/catalog", auth_catalog, methods=["GET"]),
+    Route("/v3/auth/projects", auth_projects, methods=["GET"]),
+    Route("/v3/auth/domains", auth_domains, methods=["GET"]),
+    Route("/v3/auth/system", auth_system, methods=["GET"]),
+]

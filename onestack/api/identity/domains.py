@@ -1,0 +1,87 @@
+"""/v3/domains"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from starlette.requests import Request
+from starlette.routing import Route
+
+from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
+from onestack.api.identity.common import filters, identity, list_links, self_link
+from onestack.db.models import Domain
+from onestack.services.identity.policy import enforce
+
+
+class DomainCreate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: StrictStr
+    description: StrictStr = ""
+    enabled: StrictBool = True
+    explicit_domain_id: StrictStr | None = None
+
+
+class DomainUpdate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    enabled: StrictBool | None = None
+
+
+def render_domain(request: Request, d: Domain) -> dict[str, Any]:
+    return {**d.extra, "id": d.id, "name": d.name, "description": d.description,
+            "enabled": d.enabled, "tags": d.extra.get("tags", []),
+            "options": d.extra.get("options", {}), "links": self_link(request, f"domains/{d.id}")}
+
+
+async def create_domain(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:create_domain")
+    body = parse(DomainCreate, body_part(await read_json(request), "domain"), "domain")
+    extra = body.model_extra or {}
+    domain = identity(request).domains.create(
+        name=body.name, description=body.description, enabled=body.enabled,
+        id=body.explicit_domain_id, extra=extra)
+    return json_response({"domain": render_domain(request, domain)}, status=201)
+
+
+async def list_domains(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:list_domains")
+    domains = identity(request).domains.list(**filters(request, "name", "enabled"))
+    return json_response({"domains": [render_domain(request, d) for d in domains],
+                          "links": list_links(request)})
+
+
+async def get_domain(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    domain_id = request.path_params["domain_id"]
+    enforce(ctx, "identity:get_domain", domain_id=domain_id)
+    return json_response({"domain": render_domain(request,
+                                                  identity(request).domains.get(domain_id))})
+
+
+async def update_domain(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:update_domain")
+    body = parse(DomainUpdate, body_part(await read_json(request), "domain"), "domain")
+    changes = body.model_dump(exclude_unset=True)
+    domain = identity(request).domains.update(request.path_params["domain_id"], changes)
+    return json_response({"domain": render_domain(request, domain)})
+
+
+async def delete_domain(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    enforce(ctx, "identity:delete_domain")
+    identity(request).domains.delete(request.path_params["domain_id"])
+    return no_content()
+
+
+routes = [
+    Route("/v3/domains", create_domain, methods=["POST"]),
+    Route("/v3/domains", list_domains, methods=["GET"]),
+    Route("/v3/domains/{domain_id}", get_domain, methods=["GET"]),
+    Route("/v3/domains/{domain_id}", update_domain, methods=["PATCH"]),
+    Route("/v3/domains/{domain_id}", delete_domain, methods=["DELETE"]),
+]

@@ -1,0 +1,119 @@
+"""The ``onestack`` command: ``up`` runs the all-in-one cloud, ``admin`` does the
+operator tasks that have no OpenStack API."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from onestack.cli.clouds import CLOUD_NAME, read_admin_password, write_clouds_yaml
+from onestack.common.config import load_config
+
+app = typer.Typer(help="OneStack: an OpenStack-compatible cloud in one program.",
+                  no_args_is_help=True, add_completion=False)
+admin_app = typer.Typer(help="Operator tasks with no OpenStack API.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+console = Console(stderr=True)
+
+StateDir = Annotated[Path | None, typer.Option(
+    "--state-dir", help="Where all state lives (default: $ONESTACK_STATE_DIR, else "
+    "/var/lib/onestack as root, else ~/.local/share/onestack).")]
+
+
+@app.command()
+def up(state_dir: StateDir = None,
+       host: Annotated[str | None, typer.Option(help="Address to listen on "
+                                                "[default: 127.0.0.1].")] = None,
+       port: Annotated[int | None, typer.Option(help="Port to listen on "
+                                                "[default: 5000].")] = None) -> None:
+    """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
+    import uvicorn
+
+    from onestack.api.app import Services, create_app
+    from onestack.common.logging import setup_logging
+
+    config = load_config(state_dir, server_host=host, server_port=port)
+    setup_logging(config.log_dir, config.server.log_level)
+    services = Services(config)
+    clouds = config.state_dir / "clouds.yaml"
+    password = services.bootstrap.admin_password or read_admin_password(clouds)
+    if password is not None:
+        write_clouds_yaml(clouds, config.public_url, password, config.identity.region)
+    _print_welcome(config.state_dir, config.public_url, clouds, password is not None)
+    uvicorn.run(create_app(config, services), host=config.server.host,
+                port=config.server.port, log_config=None, access_log=False,
+                server_header=False, lifespan="off")
+    services.close()
+
+
+def _print_welcome(state_dir: Path, url: str, clouds: Path, have_password: bool) -> None:
+    console.print(f"[bold green]OneStack[/] is starting on [bold]{url}[/]  "
+                  f"(state in {state_dir})")
+    if have_password:
+        console.print("Use it with the stock OpenStack client:\n"
+                      f"  export OS_CLIENT_CONFIG_FILE={clouds}\n"
+                      f"  export OS_CLOUD={CLOUD_NAME}\n"
+                      "  openstack token issue\n"
+                      f"The admin password is in {clouds}.")
+    else:
+        console.print(f"[yellow]{clouds} is missing and the admin password is not known; "
+                      f"set a new one with:[/]\n  onestack admin reset-password admin "
+                      f"--state-dir {state_dir}")
+    console.print("Stop with Ctrl-C.")
+
+
+@admin_app.command("rotate-keys")
+def rotate_keys(state_dir: StateDir = None) -> None:
+    """Rotate the token keys: tokens issued under the previous key stay valid until the
+    key falls out of the repository (after `max_active_keys - 1` more rotations)."""
+    from onestack.services.identity.keys import KeyRepository
+
+    config = load_config(state_dir)
+    repo = KeyRepository(config.key_repository, config.identity.max_active_keys)
+    if not config.key_repository.is_dir():
+        console.print(f"[red]No key repository at {config.key_repository}; "
+                      f"run `onestack up` once first.[/]")
+        raise typer.Exit(1)
+    primary = repo.rotate()
+    console.print(f"Rotated token keys in {config.key_repository}; new primary key "
+                  f"{primary}.")
+
+
+@admin_app.command("reset-password")
+def reset_password(
+        user: Annotated[str, typer.Argument(help="User name (or id).")],
+        domain: Annotated[str, typer.Option(help="Domain name of the user.")] = "Default",
+        password: Annotated[str | None, typer.Option(
+            help="New password (default: generate one and print it).")] = None,
+        state_dir: StateDir = None) -> None:
+    """Set a user's password (and unlock it); the user's existing tokens are revoked."""
+    from onestack.common.errors import OneStackError
+    from onestack.db import Database
+    from onestack.services.identity import Identity
+
+    config = load_config(state_dir)
+    if not (config.state_dir / "onestack.db").exists() and not config.database.url:
+        console.print(f"[red]No OneStack state in {config.state_dir}.[/]")
+        raise typer.Exit(1)
+    identity = Identity(Database(config.database_url), config)
+    new_password = password or secrets.token_urlsafe(18)
+    try:
+        user_id = identity.users.reset_password(user, domain, new_password)
+    except OneStackError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"Password of user {user} ({user_id}) reset; its tokens are revoked.")
+    if password is None:
+        print(new_password)
+    clouds = config.state_dir / "clouds.yaml"
+    if user == "admin" and domain == "Default":
+        write_clouds_yaml(clouds, config.public_url, new_password, config.identity.region)
+        console.print(f"Updated {clouds}.")
+
+
+def main() -> None:
+    app()

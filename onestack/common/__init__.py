@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: configuration, errors, logging, the revert stack."""

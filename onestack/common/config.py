@@ -1,0 +1,149 @@
+"""Configuration: one TOML file plus environment variables.
+
+Precedence, lowest first: built-in defaults, ``<state_dir>/onestack.toml``, environment
+variables named ``ONESTACK_<SECTION>_<KEY>`` (e.g. ``ONESTACK_IDENTITY_TOKEN_EXPIRATION``),
+then command-line flags.
+
+The state directory holds every piece of state: the database, the token keys, the logs
+and (later) disks. Its default is ``$ONESTACK_STATE_DIR`` if set, else
+``/var/lib/onestack`` when running as root, else ``$XDG_DATA_HOME/onestack``
+(``~/.local/share/onestack``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("ONESTACK_STATE_DIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/onestack")
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "onestack"
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    #: URL clients use to reach the API; derived from host and port when empty.
+    public_url: str = ""
+    log_level: str = "info"
+
+
+@dataclass
+class DatabaseConfig:
+    #: SQLAlchemy URL; empty means SQLite at ``<state_dir>/onestack.db``.
+    url: str = ""
+
+
+@dataclass
+class IdentityConfig:
+    #: Lifetime of a new token, in seconds.
+    token_expiration: int = 3600
+    #: Fernet keys kept in the key repository (staged + primary + older secondaries).
+    max_active_keys: int = 3
+    #: argon2id cost: time cost (passes), memory in KiB, lanes.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    #: Failed password logins before a user is locked out; 0 disables lockout.
+    lockout_failure_attempts: int = 10
+    #: Seconds a locked-out user stays locked.
+    lockout_duration: int = 300
+    #: Minimum password length for new passwords set through the API.
+    minimum_password_length: int = 1
+    region: str = "RegionOne"
+
+
+@dataclass
+class Config:
+    state_dir: Path = field(default_factory=default_state_dir)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'onestack.db'}"
+
+    @property
+    def public_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}"
+
+    @property
+    def key_repository(self) -> Path:
+        return self.state_dir / "fernet-keys"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+_SECTIONS = ("server", "database", "identity")
+
+
+def _coerce(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int):
+        return int(value)
+    return value
+
+
+def _apply(section_obj: Any, values: dict[str, Any], where: str) -> None:
+    names = {f.name for f in dataclasses.fields(section_obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"{where}: unknown option {key!r}")
+        current = getattr(section_obj, key)
+        if isinstance(value, str) and not isinstance(current, str):
+            value = _coerce(value, current)
+        setattr(section_obj, key, value)
+
+
+def load_config(state_dir: Path | None = None, environ: dict[str, str] | None = None,
+                **overrides: Any) -> Config:
+    """Build the configuration for one process.
+
+    ``overrides`` are ``section_key=value`` pairs from the command line (e.g.
+    ``server_port=5001``); ``None`` values are ignored.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    config = Config()
+    if state_dir is not None:
+        config.state_dir = Path(state_dir)
+    config.state_dir = config.state_dir.expanduser().absolute()
+    toml_path = config.state_dir / "onestack.toml"
+    if toml_path.exists():
+        data = tomllib.loads(toml_path.read_text())
+        for section, values in data.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ValueError(f"{toml_path}: unknown section [{section}]")
+            _apply(getattr(config, section), values, str(toml_path))
+    for section in _SECTIONS:
+        prefix = f"ONESTACK_{section.upper()}_"
+        values = {k[len(prefix):].lower(): v for k, v in environ.items() if k.startswith(prefix)}
+        if values:
+            _apply(getattr(config, section), values, "environment")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, name = key.partition("_")
+        _apply(getattr(config, section), {name: value}, "command line")
+    return config

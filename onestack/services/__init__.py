@@ -1,0 +1,1 @@
+"""The domain: validation, policy, quotas, state machines, transactions."""

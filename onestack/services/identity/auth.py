@@ -1,0 +1,340 @@
+"""Issuing, validating and revoking tokens.
+
+Issuing and validating share one path: a new token is validated before it is handed
+out, so a token can never be issued that validation would refuse. A token is good while
+it has not expired, no revocation event matches it, its user and the user's domain are
+enabled, its project or domain exists and is enabled, the user still holds a role there,
+and (for application-credential tokens) the credential exists and has not expired.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onestack.common.errors import BadRequest, Forbidden, InvalidField, NotFound, Unauthorized
+from onestack.db.models import Domain, Project, RevocationEvent, User, utcnow
+from onestack.services.identity.base import isotime
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.tokens import (
+    InvalidToken,
+    TokenData,
+    TokenFormatter,
+    new_audit_id,
+)
+
+if TYPE_CHECKING:
+    from onestack.services.identity.service import Identity
+
+AUTH_REQUIRED = "The request you have made requires authentication."
+_CACHE_MAX = 20000
+
+
+class TokenNotFound(NotFound):
+    def __init__(self, reason: str = "") -> None:
+        super().__init__("Could not find token." + (f" {reason}" if reason else ""))
+
+
+def _dict(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidField(path, f"{value!r} is not of type 'object'")
+    return value
+
+
+def _str(container: dict[str, Any], key: str, path: str, required: bool = True) -> str | None:
+    value = container.get(key)
+    if value is None:
+        if required:
+            raise InvalidField(f"{path}/{key}", "is a required property")
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidField(f"{path}/{key}", f"{value!r} is not a non-empty string")
+    return value
+
+
+class Tokens:
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self._formatter: TokenFormatter | None = None
+        self._cache: dict[str, tuple[tuple[int, str], ValidatedToken]] = {}
+        self._revocations: tuple[tuple[int, str], list[RevocationEvent]] | None = None
+
+    @property
+    def formatter(self) -> TokenFormatter:
+        if self._formatter is None:
+            self._formatter = TokenFormatter(self.identity.keys)
+        return self._formatter
+
+    # -- validation -----------------------------------------------------------------
+
+    def validate(self, token: str) -> ValidatedToken:
+        """Check a token; raises ``Unauthorized`` with the reason if it is not good."""
+        revision = self.identity.revision()
+        hit = self._cache.get(token)
+        now = time.time()
+        if hit is not None and hit[0] == revision and hit[1].data.expires_at > now:
+            return hit[1]
+        try:
+            data = self.formatter.decode(token)
+        except InvalidToken as exc:
+            raise Unauthorized(f"The token is not valid: {exc}.") from None
+        vt = self._check(token, data, revision)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[token] = (revision, vt)
+        return vt
+
+    def validate_subject(self, token: str) -> ValidatedToken:
+        """Like ``validate`` for ``X-Subject-Token``: a bad token is a 404."""
+        try:
+            return self.validate(token)
+        except Unauthorized as exc:
+            raise TokenNotFound(exc.message) from None
+
+    def _revocation_events(self, session: Session, revision: tuple[int, str]) -> list:
+        if self._revocations is None or self._revocations[0] != revision:
+            horizon = time.time() - 2 * max(self.identity.config.identity.token_expiration,
+                                            86400)
+            events = list(session.scalars(
+                select(RevocationEvent).where(RevocationEvent.revoked_at > horizon)))
+            self._revocations = (revision, events)
+        return self._revocations[1]
+
+    def _check(self, token: str, data: TokenData, revision: tuple[int, str]) -> ValidatedToken:
+        if data.expires_at <= time.time():
+            raise Unauthorized("The token has expired.")
+        with self.identity.db.session() as session:
+            for event in self._revocation_events(session, revision):
+                if data.issued_at > event.issued_before:
+                    continue
+                if event.audit_id is not None and event.audit_id not in data.audit_ids:
+                    continue
+                if event.user_id is not None and event.user_id != data.user_id:
+                    continue
+                if event.project_id is not None and event.project_id != data.project_id:
+                    continue
+                raise Unauthorized("The token has been revoked.")
+            user = session.get(User, data.user_id)
+            if user is None:
+                raise Unauthorized("The token's user no longer exists.")
+            user_domain = session.get(Domain, user.domain_id)
+            if not user.enabled or user_domain is None or not user_domain.enabled:
+                raise Unauthorized("The token's user is disabled.")
+            vt = ValidatedToken(token=token, data=data, user={
+                "id": user.id, "name": user.name,
+                "domain": {"id": user_domain.id, "name": user_domain.name},
+                "password_expires_at": isotime(user.password_expires_at),
+            })
+            app_cred = None
+            if data.app_cred_id:
+                app_cred = self.identity.app_creds.get_for_token(session, data.app_cred_id)
+                if app_cred is None or app_cred.user_id != user.id:
+                    raise Unauthorized("The token's application credential no longer exists.")
+                if app_cred.expires_at is not None and app_cred.expires_at <= utcnow():
+                    raise Unauthorized("The token's application credential has expired.")
+                vt.app_cred = {"id": app_cred.id, "name": app_cred.name,
+                               "restricted": not app_cred.unrestricted}
+            if data.project_id:
+                project = session.get(Project, data.project_id)
+                if project is None:
+                    raise Unauthorized("The token's project no longer exists.")
+                domain = session.get(Domain, project.domain_id)
+                if not project.enabled or domain is None or not domain.enabled:
+                    raise Unauthorized("The token's project is disabled.")
+                vt.project = {"id": project.id, "name": project.name,
+                              "domain": {"id": domain.id, "name": domain.name}}
+                roles = self.identity.assignments.effective_roles(
+                    session, user.id, project_id=project.id,
+                    only=app_cred.roles if app_cred is not None else None)
+                if not roles:
+                    raise Unauthorized(
+                        f"User {user.id} has no access to project {project.id}.")
+                vt.roles = [{"id": r.id, "name": r.name} for r in roles]
+            elif data.domain_id:
+                domain = session.get(Domain, data.domain_id)
+                if domain is None or not domain.enabled:
+                    raise Unauthorized("The token's domain does not exist or is disabled.")
+                vt.domain = {"id": domain.id, "name": domain.name}
+                roles = self.identity.assignments.effective_roles(
+                    session, user.id, domain_id=domain.id)
+                if not roles:
+                    raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
+                vt.roles = [{"id": r.id, "name": r.name} for r in roles]
+        return vt
+
+    # -- issuing --------------------------------------------------------------------
+
+    async def authenticate(self, body: Any) -> ValidatedToken:
+        """``POST /v3/auth/tokens``: returns the new, validated token."""
+        auth = _dict(_dict(body, "body").get("auth"), "auth")
+        ident = _dict(auth.get("identity"), "auth/identity")
+        methods = ident.get("methods")
+        if not isinstance(methods, list) or not methods or not all(
+                isinstance(m, str) for m in methods):
+            raise InvalidField("auth/identity/methods", "must be a non-empty list of strings")
+        supported = {"password", "token", "application_credential"}
+        if not set(methods) <= supported:
+            raise Unauthorized("Attempted to authenticate with an unsupported method.")
+        if len(set(methods)) > 1:
+            raise Unauthorized("Authenticate with exactly one of password, token or "
+                               "application_credential.")
+        method = methods[0]
+        scope_body = auth.get("scope")
+        now = time.time()
+        expires_at = now + self.identity.config.identity.token_expiration
+        audit_ids: tuple[str, ...] = (new_audit_id(),)
+        app_cred_id = None
+        token_methods: tuple[str, ...] = (method,)
+        if method == "password":
+            pw = _dict(ident.get("password"), "auth/identity/password")
+            user_id = await self._check_password(_dict(pw.get("user"),
+                                                       "auth/identity/password/user"))
+            project_id, domain_id = self._resolve_scope(scope_body, user_id)
+        elif method == "token":
+            tok = _dict(ident.get("token"), "auth/identity/token")
+            original = self.validate(_str(tok, "id", "auth/identity/token") or "")
+            if original.app_cred:
+                raise Forbidden("An application credential token cannot be rescoped.")
+            user_id = original.user_id
+            expires_at = original.data.expires_at
+            audit_ids = (audit_ids[0], original.data.audit_ids[0])
+            token_methods = tuple(dict.fromkeys(("token",) + original.data.methods))
+            if scope_body is None:
+                project_id, domain_id = original.project_id, original.domain_id
+            else:
+                project_id, domain_id = self._resolve_scope(scope_body, user_id)
+        else:
+            if scope_body is not None:
+                raise Unauthorized("Application credentials cannot request a scope.")
+            ac_body = _dict(ident.get("application_credential"),
+                            "auth/identity/application_credential")
+            cred = await self.identity.app_creds.authenticate(ac_body)
+            user_id, project_id, domain_id = cred.user_id, cred.project_id, None
+            app_cred_id = cred.id
+            if cred.expires_at is not None:
+                expires_at = min(expires_at, cred.expires_at.timestamp()
+                                 if cred.expires_at.tzinfo else
+                                 cred.expires_at.replace(tzinfo=_utc()).timestamp())
+        data = TokenData(user_id=user_id, methods=token_methods, expires_at=expires_at,
+                         issued_at=now, audit_ids=audit_ids, project_id=project_id,
+                         domain_id=domain_id, app_cred_id=app_cred_id)
+        token = self.formatter.encode(data)
+        return self.validate(token)
+
+    async def _check_password(self, user_ref: dict[str, Any]) -> str:
+        password = user_ref.get("password")
+        if not isinstance(password, str):
+            raise InvalidField("auth/identity/password/user/password",
+                               f"{password!r} is not of type 'string'")
+        users = self.identity.users
+        with self.identity.db.session() as session:
+            user = users.find_for_auth(session, user_ref, "auth/identity/password/user")
+            stored = user.password_hash if user else None
+            locked = bool(user and user.locked_until and user.locked_until > utcnow())
+            user_id = user.id if user else None
+        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, password)
+        if user_id is None:
+            raise Unauthorized(AUTH_REQUIRED)
+        if locked:
+            raise Unauthorized(f"The account is locked for user: {user_id}.")
+        users.record_login(user_id, ok)
+        if not ok:
+            raise Unauthorized(AUTH_REQUIRED)
+        with self.identity.db.session() as session:
+            user = session.get(User, user_id)
+            if user is None or not user.enabled:
+                raise Unauthorized(AUTH_REQUIRED)
+            if user.password_expires_at and user.password_expires_at <= utcnow():
+                raise Unauthorized(f"The password is expired and needs to be changed for "
+                                   f"user: {user_id}.")
+        return user_id
+
+    def _resolve_scope(self, scope: Any, user_id: str) -> tuple[str | None, str | None]:
+        """Turn a request's ``scope`` into (project_id, domain_id)."""
+        if scope is None:
+            with self.identity.db.session() as session:
+                user = session.get(User, user_id)
+                default = user.default_project_id if user else None
+                if default and session.get(Project, default) is not None and \
+                        self.identity.assignments.effective_roles(
+                            session, user_id, project_id=default):
+                    return default, None
+            return None, None
+        if scope == "unscoped":
+            return None, None
+        scope = _dict(scope, "auth/scope")
+        with self.identity.db.session() as session:
+            if "project" in scope:
+                ref = _dict(scope["project"], "auth/scope/project")
+                project = self.identity.projects.find_by_ref(session, ref, "auth/scope/project")
+                if project is None:
+                    raise Unauthorized(AUTH_REQUIRED)
+                return project.id, None
+            if "domain" in scope:
+                ref = _dict(scope["domain"], "auth/scope/domain")
+                domain = self.identity.domains.find_by_ref(session, ref, "auth/scope/domain")
+                if domain is None:
+                    raise Unauthorized(AUTH_REQUIRED)
+                return None, domain.id
+        if "system" in scope:
+            raise BadRequest("System-scoped tokens are not supported; use a project or "
+                             "domain scope.")
+        raise InvalidField("auth/scope", "must name a project or a domain")
+
+    # -- revocation -----------------------------------------------------------------
+
+    def revoke(self, vt: ValidatedToken) -> None:
+        """Revoke one token (and every token rescoped from it)."""
+        with self.identity.db.session() as session:
+            session.add(RevocationEvent(audit_id=vt.data.audit_ids[0],
+                                        issued_before=time.time(), revoked_at=time.time()))
+            self.identity.bump_revision(session)
+
+    def revoke_user(self, session: Session, user_id: str) -> None:
+        """Revoke every token the user holds now (password change, disable)."""
+        now = time.time()
+        session.add(RevocationEvent(user_id=user_id, issued_before=now, revoked_at=now))
+        self.identity.bump_revision(session)
+
+    # -- rendering ------------------------------------------------------------------
+
+    def render(self, vt: ValidatedToken, catalog: bool = True) -> dict[str, Any]:
+        """The ``token`` body Keystone returns, built once per token and revision."""
+        key = "body" if catalog else "body-nocatalog"
+        cached = vt.cache.get(key)
+        if cached is not None:
+            return cached
+        body: dict[str, Any] = {
+            "methods": list(vt.data.methods),
+            "user": vt.user,
+            "audit_ids": list(vt.data.audit_ids),
+            "expires_at": isotime(vt.data.expires_at),
+            "issued_at": isotime(vt.data.issued_at),
+        }
+        if vt.project is not None:
+            body["project"] = vt.project
+            body["is_domain"] = False
+        if vt.domain is not None:
+            body["domain"] = vt.domain
+        if vt.project is not None or vt.domain is not None:
+            body["roles"] = vt.roles
+            if catalog:
+                with self.identity.db.session() as session:
+                    body["catalog"] = self.identity.catalog.build(session, vt.project_id)
+        elif catalog:
+            body["catalog"] = []
+        if vt.app_cred is not None:
+            body["application_credential"] = vt.app_cred
+        result = {"token": body}
+        vt.cache[key] = result
+        return result
+
+
+def _utc():  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.UTC

@@ -1,0 +1,98 @@
+"""Who may do what in Identity.
+
+One table: rule name -> check. A check gets the caller and the target (ids of the
+user/project/domain the request is about) and answers yes or no. Administrators (the
+`admin` role on the token's scope) may do everything; other users manage only
+themselves: their own user record, password, application credentials, projects, groups
+and tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from onestack.common.errors import Forbidden
+from onestack.services.identity.context import ValidatedToken
+
+Check = Callable[[ValidatedToken, dict[str, Any]], bool]
+
+
+def admin(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    return ctx.is_admin
+
+
+def owner(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    """The request is about the caller's own user."""
+    return target.get("user_id") == ctx.user_id
+
+
+def own_project(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    return ctx.project_id is not None and target.get("project_id") == ctx.project_id
+
+
+def own_domain(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    domain_id = target.get("domain_id")
+    if ctx.domain_id is not None:
+        return domain_id == ctx.domain_id
+    return ctx.project is not None and ctx.project["domain"]["id"] == domain_id
+
+
+def authenticated(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    return True
+
+
+def any_of(*checks: Check) -> Check:
+    return lambda ctx, target: any(c(ctx, target) for c in checks)
+
+
+ADMIN_OR_OWNER = any_of(admin, owner)
+
+_ADMIN_RULES = [
+    f"identity:{verb}_{thing}"
+    for thing in ("domain", "project", "user", "group", "role", "implied_role", "region",
+                  "service", "endpoint")
+    for verb in ("create", "update", "delete")
+] + [
+    "identity:list_domains", "identity:list_projects", "identity:list_users",
+    "identity:list_groups", "identity:get_group", "identity:list_users_in_group",
+    "identity:add_user_to_group", "identity:remove_user_from_group",
+    "identity:check_user_in_group", "identity:list_roles", "identity:get_role",
+    "identity:list_implied_roles", "identity:get_implied_role",
+    "identity:check_implied_role", "identity:list_role_inference_rules",
+    "identity:create_grant", "identity:revoke_grant", "identity:check_grant",
+    "identity:list_grants", "identity:list_role_assignments",
+    "identity:get_region", "identity:list_regions", "identity:get_service",
+    "identity:list_services", "identity:get_endpoint", "identity:list_endpoints",
+]
+
+RULES: dict[str, Check] = {name: admin for name in _ADMIN_RULES}
+RULES.update({
+    "identity:get_domain": any_of(admin, own_domain),
+    "identity:get_project": any_of(admin, own_project),
+    "identity:get_user": ADMIN_OR_OWNER,
+    "identity:list_user_projects": ADMIN_OR_OWNER,
+    "identity:list_groups_for_user": ADMIN_OR_OWNER,
+    "identity:change_password": owner,
+    "identity:create_application_credential": ADMIN_OR_OWNER,
+    "identity:get_application_credential": ADMIN_OR_OWNER,
+    "identity:list_application_credentials": ADMIN_OR_OWNER,
+    "identity:delete_application_credential": ADMIN_OR_OWNER,
+    "identity:validate_token": ADMIN_OR_OWNER,
+    "identity:check_token": ADMIN_OR_OWNER,
+    "identity:revoke_token": ADMIN_OR_OWNER,
+    "identity:get_auth_catalog": authenticated,
+    "identity:get_auth_projects": authenticated,
+    "identity:get_auth_domains": authenticated,
+})
+
+
+def enforce(ctx: ValidatedToken, rule: str, **target: Any) -> None:
+    """Raise ``Forbidden`` unless the caller may do ``rule`` on ``target``."""
+    check = RULES[rule]  # a KeyError here is a programming error: every rule is listed
+    if not check(ctx, target):
+        raise Forbidden(f"You are not authorized to perform the requested action: {rule}.")
+
+
+def allowed(ctx: ValidatedToken, rule: str, **target: Any) -> bool:
+    return RULES[rule](ctx, target)
