@@ -1,0 +1,287 @@
+"""Identity benchmarks: token issue, token validate and a list call, driven by ``wrk``.
+
+Starts its own ``onestack up`` on a free loopback port with a temporary state dir, logs
+in as admin, then runs one ``wrk`` load per scenario (concurrency 16 by default) and
+prints requests/s, p50 and p99 as a markdown table for ``docs/performance.md``. The
+server is stopped by its PID at the end, also on failure.
+
+    .venv/bin/python bench/identity.py [--duration 10] [--concurrency 16]
+
+The load generator runs on the same machine as the server and shares its cores; its CPU
+time is measured and printed next to each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTS = range(5200, 5300)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    """One scenario's figures."""
+
+    name: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    wrk_cpu: float       # load generator CPU, in cores (1.0 = one core busy)
+    server_cpu: float    # server CPU, in cores
+
+
+def free_port() -> int:
+    """The first port in 5200-5299 that nothing listens on."""
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port in 5200-5299")
+
+
+def ensure_wrk() -> str:
+    """Path of ``wrk``; installs the Debian package if it is missing."""
+    path = shutil.which("wrk")
+    if path is None:
+        subprocess.run(["bash", str(ROOT / "scripts/install-system-deps.sh"), "wrk"],
+                       check=True)
+        path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit("wrk is not installed and could not be installed")
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def children_cpu() -> float:
+    """CPU time of this process's reaped children (``wrk`` runs)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+class Server:
+    """``onestack up`` in a child process, stopped by its PID."""
+
+    def __init__(self, state_dir: Path, port: int) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = (state_dir / "server.out").open("wb")
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/onestack"), "up", "--state-dir", str(state_dir),
+             "--port", str(port)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"onestack up exited with {self.proc.returncode}; see "
+                                 f"{self.state_dir / 'server.out'}")
+            try:
+                if httpx.get(f"{self.url}/v3", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("onestack up did not become ready")
+
+    def admin_password(self) -> str:
+        data = yaml.safe_load((self.state_dir / "clouds.yaml").read_text())
+        return data["clouds"]["onestack"]["auth"]["password"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def password_body(password: str) -> str:
+    return json.dumps({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+
+
+def lua_script(method: str, headers: dict[str, str], body: str | None) -> str:
+    lines = [f'wrk.method = "{method}"']
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")  # JSON strings are Lua strings here
+    return "\n".join(lines) + "\n"
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError(f"cannot parse wrk latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, requests, errors) from ``wrk --latency`` output."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                      out):
+        errors += sum(int(g) for g in m.groups())
+    return rps, p50, p99, total, errors
+
+
+def run_wrk(wrk: str, server: Server, name: str, path: str, script: str, args: argparse.Namespace,
+            workdir: Path) -> Result:
+    """One wrk run against ``path``; the server's and wrk's CPU use are measured too."""
+    lua = workdir / f"{name.replace(' ', '_')}.lua"
+    lua.write_text(script)
+    cmd = [wrk, f"-t{args.threads}", f"-c{args.concurrency}", f"-d{args.duration}s",
+           "--timeout", "10s", "--latency", "-s", str(lua), f"{server.url}{path}"]
+    server_before, wrk_before = cpu_seconds(server.proc.pid), children_cpu()
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    elapsed = time.monotonic() - started
+    server_cpu = (cpu_seconds(server.proc.pid) - server_before) / elapsed
+    wrk_cpu = (children_cpu() - wrk_before) / elapsed
+    if args.verbose:
+        print(proc.stdout, file=sys.stderr)
+    rps, p50, p99, total, errors = parse_wrk(proc.stdout)
+    return Result(name, rps, p50, p99, total, errors, wrk_cpu, server_cpu)
+
+
+def argon2_hash_ms(rounds: int = 20) -> tuple[float, str]:
+    """Median time of one argon2id verify at the configured default cost, in ms."""
+    from onestack.common.config import IdentityConfig
+    from onestack.services.identity.passwords import Hasher
+
+    ic = IdentityConfig()
+    hasher = Hasher(ic.argon2_time_cost, ic.argon2_memory_kib, ic.argon2_parallelism)
+    stored = hasher.hash("benchmark-password")
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        hasher.verify(stored, "benchmark-password")
+        times.append((time.perf_counter() - t0) * 1000)
+    cost = (f"argon2id time_cost={ic.argon2_time_cost}, memory={ic.argon2_memory_kib} KiB "
+            f"({ic.argon2_memory_kib / 1024:g} MiB), parallelism={ic.argon2_parallelism}")
+    return statistics.median(times), cost
+
+
+def markdown(results: list[Result]) -> str:
+    rows = ["| Scenario | Requests/s | p50 (ms) | p99 (ms) | Requests | Errors "
+            "| Server CPU (cores) | wrk CPU (cores) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows += [f"| {r.name} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+             f"| {r.requests} | {r.errors} | {r.server_cpu:.2f} | {r.wrk_cpu:.2f} |"
+             for r in results]
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--concurrency", type=int, default=16, help="open connections")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per scenario")
+    parser.add_argument("--list-path", default="/v3/auth/projects",
+                        help="the list call to measure")
+    parser.add_argument("--keep", action="store_true", help="keep the state dir")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print wrk's output")
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    hash_ms, cost = argon2_hash_ms()
+    workdir = Path(tempfile.mkdtemp(prefix="onestack-bench-"))
+    (workdir / "state").mkdir(mode=0o700)
+    server = Server(workdir / "state", free_port())
+    results: list[Result] = []
+    try:
+        server.wait_ready()
+        password = server.admin_password()
+        login = httpx.post(f"{server.url}/v3/auth/tokens", content=password_body(password),
+                           headers={"Content-Type": "application/json"}, timeout=30)
+        login.raise_for_status()
+        token = login.headers["X-Subject-Token"]
+        auth = {"X-Auth-Token": token}
+        scenarios = [
+            ("token issue (password)", "/v3/auth/tokens",
+             lua_script("POST", {"Content-Type": "application/json"}, password_body(password))),
+            ("token validate", "/v3/auth/tokens",
+             lua_script("GET", {**auth, "X-Subject-Token": token}, None)),
+            (f"list (GET {args.list_path})", args.list_path, lua_script("GET", auth, None)),
+        ]
+        for name, path, script in scenarios:
+            if args.warmup:
+                warm = argparse.Namespace(**{**vars(args), "duration": args.warmup,
+                                             "verbose": False})
+                run_wrk(wrk, server, name, path, script, warm, workdir)
+            result = run_wrk(wrk, server, name, path, script, args, workdir)
+            results.append(result)
+            print(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+                  f"p99 {result.p99_ms:.2f} ms, errors {result.errors}", file=sys.stderr)
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"state kept in {workdir}", file=sys.stderr)
+
+    print(f"\nMachine: {os.cpu_count()} CPUs, {cpu_model()}; Python "
+          f"{platform.python_version()}; wrk -t{args.threads} -c{args.concurrency} "
+          f"-d{args.duration}s on the same machine (it shares the cores with the server).")
+    print(f"Password hashing: {cost}; one verify takes {hash_ms:.1f} ms (median of 20, "
+          "single thread).\n")
+    print(markdown(results))
+    return 1 if any(r.errors for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
