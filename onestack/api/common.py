@@ -22,6 +22,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     headers=headers, media_type="application/json")
 
 
+def json_bytes_response(body: bytes, status: int = 200,
+                        headers: dict[str, str] | None = None) -> Response:
+    """Like ``json_response`` for a body already encoded (e.g. cached per token)."""
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
 def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
 
@@ -39,7 +45,27 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
+    _check_text(body, "")
     return body
+
+
+def _check_text(value: Any, path: str) -> None:
+    """Refuse strings no database can store: NUL characters and unpaired surrogates
+    (JSON can carry both as escapes)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidField(path or "body", "must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidField(path or "body", "is not valid Unicode text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path or "body")
+            _check_text(item, f"{path}/{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{path}/{index}")
 
 
 def parse(model: type[M], data: Any, root: str) -> M:
@@ -63,6 +89,9 @@ def body_part(body: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def query_bool(request: Request, name: str) -> bool | None:
+    """A boolean query parameter (``?nocatalog``, ``?enabled=false``); None if absent."""
+    if not request.scope.get("query_string"):
+        return None  # the common case; skips parsing the query string
     value = request.query_params.get(name)
     if value is None:
         return None

@@ -14,9 +14,26 @@ from onestack.common.errors import OneStackError
 from onestack.common.logging import request_id_var
 
 log = logging.getLogger("onestack.api")
+_INFO = logging.INFO
+_ACCESS_MSG = "%s %s %s"
+
+
+def _access_log(method: str, path: str, status: int, started: float) -> None:
+    """The one structured line per request, made without ``Logger.info``'s caller lookup
+    (a walk up the stack that costs as much as the rest of a cached token validation)."""
+    if not log.isEnabledFor(_INFO):
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    log.handle(log.makeRecord(
+        log.name, _INFO, __file__, 0, _ACCESS_MSG, (method, path, status), None,
+        "RequestContextMiddleware", {"method": method, "path": path, "status": status,
+                                     "duration_ms": duration_ms}))
 
 
 class RequestContextMiddleware:
+    """Gives each request an id (context variable and response header), logs it, and
+    renders any exception that escaped the error handlers as a 500."""
+
     def __init__(self, app: ASGIApp, public_url: str = "") -> None:
         self.app = app
         self.public_url = public_url
@@ -50,8 +67,5 @@ class RequestContextMiddleware:
                 response = render_error(error, scope["path"], self.public_url)
                 await response(scope, receive, send_with_id)
         finally:
-            log.info("%s %s %s", scope["method"], scope["path"], status,
-                     extra={"method": scope["method"], "path": scope["path"],
-                            "status": status,
-                            "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            _access_log(scope["method"], scope["path"], status, started)
             request_id_var.reset(token)

@@ -147,3 +147,17 @@ def test_lockout_after_repeated_failures(cloud):
     r = cloud.client.post("/v3/auth/tokens", json=password_body())
     assert r.status_code == 401
     assert "locked" in r.json()["error"]["message"]
+
+
+def test_a_revoked_token_does_not_break_later_validations(cloud):
+    """Regression: a failed validation used to expire cached revocation rows (500s)."""
+    ident = cloud.services.identity
+    user = ident.users.create(name="bob", password="pw1", default_project_id=None)
+    with ident.db.session() as s:
+        ident.assignments.grant(s, "UserProject", user.id, cloud.admin_project_id,
+                                ident.roles.find("member").id)
+    old = cloud.login("bob", "pw1", project="admin")
+    ident.users.reset_password("bob", "Default", "pw2")
+    for _ in range(3):
+        assert cloud.request("GET", "/v3/auth/catalog", token=old).status_code == 401
+        assert cloud.request("GET", "/v3/auth/catalog").status_code == 200

@@ -21,7 +21,7 @@ BODIES = [
     b'{"user": 5, "project": [], "domain": "x", "role": null, "group": true}',
     b'{"user": {"name": 7}, "project": {"name": {"a": 1}}, "domain": {"enabled": "yes"}}',
     b'{"auth": {"identity": {"methods": ["password"], "password": {"user": {}}}}}',
-    "{\"name\": \"\\ud800\"}".encode(),
+    b"{\"name\": \"\\ud800\"}",
 ]
 
 
@@ -70,3 +70,14 @@ def test_every_protected_route_needs_a_valid_token(cloud, token):
         r = cloud.request(method, url, token=token, json={})
         assert r.status_code == 401, f"{method} {url} without a valid token: {r.status_code}"
         assert r.json()["error"]["title"] == "Unauthorized"
+
+
+def test_strings_a_database_cannot_store_are_400(cloud):
+    for text in ('"a\\u0000b"', '"\\ud800"'):
+        user = f'{{"name": {text}, "domain": {{"name": "Default"}}, "password": {text}}}'
+        body = '{"auth": {"identity": {"methods": ["password"], "password": {"user": ' \
+            + user + "}}}}"
+        r = cloud.client.post("/v3/auth/tokens", content=body.encode(),
+                              headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert "auth/identity/password/user/name" in r.json()["error"]["message"]

@@ -1,5 +1,104 @@
-"""/v3 routes for app_creds (being written)."""
+"""/v3/users/{user_id}/application_credentials"""
 
 from __future__ import annotations
 
-routes: list = []
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from starlette.requests import Request
+from starlette.routing import Route
+
+from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
+from onestack.api.identity.catalog import Text
+from onestack.api.identity.common import identity, list_links, self_link
+from onestack.common.errors import InvalidField
+from onestack.db.models import ApplicationCredential
+from onestack.services.identity.policy import enforce
+
+FIELD = "application_credential"
+
+
+class RoleRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Text | None = None
+    name: Text | None = None
+
+
+class AppCredCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[Text, Field(min_length=1, max_length=255)]
+    description: Text | None = None
+    secret: Text | None = None
+    expires_at: Text | None = None
+    roles: list[RoleRef] | None = None
+    unrestricted: StrictBool | None = None
+    access_rules: list[Any] | None = None
+
+
+def render_app_cred(request: Request, cred: ApplicationCredential,
+                    roles: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    expires = cred.expires_at.strftime("%Y-%m-%dT%H:%M:%S.%f") if cred.expires_at else None
+    return {
+        "id": cred.id, "name": cred.name, "description": cred.description or None,
+        "expires_at": expires, "project_id": cred.project_id, "user_id": cred.user_id,
+        "roles": [roles[rid] for rid in cred.roles if rid in roles],
+        "unrestricted": cred.unrestricted, "access_rules": [],
+        "links": self_link(request, f"users/{cred.user_id}/application_credentials/{cred.id}"),
+    }
+
+
+async def create_app_cred(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    user_id = request.path_params["user_id"]
+    enforce(ctx, "identity:create_application_credential", user_id=user_id)
+    body = parse(AppCredCreate, body_part(await read_json(request), FIELD), FIELD)
+    if body.access_rules:
+        raise InvalidField(f"{FIELD}/access_rules",
+                           "access rules are not supported by this cloud; leave them out")
+    roles = [r.model_dump(exclude_none=True) for r in body.roles] if body.roles else None
+    service = identity(request).app_creds
+    cred, secret = await service.create(
+        ctx, user_id, name=body.name, description=body.description or "",
+        secret=body.secret, expires_at=body.expires_at, roles=roles,
+        unrestricted=bool(body.unrestricted))
+    rendered = render_app_cred(request, cred, service.roles_of([cred]))
+    return json_response({FIELD: {**rendered, "secret": secret}}, status=201)
+
+
+async def list_app_creds(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    user_id = request.path_params["user_id"]
+    enforce(ctx, "identity:list_application_credentials", user_id=user_id)
+    service = identity(request).app_creds
+    creds = service.list(user_id, name=request.query_params.get("name"))
+    roles = service.roles_of(creds)
+    return json_response({"application_credentials": [render_app_cred(request, c, roles)
+                                                      for c in creds],
+                          "links": list_links(request)})
+
+
+async def get_app_cred(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    user_id = request.path_params["user_id"]
+    enforce(ctx, "identity:get_application_credential", user_id=user_id)
+    service = identity(request).app_creds
+    cred = service.get(user_id, request.path_params["cred_id"])
+    return json_response({FIELD: render_app_cred(request, cred, service.roles_of([cred]))})
+
+
+async def delete_app_cred(request: Request):  # type: ignore[no-untyped-def]
+    ctx = caller(request)
+    user_id = request.path_params["user_id"]
+    enforce(ctx, "identity:delete_application_credential", user_id=user_id)
+    identity(request).app_creds.delete(ctx, user_id, request.path_params["cred_id"])
+    return no_content()
+
+
+routes = [
+    Route("/v3/users/{user_id}/application_credentials", create_app_cred, methods=["POST"]),
+    Route("/v3/users/{user_id}/application_credentials", list_app_creds, methods=["GET"]),
+    Route("/v3/users/{user_id}/application_credentials/{cred_id}", get_app_cred,
+          methods=["GET"]),
+    Route("/v3/users/{user_id}/application_credentials/{cred_id}", delete_app_cred,
+          methods=["DELETE"]),
+]

@@ -7,7 +7,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, json_response, no_content, query_bool, read_json
+from onestack.api.common import (
+    caller,
+    json_bytes_response,
+    json_response,
+    no_content,
+    query_bool,
+    read_json,
+)
 from onestack.api.identity.common import identity, list_links
 from onestack.api.identity.domains import render_domain
 from onestack.api.identity.projects import render_project
@@ -28,16 +35,16 @@ def _subject(request: Request):  # type: ignore[no-untyped-def]
 async def issue_token(request: Request):  # type: ignore[no-untyped-def]
     tokens = identity(request).tokens
     vt = await tokens.authenticate(await read_json(request))
-    body = tokens.render(vt, catalog=not query_bool(request, "nocatalog"))
-    return json_response(body, status=201, headers={"X-Subject-Token": vt.token})
+    body = tokens.render_json(vt, catalog=not query_bool(request, "nocatalog"))
+    return json_bytes_response(body, status=201, headers={"X-Subject-Token": vt.token})
 
 
 async def validate_token(request: Request):  # type: ignore[no-untyped-def]
     ctx, subject = _subject(request)
     enforce(ctx, "identity:validate_token", user_id=subject.user_id)
-    body = identity(request).tokens.render(subject,
-                                           catalog=not query_bool(request, "nocatalog"))
-    return json_response(body, headers={"X-Subject-Token": subject.token})
+    body = identity(request).tokens.render_json(subject,
+                                                catalog=not query_bool(request, "nocatalog"))
+    return json_bytes_response(body, headers={"X-Subject-Token": subject.token})
 
 
 async def check_token(request: Request):  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ target_metadata = Base.metadata
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        url = config.attributes.get("connection_url") or config.get_main_option("sqlalchemy.url")
+        url = str(config.attributes.get("connection_url")
+                  or config.get_main_option("sqlalchemy.url"))
         engine = create_engine(url)
         with engine.begin() as conn:
             context.configure(connection=conn, target_metadata=target_metadata,

@@ -1,19 +1,80 @@
 """Application credentials: a secret a user makes for a program, bound to one project
-and a subset of the user's roles there."""
+and a subset of the user's roles there.
+
+As in Keystone: a user creates credentials only for themself, with a project-scoped
+token, carrying only roles that token has (by default all of them); the secret is shown
+once and only its argon2 hash is kept; a token from a *restricted* credential may not
+create or delete credentials.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from onestack.common.errors import InvalidField, Unauthorized
-from onestack.db.models import ApplicationCredential, User, utcnow
-from onestack.services.identity.base import SubService
+from onestack.common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    Unauthorized,
+)
+from onestack.db.models import ApplicationCredential, Role, User, utcnow
+from onestack.services.identity.base import SubService, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
 
 AUTH_FAILED = "The request you have made requires authentication."
+FIELD = "application_credential"
+
+
+def parse_expiry(value: str) -> dt.datetime:
+    """An ISO 8601 expiry as naive UTC (no zone means UTC); 400 if bad or past."""
+    text = value.strip()
+    try:
+        when = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z"))
+                                         else text)
+    except ValueError:
+        raise InvalidField(f"{FIELD}/expires_at",
+                           f"{value!r} is not an ISO 8601 timestamp") from None
+    if when.tzinfo is not None:
+        try:
+            when = when.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise InvalidField(f"{FIELD}/expires_at", f"{value!r} is out of range") from None
+    if when <= utcnow():
+        raise InvalidField(f"{FIELD}/expires_at", "must not be before now")
+    return when
+
+
+def _encodable(value: Any) -> bool:
+    """False if any string in ``value`` holds what neither argon2 nor a database column
+    takes: a NUL character or an unpaired surrogate."""
+    if isinstance(value, dict):
+        return all(_encodable(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    return True
+
+
+def _check_unrestricted(ctx: ValidatedToken) -> None:
+    if ctx.restricted:
+        raise Forbidden("You are not authorized to perform the requested action: using a "
+                        "token from a restricted application credential to create or "
+                        "delete an application credential.")
 
 
 class ApplicationCredentials(SubService):
@@ -26,6 +87,8 @@ class ApplicationCredentials(SubService):
         secret = ref.get("secret")
         if not isinstance(secret, str):
             raise InvalidField(f"{path}/secret", f"{secret!r} is not of type 'string'")
+        if not _encodable(ref):
+            raise InvalidField(path, "strings must be valid Unicode without NUL characters")
         with self.db.session() as session:
             cred = None
             if ref.get("id") is not None:
@@ -54,3 +117,111 @@ class ApplicationCredentials(SubService):
             if user is None or not user.enabled:
                 raise Unauthorized(AUTH_FAILED)
         return cred
+
+    # -- management -----------------------------------------------------------------
+
+    def _role_ids(self, session: Session, ctx: ValidatedToken,
+                  requested: list[dict[str, str]] | None) -> list[str]:
+        """The role ids a new credential carries: those requested, each of which the
+        caller's token must hold, or else every role of the token."""
+        held = {r["id"]: r["name"] for r in ctx.roles}
+        if not requested:
+            return list(held)
+        out: list[str] = []
+        for i, ref in enumerate(requested):
+            role_id = ref.get("id")
+            name = ref.get("name")
+            if role_id is None and name is None:
+                raise InvalidField(f"{FIELD}/roles/{i}", "needs an id or a name")
+            if role_id is None:
+                role_id = next((rid for rid, rname in held.items() if rname == name), None)
+                if role_id is None and session.scalar(
+                        select(Role.id).where(Role.name == name)) is None:
+                    raise NotFound(f"Could not find role: {name}.")
+            if role_id is None or role_id not in held:
+                raise BadRequest(f"Invalid application credential: Cannot create an "
+                                 f"application credential with unassigned role "
+                                 f"({role_id or name}).")
+            if role_id not in out:
+                out.append(role_id)
+        return out
+
+    async def create(self, ctx: ValidatedToken, user_id: str, *, name: str,
+                     description: str = "", secret: str | None = None,
+                     expires_at: str | None = None,
+                     roles: list[dict[str, str]] | None = None, unrestricted: bool = False,
+                     ) -> tuple[ApplicationCredential, str]:
+        """Create a credential for the caller; returns it and its secret (shown once)."""
+        _check_unrestricted(ctx)
+        if user_id != ctx.user_id:
+            raise Forbidden("You are not authorized to perform the requested action: "
+                            "Cannot create an application credential for another user.")
+        if ctx.project_id is None:
+            raise BadRequest("Application credentials are bound to a project: create them "
+                             "with a project-scoped token.")
+        expiry = parse_expiry(expires_at) if expires_at else None
+        secret = secret or secrets.token_urlsafe(64)
+        with self.db.session() as session:
+            role_ids = self._role_ids(session, ctx, roles)
+            self._check_name_free(session, user_id, name)
+        secret_hash = await anyio.to_thread.run_sync(self.identity.hasher.hash, secret)
+        with self.db.session() as session:
+            self._check_name_free(session, user_id, name)
+            cred = ApplicationCredential(
+                id=new_id(), name=name, user_id=user_id, project_id=ctx.project_id,
+                secret_hash=secret_hash, description=description, expires_at=expiry,
+                unrestricted=unrestricted, roles=role_ids)
+            session.add(cred)
+            try:
+                session.flush()
+            except IntegrityError:
+                raise self._duplicate(name) from None
+            self.changed(session)
+        return cred, secret
+
+    @staticmethod
+    def _duplicate(name: str) -> Conflict:
+        return Conflict(f"Conflict occurred attempting to store application_credential - "
+                        f"Duplicate entry found with name {name}.")
+
+    def _check_name_free(self, session: Session, user_id: str, name: str) -> None:
+        if session.scalar(select(ApplicationCredential.id).where(
+                ApplicationCredential.user_id == user_id,
+                ApplicationCredential.name == name)):
+            raise self._duplicate(name)
+
+    def list(self, user_id: str, name: str | None = None) -> list[ApplicationCredential]:
+        with self.db.session() as session:
+            get_or_404(session, User, user_id, "user")
+            stmt = select(ApplicationCredential).where(
+                ApplicationCredential.user_id == user_id)
+            if name is not None:
+                stmt = stmt.where(ApplicationCredential.name == name)
+            return list(session.scalars(stmt.order_by(ApplicationCredential.name)))
+
+    def get(self, user_id: str, cred_id: str) -> ApplicationCredential:
+        with self.db.session() as session:
+            cred = session.get(ApplicationCredential, cred_id)
+            if cred is None or cred.user_id != user_id:
+                raise NotFound(f"Could not find Application Credential: {cred_id}.")
+            return cred
+
+    def delete(self, ctx: ValidatedToken, user_id: str, cred_id: str) -> None:
+        """Delete a credential; the tokens made with it stop working at once."""
+        _check_unrestricted(ctx)
+        with self.db.session() as session:
+            cred = session.get(ApplicationCredential, cred_id)
+            if cred is None or cred.user_id != user_id:
+                raise NotFound(f"Could not find Application Credential: {cred_id}.")
+            session.delete(cred)
+            self.changed(session)
+
+    def roles_of(self, creds: Sequence[ApplicationCredential]) -> dict[str, dict[str, Any]]:
+        """``{role_id: {"id", "name", "domain_id"}}`` for the roles these credentials
+        carry (roles deleted since are left out)."""
+        ids = {rid for cred in creds for rid in cred.roles}
+        if not ids:
+            return {}
+        with self.db.session() as session:
+            return {r.id: {"id": r.id, "name": r.name, "domain_id": r.domain_id}
+                    for r in session.scalars(select(Role).where(Role.id.in_(ids)))}

@@ -9,9 +9,12 @@ and (for application-credential tokens) the credential exists and has not expire
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,7 +64,19 @@ class Tokens:
         self.identity = identity
         self._formatter: TokenFormatter | None = None
         self._cache: dict[str, tuple[tuple[int, str], ValidatedToken]] = {}
-        self._revocations: tuple[tuple[int, str], list[RevocationEvent]] | None = None
+        #: (revision, [(audit_id, user_id, project_id, issued_before)]): plain values,
+        #: never ORM objects, which a rolled-back session would expire under us.
+        self._revocations: tuple[tuple[int, str], list[tuple]] | None = None
+        self._hash_limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def hash_limiter(self) -> anyio.CapacityLimiter:
+        """At most one password hash per CPU at a time: each argon2 call is CPU- and
+        memory-bound, so more in parallel only thrash the caches and stretch every login's
+        latency; the rest wait their turn (first come, first served)."""
+        if self._hash_limiter is None:
+            self._hash_limiter = anyio.CapacityLimiter(int(os.environ.get("TMP_HASH_LIMIT", "0")) or os.cpu_count() or 1)
+        return self._hash_limiter
 
     @property
     def formatter(self) -> TokenFormatter:
@@ -95,12 +110,14 @@ class Tokens:
         except Unauthorized as exc:
             raise TokenNotFound(exc.message) from None
 
-    def _revocation_events(self, session: Session, revision: tuple[int, str]) -> list:
+    def _revocation_events(self, session: Session, revision: tuple[int, str]) -> list[tuple]:
         if self._revocations is None or self._revocations[0] != revision:
             horizon = time.time() - 2 * max(self.identity.config.identity.token_expiration,
                                             86400)
-            events = list(session.scalars(
-                select(RevocationEvent).where(RevocationEvent.revoked_at > horizon)))
+            events = [tuple(row) for row in session.execute(
+                select(RevocationEvent.audit_id, RevocationEvent.user_id,
+                       RevocationEvent.project_id, RevocationEvent.issued_before)
+                .where(RevocationEvent.revoked_at > horizon))]
             self._revocations = (revision, events)
         return self._revocations[1]
 
@@ -108,14 +125,15 @@ class Tokens:
         if data.expires_at <= time.time():
             raise Unauthorized("The token has expired.")
         with self.identity.db.session() as session:
-            for event in self._revocation_events(session, revision):
-                if data.issued_at > event.issued_before:
+            for audit_id, user_id, project_id, issued_before in \
+                    self._revocation_events(session, revision):
+                if data.issued_at > issued_before:
                     continue
-                if event.audit_id is not None and event.audit_id not in data.audit_ids:
+                if audit_id is not None and audit_id not in data.audit_ids:
                     continue
-                if event.user_id is not None and event.user_id != data.user_id:
+                if user_id is not None and user_id != data.user_id:
                     continue
-                if event.project_id is not None and event.project_id != data.project_id:
+                if project_id is not None and project_id != data.project_id:
                     continue
                 raise Unauthorized("The token has been revoked.")
             user = session.get(User, data.user_id)
@@ -236,7 +254,8 @@ class Tokens:
             stored = user.password_hash if user else None
             locked = bool(user and user.locked_until and user.locked_until > utcnow())
             user_id = user.id if user else None
-        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, password)
+        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, password,
+                                            limiter=self.hash_limiter)
         if user_id is None:
             raise Unauthorized(AUTH_REQUIRED)
         if locked:
@@ -324,7 +343,8 @@ class Tokens:
             body["roles"] = vt.roles
             if catalog:
                 with self.identity.db.session() as session:
-                    body["catalog"] = self.identity.catalog.build(session, vt.project_id)
+                    body["catalog"] = self.identity.catalog.build(session, vt.project_id,
+                                                                     vt.user_id)
         elif catalog:
             body["catalog"] = []
         if vt.app_cred is not None:
@@ -332,6 +352,17 @@ class Tokens:
         result = {"token": body}
         vt.cache[key] = result
         return result
+
+    def render_json(self, vt: ValidatedToken, catalog: bool = True) -> bytes:
+        """``render`` encoded as the response body, also kept with the validation result
+        (so a cache hit on ``validate`` serves the token without encoding it again)."""
+        key = "json" if catalog else "json-nocatalog"
+        cached = vt.cache.get(key)
+        if cached is None:
+            cached = json.dumps(self.render(vt, catalog),
+                                separators=(",", ":")).encode()
+            vt.cache[key] = cached
+        return cached
 
 
 def _utc():  # type: ignore[no-untyped-def]

@@ -73,6 +73,12 @@ RULES.update({
     "identity:get_user": ADMIN_OR_OWNER,
     "identity:list_user_projects": ADMIN_OR_OWNER,
     "identity:list_groups_for_user": ADMIN_OR_OWNER,
+    "identity:list_project_tags": any_of(admin, own_project),
+    "identity:get_project_tag": any_of(admin, own_project),
+    "identity:update_project_tags": admin,
+    "identity:create_project_tag": admin,
+    "identity:delete_project_tag": admin,
+    "identity:delete_project_tags": admin,
     "identity:change_password": owner,
     "identity:create_application_credential": ADMIN_OR_OWNER,
     "identity:get_application_credential": ADMIN_OR_OWNER,
@@ -82,6 +88,9 @@ RULES.update({
     "identity:check_token": ADMIN_OR_OWNER,
     "identity:revoke_token": ADMIN_OR_OWNER,
     "identity:get_auth_catalog": authenticated,
+    # regions are public knowledge in Keystone's default policy
+    "identity:get_region": authenticated,
+    "identity:list_regions": authenticated,
     "identity:get_auth_projects": authenticated,
     "identity:get_auth_domains": authenticated,
 })

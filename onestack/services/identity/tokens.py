@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 from cryptography.fernet import InvalidToken as FernetInvalidToken
+from cryptography.fernet import MultiFernet
 
 from onestack.services.identity.keys import KeyRepository
 
@@ -84,7 +85,7 @@ class TokenFormatter:
         self._lock = threading.Lock()
         self._signature: tuple = ()
         self._checked = 0.0
-        self._fernet = None
+        self._fernet: MultiFernet | None = None
         self._reload()
 
     def _reload(self) -> None:
@@ -93,12 +94,13 @@ class TokenFormatter:
             self._fernet = self._keys.load()
             self._signature = signature
 
-    def _current(self):  # type: ignore[no-untyped-def]
+    def _current(self) -> MultiFernet:
         now = time.monotonic()
         if now - self._checked > 1.0:
             with self._lock:
                 self._checked = now
                 self._reload()
+        assert self._fernet is not None
         return self._fernet
 
     def encode(self, data: TokenData) -> str:
