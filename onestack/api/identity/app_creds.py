@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
-from onestack.api.identity.catalog import Text
-from onestack.api.identity.common import identity, list_links, self_link
+from onestack.api.identity.common import Text, identity, list_links, self_link
 from onestack.common.errors import InvalidField
 from onestack.db.models import ApplicationCredential
 from onestack.services.identity.policy import enforce

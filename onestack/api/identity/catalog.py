@@ -4,30 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.requests import Request
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
-from onestack.api.identity.common import filters, identity, list_links, self_link
+from onestack.api.identity.common import Text, filters, identity, list_links, self_link
 from onestack.common.errors import InvalidField
 from onestack.db.models import Endpoint, Region, Service
 from onestack.services.identity.policy import enforce
 
-
-def storable(value: str) -> str:
-    """Refuse text no database column can hold: NUL characters, unpaired surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
-    return value
-
-
-#: A string a column can store (application credentials' bodies use it too).
-Text = Annotated[StrictStr, AfterValidator(storable)]
 Name = Annotated[Text, Field(min_length=1, max_length=255)]
 RegionId = Annotated[Text, Field(min_length=1, max_length=255, pattern=r"^[^/]+$")]
 Url = Annotated[Text, Field(max_length=225, pattern=r"^[a-zA-Z0-9+.-]+:.+")]

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, StrictStr
 from starlette.requests import Request
 
 from onestack.api.common import base_url
+
+
+def storable(value: str) -> str:
+    """Refuse text no database column can hold: NUL characters, unpaired surrogates.
+
+    ``read_json`` already refuses them anywhere in a body; models say it again so that
+    values from elsewhere (query strings) get the same check."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+#: A string a column can store.
+Text = Annotated[StrictStr, AfterValidator(storable)]
 
 
 def self_link(request: Request, path: str) -> dict[str, str]:

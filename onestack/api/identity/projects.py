@@ -6,12 +6,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
-    StrictStr,
     StringConstraints,
 )
 from starlette.requests import Request
@@ -28,24 +26,13 @@ from onestack.api.common import (
     query_bool,
     read_json,
 )
-from onestack.api.identity.common import filters, identity, list_links, self_link
+from onestack.api.identity.common import Text, filters, identity, list_links, self_link
 from onestack.common.errors import BadRequest, InvalidField
 from onestack.db.models import Domain, Project
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.policy import enforce
 from onestack.services.identity.projects import check_tags
 
-
-def _utf8(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
-    return value
-
-
-#: Free text. JSON can escape lone surrogates, which no database column can store.
-Text = Annotated[StrictStr, AfterValidator(_utf8)]
 ProjectName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64,
                                                pattern=r"\S")]
 Reference = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]

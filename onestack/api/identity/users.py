@@ -17,9 +17,9 @@ from onestack.api.common import (
     parse,
     read_json,
 )
-from onestack.api.identity.common import filters, identity, list_links, self_link
+from onestack.api.identity.common import Text, filters, identity, list_links, self_link
 from onestack.api.identity.groups import render_group
-from onestack.api.identity.projects import Text, render_project
+from onestack.api.identity.projects import render_project
 from onestack.common.errors import InvalidField
 from onestack.db.models import User
 from onestack.services.identity.base import isotime
