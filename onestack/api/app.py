@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -62,7 +64,14 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
         err.headers = dict(exc.headers or {})
         return render_error(err, request.url.path, config.public_url)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        log.info("shutting down")
+        services.close()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[*identity_api.routes],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )

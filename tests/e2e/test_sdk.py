@@ -9,7 +9,11 @@ import openstack
 import openstack.exceptions
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    # openstacksdk's own deprecation notices about its internals, not about OneStack
+    pytest.mark.filterwarnings("ignore::openstack.warnings._RemovedInSDKWarning"),
+]
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ and (for application-credential tokens) the credential exists and has not expire
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -63,20 +61,10 @@ class Tokens:
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
         self._formatter: TokenFormatter | None = None
-        self._cache: dict[str, tuple[tuple[int, str], ValidatedToken]] = {}
+        self._cache: dict[str, tuple[tuple, ValidatedToken]] = {}
         #: (revision, [(audit_id, user_id, project_id, issued_before)]): plain values,
         #: never ORM objects, which a rolled-back session would expire under us.
-        self._revocations: tuple[tuple[int, str], list[tuple]] | None = None
-        self._hash_limiter: anyio.CapacityLimiter | None = None
-
-    @property
-    def hash_limiter(self) -> anyio.CapacityLimiter:
-        """At most one password hash per CPU at a time: each argon2 call is CPU- and
-        memory-bound, so more in parallel only thrash the caches and stretch every login's
-        latency; the rest wait their turn (first come, first served)."""
-        if self._hash_limiter is None:
-            self._hash_limiter = anyio.CapacityLimiter(int(os.environ.get("TMP_HASH_LIMIT", "0")) or os.cpu_count() or 1)
-        return self._hash_limiter
+        self._revocations: tuple[tuple, list[tuple]] | None = None
 
     @property
     def formatter(self) -> TokenFormatter:
@@ -88,7 +76,8 @@ class Tokens:
 
     def validate(self, token: str) -> ValidatedToken:
         """Check a token; raises ``Unauthorized`` with the reason if it is not good."""
-        revision = self.identity.revision()
+        # a key rotation can drop the key a cached token was made under
+        revision = (*self.identity.revision(), self.formatter.key_signature)
         hit = self._cache.get(token)
         now = time.time()
         if hit is not None and hit[0] == revision and hit[1].data.expires_at > now:
@@ -110,7 +99,7 @@ class Tokens:
         except Unauthorized as exc:
             raise TokenNotFound(exc.message) from None
 
-    def _revocation_events(self, session: Session, revision: tuple[int, str]) -> list[tuple]:
+    def _revocation_events(self, session: Session, revision: tuple) -> list[tuple]:
         if self._revocations is None or self._revocations[0] != revision:
             horizon = time.time() - 2 * max(self.identity.config.identity.token_expiration,
                                             86400)
@@ -121,7 +110,7 @@ class Tokens:
             self._revocations = (revision, events)
         return self._revocations[1]
 
-    def _check(self, token: str, data: TokenData, revision: tuple[int, str]) -> ValidatedToken:
+    def _check(self, token: str, data: TokenData, revision: tuple) -> ValidatedToken:
         if data.expires_at <= time.time():
             raise Unauthorized("The token has expired.")
         with self.identity.db.session() as session:
@@ -254,8 +243,7 @@ class Tokens:
             stored = user.password_hash if user else None
             locked = bool(user and user.locked_until and user.locked_until > utcnow())
             user_id = user.id if user else None
-        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, password,
-                                            limiter=self.hash_limiter)
+        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, password)
         if user_id is None:
             raise Unauthorized(AUTH_REQUIRED)
         if locked:

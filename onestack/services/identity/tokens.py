@@ -94,6 +94,12 @@ class TokenFormatter:
             self._fernet = self._keys.load()
             self._signature = signature
 
+    @property
+    def key_signature(self) -> tuple:
+        """Changes when the key repository does (re-read at most once a second)."""
+        self._current()
+        return self._signature
+
     def _current(self) -> MultiFernet:
         now = time.monotonic()
         if now - self._checked > 1.0:
