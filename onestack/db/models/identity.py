@@ -1,5 +1,4 @@
-"""SQLAlchemy models. Every table arrives through an Alembic migration in
-``migrations/versions``; change both together."""
+"""Identity tables (Keystone v3)."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     DateTime,
     Float,
@@ -17,15 +15,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+from onestack.db.models.base import Base, utcnow
 
 
 class Meta(Base):
