@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from onestack.api import identity as identity_api
+from onestack.api import image as image_api
+from onestack.api import network as network_api
 from onestack.api.faults import render_error
 from onestack.api.middleware import RequestContextMiddleware
 from onestack.common import errors
@@ -19,6 +21,8 @@ from onestack.common.config import Config
 from onestack.db import Database
 from onestack.services.identity import Identity
 from onestack.services.identity.bootstrap import BootstrapResult, bootstrap
+from onestack.services.image import Images
+from onestack.services.network import Networking
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ class Services:
         self.identity = Identity(self.db, config)
         self.bootstrap: BootstrapResult = bootstrap(self.identity, config.public_url,
                                                    admin_password)
+        self.images = Images(self.db, config, self.identity)
+        self.network = Networking(self.db, config, self.identity)
+        self.network.bootstrap(self.bootstrap.admin_project_id)
 
     def close(self) -> None:
         self.db.dispose()
@@ -72,11 +79,13 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
 
     app = Starlette(
         lifespan=lifespan,
-        routes=[*identity_api.routes],
+        routes=[*identity_api.routes, *image_api.routes, *network_api.routes],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )
     app.add_middleware(RequestContextMiddleware, public_url=config.public_url)
     app.state.config = config
     app.state.services = services
     app.state.identity = services.identity
+    app.state.images = services.images
+    app.state.network = services.network
     return app

@@ -20,8 +20,34 @@ def keystone_body(exc: OneStackError) -> dict[str, Any]:
     return {"error": {"code": exc.status, "title": exc.title, "message": exc.message}}
 
 
-#: First path segment -> body builder. Services other than identity add theirs.
-RENDERERS: dict[str, Callable[[OneStackError], dict[str, Any]]] = {}
+_NEUTRON_GENERIC = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden",
+                    404: "HTTPNotFound", 405: "HTTPMethodNotAllowed", 406: "HTTPNotAcceptable",
+                    409: "HTTPConflict", 413: "HTTPRequestEntityTooLarge",
+                    415: "HTTPUnsupportedMediaType", 500: "HTTPInternalServerError",
+                    503: "HTTPServiceUnavailable"}
+
+
+def neutron_body(exc: OneStackError) -> dict[str, Any]:
+    """Neutron's ``{"NeutronError": {"type", "message", "detail"}}``; ``type`` is the
+    error's own fault name (e.g. ``IpAddressGenerationFailure``) when it was given one,
+    else the generic name for the status."""
+    fault = exc.fault
+    if fault == type(exc).fault or fault == OneStackError.fault:
+        fault = _NEUTRON_GENERIC.get(exc.status, "HTTPInternalServerError")
+    return {"NeutronError": {"type": fault, "message": exc.message, "detail": ""}}
+
+
+def glance_body(exc: OneStackError) -> dict[str, Any]:
+    """Glance answers with webob's JSON error shape."""
+    return {"code": exc.status, "title": exc.title, "message": exc.message,
+            "error": {"code": exc.status, "title": exc.title, "message": exc.message}}
+
+
+#: First path segment -> body builder; anything else is Identity (Keystone's body).
+RENDERERS: dict[str, Callable[[OneStackError], dict[str, Any]]] = {
+    "network": neutron_body,
+    "image": glance_body,
+}
 
 
 def render_error(exc: OneStackError, path: str, public_url: str = "") -> Response:

@@ -17,6 +17,8 @@ from onestack.services.identity.service import Identity
 #: Other services add themselves here as they land.
 SERVICES: list[tuple[str, str, str]] = [
     ("identity", "keystone", "/v3"),
+    ("image", "glance", "/image"),
+    ("network", "neutron", "/network"),
 ]
 
 

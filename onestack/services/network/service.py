@@ -1,0 +1,17 @@
+"""The networking service facade (being written)."""
+
+from __future__ import annotations
+
+from onestack.common.config import Config
+from onestack.db import Database
+from onestack.services.identity import Identity
+
+
+class Networking:
+    def __init__(self, db: Database, config: Config, identity: Identity) -> None:
+        self.db = db
+        self.config = config
+        self.identity = identity
+
+    def bootstrap(self, admin_project_id: str) -> None:
+        """Create what a fresh cloud needs (the external network ``public``)."""
