@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class Result:
     errors: int
     wrk_cpu: float       # load generator CPU, in cores (1.0 = one core busy)
     server_cpu: float    # server CPU, in cores
+    busy_before: float = 0.0  # fraction of the machine busy just before the run
 
 
 def free_port() -> int:
@@ -86,6 +88,27 @@ def children_cpu() -> float:
     """CPU time of this process's reaped children (``wrk`` runs)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def machine_busy(interval: float = 1.0) -> float:
+    """Fraction of all CPUs busy over ``interval`` seconds (other work skews the figures)."""
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(interval)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_idle(limit: float, timeout: float) -> float:
+    """Wait up to ``timeout`` seconds for the machine to be less than ``limit`` busy."""
+    deadline = time.monotonic() + timeout
+    busy = machine_busy()
+    while busy > limit and time.monotonic() < deadline:
+        busy = machine_busy(2.0)
+    return busy
 
 
 def cpu_model() -> str:
@@ -181,7 +204,7 @@ def parse_wrk(out: str) -> tuple[float, float, float, int, int]:
 def run_wrk(wrk: str, server: Server, name: str, path: str, script: str, args: argparse.Namespace,
             workdir: Path) -> Result:
     """One wrk run against ``path``; the server's and wrk's CPU use are measured too."""
-    lua = workdir / f"{name.replace(' ', '_')}.lua"
+    lua = workdir / (re.sub(r"\W+", "_", name) + ".lua")
     lua.write_text(script)
     cmd = [wrk, f"-t{args.threads}", f"-c{args.concurrency}", f"-d{args.duration}s",
            "--timeout", "10s", "--latency", "-s", str(lua), f"{server.url}{path}"]
@@ -197,8 +220,9 @@ def run_wrk(wrk: str, server: Server, name: str, path: str, script: str, args: a
     return Result(name, rps, p50, p99, total, errors, wrk_cpu, server_cpu)
 
 
-def argon2_hash_ms(rounds: int = 20) -> tuple[float, str]:
-    """Median time of one argon2id verify at the configured default cost, in ms."""
+def argon2_cost(rounds: int = 20) -> tuple[str, float, float]:
+    """The default argon2id cost, the median time of one verify in ms (one thread), and
+    how many verifies per second all CPUs manage together (the ceiling for logins)."""
     from onestack.common.config import IdentityConfig
     from onestack.services.identity.passwords import Hasher
 
@@ -210,17 +234,30 @@ def argon2_hash_ms(rounds: int = 20) -> tuple[float, str]:
         t0 = time.perf_counter()
         hasher.verify(stored, "benchmark-password")
         times.append((time.perf_counter() - t0) * 1000)
+
+    def verify_many() -> None:
+        for _ in range(rounds):
+            hasher.verify(stored, "benchmark-password")
+
+    threads = [threading.Thread(target=verify_many) for _ in range(os.cpu_count() or 1)]
+    t0 = time.perf_counter()
+    for t in threads:  # argon2-cffi releases the GIL while hashing
+        t.start()
+    for t in threads:
+        t.join()
+    rate = rounds * len(threads) / (time.perf_counter() - t0)
     cost = (f"argon2id time_cost={ic.argon2_time_cost}, memory={ic.argon2_memory_kib} KiB "
             f"({ic.argon2_memory_kib / 1024:g} MiB), parallelism={ic.argon2_parallelism}")
-    return statistics.median(times), cost
+    return cost, statistics.median(times), rate
 
 
 def markdown(results: list[Result]) -> str:
     rows = ["| Scenario | Requests/s | p50 (ms) | p99 (ms) | Requests | Errors "
-            "| Server CPU (cores) | wrk CPU (cores) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "| Server CPU (cores) | wrk CPU (cores) | Machine busy before |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows += [f"| {r.name} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-             f"| {r.requests} | {r.errors} | {r.server_cpu:.2f} | {r.wrk_cpu:.2f} |"
+             f"| {r.requests} | {r.errors} | {r.server_cpu:.2f} | {r.wrk_cpu:.2f} "
+             f"| {r.busy_before:.0%} |"
              for r in results]
     return "\n".join(rows)
 
@@ -233,12 +270,21 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per scenario")
     parser.add_argument("--list-path", default="/v3/auth/projects",
                         help="the list call to measure")
+    parser.add_argument("--only", default="issue,validate,list",
+                        help="comma-separated scenarios to run (issue, validate, list)")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                        help="before each scenario, wait up to this long for the machine "
+                        "to be less than 10%% busy")
     parser.add_argument("--keep", action="store_true", help="keep the state dir")
     parser.add_argument("-v", "--verbose", action="store_true", help="print wrk's output")
     args = parser.parse_args()
 
+    # SIGTERM/SIGHUP run the ``finally`` below too, so the server never outlives us.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     wrk = ensure_wrk()
-    hash_ms, cost = argon2_hash_ms()
+    wait_idle(0.10, args.wait_idle)
+    cost, hash_ms, hash_rate = argon2_cost()
     workdir = Path(tempfile.mkdtemp(prefix="onestack-bench-"))
     (workdir / "state").mkdir(mode=0o700)
     server = Server(workdir / "state", free_port())
@@ -252,18 +298,26 @@ def main() -> int:
         token = login.headers["X-Subject-Token"]
         auth = {"X-Auth-Token": token}
         scenarios = [
-            ("token issue (password)", "/v3/auth/tokens",
+            ("issue", "token issue (password)", "/v3/auth/tokens",
              lua_script("POST", {"Content-Type": "application/json"}, password_body(password))),
-            ("token validate", "/v3/auth/tokens",
+            ("validate", "token validate", "/v3/auth/tokens",
              lua_script("GET", {**auth, "X-Subject-Token": token}, None)),
-            (f"list (GET {args.list_path})", args.list_path, lua_script("GET", auth, None)),
+            ("list", f"list (GET {args.list_path})", args.list_path, lua_script("GET", auth, None)),
         ]
-        for name, path, script in scenarios:
+        wanted = set(args.only.split(","))
+        for key, name, path, script in scenarios:
+            if key not in wanted:
+                continue
+            busy = wait_idle(0.10, args.wait_idle)
+            if busy > 0.10:
+                print(f"warning: the machine was {busy:.0%} busy before {name!r}",
+                      file=sys.stderr)
             if args.warmup:
                 warm = argparse.Namespace(**{**vars(args), "duration": args.warmup,
                                              "verbose": False})
                 run_wrk(wrk, server, name, path, script, warm, workdir)
             result = run_wrk(wrk, server, name, path, script, args, workdir)
+            result.busy_before = busy
             results.append(result)
             print(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
                   f"p99 {result.p99_ms:.2f} ms, errors {result.errors}", file=sys.stderr)
@@ -274,11 +328,12 @@ def main() -> int:
         else:
             print(f"state kept in {workdir}", file=sys.stderr)
 
-    print(f"\nMachine: {os.cpu_count()} CPUs, {cpu_model()}; Python "
+    print(f"\nCommand: .venv/bin/python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(f"Machine: {os.cpu_count()} CPUs, {cpu_model()}; Python "
           f"{platform.python_version()}; wrk -t{args.threads} -c{args.concurrency} "
           f"-d{args.duration}s on the same machine (it shares the cores with the server).")
     print(f"Password hashing: {cost}; one verify takes {hash_ms:.1f} ms (median of 20, "
-          "single thread).\n")
+          f"one thread); {os.cpu_count()} threads together verify {hash_rate:.0f}/s.\n")
     print(markdown(results))
     return 1 if any(r.errors for r in results) else 0
 
