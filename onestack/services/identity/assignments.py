@@ -231,7 +231,11 @@ class Assignments(SubService):
         rows = session.execute(select(Assignment.type, Assignment.target_id,
                                       Assignment.inherited)
                                .where(Assignment.actor_id.in_(actors))).all()
-        projects = {p.id: p for p in session.scalars(select(Project))}
+        if not any(inherited for _, _, inherited in rows):  # the common case: no tree walk
+            direct = {t for type_, t, _ in rows if type_ in PROJECT_TYPES}
+            return set(session.scalars(select(Project.id).where(Project.id.in_(direct))))
+        projects = {row.id: row for row in session.execute(
+            select(Project.id, Project.parent_id, Project.domain_id))}
         children: dict[str, list[str]] = {}
         for p in projects.values():
             if p.parent_id:
