@@ -129,5 +129,43 @@ def reset_password(
         console.print(f"Updated {clouds}.")
 
 
+image_app = typer.Typer(help="Images: the bootable test image.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build-test")
+def build_test(
+        output: Annotated[Path | None, typer.Option(
+            "--output", "-o", help="Copy the image here (default: print the cached path).")
+        ] = None,
+        cache_dir: Annotated[Path | None, typer.Option(
+            help="Cache for packages and images (default: $ONESTACK_CACHE_DIR, else build/ "
+            "of a source checkout, else ~/.cache/onestack).")] = None) -> None:
+    """Build the tiny bootable test image (qcow2) from Debian packages; print its path.
+
+    Load it with: openstack image create --disk-format qcow2 --container-format bare
+    --file $(onestack image build-test) onestack-test
+    """
+    import time
+
+    from onestack.services.image.testimage import TestImageError, build_test_image
+
+    started = time.monotonic()
+    with console.status("Building the test image") as status:
+        def report(step: str) -> None:
+            console.print(f"[dim]{time.monotonic() - started:5.1f} s[/]  {step}")
+            status.update(f"Test image: {step}")
+
+        try:
+            path = build_test_image(output, cache_dir, report)
+        except TestImageError as exc:
+            console.print(f"[red]{exc.message}[/]")
+            raise typer.Exit(1) from None
+    size = path.stat().st_size / 1e6
+    console.print(f"Test image ready: {path} ({size:.1f} MB, "
+                  f"{time.monotonic() - started:.1f} s)")
+    print(path)
+
+
 def main() -> None:
     app()

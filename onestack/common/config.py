@@ -65,11 +65,75 @@ class IdentityConfig:
 
 
 @dataclass
+class NetworkConfig:
+    """Networking (Neutron) defaults; ``onestack up`` bootstraps the external network."""
+
+    #: The admin external network ``onestack up`` creates for floating IPs and gateways.
+    public_network_name: str = "public"
+    #: Its IPv4 subnet (a documentation range by default) ...
+    public_cidr: str = "203.0.113.0/24"
+    #: ... its gateway (empty: the first address) and pool (empty: the rest of the range).
+    public_gateway: str = ""
+    public_pool_start: str = ""
+    public_pool_end: str = ""
+    #: The physical network the external network is a flat network on.
+    public_physical_network: str = "public"
+    #: Physical networks admins may name in provider attributes (comma-separated).
+    physical_networks: str = "public"
+    #: MTU of the physical networks, and of tenant (VXLAN) networks (50 bytes less).
+    physical_mtu: int = 1500
+    tenant_mtu: int = 1450
+    #: The type of networks projects create, and the VXLAN VNIs they get.
+    tenant_network_type: str = "vxlan"
+    vni_min: int = 1
+    vni_max: int = 16777215
+    #: The first three bytes of generated MAC addresses (Neutron's default prefix).
+    base_mac: str = "fa:16:3e"
+    max_dns_nameservers: int = 5
+    max_subnet_host_routes: int = 20
+    max_allowed_address_pairs: int = 10
+    #: Default per-project quotas (Neutron's defaults); -1 is unlimited.
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+
+
+@dataclass
+class ImageConfig:
+    """The Image service (Glance): limits on uploads and per-project quotas."""
+
+    #: Largest image file accepted, in bytes (Glance's ``image_size_cap``: 1 TiB).
+    max_image_size: int = 1 << 40
+    #: Largest virtual disk size an uploaded image may declare, in bytes.
+    max_virtual_size: int = 1 << 40
+    #: Default per-project quotas (Glance's unified-limit names); -1 is unlimited.
+    #: ``image_count_total``: images a project may own.
+    image_count_total: int = 100
+    #: ``image_size_total``: MiB of image data (stored and staged) a project may hold.
+    image_size_total: int = 1 << 20
+    #: Members, tags and free-form properties one image may have (Glance's defaults).
+    image_member_quota: int = 128
+    image_tag_quota: int = 128
+    image_property_quota: int = 128
+    #: Default and largest page size of image lists.
+    limit_param_default: int = 25
+    api_limit_max: int = 1000
+    #: fsync image data before an upload is reported done (durable across a crash).
+    fsync: bool = True
+
+
+@dataclass
 class Config:
     state_dir: Path = field(default_factory=default_state_dir)
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     @property
     def database_url(self) -> str:
@@ -95,7 +159,7 @@ class Config:
         return self.state_dir / "logs"
 
 
-_SECTIONS = ("server", "database", "identity")
+_SECTIONS = ("server", "database", "identity", "network", "image")
 
 
 def _coerce(value: str, current: Any) -> Any:

@@ -2,4 +2,10 @@
 
 from starlette.routing import Mount
 
-routes = [Mount("/image", routes=[])]
+from onestack.api.image import data, images, info, members, schemas, versions
+
+routes = [
+    *versions.root_routes,
+    Mount("/image", routes=[*versions.routes, *images.routes, *data.routes,
+                            *members.routes, *schemas.routes, *info.routes]),
+]

@@ -1,5 +1,34 @@
-"""Networking v2.0 (Neutron) routes, mounted at /network."""
+"""Networking v2.0 (Neutron) routes, mounted at /network.
 
-from starlette.routing import Mount
+Each resource module has its ``routes``; the generic tag routes
+(``/v2.0/{collection}/{id}/tags``) come last so that specific routes win.
+"""
 
-routes = [Mount("/network", routes=[])]
+from starlette.routing import Mount, Route
+
+from onestack.api.network import (
+    floating_ips,
+    networks,
+    ports,
+    quotas,
+    routers,
+    security_groups,
+    subnets,
+    tags,
+    versions,
+)
+
+routes = [
+    Route("/network", versions.list_versions, methods=["GET"]),
+    Mount("/network", routes=[
+        *versions.routes,
+        *networks.routes,
+        *subnets.routes,
+        *ports.routes,
+        *security_groups.routes,
+        *routers.routes,
+        *floating_ips.routes,
+        *quotas.routes,
+        *tags.routes,
+    ]),
+]

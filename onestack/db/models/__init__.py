@@ -19,9 +19,41 @@ from onestack.db.models.identity import (
     Service,
     User,
 )
+from onestack.db.models.image import Image, ImageMember, ImageProperty, ImageQuota, ImageTag
+from onestack.db.models.network import (
+    AllocationPool,
+    AllowedAddressPair,
+    DnsNameserver,
+    ExtraDhcpOpt,
+    HostRoute,
+    IPAllocation,
+    Network,
+    NetworkTag,
+    Port,
+    StandardAttributes,
+    Subnet,
+)
+from onestack.db.models.network_l3 import (
+    DefaultSecurityGroup,
+    FloatingIP,
+    NetworkQuota,
+    Router,
+    RouterPort,
+    RouterRoute,
+    SecurityGroup,
+    SecurityGroupPortBinding,
+    SecurityGroupRule,
+)
 
 __all__ = [
     "ApplicationCredential", "Assignment", "Base", "Domain", "Endpoint", "Group",
     "GroupMembership", "ImpliedRole", "Meta", "Project", "ProjectTag", "Region",
     "RevocationEvent", "Role", "Service", "User", "utcnow",
+    # image
+    "Image", "ImageMember", "ImageProperty", "ImageQuota", "ImageTag",
+    # networking
+    "AllocationPool", "AllowedAddressPair", "DnsNameserver", "ExtraDhcpOpt", "HostRoute",
+    "IPAllocation", "Network", "NetworkTag", "Port", "StandardAttributes", "Subnet",
+    "DefaultSecurityGroup", "FloatingIP", "NetworkQuota", "Router", "RouterPort", "RouterRoute",
+    "SecurityGroup", "SecurityGroupPortBinding", "SecurityGroupRule",
 ]

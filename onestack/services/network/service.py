@@ -1,17 +1,74 @@
-"""The networking service facade (being written)."""
+"""The networking service facade: one object the API and the other services use.
+
+``networks``, ``subnets`` and ``ports`` are the L2 resources and address management;
+the L3 resources and security groups hang off the same object. Every method that takes
+a ``ValidatedToken`` applies Neutron's policy for it; ``*_in`` functions (e.g.
+``ports.create_port_in``) run with internal privileges inside a caller's transaction.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy import select
+
 from onestack.common.config import Config
 from onestack.db import Database
+from onestack.db.models import Network
 from onestack.services.identity import Identity
+from onestack.services.network.floating_ips import FloatingIPs
+from onestack.services.network.networks import Networks, Provider
+from onestack.services.network.ports import Ports
+from onestack.services.network.quotas import Quotas, configured_defaults, register_defaults
+from onestack.services.network.routers import Routers
+from onestack.services.network.security_groups import SecurityGroups
+from onestack.services.network.subnets import Subnets
+from onestack.services.network.tags import Tags
+
+log = logging.getLogger(__name__)
 
 
 class Networking:
+    """Neutron v2.0 for the whole cloud."""
+
     def __init__(self, db: Database, config: Config, identity: Identity) -> None:
         self.db = db
         self.config = config
         self.identity = identity
+        self.networks = Networks(self)
+        self.subnets = Subnets(self)
+        self.ports = Ports(self)
+        self.tags = Tags(self)
+        self.security_groups = SecurityGroups(self)
+        self.routers = Routers(self)
+        self.floating_ips = FloatingIPs(self)
+        self.quotas = Quotas(self)
+        register_defaults(db.engine, configured_defaults(config))
 
     def bootstrap(self, admin_project_id: str) -> None:
-        """Create what a fresh cloud needs (the external network ``public``)."""
+        """Create what a fresh cloud needs: the admin's external network (``public``, a
+        flat network on the public physical network) with its IPv4 subnet. Idempotent:
+        an existing network of that name is left as it is."""
+        nc = self.config.network
+        with self.db.session() as session:
+            network = session.scalar(select(Network).where(
+                Network.name == nc.public_network_name, Network.external,
+                Network.project_id == admin_project_id))
+            if network is None:
+                network = self.networks.create_in(
+                    session, project_id=admin_project_id, name=nc.public_network_name,
+                    external=True, shared=False,
+                    provider=Provider("flat", nc.public_physical_network))
+                log.info("created the external network %s (%s)", network.name, network.id)
+            if network.subnets:
+                return
+            pools = None
+            if nc.public_pool_start and nc.public_pool_end:
+                pools = [{"start": nc.public_pool_start, "end": nc.public_pool_end}]
+            version = 6 if ":" in nc.public_cidr else 4
+            kwargs = {"gateway_ip": nc.public_gateway} if nc.public_gateway else {}
+            subnet = self.subnets.create_in(
+                session, network=network, project_id=admin_project_id,
+                name=f"{nc.public_network_name}-subnet", cidr=nc.public_cidr,
+                ip_version=version, allocation_pools=pools, enable_dhcp=False, **kwargs)
+            log.info("created the external subnet %s (%s)", subnet.cidr, subnet.id)

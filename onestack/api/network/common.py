@@ -1,0 +1,214 @@
+"""What every Networking API module uses: list queries, fields, pagination links, the
+standard attributes, lenient Neutron types for bodies.
+
+A resource module follows the same shape for each route: ``caller`` -> parse (pydantic,
+``parse_member``) -> a service call (policy is applied by the service, which knows the
+resource's owner) -> render with ``standard`` + its own attributes -> ``show`` or
+``listing``. ``list_query`` turns any query string into the service's ``ListQuery``:
+
+- every parameter that is not one of the reserved names below filters on the attribute
+  of that name; repeated values are alternatives (``?status=ACTIVE&status=DOWN``);
+- ``fields=a&fields=b`` (or ``fields=a,b``) keeps only those attributes;
+- ``sort_key``/``sort_dir`` (repeatable, paired in order; ``asc`` by default);
+- ``limit``/``marker``/``page_reverse``: one page, with ``<collection>_links`` holding
+  ``next``/``previous`` hrefs;
+- ``tags``, ``tags-any``, ``not-tags``, ``not-tags-any``: comma-separated tag filters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
+
+from onestack.api.common import base_url, body_part, json_response, parse, read_json
+from onestack.common.errors import BadRequest
+from onestack.services.network.base import ListQuery, Page, isotime
+
+PAGING = ("limit", "marker", "page_reverse")
+RESERVED = {"fields", "sort_key", "sort_dir", *PAGING, "tags", "tags-any", "not-tags",
+            "not-tags-any"}
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def networking(request: Request):  # type: ignore[no-untyped-def]
+    """The ``Networking`` service of the app."""
+    return request.app.state.network
+
+
+# -- request bodies ------------------------------------------------------------------
+
+
+def _to_bool(value: Any) -> Any:
+    """Neutron's ``convert_to_boolean``: true/false, "True"/"false", 0/1."""
+    if isinstance(value, str):
+        if value.lower() in TRUE_WORDS:
+            return True
+        if value.lower() in FALSE_WORDS:
+            return False
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    return value
+
+
+def _to_int(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+#: A boolean as Neutron accepts it; an integer that may come as a numeric string.
+Bool = Annotated[bool, BeforeValidator(_to_bool), Field(strict=True)]
+Int = Annotated[int, BeforeValidator(_to_int), Field(strict=True)]
+#: ``name`` and ``description`` (Neutron: at most 255 characters).
+Name = Annotated[str, StringConstraints(strict=True, max_length=255)]
+Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255,
+                                       pattern=r"^[^,]*$")]
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+
+
+async def read_member(request: Request, member: str) -> dict[str, Any]:
+    """``body[member]`` of the request's JSON body (e.g. ``{"network": {...}}``)."""
+    return body_part(await read_json(request), member)
+
+
+def parse_member(model: type[BaseModel], data: dict[str, Any], member: str) -> Any:
+    return parse(model, data, member)
+
+
+def project_of(data: BaseModel) -> str | None:
+    """The ``project_id`` / ``tenant_id`` a create body names (they must agree)."""
+    project = getattr(data, "project_id", None)
+    tenant = getattr(data, "tenant_id", None)
+    if project and tenant and project != tenant:
+        raise BadRequest("'project_id' and 'tenant_id' do not match")
+    return project or tenant
+
+
+# -- list queries --------------------------------------------------------------------
+
+
+def _bool_param(name: str, value: str) -> bool:
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise BadRequest(f"Invalid value {value!r} for {name}: expected true or false.")
+
+
+def _split(values: list[str]) -> list[str]:
+    return [t for v in values for t in v.split(",") if t]
+
+
+def list_query(request: Request) -> ListQuery:
+    """The service's ``ListQuery`` from the query string (see the module docstring)."""
+    query = ListQuery()
+    if not request.url.query:
+        return query
+    params = request.query_params
+    for name, value in params.multi_items():
+        if name not in RESERVED:
+            query.filters.setdefault(name, []).append(value)
+    query.tags = _split(params.getlist("tags"))
+    query.tags_any = _split(params.getlist("tags-any"))
+    query.not_tags = _split(params.getlist("not-tags"))
+    query.not_tags_any = _split(params.getlist("not-tags-any"))
+    keys, dirs = params.getlist("sort_key"), params.getlist("sort_dir")
+    if dirs and len(dirs) != len(keys):
+        raise BadRequest("The number of sort_keys and sort_dirs must be same")
+    for index, key in enumerate(keys):
+        direction = dirs[index].lower() if dirs else "asc"
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"{dirs[index]} is an invalid value for sort_dir, valid values "
+                             "are 'asc' and 'desc'")
+        query.sorts.append((key, direction == "asc"))
+    if "limit" in params:
+        raw = params["limit"]
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = -1
+        if limit < 0:
+            raise BadRequest(f"Limit must be an integer 0 or greater and not '{raw}'")
+        query.limit = limit or None
+    if params.get("marker"):
+        query.marker = params["marker"]
+    if "page_reverse" in params:
+        query.page_reverse = _bool_param("page_reverse", params["page_reverse"])
+    return query
+
+
+def wanted_fields(request: Request) -> list[str] | None:
+    if not request.url.query:
+        return None
+    fields = _split(request.query_params.getlist("fields"))
+    return fields or None
+
+
+def only(body: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    """``body`` reduced to ``fields`` (all of it when None)."""
+    if not fields:
+        return body
+    return {k: body[k] for k in fields if k in body}
+
+
+# -- rendering -----------------------------------------------------------------------
+
+
+def standard(row: Any, page: Page) -> dict[str, Any]:
+    """The standard attributes of a row (``name`` only where the resource has one)."""
+    body: dict[str, Any] = {"id": row.id}
+    if hasattr(row, "name"):
+        body["name"] = row.name
+    body.update({
+        "tenant_id": row.project_id, "project_id": row.project_id,
+        "description": row.description, "created_at": isotime(row.created_at),
+        "updated_at": isotime(row.updated_at), "revision_number": row.revision_number,
+        "tags": page.tags.get(row.id, []),
+    })
+    return body
+
+
+def show(request: Request, member: str, body: dict[str, Any], status: int = 200) -> Response:
+    """``{member: body}``, reduced to ``fields=`` if the request asked."""
+    return json_response({member: only(body, wanted_fields(request))}, status=status)
+
+
+def _link(request: Request, rel: str, marker: str, reverse: bool) -> dict[str, str]:
+    params = [(k, v) for k, v in request.query_params.multi_items()
+              if k not in ("marker", "page_reverse")]
+    params.append(("marker", marker))
+    if reverse:
+        params.append(("page_reverse", "True"))
+    href = f"{base_url(request)}{request.url.path}?{urlencode(params)}"
+    return {"rel": rel, "href": href}
+
+
+def page_links(request: Request, query: ListQuery, page: Page) -> list[dict[str, str]]:
+    """Neutron's ``next`` / ``previous`` links for a page of a paginated list."""
+    if not query.limit or not page.items:
+        return []
+    first, last = page.items[0].id, page.items[-1].id
+    links = []
+    more_after = page.has_more if not query.page_reverse else query.marker is not None
+    more_before = page.has_more if query.page_reverse else query.marker is not None
+    if more_after:
+        links.append(_link(request, "next", last, reverse=False))
+    if more_before:
+        links.append(_link(request, "previous", first, reverse=True))
+    return links
+
+
+def listing(request: Request, collection: str, query: ListQuery, page: Page,
+            bodies: list[dict[str, Any]]) -> Response:
+    """``{collection: [...]}`` with ``fields=`` applied and, for a paginated request,
+    ``<collection>_links``."""
+    fields = wanted_fields(request)
+    out: dict[str, Any] = {collection: [only(b, fields) for b in bodies]}
+    if query.limit:
+        out[f"{collection}_links"] = page_links(request, query, page)
+    return json_response(out)

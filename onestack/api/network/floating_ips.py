@@ -1,0 +1,113 @@
+"""/v2.0/floatingips"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import caller, no_content
+from onestack.api.network.common import (
+    Id,
+    Name,
+    Tag,
+    list_query,
+    listing,
+    networking,
+    parse_member,
+    project_of,
+    read_member,
+    show,
+    standard,
+)
+from onestack.db.models import FloatingIP
+from onestack.services.network.base import Page
+from onestack.services.network.floating_ips import status_of
+
+
+class FloatingIPCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    floating_network_id: Id
+    floating_ip_address: Name | None = None
+    subnet_id: Id | None = None
+    port_id: Id | None = None
+    fixed_ip_address: Name | None = None
+    description: Name = ""
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    tags: list[Tag] | None = None
+
+
+class FloatingIPUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    port_id: Id | None = None
+    fixed_ip_address: Name | None = None
+    description: Name | None = None
+
+
+def render_floating_ip(fip: FloatingIP, page: Page) -> dict[str, Any]:
+    body = standard(fip, page)
+    associated = fip.fixed_port_id is not None
+    body.update({
+        "floating_ip_address": fip.floating_ip_address,
+        "floating_network_id": fip.floating_network_id,
+        "router_id": fip.router_id if associated else None,
+        "port_id": fip.fixed_port_id,
+        "fixed_ip_address": fip.fixed_ip_address if associated else None,
+        "status": status_of(fip),
+        "port_details": page.extra.get(fip.id, {}).get("port_details"),
+    })
+    return body
+
+
+async def create_floating_ip(request: Request) -> Response:
+    ctx = caller(request)
+    data = parse_member(FloatingIPCreate, await read_member(request, "floatingip"),
+                        "floatingip")
+    page = networking(request).floating_ips.create(
+        ctx, project_id=project_of(data), floating_network_id=data.floating_network_id,
+        floating_ip_address=data.floating_ip_address, subnet_id=data.subnet_id,
+        port_id=data.port_id, fixed_ip_address=data.fixed_ip_address,
+        description=data.description, tags=data.tags)
+    return show(request, "floatingip", render_floating_ip(page.one(), page), status=201)
+
+
+async def list_floating_ips(request: Request) -> Response:
+    ctx = caller(request)
+    query = list_query(request)
+    page = networking(request).floating_ips.list(ctx, query)
+    return listing(request, "floatingips", query, page,
+                   [render_floating_ip(f, page) for f in page.items])
+
+
+async def get_floating_ip(request: Request) -> Response:
+    ctx = caller(request)
+    page = networking(request).floating_ips.get(ctx, request.path_params["floatingip_id"])
+    return show(request, "floatingip", render_floating_ip(page.one(), page))
+
+
+async def update_floating_ip(request: Request) -> Response:
+    ctx = caller(request)
+    data = parse_member(FloatingIPUpdate, await read_member(request, "floatingip"),
+                        "floatingip")
+    page = networking(request).floating_ips.update(
+        ctx, request.path_params["floatingip_id"], data.model_dump(exclude_unset=True))
+    return show(request, "floatingip", render_floating_ip(page.one(), page))
+
+
+async def delete_floating_ip(request: Request) -> Response:
+    ctx = caller(request)
+    networking(request).floating_ips.delete(ctx, request.path_params["floatingip_id"])
+    return no_content()
+
+
+routes = [
+    Route("/v2.0/floatingips", create_floating_ip, methods=["POST"]),
+    Route("/v2.0/floatingips", list_floating_ips, methods=["GET"]),
+    Route("/v2.0/floatingips/{floatingip_id}", get_floating_ip, methods=["GET"]),
+    Route("/v2.0/floatingips/{floatingip_id}", update_floating_ip, methods=["PUT"]),
+    Route("/v2.0/floatingips/{floatingip_id}", delete_floating_ip, methods=["DELETE"]),
+]

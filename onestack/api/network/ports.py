@@ -1,0 +1,164 @@
+"""/v2.0/ports"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import caller, no_content
+from onestack.api.network.common import (
+    Bool,
+    Id,
+    Name,
+    Tag,
+    list_query,
+    listing,
+    networking,
+    parse_member,
+    project_of,
+    read_member,
+    show,
+    standard,
+)
+from onestack.common.errors import BadRequest
+from onestack.db.models import Port
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.network.base import Page
+
+#: Lists of objects checked by the service (which knows Neutron's error types).
+Objects = list[dict[str, Any]]
+
+
+class PortCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    network_id: Id
+    name: Name = ""
+    description: Name = ""
+    admin_state_up: Bool = True
+    mac_address: Name | None = None
+    fixed_ips: Objects | None = None
+    device_id: Name = ""
+    device_owner: Name = ""
+    security_groups: list[Id] | None = None
+    port_security_enabled: Bool | None = None
+    allowed_address_pairs: Objects | None = None
+    extra_dhcp_opts: Objects | None = None
+    host_id: Name | None = Field(None, alias="binding:host_id")
+    profile: dict[str, Any] | None = Field(None, alias="binding:profile")
+    vnic_type: Name | None = Field(None, alias="binding:vnic_type")
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    tags: list[Tag] | None = None
+
+
+class PortUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    description: Name | None = None
+    admin_state_up: Bool | None = None
+    mac_address: Name | None = None
+    fixed_ips: Objects | None = None
+    device_id: Name | None = None
+    device_owner: Name | None = None
+    security_groups: list[Id] | None = None
+    port_security_enabled: Bool | None = None
+    allowed_address_pairs: Objects | None = None
+    extra_dhcp_opts: Objects | None = None
+    host_id: Name | None = Field(None, alias="binding:host_id")
+    profile: dict[str, Any] | None = Field(None, alias="binding:profile")
+    vnic_type: Name | None = Field(None, alias="binding:vnic_type")
+
+
+_BINDING = ("host_id", "profile", "vnic_type")
+
+
+def _service_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Body attribute names -> the service's (``binding`` collects the binding:*)."""
+    binding = {k: attrs.pop(k) for k in _BINDING if k in attrs}
+    if binding:
+        attrs["binding"] = binding
+    if "security_groups" in attrs:
+        attrs["security_group_ids"] = attrs.pop("security_groups")
+    return attrs
+
+
+def render_port(port: Port, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
+    body = standard(port, page)
+    body.update({
+        "network_id": port.network_id, "mac_address": port.mac_address,
+        "admin_state_up": port.admin_state_up, "status": port.status,
+        "device_id": port.device_id, "device_owner": port.device_owner,
+        "fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                      for a in port.fixed_ips],
+        "allowed_address_pairs": [{"ip_address": p.ip_address, "mac_address": p.mac_address}
+                                  for p in port.allowed_address_pairs],
+        "extra_dhcp_opts": [{"opt_name": o.opt_name, "opt_value": o.opt_value,
+                             "ip_version": o.ip_version} for o in port.extra_dhcp_opts],
+        "security_groups": page.extra.get("security_groups", {}).get(port.id, []),
+        "port_security_enabled": port.port_security_enabled,
+        "binding:vnic_type": port.binding_vnic_type,
+    })
+    if ctx.is_admin:
+        body.update({"binding:host_id": port.binding_host_id,
+                     "binding:profile": port.binding_profile,
+                     "binding:vif_type": port.binding_vif_type,
+                     "binding:vif_details": port.binding_vif_details})
+    return body
+
+
+async def create_port(request: Request) -> Response:
+    ctx = caller(request)
+    data = parse_member(PortCreate, await read_member(request, "port"), "port")
+    attrs = _service_attrs(data.model_dump(
+        exclude_unset=True, exclude={"network_id", "project_id", "tenant_id"}))
+    for attr in ("name", "description", "admin_state_up", "device_id", "device_owner"):
+        if attr in attrs and attrs[attr] is None:
+            raise BadRequest(f"Invalid input for {attr}. Reason: None is not allowed.")
+    page = networking(request).ports.create(ctx, network_id=data.network_id,
+                                            project_id=project_of(data), **attrs)
+    return show(request, "port", render_port(page.one(), page, ctx), status=201)
+
+
+async def list_ports(request: Request) -> Response:
+    ctx = caller(request)
+    query = list_query(request)
+    page = networking(request).ports.list(ctx, query)
+    return listing(request, "ports", query, page,
+                   [render_port(p, page, ctx) for p in page.items])
+
+
+async def get_port(request: Request) -> Response:
+    ctx = caller(request)
+    page = networking(request).ports.get(ctx, request.path_params["port_id"])
+    return show(request, "port", render_port(page.one(), page, ctx))
+
+
+async def update_port(request: Request) -> Response:
+    ctx = caller(request)
+    raw = await read_member(request, "port")
+    for attr in ("network_id", "project_id", "tenant_id"):
+        if attr in raw:
+            raise BadRequest(f"Cannot update read-only attribute {attr}")
+    data = parse_member(PortUpdate, raw, "port")
+    changes = _service_attrs(data.model_dump(exclude_unset=True))
+    page = networking(request).ports.update(ctx, request.path_params["port_id"], changes)
+    return show(request, "port", render_port(page.one(), page, ctx))
+
+
+async def delete_port(request: Request) -> Response:
+    ctx = caller(request)
+    networking(request).ports.delete(ctx, request.path_params["port_id"])
+    return no_content()
+
+
+routes = [
+    Route("/v2.0/ports", create_port, methods=["POST"]),
+    Route("/v2.0/ports", list_ports, methods=["GET"]),
+    Route("/v2.0/ports/{port_id}", get_port, methods=["GET"]),
+    Route("/v2.0/ports/{port_id}", update_port, methods=["PUT"]),
+    Route("/v2.0/ports/{port_id}", delete_port, methods=["DELETE"]),
+]

@@ -1,0 +1,177 @@
+"""/v2.0/security-groups and /v2.0/security-group-rules"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import caller, no_content
+from onestack.api.network.common import (
+    Bool,
+    Id,
+    Name,
+    Tag,
+    list_query,
+    listing,
+    networking,
+    parse_member,
+    project_of,
+    read_member,
+    show,
+    standard,
+)
+from onestack.db.models import SecurityGroup, SecurityGroupRule
+from onestack.services.network.base import Page
+from onestack.services.network.security_groups import RuleSpec
+
+
+class GroupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name = ""
+    description: Name = ""
+    stateful: Bool = True
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    tags: list[Tag] | None = None
+
+
+class GroupUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    description: Name | None = None
+    stateful: Bool | None = None
+
+
+class RuleCreate(BaseModel):
+    """Protocol, ports, prefix and ethertype are checked by the service (which knows
+    Neutron's error types); here only their JSON types."""
+
+    model_config = ConfigDict(extra="forbid")
+    security_group_id: Id
+    direction: Name
+    ethertype: Name | None = "IPv4"
+    protocol: Name | int | None = None
+    port_range_min: int | Name | None = None
+    port_range_max: int | Name | None = None
+    remote_ip_prefix: Name | None = None
+    remote_group_id: Id | None = None
+    description: Name = ""
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+
+
+def render_rule(rule: SecurityGroupRule, page: Page | None = None) -> dict[str, Any]:
+    body = standard(rule, page or Page([]))
+    body.pop("tags", None)  # rules are not taggable
+    body.update({
+        "security_group_id": rule.security_group_id, "direction": rule.direction,
+        "ethertype": rule.ethertype, "protocol": rule.protocol,
+        "port_range_min": rule.port_range_min, "port_range_max": rule.port_range_max,
+        "remote_ip_prefix": rule.remote_ip_prefix, "remote_group_id": rule.remote_group_id,
+    })
+    return body
+
+
+def render_group(group: SecurityGroup, page: Page) -> dict[str, Any]:
+    body = standard(group, page)
+    rules = page.extra.get(group.id, {}).get("security_group_rules", [])
+    body.update({"stateful": group.stateful,
+                 "security_group_rules": [render_rule(r) for r in rules]})
+    return body
+
+
+# -- groups --------------------------------------------------------------------------
+
+
+async def create_group(request: Request) -> Response:
+    ctx = caller(request)
+    data = parse_member(GroupCreate, await read_member(request, "security_group"),
+                        "security_group")
+    page = networking(request).security_groups.create_group(
+        ctx, project_id=project_of(data), name=data.name, description=data.description,
+        stateful=data.stateful, tags=data.tags)
+    return show(request, "security_group", render_group(page.one(), page), status=201)
+
+
+async def list_groups(request: Request) -> Response:
+    ctx = caller(request)
+    query = list_query(request)
+    page = networking(request).security_groups.list_groups(ctx, query)
+    return listing(request, "security_groups", query, page,
+                   [render_group(g, page) for g in page.items])
+
+
+async def get_group(request: Request) -> Response:
+    ctx = caller(request)
+    page = networking(request).security_groups.get_group(
+        ctx, request.path_params["group_id"])
+    return show(request, "security_group", render_group(page.one(), page))
+
+
+async def update_group(request: Request) -> Response:
+    ctx = caller(request)
+    data = parse_member(GroupUpdate, await read_member(request, "security_group"),
+                        "security_group")
+    page = networking(request).security_groups.update_group(
+        ctx, request.path_params["group_id"], data.model_dump(exclude_unset=True))
+    return show(request, "security_group", render_group(page.one(), page))
+
+
+async def delete_group(request: Request) -> Response:
+    ctx = caller(request)
+    networking(request).security_groups.delete_group(ctx, request.path_params["group_id"])
+    return no_content()
+
+
+# -- rules ---------------------------------------------------------------------------
+
+
+async def create_rule(request: Request) -> Response:
+    ctx = caller(request)
+    data = parse_member(RuleCreate, await read_member(request, "security_group_rule"),
+                        "security_group_rule")
+    spec = RuleSpec(
+        security_group_id=data.security_group_id, direction=data.direction,
+        ethertype=data.ethertype, protocol=data.protocol,
+        port_range_min=data.port_range_min, port_range_max=data.port_range_max,
+        remote_ip_prefix=data.remote_ip_prefix, remote_group_id=data.remote_group_id,
+        description=data.description)
+    page = networking(request).security_groups.create_rule(ctx, spec, project_of(data))
+    return show(request, "security_group_rule", render_rule(page.one(), page), status=201)
+
+
+async def list_rules(request: Request) -> Response:
+    ctx = caller(request)
+    query = list_query(request)
+    page = networking(request).security_groups.list_rules(ctx, query)
+    return listing(request, "security_group_rules", query, page,
+                   [render_rule(r, page) for r in page.items])
+
+
+async def get_rule(request: Request) -> Response:
+    ctx = caller(request)
+    page = networking(request).security_groups.get_rule(ctx, request.path_params["rule_id"])
+    return show(request, "security_group_rule", render_rule(page.one(), page))
+
+
+async def delete_rule(request: Request) -> Response:
+    ctx = caller(request)
+    networking(request).security_groups.delete_rule(ctx, request.path_params["rule_id"])
+    return no_content()
+
+
+routes = [
+    Route("/v2.0/security-groups", create_group, methods=["POST"]),
+    Route("/v2.0/security-groups", list_groups, methods=["GET"]),
+    Route("/v2.0/security-groups/{group_id}", get_group, methods=["GET"]),
+    Route("/v2.0/security-groups/{group_id}", update_group, methods=["PUT"]),
+    Route("/v2.0/security-groups/{group_id}", delete_group, methods=["DELETE"]),
+    Route("/v2.0/security-group-rules", create_rule, methods=["POST"]),
+    Route("/v2.0/security-group-rules", list_rules, methods=["GET"]),
+    Route("/v2.0/security-group-rules/{rule_id}", get_rule, methods=["GET"]),
+    Route("/v2.0/security-group-rules/{rule_id}", delete_rule, methods=["DELETE"]),
+]

@@ -1,0 +1,473 @@
+"""A tiny BIOS-bootable qcow2 test image, built from Debian packages only.
+
+``build_test_image`` fetches three packages with ``apt-get download`` (the cloud kernel,
+busybox-static and syslinux-common), unpacks them with ``dpkg-deb -x`` into a scratch
+directory (nothing is installed on the host), and assembles:
+
+- an initramfs (cpio newc, gzip; written here, so device nodes need no root) holding
+  busybox, the virtio network modules and an ``/init`` script;
+- a raw disk with syslinux's MBR and one FAT16 partition (``mkfs.fat --offset``,
+  ``mcopy``, ``syslinux --offset --install``: no root, no loop devices) holding the
+  kernel, the initramfs and ``syslinux.cfg``;
+- the qcow2 (``qemu-img convert -c``).
+
+The guest's init brings eth0 up with DHCP (honouring the MTU and classless static
+routes options), waits for an IPv6 SLAAC address, prints its addresses, fetches the
+OpenStack metadata and user data from 169.254.169.254, runs a ``#!`` user data, and
+prints a ``ONESTACK-TEST: ...`` line on the serial console for every step.
+
+Results are cached under ``<cache>/test-image/`` keyed on a hash of every input (the
+package versions, the scripts, this module's build constants), so a second build is
+instant. The cache directory is ``$ONESTACK_CACHE_DIR`` if set, else ``build/`` of the
+source checkout when running from one, else ``$XDG_CACHE_HOME/onestack``
+(``~/.cache/onestack``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from onestack.common.errors import OneStackError
+
+#: Bump when the layout changes in a way the hashed inputs do not show.
+BUILD_VERSION = "1"
+KERNEL_PACKAGE = "linux-image-cloud-amd64"
+PACKAGES = ("busybox-static", "syslinux-common")
+#: Kernel modules the guest needs (their dependencies are added from .modinfo).
+MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
+#: Host tools and the Debian package each comes from.
+HOST_TOOLS = {"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg",
+              "mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux",
+              "qemu-img": "qemu-utils"}
+
+FAT_MIB = 24  # the kernel is 14 MB (LZ4) and the initramfs about 1.5 MB
+PART_START = 2048  # sectors: the partition starts at 1 MiB
+MARKER = "ONESTACK-TEST:"
+
+KERNEL_CMDLINE = "console=ttyS0 quiet panic=10"
+
+SYSLINUX_CFG = f"""\
+SERIAL 0 115200
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL vmlinuz
+  INITRD initrd.gz
+  APPEND {KERNEL_CMDLINE}
+"""
+
+INIT = r"""#!/bin/busybox sh
+# OneStack test image init: network, metadata, user data; one marker line per step.
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /run /tmp
+exec </dev/console >/dev/console 2>&1
+mark() { echo "ONESTACK-TEST: $*"; }
+mark "init started kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
+ip link set lo up
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+if [ ! -e /sys/class/net/eth0 ]; then
+    mark "no eth0 (needs a virtio-net NIC)"
+else
+    ip link set eth0 up
+    if udhcpc -i eth0 -s /etc/udhcpc.script -O mtu -O staticroutes -t 10 -T 2 -n -q \
+            >/tmp/udhcpc.log 2>&1; then
+        . /run/dhcp.env
+        mark "dhcp ok $DHCP_ADDRESS mtu $(cat /sys/class/net/eth0/mtu) routes $DHCP_ROUTES"
+    else
+        mark "dhcp failed"; cat /tmp/udhcpc.log
+    fi
+    i=0
+    v6=""
+    while [ $i -lt 100 ]; do
+        # SLAAC: any address beyond link scope (QEMU's user network hands out fec0::/64,
+        # which is site scope), once duplicate address detection is over.
+        v6=$(ip -o -6 addr show dev eth0 | grep -v -e "scope link" -e tentative \
+             | awk '{print $4}' | head -n 1)
+        [ -n "$v6" ] && break
+        sleep 0.1; i=$((i + 1))
+    done
+    if [ -n "$v6" ]; then mark "ipv6 ok $v6"; else mark "ipv6 none"; fi
+fi
+mark "addresses $(ip -o addr show | awk '$2 != "lo" {printf "%s ", $4}')"
+
+md=http://169.254.169.254/openstack/latest
+fetch() {
+    # Debian's busybox wget segfaults with -T: bound it with timeout instead.
+    n=0
+    while [ $n -lt 5 ]; do
+        rm -f "$2"
+        timeout 10 wget -q -O "$2" "$1" 2>/dev/null && return 0
+        n=$((n + 1)); sleep 1
+    done
+    return 1
+}
+if fetch "$md/meta_data.json" /run/meta_data.json; then
+    uuid=$(sed -n 's/.*"uuid" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
+    name=$(sed -n 's/.*"name" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
+    [ -n "$name" ] && hostname "$name"
+    mark "metadata ok uuid=$uuid"
+else
+    mark "metadata failed"
+fi
+if timeout 10 wget -q -O /run/user_data "$md/user_data" 2>/dev/null \
+        && [ -s /run/user_data ]; then
+    if [ "$(head -c 2 /run/user_data)" = "#!" ]; then
+        chmod +x /run/user_data
+        /run/user_data
+        mark "user-data ran rc=$?"
+    else
+        mark "user-data present, not a script"
+    fi
+else
+    mark "user-data none"
+fi
+mark "done uptime=$(cut -d' ' -f1 /proc/uptime)"
+while true; do setsid cttyhack sh -l; sleep 1; done
+"""
+
+UDHCPC_SCRIPT = r"""#!/bin/sh
+# udhcpc hook: address, MTU (option 26), classless static routes (option 121, which
+# replaces the router option per RFC 3442), DNS. Writes /run/dhcp.env for /init.
+resolv=${RESOLV_CONF:-/etc/resolv.conf}
+state=${DHCP_ENV:-/run/dhcp.env}
+case "$1" in
+deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/$mask" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+    while ip -4 route del default dev "$interface" 2>/dev/null; do :; done
+    routes=""
+    if [ -n "$staticroutes" ]; then
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do
+            if [ "$2" = "0.0.0.0" ]; then
+                ip route replace "$1" dev "$interface"
+            else
+                ip route replace "$1" via "$2" dev "$interface"
+            fi
+            routes="$routes$1 via $2, "
+            shift 2
+        done
+    elif [ -n "$router" ]; then
+        for r in $router; do
+            ip route replace default via "$r" dev "$interface"
+            routes="${routes}default via $r, "
+            break
+        done
+    fi
+    : > "$resolv"
+    for d in $dns; do echo "nameserver $d" >> "$resolv"; done
+    echo "DHCP_ADDRESS='$ip/$mask'" > "$state"
+    echo "DHCP_ROUTES='${routes%, }'" >> "$state"
+    ;;
+esac
+exit 0
+"""
+
+
+class TestImageError(OneStackError):
+    """The test image could not be built (the message says which step and why)."""
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    arch: str
+
+    @property
+    def deb_name(self) -> str:
+        """The file name ``apt-get download`` writes (an epoch's ':' as %3a)."""
+        return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
+
+
+Report = Callable[[str], None]
+
+
+def default_cache_dir() -> Path:
+    """``$ONESTACK_CACHE_DIR``, else ``build/`` of a source checkout, else XDG cache."""
+    env = os.environ.get("ONESTACK_CACHE_DIR")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "onestack").is_dir():
+        return checkout / "build"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "onestack"
+
+
+def build_test_image(output: Path | None = None, cache_dir: Path | None = None,
+                     report: Report | None = None) -> Path:
+    """Build (or take from the cache) the test image; return its path.
+
+    With ``output`` the image is copied there and that path is returned.
+    ``report`` is called with a short description as each step starts.
+    """
+    step = report or (lambda _message: None)
+    cache = cache_dir or default_cache_dir()
+    _require_host_tools()
+    step("resolving Debian packages")
+    packages = _resolve_packages()
+    key = _input_hash(packages)
+    image = cache / "test-image" / f"onestack-test-{key[:16]}.qcow2"
+    if not image.is_file():
+        image.parent.mkdir(parents=True, exist_ok=True)
+        debs = cache / "debs"
+        step(f"downloading {len(packages)} packages")
+        _download(packages, debs)
+        with tempfile.TemporaryDirectory(prefix="onestack-test-image-") as scratch:
+            _assemble(Path(scratch), packages, debs, image, step)
+    if output is None:
+        return image
+    step(f"copying to {output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(image, output)
+    return output
+
+
+# --- packages ---------------------------------------------------------------------------
+
+def _require_host_tools() -> None:
+    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in HOST_TOOLS.items()
+               if shutil.which(tool) is None]
+    if missing:
+        raise TestImageError("Missing host tools: " + ", ".join(missing)
+                             + "; `make deps` installs them")
+
+
+def _run(args: list[str], cwd: Path | None = None, what: str = "") -> str:
+    try:
+        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise TestImageError(f"{what or args[0]}: {exc}") from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise TestImageError(f"{what or ' '.join(args)} failed: " + " / ".join(detail))
+    return done.stdout
+
+
+def _candidates(names: list[str]) -> dict[str, dict[str, str]]:
+    """The candidate versions' control fields, from the local apt lists (one call)."""
+    out = _run(["apt-cache", "show", "--no-all-versions", *names],
+               what="apt-cache show (run apt-get update?)")
+    stanzas: dict[str, dict[str, str]] = {}
+    for block in out.split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            if not line.startswith(" ") and ":" in line:
+                k, _, v = line.partition(":")
+                fields[k] = v.strip()
+        if "Package" in fields and "Version" in fields:
+            stanzas.setdefault(fields["Package"], fields)
+    missing = [n for n in names if n not in stanzas]
+    if missing:
+        raise TestImageError(f"No installable version of {', '.join(missing)}; "
+                             "run apt-get update")
+    return stanzas
+
+
+def _resolve_packages() -> list[Package]:
+    """Candidate versions; the kernel meta package pins the versioned kernel package."""
+    stanzas = _candidates([KERNEL_PACKAGE, *PACKAGES])
+    depends = stanzas[KERNEL_PACKAGE].get("Depends", "")
+    match = re.search(r"(linux-image-[0-9][^\s,(]*-cloud-amd64) \(= ([^)\s]+)\)", depends)
+    if not match:
+        raise TestImageError(f"{KERNEL_PACKAGE} names no versioned kernel package")
+    kernel = Package(match.group(1), match.group(2), stanzas[KERNEL_PACKAGE]["Architecture"])
+    return [kernel, *(Package(n, stanzas[n]["Version"], stanzas[n]["Architecture"])
+                      for n in PACKAGES)]
+
+
+def _download(packages: Iterable[Package], debs: Path) -> None:
+    debs.mkdir(parents=True, exist_ok=True)
+    wanted = [p for p in packages if not (debs / p.deb_name).is_file()]
+    if wanted:
+        _run(["apt-get", "download", "-q", *(f"{p.name}={p.version}" for p in wanted)],
+             cwd=debs, what="apt-get download")
+    for p in packages:
+        if not (debs / p.deb_name).is_file():
+            raise TestImageError(f"apt-get download did not produce {p.deb_name}")
+
+
+def _input_hash(packages: Iterable[Package]) -> str:
+    h = hashlib.sha256()
+    for part in (BUILD_VERSION, str(FAT_MIB), " ".join(MODULES), SYSLINUX_CFG, INIT,
+                 UDHCPC_SCRIPT, *(p.deb_name for p in packages)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+# --- assembly ---------------------------------------------------------------------------
+
+def _assemble(scratch: Path, packages: list[Package], debs: Path, image: Path,
+              step: Report) -> None:
+    root = scratch / "root"
+    step("unpacking packages")
+    for p in packages:
+        _run(["dpkg-deb", "-x", str(debs / p.deb_name), str(root)], what=f"unpack {p.name}")
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    if len(kernels) != 1:
+        raise TestImageError(f"expected one kernel in the package, found {len(kernels)}")
+    kver = kernels[0].name.removeprefix("vmlinuz-")
+    busybox = root / "bin" / "busybox"
+    mbr = root / "usr" / "lib" / "syslinux" / "mbr" / "mbr.bin"
+    for needed in (busybox, mbr):
+        if not needed.is_file():
+            raise TestImageError(f"{needed.relative_to(root)} missing from the packages")
+
+    step("building the initramfs")
+    modules = _module_closure(root / "lib" / "modules" / kver, MODULES)
+    initrd = scratch / "initrd.gz"
+    initrd.write_bytes(_initramfs(busybox, modules))
+
+    step("making the disk")
+    raw = scratch / "disk.raw"
+    _make_disk(raw, scratch, kernels[0], initrd, mbr.read_bytes())
+
+    step("converting to qcow2")
+    partial = image.with_suffix(".partial")
+    _run(["qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw),
+          str(partial)], what="qemu-img convert")
+    partial.replace(image)
+
+
+def _modinfo(ko: Path, field: str) -> list[str]:
+    """Values of a .modinfo field, read from the module file's NUL-separated strings."""
+    values: list[str] = []
+    needle = field.encode() + b"="
+    for chunk in ko.read_bytes().split(b"\0"):
+        if chunk.startswith(needle):
+            values.extend(v for v in chunk[len(needle):].decode().split(",") if v)
+    return values
+
+
+def _module_closure(moddir: Path, names: Iterable[str]) -> list[Path]:
+    """The modules and their dependencies, dependencies first (insmod order)."""
+    index = {ko.name.removesuffix(".ko"): ko for ko in moddir.rglob("*.ko")}
+    order: list[Path] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        name = name.replace("-", "_")
+        if name in seen:
+            return
+        seen.add(name)
+        if name not in index:
+            raise TestImageError(f"kernel module {name} not in the kernel package")
+        for dep in _modinfo(index[name], "depends"):
+            visit(dep)
+        order.append(index[name])
+
+    for name in names:
+        visit(name)
+    return order
+
+
+class _Newc:
+    """A cpio "newc" archive writer (what the kernel unpacks as an initramfs)."""
+
+    def __init__(self) -> None:
+        self.out = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0),
+               ) -> None:
+        fields = (self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1],
+                  len(name) + 1, 0)
+        self.ino += 1
+        self.out.write(b"070701" + b"".join(b"%08X" % f for f in fields))
+        self.out.write(name.encode() + b"\0")
+        self._pad()
+        self.out.write(data)
+        self._pad()
+
+    def _pad(self) -> None:
+        self.out.write(b"\0" * (-self.out.tell() % 4))
+
+    def directory(self, name: str) -> None:
+        self._entry(name, stat.S_IFDIR | 0o755)
+
+    def file(self, name: str, data: bytes, perm: int = 0o644) -> None:
+        self._entry(name, stat.S_IFREG | perm, data)
+
+    def chardev(self, name: str, major: int, minor: int) -> None:
+        self._entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
+
+    def finish(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        return self.out.getvalue()
+
+
+def _initramfs(busybox: Path, modules: list[Path]) -> bytes:
+    cpio = _Newc()
+    for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys",
+              "run", "tmp", "root", "lib", "lib/modules"):
+        cpio.directory(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.chardev("dev/null", 1, 3)
+    cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
+    cpio.file("init", INIT.encode(), 0o755)
+    cpio.file("etc/udhcpc.script", UDHCPC_SCRIPT.encode(), 0o755)
+    cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    cpio.file("etc/group", b"root:x:0:\n")
+    cpio.file("etc/hostname", b"onestack-test\n")
+    names = []
+    for ko in modules:
+        name = ko.name.removesuffix(".ko")
+        names.append(name)
+        cpio.file(f"lib/modules/{name}.ko", ko.read_bytes())
+    cpio.file("lib/modules/order", ("\n".join(names) + "\n").encode())
+    return gzip.compress(cpio.finish(), compresslevel=9, mtime=0)
+
+
+def _make_disk(raw: Path, scratch: Path, kernel: Path, initrd: Path, mbr_code: bytes) -> None:
+    """MBR (syslinux's boot code + one bootable FAT16 partition) and the FAT contents."""
+    fat_sectors = FAT_MIB * 2048
+    total = (PART_START + fat_sectors) * 512
+    with open(raw, "wb") as f:
+        f.truncate(total)
+    _run(["mkfs.fat", "-F", "16", "-n", "ONESTACK", "-h", str(PART_START), "--offset",
+          str(PART_START), str(raw), str(fat_sectors // 2)], what="mkfs.fat")
+    cfg = scratch / "syslinux.cfg"
+    cfg.write_text(SYSLINUX_CFG)
+    image_at = f"{raw}@@{PART_START * 512}"
+    shutil.copyfile(kernel, scratch / "vmlinuz")
+    env_free = ["mcopy", "-i", image_at, "-o"]
+    _run([*env_free, str(scratch / "vmlinuz"), str(initrd), str(cfg), "::"], what="mcopy")
+    _run(["syslinux", "--offset", str(PART_START * 512), "--install", str(raw)],
+         what="syslinux --install")
+    if len(mbr_code) > 440:
+        raise TestImageError("syslinux mbr.bin is larger than 440 bytes")
+    entry = struct.pack("<B3sB3sII", 0x80, b"\xfe\xff\xff", 0x0E, b"\xfe\xff\xff",
+                        PART_START, fat_sectors)
+    sector = bytearray(512)
+    sector[:len(mbr_code)] = mbr_code
+    sector[446:462] = entry
+    sector[510:512] = b"\x55\xaa"
+    with open(raw, "r+b") as f:
+        f.write(sector)

@@ -1,0 +1,265 @@
+"""Floating IPs: an address on an external network, mapped (1:1 NAT) to a fixed IP.
+
+The address is held by a ``network:floatingip`` port on the external network (owned by
+no project, ``device_id`` the floating IP's id), so IPAM never hands it out twice and
+deleting the floating IP releases it. Associating needs a path: a router with an
+interface on the fixed IP's subnet and its gateway on the floating IP's network
+(else 404 ``ExternalGatewayForFloatingIPNotFound``); that router becomes ``router_id``.
+When the associated port is deleted, the database clears ``fixed_port_id`` (``ON DELETE
+SET NULL``) and the floating IP reads as unassociated; its stale ``router_id`` and
+``fixed_ip_address`` are neither shown nor counted.
+
+Status: there is no datapath yet, so ``ACTIVE`` means "associated" (the NAT would be in
+place) and ``DOWN`` means "not associated"; no state is reported by hosts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import false, or_, select
+from sqlalchemy.orm import Session
+
+from onestack.common.errors import BadRequest, Conflict, NotFound
+from onestack.db.models import Port
+from onestack.db.models.network_l3 import FloatingIP
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.network.base import (
+    Kind,
+    ListQuery,
+    Page,
+    annotate,
+    caller_project,
+    forget_tags,
+    list_page,
+    new_id,
+    own_rows,
+    owns,
+    page_of,
+    policy_error,
+    register,
+    retrying,
+    set_tags,
+)
+from onestack.services.network.quotas import check_quota
+from onestack.services.network.routers import get_network, get_port, get_subnet, routers_for_subnet
+
+if TYPE_CHECKING:
+    from onestack.services.network.service import Networking
+
+OWNER = "network:floatingip"
+
+def _port_details(session: Session, fips: list[Any]) -> dict[str, dict[str, Any]]:
+    """``port_details`` (the ``fip-port-details`` extension) of associated ones."""
+    port_ids = [f.fixed_port_id for f in fips if f.fixed_port_id]
+    ports = ({p.id: p for p in session.scalars(select(Port).where(Port.id.in_(port_ids)))}
+             if port_ids else {})
+    out: dict[str, dict[str, Any]] = {}
+    for fip in fips:
+        port = ports.get(fip.fixed_port_id or "")
+        out[fip.id] = {"port_details": None if port is None else {
+            "name": port.name, "network_id": port.network_id,
+            "mac_address": port.mac_address, "admin_state_up": port.admin_state_up,
+            "status": port.status, "device_id": port.device_id,
+            "device_owner": port.device_owner}}
+    return out
+
+
+FLOATING_IPS = register(Kind(
+    member="floatingip", collection="floatingips", model=FloatingIP,
+    visible=own_rows(FloatingIP),
+    columns={"tenant_id": FloatingIP.project_id, "port_id": FloatingIP.fixed_port_id},
+    filters={"status": lambda values: _status_filter(values)},
+    hidden=frozenset({"floating_port_id", "fixed_port_id"}),
+    label="Floating IP", fault="FloatingIPNotFound", extras=_port_details))
+
+
+def _status_filter(values: list[str]) -> Any:
+    """``status=ACTIVE`` / ``DOWN``: associated or not (see the module docstring)."""
+    conditions = []
+    if "ACTIVE" in values:
+        conditions.append(FloatingIP.fixed_port_id.is_not(None))
+    if "DOWN" in values:
+        conditions.append(FloatingIP.fixed_port_id.is_(None))
+    return or_(*conditions) if conditions else false()
+
+
+def bad_request(message: str) -> BadRequest:
+    return BadRequest(f"Bad floatingip request: {message}.", fault="BadRequest")
+
+
+def status_of(fip: FloatingIP) -> str:
+    return "ACTIVE" if fip.fixed_port_id else "DOWN"
+
+
+def _fixed_ip_for(port: Port, fixed_ip_address: Any) -> tuple[str, str]:
+    """(subnet_id, address) of the port's IPv4 address to map to."""
+    v4 = [ip for ip in port.fixed_ips if ipaddress.ip_address(ip.ip_address).version == 4]
+    if fixed_ip_address is not None:
+        if not isinstance(fixed_ip_address, str):
+            raise bad_request(f"fixed_ip_address {fixed_ip_address!r} is not a string")
+        try:
+            wanted = str(ipaddress.ip_address(fixed_ip_address))
+        except ValueError:
+            raise bad_request(f"{fixed_ip_address!r} is not a valid IP address") from None
+        match = next((ip for ip in v4 if ip.ip_address == wanted), None)
+        if match is None:
+            raise bad_request(f"Port {port.id} does not have fixed ip {fixed_ip_address}")
+        return match.subnet_id, match.ip_address
+    if not v4:
+        raise bad_request(f"No IPv4 address found on port {port.id}")
+    if len(v4) > 1:
+        raise bad_request(f"Port {port.id} has multiple fixed IPv4 addresses. Must provide a "
+                          "specific IPv4 address when assigning a floating IP")
+    return v4[0].subnet_id, v4[0].ip_address
+
+
+class FloatingIPs:
+    """Floating IPs for the API; each call is one transaction."""
+
+    def __init__(self, net: Networking) -> None:
+        self.net = net
+        self.db = net.db
+
+    def _associate(self, session: Session, ctx: ValidatedToken, fip: FloatingIP,
+                   port_id: Any, fixed_ip_address: Any) -> None:
+        if port_id is None:
+            fip.fixed_port_id = None
+            fip.fixed_ip_address = None
+            fip.router_id = None
+            return
+        port = get_port(session, ctx, port_id)
+        if not ctx.is_admin and port.project_id != fip.project_id:
+            raise bad_request(f"Cannot process floating IP association with Port {port.id}, "
+                              "since that port is owned by a different project")
+        if port.device_owner.startswith("network:"):
+            raise bad_request(f"Port {port.id} has owner {port.device_owner} and therefore "
+                              "cannot have a floating IP")
+        subnet_id, address = _fixed_ip_for(port, fixed_ip_address)
+        if port.network_id == fip.floating_network_id:
+            raise bad_request(f"Port {port.id} is on the floating IP's external network")
+        routers = routers_for_subnet(session, subnet_id, fip.floating_network_id)
+        if not routers:
+            raise NotFound(f"External network {fip.floating_network_id} is not reachable "
+                           f"from subnet {subnet_id}.  Therefore, cannot associate Port "
+                           f"{port.id} with a Floating IP.",
+                           fault="ExternalGatewayForFloatingIPNotFound")
+        other = session.scalar(select(FloatingIP).where(
+            FloatingIP.floating_network_id == fip.floating_network_id,
+            FloatingIP.fixed_port_id == port.id, FloatingIP.fixed_ip_address == address,
+            FloatingIP.id != fip.id))
+        if other is not None:
+            raise Conflict(f"Cannot associate floating IP {fip.floating_ip_address} "
+                           f"({fip.id}) with port {port.id} using fixed IP {address}, as "
+                           "that fixed IP already has a floating IP on external network "
+                           f"{fip.floating_network_id}.",
+                           fault="FloatingIPPortAlreadyAssociated")
+        fip.fixed_port_id = port.id
+        fip.fixed_ip_address = address
+        fip.router_id = routers[0].id
+
+    def create(self, ctx: ValidatedToken, *, project_id: str | None,
+               floating_network_id: Any, floating_ip_address: Any = None,
+               subnet_id: Any = None, port_id: Any = None, fixed_ip_address: Any = None,
+               description: str = "", tags: list[str] | None = None) -> Page:
+        from onestack.services.network.ports import create_port_in
+
+        if floating_ip_address is not None and not ctx.is_admin:
+            raise policy_error("create_floatingip:floating_ip_address")
+
+        def work(session: Session) -> Page:
+            owner = caller_project(ctx, project_id, "create_floatingip")
+            network = get_network(session, ctx, floating_network_id)
+            if not network.external:
+                raise bad_request(f"Network {network.id} is not a valid external network")
+            if subnet_id is not None:
+                subnet = get_subnet(session, None, subnet_id)
+                if subnet.network_id != network.id or subnet.ip_version != 4:
+                    raise bad_request(f"Subnet {subnet_id} is not an IPv4 subnet of network "
+                                      f"{network.id}")
+                chosen = subnet.id
+            else:
+                v4 = [s for s in network.subnets if s.ip_version == 4]
+                if floating_ip_address is not None:
+                    v4 = [s for s in v4 if _contains(s.cidr, floating_ip_address)] or v4
+                if not v4:
+                    raise bad_request(f"Network {network.id} does not contain any IPv4 "
+                                      "subnet")
+                chosen = v4[0].id
+            check_quota(session, owner, "floatingip")
+            fip_id = new_id()
+            fixed: dict[str, Any] = {"subnet_id": chosen}
+            if floating_ip_address is not None:
+                fixed["ip_address"] = floating_ip_address
+            port = create_port_in(session, network_id=network.id, project_id="",
+                                  fixed_ips=[fixed], device_id=fip_id, device_owner=OWNER)
+            fip = FloatingIP(id=fip_id, project_id=owner,
+                             floating_ip_address=port.fixed_ips[0].ip_address,
+                             floating_network_id=network.id, floating_port_id=port.id,
+                             description=description)
+            session.add(fip)
+            session.flush()
+            if port_id is not None:
+                self._associate(session, ctx, fip, port_id, fixed_ip_address)
+            elif fixed_ip_address is not None:
+                raise bad_request("fixed_ip_address needs a port_id")
+            if tags:
+                set_tags(session, FLOATING_IPS.collection, fip.id, tags)
+            session.flush()
+            return page_of(session, FLOATING_IPS, [fip])
+        return retrying(self.db, work)
+
+    def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
+        with self.db.session() as session:
+            stmt = select(FloatingIP)
+            condition = FLOATING_IPS.visible(ctx)
+            if condition is not None:
+                stmt = stmt.where(condition)
+            return annotate(session, FLOATING_IPS,
+                            list_page(session, FLOATING_IPS, stmt, query, ctx))
+
+    def get(self, ctx: ValidatedToken, fip_id: str) -> Page:
+        with self.db.session() as session:
+            fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
+            return page_of(session, FLOATING_IPS, [fip])
+
+    def update(self, ctx: ValidatedToken, fip_id: str, changes: dict[str, Any]
+               ) -> Page:
+        with self.db.session() as session:
+            fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
+            if not owns(ctx, fip.project_id):
+                raise FLOATING_IPS.not_found(fip_id)
+            if "description" in changes:
+                fip.description = changes["description"]
+            if "port_id" in changes:
+                self._associate(session, ctx, fip, changes["port_id"],
+                                changes.get("fixed_ip_address"))
+            elif changes.get("fixed_ip_address") is not None:
+                if fip.fixed_port_id is None:
+                    raise bad_request("fixed_ip_address needs a port_id")
+                self._associate(session, ctx, fip, fip.fixed_port_id,
+                                changes["fixed_ip_address"])
+            session.flush()
+            return page_of(session, FLOATING_IPS, [fip])
+
+    def delete(self, ctx: ValidatedToken, fip_id: str) -> None:
+        """Delete the floating IP and release its address."""
+        from onestack.services.network.ports import delete_port_in
+
+        with self.db.session() as session:
+            fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
+            if not owns(ctx, fip.project_id):
+                raise FLOATING_IPS.not_found(fip_id)
+            port_id = fip.floating_port_id
+            forget_tags(session, FLOATING_IPS.collection, fip.id)
+            session.delete(fip)
+            session.flush()
+            delete_port_in(session, port_id)
+
+
+def _contains(cidr: str, address: Any) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(cidr)
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,153 @@
+"""The test image boots under QEMU (TCG) and does every step its init promises.
+
+QEMU's user-mode network (slirp) gives the guest DHCP on 169.254.169.0/24 and IPv6 router
+advertisements; ``guestfwd`` sends the guest's connections to 169.254.169.254:80 through
+``guestfwd_relay.py`` to a small HTTP server this test runs on 127.0.0.1. Nothing touches
+the host's interfaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from onestack.services.image.inspect import inspect_image
+from onestack.services.image.testimage import MARKER, build_test_image
+
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                       reason="qemu-system-x86 not installed"),
+]
+
+RELAY = Path(__file__).with_name("guestfwd_relay.py")
+BOOT_TIMEOUT = 180
+
+
+@pytest.fixture(scope="session")
+def test_image() -> Path:
+    """Built once and cached (the second call is a cache hit)."""
+    return build_test_image()
+
+
+class Metadata(ThreadingHTTPServer):
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.requests: list[str] = []
+        super().__init__(("127.0.0.1", 0), MetadataHandler)
+
+
+class MetadataHandler(BaseHTTPRequestHandler):
+    server: Metadata
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.server.requests.append(self.path)
+        body = self.server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metadata() -> Iterator[Metadata]:
+    server = Metadata({})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def boot(image: Path, port: int, console: Path) -> subprocess.Popen[bytes]:
+    relay = f"{sys.executable} {RELAY} {port}"
+    netdev = ("user,id=n0,ipv4=on,net=169.254.169.0/24,ipv6=on,ipv6-prefix=fd00:5::,"
+              f"ipv6-prefixlen=64,guestfwd=tcp:169.254.169.254:80-cmd:{relay}")
+    return subprocess.Popen(
+        ["qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-nographic",
+         "-display", "none", "-monitor", "none", "-nodefaults",
+         "-serial", f"file:{console}",
+         "-drive", f"file={image},format=qcow2,if=virtio,snapshot=on",
+         "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for(console: Path, proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = console.read_text(errors="replace") if console.exists() else ""
+        if text in out:
+            return out
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"QEMU exited with {proc.returncode}: {err}\n{out}")
+        time.sleep(0.2)
+    pytest.fail(f"no {text!r} on the console within {timeout} s:\n{out}")
+
+
+def markers(console_text: str) -> dict[str, str]:
+    """First word after the marker -> the rest of that line."""
+    found: dict[str, str] = {}
+    for line in console_text.splitlines():
+        if MARKER in line:
+            step, _, rest = line.split(MARKER, 1)[1].strip().partition(" ")
+            found.setdefault(step, rest)
+    return found
+
+
+def test_image_is_a_safe_small_qcow2(test_image: Path) -> None:
+    info = inspect_image(test_image, "qcow2", 1 << 30)
+    assert info.format == "qcow2"
+    assert test_image.stat().st_size < 20 * 1024 * 1024
+    assert build_test_image() == test_image  # cached
+
+
+def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
+                                   tmp_path: Path) -> None:
+    instance = str(uuid.uuid4())
+    token = uuid.uuid4().hex
+    metadata.files = {
+        "/openstack/latest/meta_data.json": json.dumps(
+            {"uuid": instance, "name": "test-vm", "hostname": "test-vm"}).encode(),
+        "/openstack/latest/user_data": f"#!/bin/sh\necho user-data-says {token}\n".encode(),
+    }
+    console = tmp_path / "console.log"
+    started = time.monotonic()
+    proc = boot(test_image, metadata.server_address[1], console)
+    try:
+        wait_for(console, proc, f"{MARKER} init started", BOOT_TIMEOUT)
+        to_init = time.monotonic() - started
+        out = wait_for(console, proc, f"{MARKER} done", BOOT_TIMEOUT)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    found = markers(out)
+    print(f"init after {to_init:.1f} s; console markers: {found}")
+    assert found["dhcp"].startswith("ok 169.254.169.")
+    assert "default via 169.254.169.2" in found["dhcp"]
+    assert found["ipv6"].startswith("ok fd00:5::")
+    assert "169.254.169." in found["addresses"] and "fd00:5::" in found["addresses"]
+    assert found["metadata"] == f"ok uuid={instance}"
+    assert f"user-data-says {token}" in out
+    assert found["user-data"] == "ran rc=0"
+    assert "/openstack/latest/user_data" in metadata.requests

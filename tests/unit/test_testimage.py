@@ -1,0 +1,138 @@
+"""Pieces of the test image build that need no packages: the DHCP hook, cpio, modules."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from onestack.services.image import testimage
+from onestack.services.image.testimage import UDHCPC_SCRIPT, Package, _module_closure, _Newc
+
+FAKE_IP = """#!/bin/sh
+echo "$*" >> "$IP_LOG"
+case "$*" in *"route del"*) exit 1;; esac
+exit 0
+"""
+
+
+def run_hook(tmp_path: Path, **env: str) -> tuple[list[str], str]:
+    """Run the udhcpc hook with a fake ``ip`` that records its calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ip").write_text(FAKE_IP)
+    (bin_dir / "ip").chmod(0o755)
+    hook = tmp_path / "udhcpc.script"
+    hook.write_text(UDHCPC_SCRIPT)
+    log = tmp_path / "ip.log"
+    log.unlink(missing_ok=True)
+    state = tmp_path / "dhcp.env"
+    full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "IP_LOG": str(log),
+                "RESOLV_CONF": str(tmp_path / "resolv.conf"), "DHCP_ENV": str(state),
+                "interface": "eth0", "ip": "10.0.0.5", "mask": "24", **env}
+    subprocess.run(["sh", str(hook), "bound"], env=full_env, check=True, timeout=10)
+    return log.read_text().splitlines(), state.read_text()
+
+
+def test_dhcp_hook_applies_mtu_and_classless_routes(tmp_path: Path) -> None:
+    calls, state = run_hook(tmp_path, mtu="1450", router="10.0.0.1", dns="10.0.0.2",
+                            staticroutes="10.0.0.0/8 10.0.0.1 169.254.169.254/32 0.0.0.0 "
+                                         "0.0.0.0/0 10.0.0.1")
+    assert "addr add 10.0.0.5/24 dev eth0" in calls
+    assert "link set dev eth0 mtu 1450" in calls
+    assert "route replace 10.0.0.0/8 via 10.0.0.1 dev eth0" in calls
+    assert "route replace 169.254.169.254/32 dev eth0" in calls
+    assert "route replace 0.0.0.0/0 via 10.0.0.1 dev eth0" in calls
+    # RFC 3442: with option 121 the router option is ignored.
+    assert not any(c.startswith("route replace default") for c in calls)
+    assert "DHCP_ADDRESS='10.0.0.5/24'" in state
+    assert "169.254.169.254/32 via 0.0.0.0" in state
+    assert (tmp_path / "resolv.conf").read_text() == "nameserver 10.0.0.2\n"
+
+
+def test_dhcp_hook_without_option_121_uses_the_router(tmp_path: Path) -> None:
+    calls, state = run_hook(tmp_path, router="10.0.0.1 10.0.0.254")
+    assert "route replace default via 10.0.0.1 dev eth0" in calls
+    assert not any("10.0.0.254" in c for c in calls)
+    assert not any(" mtu " in c for c in calls)
+    assert "DHCP_ROUTES='default via 10.0.0.1'" in state
+
+
+def read_newc(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
+    """Parse a newc archive: name -> (mode, data, rdev)."""
+    entries: dict[str, tuple[int, bytes, tuple[int, int]]] = {}
+    pos = 0
+    while True:
+        assert data[pos:pos + 6] == b"070701"
+        fields = [int(data[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13)]
+        namesize, filesize = fields[11], fields[6]
+        name = data[pos + 110:pos + 110 + namesize - 1].decode()
+        pos += 110 + namesize
+        pos += -pos % 4
+        body = data[pos:pos + filesize]
+        pos += filesize
+        pos += -pos % 4
+        if name == "TRAILER!!!":
+            return entries
+        entries[name] = (fields[1], body, (fields[9], fields[10]))
+
+
+def test_newc_archive_round_trip() -> None:
+    cpio = _Newc()
+    cpio.directory("dev")
+    cpio.chardev("dev/console", 5, 1)
+    cpio.file("init", b"#!/bin/sh\n", 0o755)
+    cpio.file("odd", b"abc")
+    entries = read_newc(cpio.finish())
+    assert entries["dev"][0] == 0o40755
+    assert entries["dev/console"][0] == 0o20600 and entries["dev/console"][2] == (5, 1)
+    assert entries["init"] == (0o100755, b"#!/bin/sh\n", (0, 0))
+    assert entries["odd"][1] == b"abc"
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
+def test_newc_archive_reads_with_gnu_cpio(tmp_path: Path) -> None:
+    cpio = _Newc()
+    cpio.directory("etc")
+    cpio.file("etc/hostname", b"vm\n")
+    listing = subprocess.run(["cpio", "-t", "--quiet"], input=cpio.finish(),
+                             capture_output=True, check=True).stdout.decode().split()
+    assert listing == ["etc", "etc/hostname"]
+
+
+def test_module_closure_orders_dependencies_first(tmp_path: Path) -> None:
+    def module(path: str, depends: str) -> None:
+        ko = tmp_path / path
+        ko.parent.mkdir(parents=True, exist_ok=True)
+        ko.write_bytes(b"\x7fELF\0license=GPL\0depends=" + depends.encode() + b"\0name=x\0")
+
+    module("kernel/drivers/net/virtio_net.ko", "net_failover,virtio_ring,virtio")
+    module("kernel/drivers/net/net_failover.ko", "failover")
+    module("kernel/net/core/failover.ko", "")
+    module("kernel/drivers/virtio/virtio.ko", "")
+    module("kernel/drivers/virtio/virtio_ring.ko", "")
+    order = [p.name for p in _module_closure(tmp_path, ["virtio_net"])]
+    assert order.index("failover.ko") < order.index("net_failover.ko")
+    assert order[-1] == "virtio_net.ko" and len(order) == 5
+    with pytest.raises(testimage.TestImageError, match="virtio_blk"):
+        _module_closure(tmp_path, ["virtio_blk"])
+
+
+def test_package_file_name_encodes_the_epoch() -> None:
+    pkg = Package("busybox-static", "1:1.35.0-4", "amd64")
+    assert pkg.deb_name == "busybox-static_1%3a1.35.0-4_amd64.deb"
+
+
+def test_initramfs_holds_init_and_modules(tmp_path: Path) -> None:
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(b"\x7fELF fake busybox")
+    ko = tmp_path / "virtio.ko"
+    ko.write_bytes(b"module")
+    entries = read_newc(gzip.decompress(testimage._initramfs(busybox, [ko])))
+    assert entries["init"][1].startswith(b"#!/bin/busybox sh")
+    assert entries["lib/modules/order"][1] == b"virtio\n"
+    assert entries["dev/console"][2] == (5, 1)
