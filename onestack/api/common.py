@@ -45,11 +45,11 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
-    _check_text(body, "")
+    check_text(body, "")
     return body
 
 
-def _check_text(value: Any, path: str) -> None:
+def check_text(value: Any, path: str) -> None:
     """Refuse strings no database can store: NUL characters and unpaired surrogates
     (JSON can carry both as escapes)."""
     if isinstance(value, str):
@@ -61,11 +61,11 @@ def _check_text(value: Any, path: str) -> None:
             raise InvalidField(path or "body", "is not valid Unicode text") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, path or "body")
-            _check_text(item, f"{path}/{key}" if path else str(key))
+            check_text(key, path or "body")
+            check_text(item, f"{path}/{key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_text(item, f"{path}/{index}")
+            check_text(item, f"{path}/{index}")
 
 
 def parse(model: type[M], data: Any, root: str) -> M:

@@ -16,6 +16,7 @@ shape of the service that was called.
     ├── Gone                      410
     ├── PayloadTooLarge           413
     ├── UnsupportedMediaType      415
+    ├── RangeNotSatisfiable       416
     └── ServiceUnavailable        503
 """
 
@@ -103,6 +104,12 @@ class UnsupportedMediaType(OneStackError):
     status = 415
     title = "Unsupported Media Type"
     fault = "unsupportedMediaType"
+
+
+class RangeNotSatisfiable(OneStackError):
+    status = 416
+    title = "Requested Range Not Satisfiable"
+    fault = "rangeNotSatisfiable"
 
 
 class ServiceUnavailable(OneStackError):

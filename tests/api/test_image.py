@@ -445,3 +445,40 @@ def test_info(cloud):
 def test_unknown_paths_and_methods_are_glance_errors(cloud):
     assert_glance_error(cloud.request("GET", "/image/v2/nothing"), 404)
     assert_glance_error(cloud.request("PUT", "/image/v2/images"), 405)
+
+
+def test_odd_input_is_never_a_500(cloud):
+    image = create_image(cloud)
+    iid = image["id"]
+    calls = [
+        ("POST", "/image/v2/images", {"content": b"\xff\xfe", "headers": {
+            "Content-Type": "application/json"}}),
+        ("POST", "/image/v2/images", {"json": {"name": "a\x00b"}}),
+        ("POST", "/image/v2/images", {"json": {"tags": [None]}}),
+        ("POST", "/image/v2/images", {"json": {"": "empty key"}}),
+        ("POST", "/image/v2/images", {"json": {"min_ram": 2**70}}),
+        ("POST", "/image/v2/images", {"json": {"owner": ["x"]}}),
+        ("PATCH", f"/image/v2/images/{iid}", {"content": b"\xff", "headers": PATCH}),
+        ("PATCH", f"/image/v2/images/{iid}", {"json": [{"op": "add", "path": 5,
+                                                         "value": 1}], "headers": PATCH}),
+        ("PATCH", f"/image/v2/images/{iid}", {"json": [{"op": "add", "path": "/tags",
+                                                         "value": "x"}], "headers": PATCH}),
+        ("PATCH", f"/image/v2/images/{iid}", {"json": [{"op": ["add"], "path": "/x",
+                                                         "value": "x"}], "headers": PATCH}),
+        ("GET", "/image/v2/images?limit=1e3", {}),
+        ("GET", "/image/v2/images?marker=%00", {}),
+        ("GET", "/image/v2/images?created_at=gt:2020-01-01T00:00:00%2B05:00", {}),
+        ("GET", "/image/v2/images?size_min=99999999999999999999999", {}),
+        ("GET", "/image/v2/images?name=in:", {}),
+        ("GET", "/image/v2/images?sort=,", {}),
+        ("GET", "/image/v2/images?%00=%00", {}),
+        ("PUT", f"/image/v2/images/{iid}/tags/%00", {}),
+        ("POST", f"/image/v2/images/{iid}/members", {"json": {"member": "a\x00"}}),
+        ("POST", f"/image/v2/images/{iid}/import", {"json": {"method": "glance-direct"}}),
+        ("GET", f"/image/v2/images/{iid}/file", {"headers": {"Range": "bytes=-0"}}),
+        ("PUT", f"/image/v2/images/{iid}/file", {"content": b"x", "headers": {
+            "Content-Type": "application/octet-stream", "x-openstack-image-size": "1e3"}}),
+    ]
+    for method, path, kw in calls:
+        r = cloud.request(method, path, **kw)
+        assert r.status_code < 500, (method, path, r.status_code, r.text)

@@ -1,7 +1,8 @@
 """The Image service with the stock ``openstack`` CLI against a real ``onestack up``.
 
 The server is this module's own (ports 5300-5399), started with a 1 GiB maximum
-virtual size so that an oversized image can be refused without writing one.
+virtual size so that an oversized image can be refused without writing one, and pages
+of 5 images so that the client's lists always go through several pages.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.e2e
 
 PORTS = range(5300, 5400)
+#: The server's default page size: small, so every list the CLI makes follows `next`.
+PAGE_SIZE = 5
 MiB = 1 << 20
 
 
@@ -42,7 +45,8 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     last: Exception | None = None
     for port in [p for p in candidates if port_is_free(p)][:5]:
         server = Server(state_dir=base / "state", port=port, log_path=base / "server.log",
-                        env={"ONESTACK_IMAGE_MAX_VIRTUAL_SIZE": str(TEST_MAX_VIRTUAL_SIZE)})
+                        env={"ONESTACK_IMAGE_MAX_VIRTUAL_SIZE": str(TEST_MAX_VIRTUAL_SIZE),
+                             "ONESTACK_IMAGE_LIMIT_PARAM_DEFAULT": str(PAGE_SIZE)})
         try:
             server.start()
         except ServerError as exc:
@@ -325,3 +329,26 @@ def test_negative_cases(openstack, image_server, unique):
     assert r.status_code == 400 and "MD5" in r.json()["message"], r.text
     assert openstack("image", "show", image["id"])["status"] == "queued"
     openstack("image", "delete", image["id"])
+
+
+def test_list_pages_filters_and_sorts(openstack, image_server, unique):
+    token = image_server.password_token()
+    tag = f"page-{unique}"
+    made = []
+    for n in range(12):
+        image = queued_image(image_server, token, f"e2e-page-{unique}-{n:02d}")
+        r = httpx.put(f"{image_server.url}/image/v2/images/{image['id']}/tags/{tag}",
+                      headers={"X-Auth-Token": token}, timeout=10)
+        assert r.status_code == 204, r.text
+        made.append(image["id"])
+    # the client follows the server's next links (pages of 5) to the end ...
+    rows = openstack("image", "list", "--tag", tag, "--sort", "name:asc")
+    assert [r["ID"] for r in rows] == made
+    # ... unless given --limit: then it asks for one page of that size (newest first)
+    rows = openstack("image", "list", "--tag", tag, "--limit", "4", "--sort", "name:asc")
+    assert [r["ID"] for r in rows] == made[-4:]
+    rows = openstack("image", "list", "--tag", tag, "--status", "queued", "--long")
+    assert sorted(r["ID"] for r in rows) == sorted(made)
+    assert openstack("image", "list", "--tag", tag, "--status", "active") == []
+    for image_id in made:
+        openstack("image", "delete", image_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from onestack.api.common import MAX_BODY, _check_text
+from onestack.api.common import MAX_BODY, check_text
 from onestack.common.errors import BadRequest
 from onestack.db.models import Image, ImageMember
 from onestack.services.image import Images
@@ -65,7 +65,7 @@ async def read_json_value(request: Request) -> Any:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
-    _check_text(value, "")
+    check_text(value, "")
     return value
 
 

@@ -20,7 +20,11 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, read_json
 from onestack.api.image.common import images, media_type
-from onestack.common.errors import BadRequest, OneStackError, UnsupportedMediaType
+from onestack.common.errors import (
+    BadRequest,
+    RangeNotSatisfiable,
+    UnsupportedMediaType,
+)
 from onestack.services.image.data import STORE_ID, parse_md5
 
 READ_CHUNK = 1 << 20
@@ -99,12 +103,6 @@ async def import_image(request: Request) -> Response:
     await images(request).data.import_image(ctx, request.path_params["image_id"], name,
                                             stores)
     return Response(status_code=202)
-
-
-class RangeNotSatisfiable(OneStackError):
-    status = 416
-    title = "Requested Range Not Satisfiable"
-    fault = "rangeNotSatisfiable"
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -23,6 +23,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.security_groups import changes_of
 from onestack.db.models import FloatingIP
 from onestack.services.network.base import Page
 from onestack.services.network.floating_ips import status_of
@@ -94,7 +95,8 @@ async def update_floating_ip(request: Request) -> Response:
     data = parse_member(FloatingIPUpdate, await read_member(request, "floatingip"),
                         "floatingip")
     page = networking(request).floating_ips.update(
-        ctx, request.path_params["floatingip_id"], data.model_dump(exclude_unset=True))
+        ctx, request.path_params["floatingip_id"],
+        changes_of(data, "floatingip", ("description",)))
     return show(request, "floatingip", render_floating_ip(page.one(), page))
 
 

@@ -87,18 +87,20 @@ def _service_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_port(port: Port, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
+    """A port (a model or a plain row); addresses etc. come from the page's extras."""
+    extra = page.extra
     body = standard(port, page)
     body.update({
         "network_id": port.network_id, "mac_address": port.mac_address,
         "admin_state_up": port.admin_state_up, "status": port.status,
         "device_id": port.device_id, "device_owner": port.device_owner,
-        "fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
-                      for a in port.fixed_ips],
-        "allowed_address_pairs": [{"ip_address": p.ip_address, "mac_address": p.mac_address}
-                                  for p in port.allowed_address_pairs],
-        "extra_dhcp_opts": [{"opt_name": o.opt_name, "opt_value": o.opt_value,
-                             "ip_version": o.ip_version} for o in port.extra_dhcp_opts],
-        "security_groups": page.extra.get("security_groups", {}).get(port.id, []),
+        "fixed_ips": [{"subnet_id": s, "ip_address": a}
+                      for s, a in extra["fixed_ips"].get(port.id, ())],
+        "allowed_address_pairs": [{"ip_address": a, "mac_address": m}
+                                  for a, m in extra["allowed_address_pairs"].get(port.id, ())],
+        "extra_dhcp_opts": [{"opt_name": n, "opt_value": v, "ip_version": ver}
+                            for n, v, ver in extra["extra_dhcp_opts"].get(port.id, ())],
+        "security_groups": extra["security_groups"][port.id],
         "port_security_enabled": port.port_security_enabled,
         "binding:vnic_type": port.binding_vnic_type,
     })

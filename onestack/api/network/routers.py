@@ -24,6 +24,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.security_groups import changes_of
 from onestack.common.errors import InvalidField
 from onestack.db.models import Router
 from onestack.services.network.base import Page
@@ -99,7 +100,8 @@ async def update_router(request: Request) -> Response:
     ctx = caller(request)
     data = parse_member(RouterUpdate, await read_member(request, "router"), "router")
     page = networking(request).routers.update(ctx, request.path_params["router_id"],
-                                              data.model_dump(exclude_unset=True))
+                                              changes_of(data, "router", (
+                                                  "name", "description", "admin_state_up")))
     return show(request, "router", render_router(page.one(), page))
 
 

@@ -24,6 +24,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.common.errors import InvalidField
 from onestack.db.models import SecurityGroup, SecurityGroupRule
 from onestack.services.network.base import Page
 from onestack.services.network.security_groups import RuleSpec
@@ -62,6 +63,15 @@ class RuleCreate(BaseModel):
     description: Name = ""
     project_id: Id | None = None
     tenant_id: Id | None = None
+
+
+def changes_of(data: BaseModel, member: str, not_null: tuple[str, ...]) -> dict[str, Any]:
+    """The attributes an update body set; ``null`` only where the attribute allows it."""
+    changes = data.model_dump(exclude_unset=True)
+    for key in not_null:
+        if key in changes and changes[key] is None:
+            raise InvalidField(f"{member}/{key}", "None is not allowed")
+    return changes
 
 
 def render_rule(rule: SecurityGroupRule, page: Page | None = None) -> dict[str, Any]:
@@ -117,7 +127,8 @@ async def update_group(request: Request) -> Response:
     data = parse_member(GroupUpdate, await read_member(request, "security_group"),
                         "security_group")
     page = networking(request).security_groups.update_group(
-        ctx, request.path_params["group_id"], data.model_dump(exclude_unset=True))
+        ctx, request.path_params["group_id"],
+        changes_of(data, "security_group", ("name", "description", "stateful")))
     return show(request, "security_group", render_group(page.one(), page))
 
 

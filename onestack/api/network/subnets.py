@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -65,7 +65,6 @@ class SubnetCreate(BaseModel):
     project_id: Id | None = None
     tenant_id: Id | None = None
     tags: list[Tag] | None = None
-    service_types: list[Name] = Field(default_factory=list, max_length=0)
 
 
 class SubnetUpdate(BaseModel):

@@ -277,13 +277,13 @@ class ImageData:
             raise
         try:
             with self.db.session() as session:
-                image = session.get(Image, claim.image_id, with_for_update=True)
-                if image is None or image.status != "importing":
+                current = session.get(Image, claim.image_id, with_for_update=True)
+                if current is None or current.status != "importing":
                     self.store.delete(claim.image_id)
                     raise Gone(f"Image {claim.image_id} was deleted during the import.")
-                image.status = "active"
-                image.virtual_size = info.virtual_size
-                image.updated_at = utcnow()
+                current.status = "active"
+                current.virtual_size = info.virtual_size
+                current.updated_at = utcnow()
                 session.flush()
                 try:
                     self.store.promote_staged(claim.image_id)

@@ -140,10 +140,13 @@ def _bool(name: str, value: str) -> bool:
 
 def _int(name: str, value: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise BadRequest(f"Invalid value '{value}' for '{name}': an integer is "
                          "expected.") from None
+    if not -(2**63) <= number < 2**63:
+        raise BadRequest(f"Invalid value '{value}' for '{name}': out of range.")
+    return number
 
 
 def _split_in(value: str) -> list[str]:

@@ -69,7 +69,7 @@ def listable(ctx: ValidatedToken, member_status: str | None) -> Any:
     """SQL: the images a non-admin caller's lists may hold: its own, public and
     community ones, and shared ones whose membership has ``member_status`` (None:
     any)."""
-    conds = [Image.visibility.in_(("public", "community"))]
+    conds: list[Any] = [Image.visibility.in_(("public", "community"))]
     if ctx.project_id is not None:
         conds.append(Image.owner == ctx.project_id)
         conds.append((Image.visibility == "shared") & member_of(ctx.project_id,

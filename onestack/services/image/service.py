@@ -8,6 +8,7 @@ the API and the dashboard cannot disagree about who may do what.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -136,7 +137,7 @@ class Images:
     # -- list -----------------------------------------------------------------------
 
     def list(self, ctx: ValidatedToken, params: Sequence[tuple[str, str]]
-             ) -> tuple[list[Image], str | None]:
+             ) -> tuple[builtins.list[Image], str | None]:
         """One page of the images the caller may see, filtered and sorted as Glance's
         query string asks; returns the page and the marker of the next one (None when
         this is the last)."""
@@ -165,7 +166,7 @@ class Images:
         return image
 
     def _change_base(self, ctx: ValidatedToken, image: Image, change: Change,
-                     tags: list[str]) -> list[str]:
+                     tags: builtins.list[str]) -> builtins.list[str]:
         name = change.path
         if change.op == "remove":
             raise Forbidden(f"Property {name} may not be removed.")

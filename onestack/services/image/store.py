@@ -22,9 +22,10 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from onestack.services.image.fields import UUID_RE
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 #: buffer in flight while the next is received: memory per upload stays ~2 buffers.
 BUFFER_SIZE = 4 << 20
 PARTIAL_PREFIX = ".partial-"
+_IOV_MAX = 1024
 
 
 class PartialFile:
@@ -49,36 +51,50 @@ class PartialFile:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha512 = hashlib.sha512()
         self.committed = False
+        # Held while the descriptor is in use, so that discard() (possibly called
+        # while a write is still running in a worker thread) never closes it under a
+        # write, which could then land in whatever file reused the descriptor number.
+        self._fd_lock = threading.Lock()
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: bytes) -> None:
         """Hash and write ``data`` (blocking)."""
         self.md5.update(data)
         self.sha512.update(data)
-        self._write(data)
+        self._write([data])
 
-    async def write_parallel(self, data: bytes | bytearray) -> None:
-        """Hash (MD5, SHA-512) and write ``data`` in three worker threads at once:
+    async def write_parallel(self, chunks: list[bytes]) -> None:
+        """Hash (MD5, SHA-512) and write ``chunks`` in three worker threads at once:
         each releases the GIL, so an upload runs at the speed of the slowest of the
-        three instead of their sum."""
-        await asyncio.gather(asyncio.to_thread(self.md5.update, data),
-                             asyncio.to_thread(self.sha512.update, data),
-                             asyncio.to_thread(self._write, data))
+        three rather than their sum. The chunks are never joined (no copy)."""
+        await asyncio.gather(asyncio.to_thread(_update, self.md5, chunks),
+                             asyncio.to_thread(_update, self.sha512, chunks),
+                             asyncio.to_thread(self._write, chunks))
 
-    def _write(self, data: bytes | bytearray | memoryview) -> None:
-        assert self._file is not None, "write after finish or discard"
-        view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            view = view[written or 0:]
-        self.size += len(data)
+    def _write(self, chunks: list[bytes]) -> None:
+        with self._fd_lock:
+            if self._file is None:
+                raise ValueError("write after finish or discard")
+            self._write_locked(self._file.fileno(), chunks)
+
+    def _write_locked(self, fd: int, chunks: list[bytes]) -> None:
+        for start in range(0, len(chunks), _IOV_MAX):
+            group = chunks[start:start + _IOV_MAX]
+            written = os.writev(fd, group)
+            expected = sum(len(c) for c in group)
+            if written < expected:  # a short write: finish the rest plainly
+                rest = memoryview(b"".join(group))[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+            self.size += expected
 
     def finish(self) -> None:
         """Flush (and fsync) the data; no more writes."""
-        if self._file is not None:
-            if self._fsync:
-                os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+        with self._fd_lock:
+            if self._file is not None:
+                if self._fsync:
+                    os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
 
     def commit(self, destination: Path) -> None:
         """Give the data its real name, atomically."""
@@ -90,13 +106,19 @@ class PartialFile:
 
     def discard(self) -> None:
         """Forget the data; safe to call at any time, any number of times."""
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
+        with self._fd_lock:
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.close()
+                self._file = None
         if not self.committed:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+
+
+def _update(hasher: Any, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -113,7 +135,8 @@ async def receive(partial: PartialFile, chunks: AsyncIterator[bytes],
     the next buffer arrives. ``check(total)`` runs as bytes arrive and may raise (a size
     limit) to stop the transfer; any error propagates once no write is in flight."""
     pending: asyncio.Future[None] | None = None
-    buffer = bytearray()
+    batch: list[bytes] = []
+    batched = 0
     total = 0
     try:
         async for chunk in chunks:
@@ -121,22 +144,26 @@ async def receive(partial: PartialFile, chunks: AsyncIterator[bytes],
                 continue
             total += len(chunk)
             check(total)
-            buffer += chunk
-            if len(buffer) >= BUFFER_SIZE:
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BUFFER_SIZE:
                 if pending is not None:
                     await pending
-                data, buffer = buffer, bytearray()
-                pending = asyncio.ensure_future(partial.write_parallel(data))
+                pending = asyncio.ensure_future(partial.write_parallel(batch))
+                batch, batched = [], 0
         if pending is not None:
             await pending
             pending = None
-        if buffer:
-            await partial.write_parallel(buffer)
+        if batch:
+            await partial.write_parallel(batch)
     finally:
-        if pending is not None and not pending.done():
-            # The caller discards the file next: let the write in flight end first.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(pending)
+        if pending is not None:
+            if not pending.done():
+                # The caller discards the file next: let the write in flight end first.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(pending)
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # retrieved: the error that stopped us is the one told
 
 
 class ImageStore:
@@ -184,7 +211,7 @@ class ImageStore:
 
     def image_ids(self) -> set[str]:
         """Ids with data or staged data in the store."""
-        ids = set()
+        ids: set[str] = set()
         for directory in (self.root, self.staging):
             ids.update(p.name for p in directory.iterdir()
                        if p.is_file() and UUID_RE.match(p.name))

@@ -42,7 +42,7 @@ from pathlib import Path
 from onestack.common.errors import OneStackError
 
 #: Bump when the layout changes in a way the hashed inputs do not show.
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 PACKAGES = ("busybox-static", "syslinux-common")
 #: Kernel modules the guest needs (their dependencies are added from .modinfo).
@@ -55,6 +55,7 @@ HOST_TOOLS = {"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg",
 FAT_MIB = 24  # the kernel is 14 MB (LZ4) and the initramfs about 1.5 MB
 PART_START = 2048  # sectors: the partition starts at 1 MiB
 MARKER = "ONESTACK-TEST:"
+FILE_TIME = 1_700_000_000  # mtime of the files on the FAT (2023-11-14)
 
 KERNEL_CMDLINE = "console=ttyS0 quiet panic=10"
 
@@ -350,7 +351,7 @@ def _assemble(scratch: Path, packages: list[Package], debs: Path, image: Path,
     _make_disk(raw, scratch, kernels[0], initrd, mbr.read_bytes())
 
     step("converting to qcow2")
-    partial = image.with_suffix(".partial")
+    partial = image.with_name(f".{image.name}.{os.getpid()}.partial")
     _run(["qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw),
           str(partial)], what="qemu-img convert")
     partial.replace(image)
@@ -451,14 +452,19 @@ def _make_disk(raw: Path, scratch: Path, kernel: Path, initrd: Path, mbr_code: b
     total = (PART_START + fat_sectors) * 512
     with open(raw, "wb") as f:
         f.truncate(total)
-    _run(["mkfs.fat", "-F", "16", "-n", "ONESTACK", "-h", str(PART_START), "--offset",
-          str(PART_START), str(raw), str(fat_sectors // 2)], what="mkfs.fat")
+    # --invariant and fixed file times make builds nearly byte-identical (only the times
+    # syslinux stamps on its own ldlinux.* files differ).
+    _run(["mkfs.fat", "--invariant", "-i", "0E57AC4D", "-F", "16", "-n", "ONESTACK",
+          "-h", str(PART_START), "--offset", str(PART_START), str(raw),
+          str(fat_sectors // 2)], what="mkfs.fat")
     cfg = scratch / "syslinux.cfg"
     cfg.write_text(SYSLINUX_CFG)
     image_at = f"{raw}@@{PART_START * 512}"
     shutil.copyfile(kernel, scratch / "vmlinuz")
-    env_free = ["mcopy", "-i", image_at, "-o"]
-    _run([*env_free, str(scratch / "vmlinuz"), str(initrd), str(cfg), "::"], what="mcopy")
+    files = [scratch / "vmlinuz", initrd, cfg]
+    for path in files:
+        os.utime(path, (FILE_TIME, FILE_TIME))
+    _run(["mcopy", "-m", "-i", image_at, "-o", *map(str, files), "::"], what="mcopy")
     _run(["syslinux", "--offset", str(PART_START * 512), "--install", str(raw)],
          what="syslinux --install")
     if len(mbr_code) > 440:
