@@ -148,10 +148,11 @@ def create_ports(server: Server, token: str, network_id: str, count: int, thread
     per_thread = [count // threads + (1 if i < count % threads else 0) for i in range(threads)]
 
     def work(n: int, index: int) -> None:
+        tag = name.split(",")[0].replace(" ", "-")
         with httpx.Client(base_url=f"{server.url}/network/v2.0", timeout=60,
                           headers={"X-Auth-Token": token}) as client:
             for i in range(n):
-                body = {"port": {"network_id": network_id, "device_id": f"vm-{index}-{i}",
+                body = {"port": {"network_id": network_id, "device_id": f"{tag}-{index}-{i}",
                                  "device_owner": "compute:nova"}}
                 t0 = time.perf_counter()
                 r = client.post("/ports", json=body)
@@ -266,7 +267,7 @@ def main() -> int:
         total = len(addresses)
         lists.append(time_gets(server, token, "/ports", args.rounds,
                                f"`GET /v2.0/ports` ({total} ports)"))
-        lists.append(time_gets(server, token, "/ports?device_id=vm-0-7", args.rounds * 5,
+        lists.append(time_gets(server, token, "/ports?device_id=fill-0-7", args.rounds * 5,
                                "`GET /v2.0/ports?device_id=...` (1 of them)"))
         lists.append(time_gets(server, token, "/ports?limit=100", args.rounds * 5,
                                "`GET /v2.0/ports?limit=100` (first page)"))

@@ -221,6 +221,10 @@ def test_deleted_port_disassociates(cloud):
     shown = get(cloud, f"floatingips/{f['id']}", token)["floatingip"]
     assert (shown["port_id"], shown["fixed_ip_address"], shown["router_id"],
             shown["status"]) == (None, None, None, "DOWN")
+    assert shown["revision_number"] > f["revision_number"]
+    fixed = vm["fixed_ips"][0]["ip_address"]
+    assert get(cloud, f"floatingips?fixed_ip_address={fixed}", token)["floatingips"] == []
+    assert get(cloud, f"floatingips?router_id={topo.router_id}", token)["floatingips"] == []
     # the gateway and the interface are free to go
     resp = put(cloud, f"routers/{topo.router_id}", "router", token,
                external_gateway_info=None)
@@ -281,6 +285,12 @@ def test_exhaustion(cloud):
     r = cloud.request("POST", f"{V2}/floatingips", token=t.token, json={
         "floatingip": {"floating_network_id": ext["id"]}})
     neutron_error(r, 409, "IpAddressGenerationFailure")
+
+
+def test_update_refuses_null_description(cloud):
+    topo = topology(cloud, "alpha")
+    f = fip(cloud, topo.tenant.token, floating_network_id=topo.public_id)
+    neutron_error(put(cloud, f"floatingips/{f['id']}", "floatingip", description=None), 400)
 
 
 @pytest.mark.parametrize("body", [

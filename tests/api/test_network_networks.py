@@ -261,3 +261,26 @@ def test_bootstrap_is_configurable(tmp_path):
 def test_invalid_update_values(cloud, value):
     net = network(cloud)
     neutron_error(put(cloud, f"networks/{net['id']}", "network", admin_state_up=value), 400)
+
+
+def test_concurrent_network_creations_get_distinct_vnis(cloud):
+    import threading
+
+    ctx = cloud.services.identity.tokens.validate(cloud.admin_token)
+    vnis: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(20)
+
+    def create() -> None:
+        try:
+            start.wait()
+            vnis.append(cloud.services.network.networks.create(ctx).one().segmentation_id)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(vnis)) == 20

@@ -519,3 +519,8 @@ def test_update_may_repeat_the_eui64_address(cloud, net, v4):
     assert addresses(r.json()["port"]) == [*addresses(p), "10.20.0.40"]
     neutron_error(put(cloud, f"ports/{p['id']}", "port", fixed_ips=[
         {"subnet_id": v6["id"], "ip_address": "2001:db8:24::99"}]), 400, "InvalidInput")
+
+
+def test_no_fixed_ip_means_none(cloud, net, v4):
+    subnet(cloud, net["id"], "2001:db8:25::/64", ipv6_address_mode="slaac")
+    assert port(cloud, net["id"], fixed_ips=[])["fixed_ips"] == []

@@ -304,6 +304,8 @@ def test_bad_bodies(cloud):
         neutron_error(cloud.request("POST", f"{V2}/routers", json=body), 400)
     r = router(cloud)
     neutron_error(put(cloud, f"routers/{r['id']}", "router", routes="x"), 400)
+    for key in ("name", "description", "admin_state_up"):
+        neutron_error(put(cloud, f"routers/{r['id']}", "router", **{key: None}), 400)
     neutron_error(put(cloud, f"routers/{r['id']}", "router",
                       external_gateway_info={"network_id": public(cloud)["id"],
                                              "enable_snat": "perhaps"}), 400)

@@ -3,8 +3,11 @@ validation, duplicates, in-use and policy, in process."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from onestack.services.network.base import ListQuery
 from tests.api.network_helpers import (
     V2,
     delete,
@@ -68,6 +71,20 @@ def test_default_group_has_neutrons_default_rules(cloud):
     assert p["security_groups"] == [default["id"]]
 
 
+def test_default_group_is_made_once_under_concurrency(cloud):
+    t = tenant(cloud, "alpha")
+    ctx = cloud.services.identity.tokens.validate(t.token)
+    groups = cloud.services.network.security_groups
+
+    def first_use(_: int) -> list[str]:
+        return [g.id for g in groups.list_groups(ctx, ListQuery()).items]
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(first_use, range(16)))
+    assert all(len(ids_) == 1 for ids_ in seen) and len({i for s in seen for i in s}) == 1
+    assert len(get(cloud, "security-groups?name=default", t.token)["security_groups"]) == 1
+
+
 def test_group_lifecycle(cloud):
     g = group(cloud, name="web", description="front end", tags=["a"])
     assert (g["name"], g["description"], g["stateful"], g["tags"]) == (
@@ -93,6 +110,13 @@ def test_group_lifecycle(cloud):
     # its rules went with it
     assert get(cloud, f"security-group-rules?security_group_id={g['id']}")[
         "security_group_rules"] == []
+
+
+def test_update_refuses_null(cloud):
+    g = group(cloud)
+    for key in ("name", "description", "stateful"):
+        neutron_error(put(cloud, f"security-groups/{g['id']}", "security_group",
+                          **{key: None}), 400)
 
 
 def test_default_name_is_reserved(cloud):

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from onestack.api.common import base_url, body_part, json_response, parse, read_json
-from onestack.common.errors import BadRequest
+from onestack.common.errors import BadRequest, InvalidField
 from onestack.services.network.base import ListQuery, Page, isotime
 
 PAGING = ("limit", "marker", "page_reverse")
@@ -212,3 +212,12 @@ def listing(request: Request, collection: str, query: ListQuery, page: Page,
     if query.limit:
         out[f"{collection}_links"] = page_links(request, query, page)
     return json_response(out)
+
+
+def changes_of(data: BaseModel, member: str, not_null: tuple[str, ...]) -> dict[str, Any]:
+    """The attributes an update body set; ``null`` only where the attribute allows it."""
+    changes = data.model_dump(exclude_unset=True)
+    for key in not_null:
+        if key in changes and changes[key] is None:
+            raise InvalidField(f"{member}/{key}", "None is not allowed")
+    return changes

@@ -27,7 +27,6 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("pagination", "Pagination support", "Extension that indicates that pagination is "
      "enabled."),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
-    ("fields", "Fields", "Only the attributes named in fields= are returned."),
     ("external-net", "Neutron external network", "Adds external network attribute to "
      "network resource."),
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical "

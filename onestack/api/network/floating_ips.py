@@ -14,6 +14,7 @@ from onestack.api.network.common import (
     Id,
     Name,
     Tag,
+    changes_of,
     list_query,
     listing,
     networking,
@@ -23,7 +24,6 @@ from onestack.api.network.common import (
     show,
     standard,
 )
-from onestack.api.network.security_groups import changes_of
 from onestack.db.models import FloatingIP
 from onestack.services.network.base import Page
 from onestack.services.network.floating_ips import status_of

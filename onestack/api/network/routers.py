@@ -15,6 +15,7 @@ from onestack.api.network.common import (
     Id,
     Name,
     Tag,
+    changes_of,
     list_query,
     listing,
     networking,
@@ -24,7 +25,6 @@ from onestack.api.network.common import (
     show,
     standard,
 )
-from onestack.api.network.security_groups import changes_of
 from onestack.common.errors import InvalidField
 from onestack.db.models import Router
 from onestack.services.network.base import Page

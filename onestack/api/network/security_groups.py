@@ -15,6 +15,7 @@ from onestack.api.network.common import (
     Id,
     Name,
     Tag,
+    changes_of,
     list_query,
     listing,
     networking,
@@ -24,7 +25,6 @@ from onestack.api.network.common import (
     show,
     standard,
 )
-from onestack.common.errors import InvalidField
 from onestack.db.models import SecurityGroup, SecurityGroupRule
 from onestack.services.network.base import Page
 from onestack.services.network.security_groups import RuleSpec
@@ -63,15 +63,6 @@ class RuleCreate(BaseModel):
     description: Name = ""
     project_id: Id | None = None
     tenant_id: Id | None = None
-
-
-def changes_of(data: BaseModel, member: str, not_null: tuple[str, ...]) -> dict[str, Any]:
-    """The attributes an update body set; ``null`` only where the attribute allows it."""
-    changes = data.model_dump(exclude_unset=True)
-    for key in not_null:
-        if key in changes and changes[key] is None:
-            raise InvalidField(f"{member}/{key}", "None is not allowed")
-    return changes
 
 
 def render_rule(rule: SecurityGroupRule, page: Page | None = None) -> dict[str, Any]:

@@ -41,7 +41,8 @@ def new_id() -> str:
 
 def isotime(value: dt.datetime | None) -> str | None:
     """Neutron's timestamp format: ``2026-11-25T15:20:17Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+    # isoformat is several times faster than strftime, which matters in long lists
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
 
 
 # -- errors --------------------------------------------------------------------------
@@ -192,6 +193,12 @@ def check_tag(tag: Any) -> str:
     if "," in tag:
         raise BadRequest(f"Invalid input for tags: {tag!r} contains a comma.")
     return tag
+
+
+def chunks(ids: Sequence[str], size: int = 500) -> Iterable[list[str]]:
+    """``ids`` in pieces small enough for one ``IN (...)``."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start:start + size])
 
 
 def tags_of(session: Session, resource_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -378,9 +385,13 @@ def _same(column: Any, value: Any) -> ColumnElement[bool]:
 
 
 def list_page(session: Session, kind: Kind, stmt: Any, query: ListQuery,
-              ctx: ValidatedToken | None) -> Page:
+              ctx: ValidatedToken | None, rows: bool = False) -> Page:
     """Apply the query's filters, order and page to ``stmt`` (a ``select`` of the
-    kind's model, already restricted to what the caller may see) and run it."""
+    kind's model, already restricted to what the caller may see) and run it.
+
+    With ``rows``, ``stmt`` selects the table's columns instead of the model, and the
+    page holds plain rows (attribute access by column name): several times cheaper
+    for long lists, when rendering needs no relationships (or gets them as extras)."""
     conditions = filter_conditions(kind, query, ctx)
     if conditions:
         stmt = stmt.where(*conditions)
@@ -401,7 +412,7 @@ def list_page(session: Session, kind: Kind, stmt: Any, query: ListQuery,
                            for c, asc in sorts))
     if query.limit:
         stmt = stmt.limit(query.limit + 1)
-    items = list(session.scalars(stmt).unique())
+    items = list(session.execute(stmt).all()) if rows else list(session.scalars(stmt).unique())
     has_more = bool(query.limit) and len(items) > (query.limit or 0)
     if has_more:
         items = items[:query.limit]

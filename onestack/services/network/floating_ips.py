@@ -5,9 +5,8 @@ no project, ``device_id`` the floating IP's id), so IPAM never hands it out twic
 deleting the floating IP releases it. Associating needs a path: a router with an
 interface on the fixed IP's subnet and its gateway on the floating IP's network
 (else 404 ``ExternalGatewayForFloatingIPNotFound``); that router becomes ``router_id``.
-When the associated port is deleted, the database clears ``fixed_port_id`` (``ON DELETE
-SET NULL``) and the floating IP reads as unassociated; its stale ``router_id`` and
-``fixed_ip_address`` are neither shown nor counted.
+Deleting the associated port disassociates the floating IP (a ``before_delete`` hook on
+ports, with ``ON DELETE SET NULL`` underneath for deletes that bypass the ORM).
 
 Status: there is no datapath yet, so ``ACTIVE`` means "associated" (the NAT would be in
 place) and ``DOWN`` means "not associated"; no state is reported by hosts.
@@ -18,11 +17,12 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import event, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict, NotFound
 from onestack.db.models import Port
+from onestack.db.models.base import utcnow
 from onestack.db.models.network_l3 import FloatingIP
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import (
@@ -35,13 +35,13 @@ from onestack.services.network.base import (
     list_page,
     new_id,
     own_rows,
-    owns,
     page_of,
     policy_error,
     register,
     retrying,
     set_tags,
 )
+from onestack.services.network.ports import create_port_in, delete_port_in
 from onestack.services.network.quotas import check_quota
 from onestack.services.network.routers import get_network, get_port, get_subnet, routers_for_subnet
 
@@ -83,6 +83,15 @@ def _status_filter(values: list[str]) -> Any:
     if "DOWN" in values:
         conditions.append(FloatingIP.fixed_port_id.is_(None))
     return or_(*conditions) if conditions else false()
+
+
+@event.listens_for(Port, "before_delete")
+def _disassociate_deleted_port(mapper: Any, connection: Any, port: Port) -> None:
+    connection.execute(
+        update(FloatingIP).where(FloatingIP.fixed_port_id == port.id)
+        .values(fixed_port_id=None, fixed_ip_address=None, router_id=None,
+                revision_number=FloatingIP.revision_number + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
 
 
 def bad_request(message: str) -> BadRequest:
@@ -163,8 +172,6 @@ class FloatingIPs:
                floating_network_id: Any, floating_ip_address: Any = None,
                subnet_id: Any = None, port_id: Any = None, fixed_ip_address: Any = None,
                description: str = "", tags: list[str] | None = None) -> Page:
-        from onestack.services.network.ports import create_port_in
-
         if floating_ip_address is not None and not ctx.is_admin:
             raise policy_error("create_floatingip:floating_ip_address")
 
@@ -228,8 +235,6 @@ class FloatingIPs:
                ) -> Page:
         with self.db.session() as session:
             fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
-            if not owns(ctx, fip.project_id):
-                raise FLOATING_IPS.not_found(fip_id)
             if "description" in changes:
                 fip.description = changes["description"]
             if "port_id" in changes:
@@ -245,12 +250,8 @@ class FloatingIPs:
 
     def delete(self, ctx: ValidatedToken, fip_id: str) -> None:
         """Delete the floating IP and release its address."""
-        from onestack.services.network.ports import delete_port_in
-
         with self.db.session() as session:
             fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
-            if not owns(ctx, fip.project_id):
-                raise FLOATING_IPS.not_found(fip_id)
             port_id = fip.floating_port_id
             forget_tags(session, FLOATING_IPS.collection, fip.id)
             session.delete(fip)

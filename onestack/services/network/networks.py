@@ -161,8 +161,10 @@ class Networks:
                 raise invalid_input(f"segmentation_id out of range (1 through {MAX_VLAN})")
         if kind == "vxlan":
             if seg is None:
-                seg = self._lowest_free_vni(session)
-            elif not 1 <= seg <= MAX_VNI:
+                # a VNI chosen here may be taken by a concurrent request before this one
+                # commits: the unique segment_key makes that an IntegrityError (retried)
+                return kind, None, self._lowest_free_vni(session)
+            if not 1 <= seg <= MAX_VNI:
                 raise invalid_input(f"segmentation_id out of range (1 through {MAX_VNI})")
         if kind != "local" and _in_use(session, kind, physnet, seg):
             raise _segment_taken(kind, physnet, seg)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +92,7 @@ def _fixed_ips_filter(values: list[str]) -> ColumnElement[bool]:
             raise BadRequest(f"Invalid input for fixed_ips. Reason: '{value}' is not of the "
                              "form ip_address=..., ip_address_substr=... or subnet_id=....")
         wanted.setdefault(key, []).append(item)
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if "ip_address" in wanted:
         conditions.append(IPAllocation.ip_address.in_(wanted["ip_address"]))
     if "subnet_id" in wanted:
@@ -108,7 +109,31 @@ def _security_groups_filter(values: list[str]) -> ColumnElement[bool]:
 
 
 def _extras(session: Session, rows: list[Any]) -> dict[str, dict[str, Any]]:
-    return {"security_groups": port_security_group_ids(session, [p.id for p in rows])}
+    """What a port's body needs beyond its row, for a page of ports at once: fixed IPs,
+    address pairs, DHCP options (as tuples, in order) and security groups."""
+    ids = [p.id for p in rows]
+    # only ports that have any get a list: thousands of empty lists cost GC time
+    fixed: dict[str, list[tuple[str, str]]] = {}
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    opts: dict[str, list[tuple[str, str, int]]] = {}
+    for chunk in base.chunks(ids):
+        for port_id, subnet_id, address in session.execute(
+                select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address)
+                .where(IPAllocation.port_id.in_(chunk)).order_by(IPAllocation.id)):
+            fixed.setdefault(port_id, []).append((subnet_id, address))
+        for port_id, address, mac in session.execute(
+                select(AllowedAddressPair.port_id, AllowedAddressPair.ip_address,
+                       AllowedAddressPair.mac_address)
+                .where(AllowedAddressPair.port_id.in_(chunk))
+                .order_by(AllowedAddressPair.position)):
+            pairs.setdefault(port_id, []).append((address, mac))
+        for port_id, name, value, version in session.execute(
+                select(ExtraDhcpOpt.port_id, ExtraDhcpOpt.opt_name, ExtraDhcpOpt.opt_value,
+                       ExtraDhcpOpt.ip_version)
+                .where(ExtraDhcpOpt.port_id.in_(chunk)).order_by(ExtraDhcpOpt.id)):
+            opts.setdefault(port_id, []).append((name, value, version))
+    return {"fixed_ips": fixed, "allowed_address_pairs": pairs, "extra_dhcp_opts": opts,
+            "security_groups": port_security_group_ids(session, ids)}
 
 
 PORT = register(Kind(
@@ -223,7 +248,7 @@ class AddressRequest:
     ip_address: str | None
 
 
-def resolve_fixed_ips(network: Network, fixed_ips: list[dict[str, Any]], router_port: bool,
+def resolve_fixed_ips(network: Network, fixed_ips: Sequence[dict[str, Any]], router_port: bool,
                       session: Session, mac: str | None = None) -> list[AddressRequest]:
     """The subnets and addresses a ``fixed_ips`` request names, checked against the
     network's subnets (400 for subnets of other networks or addresses of none). On
@@ -276,7 +301,10 @@ def _subnet_for(network: Network, address: str) -> Subnet:
 def _allocate(session: Session, port: Port, network: Network,
               requests: list[AddressRequest] | None) -> None:
     """Give ``port`` its addresses: the requested ones (explicit addresses first), or
-    the defaults; plus its EUI-64 address on each auto-address subnet."""
+    the defaults; plus its EUI-64 address on each auto-address subnet. An empty request
+    (``--no-fixed-ip``) means no address at all."""
+    if requests == []:
+        return
     router_port = port.device_owner in ROUTER_INTERFACE_OWNERS
     named: set[str] = set()
     if requests is not None:
@@ -293,7 +321,7 @@ def _allocate(session: Session, port: Port, network: Network,
             for subnet in group:
                 free = ipam.first_free(subnet, ipam.taken_addresses(session, subnet.id))
                 if free is not None:
-                    ipam.allocate_ip(session, subnet, free, port=port)
+                    ipam.record(session, subnet, port, free)
                     break
             else:
                 raise ipam.exhausted(group[0])
@@ -477,12 +505,14 @@ class Ports:
         return retrying(self.db, work)
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
+        """A page of ports as plain rows (lists of thousands of ports are common; the
+        ORM would triple the cost), with their addresses etc. as extras."""
         with self.db.session() as session:
-            stmt = select(Port)
+            stmt = select(*Port.__table__.columns)
             condition = visible_ports(ctx)
             if condition is not None:
                 stmt = stmt.where(condition)
-            page = base.list_page(session, PORT, stmt, query, ctx)
+            page = base.list_page(session, PORT, stmt, query, ctx, rows=True)
             return base.annotate(session, PORT, page)
 
     def get(self, ctx: ValidatedToken, port_id: str) -> Page:
@@ -565,7 +595,7 @@ class Ports:
             ipam.allocate_ip(session, _subnet(network, allocation.subnet_id), port=port)
 
     def _change_fixed_ips(self, session: Session, port: Port, network: Network,
-                          fixed_ips: list[dict[str, Any]]) -> None:
+                          fixed_ips: Sequence[dict[str, Any]]) -> None:
         """Replace the port's addresses by the requested ones, keeping those that stay
         (and its automatic IPv6 addresses)."""
         router_port = port.device_owner in ROUTER_INTERFACE_OWNERS

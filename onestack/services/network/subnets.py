@@ -137,7 +137,7 @@ def check_pools(net: ipaddress.IPv4Network | ipaddress.IPv6Network,
         except ValueError:
             raise BadRequest(f"The allocation pool {text} is not valid.",
                              fault="InvalidAllocationPool") from None
-        if first.version != net.version or last.version != net.version or first > last:
+        if first.version != net.version or last.version != net.version or int(first) > int(last):
             raise BadRequest(f"The allocation pool {text} is not valid.",
                              fault="InvalidAllocationPool")
         low = int(net.network_address) + (1 if net.version == 4 and net.prefixlen < 31 else 0)

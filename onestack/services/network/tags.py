@@ -6,6 +6,7 @@ them. A change bumps the resource's revision number, as in Neutron.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -53,7 +54,7 @@ class Tags:
             raise NotFound(f"Tag {tag} could not be found.", fault="TagNotFound")
 
     def replace(self, ctx: ValidatedToken, collection: str, resource_id: str,
-                tags: list[Any]) -> list[str]:
+                tags: Sequence[Any]) -> Sequence[str]:
         if len(set(tags)) > MAX_TAGS:
             raise BadRequest(f"Invalid input for tags: at most {MAX_TAGS} tags are allowed.")
         with self.db.session() as session:
