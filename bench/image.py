@@ -9,7 +9,10 @@ state dir, logs in as admin, writes a file of random bytes (``--size-mib``, defa
   and a plain ``cp`` (the baseline for a download, which is not synced);
 - create an image (``raw``/``bare``) and upload the file with ``curl -T``; the server's
   resident memory (``VmRSS`` in ``/proc/<pid>/status``) is sampled every 10 ms;
-- download it with ``curl -o`` to a file and check its MD5.
+- download it with ``curl -o`` to a file and check its MD5, then again to /dev/null.
+
+``cp`` (coreutils 9) copies with ``copy_file_range``, inside the kernel, so it sets a
+high bar: no user-space program moving the bytes through a socket can match it.
 
 The server's CPU use (cores busy) during each transfer is printed too; ``--wait-idle``
 waits for the machine to be quiet before each round, since other work moves the figures.
@@ -189,6 +192,7 @@ class Round:
     rss_after_kib: int
     upload_cpu: float  # server CPU during the upload, in cores
     download_cpu: float
+    null_download_s: float  # to /dev/null: the server's side without the disk write
     busy_before: float
     samples: list[int] = field(default_factory=list)
 
@@ -250,9 +254,10 @@ def one_round(server: Server, token: str, endpoint: str, source: Path, md5: str,
     if _md5(download_to) != md5:
         raise SystemExit("downloaded bytes differ")
     download_to.unlink()
+    null_download = timed([*curl, "-o", "/dev/null", url])
     httpx.delete(f"{endpoint}/v2/images/{image_id}", headers=headers, timeout=30)
     return Round(cp_sync, cp, upload, download, rss_before, sampler.peak, rss_after,
-                 upload_cpu, download_cpu, busy, sampler.samples)
+                 upload_cpu, download_cpu, null_download, busy, sampler.samples)
 
 
 def _md5(path: Path) -> str:
@@ -272,13 +277,15 @@ def report(rounds: list[Round], size: int, hwm_kib: int) -> None:
     print(f"{mib:.0f} MiB image, {len(rounds)} rounds; machine: {os.cpu_count()} CPUs, "
           f"Linux {platform.release()}, Python {platform.python_version()}\n")
     print("| Round | cp + sync (MiB/s) | upload (MiB/s) | upload / cp+sync | cp (MiB/s) | "
-          "download (MiB/s) | download / cp | RSS before (MiB) | RSS peak (MiB) | "
-          "RSS after (MiB) | server CPU up/down (cores) | machine busy before |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "download (MiB/s) | download / cp | download to /dev/null (MiB/s) | "
+          "RSS before (MiB) | RSS peak (MiB) | RSS after (MiB) | "
+          "server CPU up/down (cores) | machine busy before |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for i, r in enumerate(rounds, 1):
         print(f"| {i} | {rate(r.cp_sync_s)} | {rate(r.upload_s)} | "
               f"{r.cp_sync_s / r.upload_s:.2f} | {rate(r.cp_s)} | {rate(r.download_s)} | "
-              f"{r.cp_s / r.download_s:.2f} | {r.rss_before_kib / 1024:.0f} | "
+              f"{r.cp_s / r.download_s:.2f} | {rate(r.null_download_s)} | "
+              f"{r.rss_before_kib / 1024:.0f} | "
               f"{r.rss_peak_kib / 1024:.0f} | {r.rss_after_kib / 1024:.0f} | "
               f"{r.upload_cpu:.2f} / {r.download_cpu:.2f} | {r.busy_before:.0%} |")
     up = statistics.median(r.cp_sync_s / r.upload_s for r in rounds)

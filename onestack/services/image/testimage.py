@@ -242,6 +242,9 @@ def build_test_image(output: Path | None = None, cache_dir: Path | None = None,
         _download(packages, debs)
         with tempfile.TemporaryDirectory(prefix="onestack-test-image-") as scratch:
             _assemble(Path(scratch), packages, debs, image, step)
+        for stale in image.parent.glob("onestack-test-*.qcow2"):
+            if stale != image:
+                stale.unlink(missing_ok=True)
     if output is None:
         return image
     step(f"copying to {output}")
