@@ -21,7 +21,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,11 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
+from harness import ROOT, Server, cpu_model, cpu_seconds, free_port, wait_idle
 
-ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(5200, 5300)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -54,18 +51,6 @@ class Result:
     busy_before: float = 0.0  # fraction of the machine busy just before the run
 
 
-def free_port() -> int:
-    """The first port in 5200-5299 that nothing listens on."""
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 5200-5299")
-
-
 def ensure_wrk() -> str:
     """Path of ``wrk``; installs the Debian package if it is missing."""
     path = shutil.which("wrk")
@@ -78,87 +63,10 @@ def ensure_wrk() -> str:
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 def children_cpu() -> float:
     """CPU time of this process's reaped children (``wrk`` runs)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
-
-
-def machine_busy(interval: float = 1.0) -> float:
-    """Fraction of all CPUs busy over ``interval`` seconds (other work skews the figures)."""
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-
-    total0, idle0 = sample()
-    time.sleep(interval)
-    total1, idle1 = sample()
-    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
-def wait_idle(limit: float, timeout: float) -> float:
-    """Wait up to ``timeout`` seconds for the machine to be less than ``limit`` busy."""
-    deadline = time.monotonic() + timeout
-    busy = machine_busy()
-    while busy > limit and time.monotonic() < deadline:
-        busy = machine_busy(2.0)
-    return busy
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-class Server:
-    """``onestack up`` in a child process, stopped by its PID."""
-
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir = state_dir
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = (state_dir / "server.out").open("wb")
-        self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/onestack"), "up", "--state-dir", str(state_dir),
-             "--port", str(port)],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"onestack up exited with {self.proc.returncode}; see "
-                                 f"{self.state_dir / 'server.out'}")
-            try:
-                if httpx.get(f"{self.url}/v3", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit("onestack up did not become ready")
-
-    def admin_password(self) -> str:
-        data = yaml.safe_load((self.state_dir / "clouds.yaml").read_text())
-        return data["clouds"]["onestack"]["auth"]["password"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def password_body(password: str) -> str:
@@ -287,7 +195,7 @@ def main() -> int:
     cost, hash_ms, hash_rate = argon2_cost()
     workdir = Path(tempfile.mkdtemp(prefix="onestack-bench-"))
     (workdir / "state").mkdir(mode=0o700)
-    server = Server(workdir / "state", free_port())
+    server = Server(workdir / "state", free_port(PORTS))
     results: list[Result] = []
     try:
         server.wait_ready()

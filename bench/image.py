@@ -30,8 +30,6 @@ import hashlib
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -41,24 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import yaml
+from harness import Server, cpu_seconds, free_port, machine_busy, wait_idle
 
-ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(5400, 5500)
 MiB = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """The first port in 5400-5499 that nothing listens on."""
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 5400-5499")
 
 
 def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
@@ -67,33 +51,6 @@ def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
     return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_busy(interval: float = 1.0) -> float:
-    """Fraction of all CPUs busy over ``interval`` seconds (other work skews figures)."""
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-
-    total0, idle0 = sample()
-    time.sleep(interval)
-    total1, idle1 = sample()
-    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
-def wait_idle(limit: float, timeout: float) -> float:
-    """Wait up to ``timeout`` s for the machine to be less than ``limit`` busy."""
-    deadline = time.monotonic() + timeout
-    busy = machine_busy()
-    while busy > limit and time.monotonic() < deadline:
-        busy = machine_busy(2.0)
-    return busy
 
 
 class RssSampler:
@@ -124,61 +81,24 @@ class RssSampler:
         return max(self.samples, default=0)
 
 
-class Server:
-    """``onestack up`` in a child process, stopped by its PID."""
-
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir = state_dir
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = (state_dir / "server.out").open("wb")
-        self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/onestack"), "up", "--state-dir", str(state_dir),
-             "--port", str(port)],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"onestack up exited with {self.proc.returncode}; see "
-                                 f"{self.state_dir / 'server.out'}")
-            try:
-                if httpx.get(f"{self.url}/v3", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit("onestack up did not become ready")
-
-    def login(self) -> tuple[str, str]:
-        """An admin token and the image endpoint from its catalog."""
-        clouds = yaml.safe_load((self.state_dir / "clouds.yaml").read_text())
-        auth = clouds["clouds"]["onestack"]["auth"]
-        body = {"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": auth["username"], "password": auth["password"],
-                "domain": {"name": auth.get("user_domain_name", "Default")}}}},
-            "scope": {"project": {"name": auth["project_name"],
-                                  "domain": {"name": auth.get("project_domain_name",
-                                                              "Default")}}}}}
-        resp = httpx.post(f"{self.url}/v3/auth/tokens", json=body, timeout=30)
-        resp.raise_for_status()
-        for service in resp.json()["token"]["catalog"]:
-            if service["type"] == "image":
-                for ep in service["endpoints"]:
-                    if ep["interface"] == "public":
-                        return resp.headers["x-subject-token"], ep["url"].rstrip("/")
-        raise SystemExit("no image endpoint in the catalog")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+def login(server: Server) -> tuple[str, str]:
+    """An admin token and the image endpoint from its catalog."""
+    auth = server.admin_auth()
+    body = {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "password": auth["password"],
+            "domain": {"name": auth.get("user_domain_name", "Default")}}}},
+        "scope": {"project": {"name": auth["project_name"],
+                              "domain": {"name": auth.get("project_domain_name",
+                                                          "Default")}}}}}
+    resp = httpx.post(f"{server.url}/v3/auth/tokens", json=body, timeout=30)
+    resp.raise_for_status()
+    for service in resp.json()["token"]["catalog"]:
+        if service["type"] == "image":
+            for ep in service["endpoints"]:
+                if ep["interface"] == "public":
+                    return resp.headers["x-subject-token"], ep["url"].rstrip("/")
+    raise SystemExit("no image endpoint in the catalog")
 
 
 @dataclass
@@ -315,10 +235,10 @@ def main() -> None:
         source = work / "source.img"
         print(f"writing {args.size_mib} MiB of random bytes ...", flush=True)
         md5 = make_source(source, size)
-        server = Server(state, free_port())
+        server = Server(state, free_port(PORTS))
         try:
             server.wait_ready()
-            token, endpoint = server.login()
+            token, endpoint = login(server)
             rounds = []
             for i in range(args.rounds):
                 rounds.append(one_round(server, token, endpoint, source, md5, work, i,

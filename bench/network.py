@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,77 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
+from harness import ROOT, Server, cpu_model, cpu_seconds, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(5500, 5600)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """The first port in 5500-5599 that nothing listens on."""
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 5500-5599")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-class Server:
-    """``onestack up`` in a child process, stopped by its PID."""
-
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir = state_dir
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = (state_dir / "server.out").open("wb")
-        self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/onestack"), "up", "--state-dir", str(state_dir),
-             "--port", str(port)],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"onestack up exited with {self.proc.returncode}; see "
-                                 f"{self.state_dir / 'server.out'}")
-            try:
-                if httpx.get(f"{self.url}/v3", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit("onestack up did not become ready")
-
-    def admin_password(self) -> str:
-        data = yaml.safe_load((self.state_dir / "clouds.yaml").read_text())
-        return data["clouds"]["onestack"]["auth"]["password"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 @dataclass
@@ -235,7 +166,7 @@ def main() -> int:
         signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     workdir = Path(tempfile.mkdtemp(prefix="onestack-bench-net-"))
     (workdir / "state").mkdir(mode=0o700)
-    server = Server(workdir / "state", free_port())
+    server = Server(workdir / "state", free_port(PORTS))
     creates: list[Result] = []
     lists: list[tuple[Result, int, int]] = []
     cli: Result | None = None
