@@ -127,6 +127,56 @@ class ImageConfig:
 
 
 @dataclass
+class HostConfig:
+    """This host's agent: which drivers it runs and how it names what it creates."""
+
+    #: Name of this host in os-hypervisors and os-services (empty: the machine's hostname).
+    name: str = ""
+    #: Prefix of every namespace, bridge, tap and veth this host creates, so several hosts
+    #: (or test runs) share one machine and cleanup finds exactly its own objects.
+    name_prefix: str = ""
+    #: Drivers: hypervisor ``qemu`` | ``fake``; storage ``local`` | ``fake``; network
+    #: ``linux`` | ``fake``.
+    hypervisor_driver: str = "qemu"
+    storage_driver: str = "local"
+    network_driver: str = "linux"
+    #: QEMU accelerator: ``kvm``, ``tcg`` or ``auto`` (KVM if a probe boot works there).
+    accel: str = "auto"
+    #: Seconds between two full reconciliations when nothing notifies the agent.
+    poll_interval: float = 5.0
+    #: Resources reported to the scheduler; 0 means measure the machine.
+    vcpus: int = 0
+    memory_mib: int = 0
+    disk_gb: int = 0
+    #: Overcommit ratios the scheduler applies (Nova's defaults).
+    cpu_allocation_ratio: float = 16.0
+    ram_allocation_ratio: float = 1.5
+    disk_allocation_ratio: float = 1.0
+
+
+@dataclass
+class ComputeConfig:
+    """The Compute service (Nova): quotas and API defaults."""
+
+    #: Default per-project quotas (Nova's defaults); -1 is unlimited.
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_key_pairs: int = 100
+    quota_metadata_items: int = 128
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    quota_injected_files: int = 5
+    quota_injected_file_content_bytes: int = 10240
+    quota_injected_file_path_bytes: int = 255
+    #: Default and largest page size of server lists.
+    max_limit: int = 1000
+    default_availability_zone: str = "nova"
+    #: Seconds a stop or soft reboot waits for the guest before forcing it off.
+    shutdown_timeout: int = 60
+
+
+@dataclass
 class Config:
     state_dir: Path = field(default_factory=default_state_dir)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -134,6 +184,8 @@ class Config:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    host: HostConfig = field(default_factory=HostConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     @property
     def database_url(self) -> str:
@@ -159,7 +211,7 @@ class Config:
         return self.state_dir / "logs"
 
 
-_SECTIONS = ("server", "database", "identity", "network", "image")
+_SECTIONS = ("server", "database", "identity", "network", "image", "host", "compute")
 
 
 def _coerce(value: str, current: Any) -> Any:
@@ -167,6 +219,8 @@ def _coerce(value: str, current: Any) -> Any:
         return value.lower() in ("1", "true", "yes", "on")
     if isinstance(current, int):
         return int(value)
+    if isinstance(current, float):
+        return float(value)
     return value
 
 

@@ -1,0 +1,134 @@
+"""The hypervisor driver interface: start, stop and watch guests on this host.
+
+A driver knows nothing of HTTP or the database: the agent hands it a ``GuestSpec`` (what
+to run) and asks what runs. Guests must outlive the process that started them (QEMU is
+daemonized with a pidfile and a QMP socket under ``<instances_dir>/<uuid>/``), so a
+restarted agent re-adopts them with ``list_guests`` instead of restarting them.
+
+Every method is idempotent: starting a running guest or destroying a missing one is not
+an error. Failures raise ``HypervisorError`` with a message a person can act on; it ends
+up in the server's ``fault``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class HypervisorError(Exception):
+    """A guest operation failed; the message is shown to the user in ``fault``."""
+
+
+class PowerState(enum.IntEnum):
+    """Nova's power_state numbers (``OS-EXT-STS:power_state``)."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+@dataclass
+class GuestNic:
+    port_id: str
+    mac: str
+    #: The tap the network driver created (persistent, already on its bridge); QEMU opens
+    #: it by name with ``script=no``.
+    tap: str
+    mtu: int = 1500
+
+
+@dataclass
+class GuestSpec:
+    uuid: str
+    name: str
+    vcpus: int
+    memory_mib: int
+    #: The boot disk the storage driver made (a qcow2 overlay).
+    disk_path: Path
+    disk_format: str = "qcow2"
+    nics: list[GuestNic] = field(default_factory=list)
+    #: An ISO9660 config drive (label ``config-2``), when the user asked for one.
+    config_drive: Path | None = None
+    #: SMBIOS type 1 fields; cloud-init looks for ``product == "OpenStack Nova"``.
+    smbios: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class HostInfo:
+    hypervisor_type: str  # "QEMU"
+    hypervisor_version: int  # Nova's encoding: major * 1000000 + minor * 1000 + micro
+    accel: str  # "kvm" or "tcg" (what guests really get)
+    vcpus: int
+    memory_mib: int
+    cpu_info: dict = field(default_factory=dict)
+
+
+class HypervisorDriver(abc.ABC):
+    """One backend per module; ``onestack.drivers.hypervisor.load`` picks one by name."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def host_info(self) -> HostInfo:
+        """What this host offers (measured, or the configured overrides)."""
+
+    @abc.abstractmethod
+    def list_guests(self) -> dict[str, PowerState]:
+        """Every guest this driver knows on this host (running or not), by uuid.
+
+        Called at agent start: reconnects to guests still running from an earlier process.
+        """
+
+    @abc.abstractmethod
+    def spawn(self, spec: GuestSpec) -> None:
+        """Start the guest (no-op if it already runs with this uuid)."""
+
+    @abc.abstractmethod
+    def power_off(self, uuid: str, timeout: float = 0) -> None:
+        """ACPI shutdown, waiting up to ``timeout`` seconds, then force off (0: force now).
+
+        The guest's runtime directory (console log) stays; ``spawn`` starts it again.
+        """
+
+    @abc.abstractmethod
+    def reboot(self, spec: GuestSpec, hard: bool, timeout: float = 0) -> None:
+        """Soft: ACPI shutdown then start (forced after ``timeout``); hard: reset now.
+
+        A guest that is not running is started.
+        """
+
+    @abc.abstractmethod
+    def pause(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    def unpause(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    def suspend(self, uuid: str) -> None:
+        """Save the guest's memory to disk and stop its process (PowerState.SUSPENDED)."""
+
+    @abc.abstractmethod
+    def resume(self, spec: GuestSpec) -> None:
+        """Restore a suspended guest."""
+
+    @abc.abstractmethod
+    def destroy(self, uuid: str) -> None:
+        """Stop the guest if it runs and remove its runtime files (not its disks)."""
+
+    @abc.abstractmethod
+    def power_state(self, uuid: str) -> PowerState:
+        """NOSTATE if the driver does not know the guest."""
+
+    @abc.abstractmethod
+    def console_log(self, uuid: str, lines: int | None = None) -> str:
+        """The serial console's output so far (the last ``lines`` lines if given)."""
+
+    @abc.abstractmethod
+    def serial_socket(self, uuid: str) -> Path:
+        """A unix socket speaking the guest's serial console (for remote consoles)."""
