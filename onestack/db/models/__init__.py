@@ -2,6 +2,23 @@
 migration in ``onestack/db/migrations/versions``; change both together."""
 
 from onestack.db.models.base import Base, utcnow
+from onestack.db.models.compute import (
+    ComputeNode,
+    ComputeQuota,
+    ComputeService,
+    Flavor,
+    FlavorExtraSpec,
+    FlavorProject,
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceFault,
+    InstanceMetadata,
+    InstanceTag,
+    KeyPair,
+    ServerGroup,
+    ServerGroupMember,
+)
 from onestack.db.models.identity import (
     ApplicationCredential,
     Assignment,
@@ -56,4 +73,8 @@ __all__ = [
     "IPAllocation", "Network", "NetworkTag", "Port", "StandardAttributes", "Subnet",
     "DefaultSecurityGroup", "FloatingIP", "NetworkQuota", "Router", "RouterPort", "RouterRoute",
     "SecurityGroup", "SecurityGroupPortBinding", "SecurityGroupRule",
+    # compute
+    "ComputeNode", "ComputeQuota", "ComputeService", "Flavor", "FlavorExtraSpec",
+    "FlavorProject", "Instance", "InstanceAction", "InstanceActionEvent", "InstanceFault",
+    "InstanceMetadata", "InstanceTag", "KeyPair", "ServerGroup", "ServerGroupMember",
 ]
