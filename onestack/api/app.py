@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from onestack.api import compute as compute_api
 from onestack.api import identity as identity_api
 from onestack.api import image as image_api
 from onestack.api import network as network_api
@@ -19,6 +20,7 @@ from onestack.api.middleware import RequestContextMiddleware
 from onestack.common import errors
 from onestack.common.config import Config
 from onestack.db import Database
+from onestack.services.compute import Compute
 from onestack.services.identity import Identity
 from onestack.services.identity.bootstrap import BootstrapResult, bootstrap
 from onestack.services.image import Images
@@ -47,6 +49,8 @@ class Services:
         self.images = Images(self.db, config, self.identity)
         self.network = Networking(self.db, config, self.identity)
         self.network.bootstrap(self.bootstrap.admin_project_id)
+        self.compute = Compute(self.db, config, self.identity, self.images, self.network)
+        self.compute.bootstrap()
 
     def close(self) -> None:
         self.db.dispose()
@@ -79,7 +83,8 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
 
     app = Starlette(
         lifespan=lifespan,
-        routes=[*identity_api.routes, *image_api.routes, *network_api.routes],
+        routes=[*identity_api.routes, *image_api.routes, *network_api.routes,
+                *compute_api.routes],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )
     app.add_middleware(RequestContextMiddleware, public_url=config.public_url)
@@ -88,4 +93,5 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
     app.state.identity = services.identity
     app.state.images = services.images
     app.state.network = services.network
+    app.state.compute = services.compute
     return app

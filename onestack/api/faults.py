@@ -43,10 +43,24 @@ def glance_body(exc: OneStackError) -> dict[str, Any]:
             "error": {"code": exc.status, "title": exc.title, "message": exc.message}}
 
 
+_NOVA_GENERIC = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+                 405: "methodNotAllowed", 406: "HTTPNotAcceptable", 409: "conflictingRequest",
+                 413: "overLimit", 415: "badMediaType", 501: "notImplemented",
+                 503: "serviceUnavailable"}
+
+
+def nova_body(exc: OneStackError) -> dict[str, Any]:
+    """Nova's ``{"<faultName>": {"code": 404, "message": "..."}}``; a 500 is a
+    ``computeFault``."""
+    fault = _NOVA_GENERIC.get(exc.status, "computeFault")
+    return {fault: {"code": exc.status, "message": exc.message}}
+
+
 #: First path segment -> body builder; anything else is Identity (Keystone's body).
 RENDERERS: dict[str, Callable[[OneStackError], dict[str, Any]]] = {
     "network": neutron_body,
     "image": glance_body,
+    "compute": nova_body,
 }
 
 

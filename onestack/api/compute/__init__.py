@@ -1,0 +1,47 @@
+"""Compute v2.1 (Nova) routes, mounted at /compute.
+
+Every request under /compute goes through ``MicroversionMiddleware`` (negotiation, the
+echo headers, Nova's fault body). Each resource module has its ``routes``.
+"""
+
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from onestack.api.compute import (
+    availability_zones,
+    compute_services,
+    consoles,
+    flavors,
+    hypervisors,
+    instance_actions,
+    ips,
+    keypairs,
+    quotas,
+    server_actions,
+    server_groups,
+    server_metadata,
+    servers,
+    usage,
+    versions,
+)
+from onestack.api.compute.microversion import MicroversionMiddleware
+
+routes = [
+    Mount("/compute", middleware=[Middleware(MicroversionMiddleware)], routes=[
+        *versions.routes,
+        *servers.routes,
+        *server_actions.routes,
+        *server_metadata.routes,
+        *instance_actions.routes,
+        *consoles.routes,
+        *ips.routes,
+        *flavors.routes,
+        *keypairs.routes,
+        *server_groups.routes,
+        *quotas.routes,
+        *availability_zones.routes,
+        *hypervisors.routes,
+        *compute_services.routes,
+        *usage.routes,
+    ]),
+]

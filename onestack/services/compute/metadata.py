@@ -1,0 +1,10 @@
+"""(placeholder: being written)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MetadataService:
+    def __init__(self, compute: Any) -> None:
+        self.compute = compute

@@ -1,0 +1,71 @@
+"""``Compute``: the facade the API and the agents call; one sub-service per concern.
+
+Each sub-service gets this object and reaches its siblings and the other services
+(identity, images, network) through it:
+
+- flavors, keypairs, server_groups, quotas (limits), hosts (os-services, hypervisors,
+  availability zones), usage (simple tenant usage);
+- servers (create, list, show, update, delete), actions (stop, start, reboot, ...),
+  scheduler (which host runs an instance);
+- hostapi: what a host's agent calls (desired state in, observed state out);
+- metadata: the documents the metadata service serves a guest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from onestack.common.config import Config
+from onestack.db.engine import Database
+from onestack.services.compute.actions import ServerActions
+from onestack.services.compute.flavors import Flavors
+from onestack.services.compute.hostapi import HostAPI
+from onestack.services.compute.hosts import Hosts
+from onestack.services.compute.keypairs import KeyPairs
+from onestack.services.compute.metadata import MetadataService
+from onestack.services.compute.quotas import ComputeQuotas
+from onestack.services.compute.scheduler import Scheduler
+from onestack.services.compute.server_groups import ServerGroups
+from onestack.services.compute.servers import Servers
+from onestack.services.compute.usage import Usage
+
+
+class Compute:
+    def __init__(self, db: Database, config: Config, identity: Any, images: Any,
+                 network: Any) -> None:
+        self.db = db
+        self.config = config
+        self.identity = identity
+        self.images = images
+        self.network = network
+        #: Called with a host name whenever that host's desired state changed (the agent
+        #: wakes up at once instead of at its next poll). Agents register here.
+        self.listeners: list[Callable[[str], None]] = []
+        #: Host name -> the agent running it, for calls that need the host now (console
+        #: output, serial consoles). In the all-in-one mode the agent is in this process.
+        self.agents: dict[str, Any] = {}
+        self.flavors = Flavors(self)
+        self.keypairs = KeyPairs(self)
+        self.server_groups = ServerGroups(self)
+        self.quotas = ComputeQuotas(self)
+        self.hosts = Hosts(self)
+        self.usage = Usage(self)
+        self.scheduler = Scheduler(self)
+        self.servers = Servers(self)
+        self.actions = ServerActions(self)
+        self.hostapi = HostAPI(self)
+        self.metadata = MetadataService(self)
+
+    def notify(self, host: str | None) -> None:
+        """Tell ``host``'s agent its desired state changed."""
+        if not host:
+            return
+        for listener in list(self.listeners):
+            listener(host)
+
+    def bootstrap(self) -> None:
+        """Seed what a fresh cloud needs (default flavors); idempotent."""
+        seed = getattr(self.flavors, "seed_defaults", None)
+        if seed is not None:
+            seed()
