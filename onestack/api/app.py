@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -51,8 +52,29 @@ class Services:
         self.network.bootstrap(self.bootstrap.admin_project_id)
         self.compute = Compute(self.db, config, self.identity, self.images, self.network)
         self.compute.bootstrap()
+        self.agent: Any = None
+
+    def start_agent(self) -> None:
+        """Run this host's agent in this process (the all-in-one mode)."""
+        if self.agent is not None:
+            return
+        from onestack.agent.host import build_agent
+
+        self.agent = build_agent(self.config, self.compute)
+        self.compute.agents[self.agent.host] = self.agent
+        self.compute.listeners.append(self.agent.wake)
+        self.agent.start()
+
+    def stop_agent(self) -> None:
+        if self.agent is None:
+            return
+        self.compute.listeners.remove(self.agent.wake)
+        self.compute.agents.pop(self.agent.host, None)
+        self.agent.stop()
+        self.agent = None
 
     def close(self) -> None:
+        self.stop_agent()
         self.db.dispose()
 
 
@@ -77,6 +99,12 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if config.host.agent:
+            try:
+                services.start_agent()
+            except Exception:
+                # The APIs still serve; os-services shows this host's compute as down.
+                log.exception("this host's agent could not start")
         yield
         log.info("shutting down")
         services.close()

@@ -130,6 +130,8 @@ class ImageConfig:
 class HostConfig:
     """This host's agent: which drivers it runs and how it names what it creates."""
 
+    #: Run this host's agent inside the server process (the all-in-one mode).
+    agent: bool = True
     #: Name of this host in os-hypervisors and os-services (empty: the machine's hostname).
     name: str = ""
     #: Prefix of every namespace, bridge, tap and veth this host creates, so several hosts

@@ -47,6 +47,12 @@ HOST = "127.0.0.1"
 SERVER_ENV = {
     "ONESTACK_IDENTITY_ARGON2_TIME_COST": "1",
     "ONESTACK_IDENTITY_ARGON2_MEMORY_KIB": "1024",
+    # Fake host drivers: no QEMU, no bridges (tests/host/ runs the real ones).
+    "ONESTACK_HOST_HYPERVISOR_DRIVER": "fake",
+    "ONESTACK_HOST_STORAGE_DRIVER": "fake",
+    "ONESTACK_HOST_NETWORK_DRIVER": "fake",
+    "ONESTACK_HOST_NAME": "compute-1",
+    "ONESTACK_HOST_POLL_INTERVAL": "1.0",
 }
 
 START_TIMEOUT = 30.0

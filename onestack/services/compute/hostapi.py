@@ -1,10 +1,399 @@
-"""(placeholder: being written)"""
+"""The server's side of the agent protocol (``onestack.agent.protocol.ControlPlane``).
+
+Agents read desired state here and report what they observed. Writes are
+compare-and-set on ``task_state``: an agent finishing a task that a newer request
+replaced (a delete while spawning) changes nothing. See docs/design/compute-states.md.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onestack.agent.protocol import (
+    TASK_EVENTS,
+    DesiredInstance,
+    HostReport,
+    ImageRef,
+    PortInfo,
+)
+from onestack.db.models import (
+    ComputeNode,
+    ComputeService,
+    Image,
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceFault,
+    Network,
+    Port,
+    ServerGroupMember,
+    utcnow,
+)
+from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.tokens import TokenData
+from onestack.services.network.base import retrying
+from onestack.services.network.ports import create_port_in, delete_port_in
+
+log = logging.getLogger(__name__)
+
+#: Builds that fail leave the server in ERROR; other actions leave vm_state alone.
+ERROR_ON_FAILURE = {"spawning", "rebuilding", "resize_prep", "resize_reverting"}
+
+
+def dhcp_device_id(host: str, network_id: str) -> str:
+    """Neutron's DHCP port device_id: ``dhcp<host id>-<network id>``."""
+    host_id = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, host)
+    return f"dhcp{host_id}-{network_id}"
 
 
 class HostAPI:
     def __init__(self, compute: Any) -> None:
         self.compute = compute
+        self.db = compute.db
+        self.config = compute.config
+
+    # -- hosts ------------------------------------------------------------------------
+
+    def register(self, report: HostReport) -> None:
+        with self.db.session() as session:
+            service = session.scalar(select(ComputeService).where(
+                ComputeService.host == report.host, ComputeService.binary == "nova-compute"))
+            now = utcnow()
+            if service is None:
+                service = ComputeService(
+                    uuid=str(uuidlib.uuid4()), host=report.host, binary="nova-compute",
+                    availability_zone=self.config.compute.default_availability_zone)
+                session.add(service)
+            service.last_seen_at = now
+            service.updated_at = now
+            node = session.scalar(select(ComputeNode).where(ComputeNode.host == report.host))
+            if node is None:
+                node = ComputeNode(uuid=str(uuidlib.uuid4()), host=report.host)
+                session.add(node)
+            for name in ("hypervisor_hostname", "hypervisor_type", "hypervisor_version",
+                         "accel", "vcpus", "memory_mb", "local_gb", "local_gb_used",
+                         "host_ip", "cpu_info", "cpu_allocation_ratio",
+                         "ram_allocation_ratio", "disk_allocation_ratio"):
+                value = getattr(report, name)
+                if getattr(node, name) != value:
+                    setattr(node, name, value)
+            node.updated_at = now
+
+    # -- desired state ----------------------------------------------------------------
+
+    def desired_instances(self, host: str) -> list[DesiredInstance]:
+        with self.db.session() as session:
+            rows = session.scalars(select(Instance).where(
+                Instance.host == host, Instance.deleted.is_(False))).all()
+            port_ids = [p["port_id"] for row in rows for p in row.ports]
+            ports = {p.id: p for p in session.scalars(
+                select(Port).where(Port.id.in_(port_ids)))} if port_ids else {}
+            mtus = self._mtus(session, {p.network_id for p in ports.values()})
+            images = self._image_refs(session, {r.image_ref for r in rows if r.image_ref})
+            result = []
+            for row in rows:
+                infos = []
+                for entry in row.ports:
+                    port = ports.get(entry["port_id"])
+                    if port is None:
+                        continue
+                    infos.append(PortInfo(
+                        id=port.id, network_id=port.network_id, mac=port.mac_address,
+                        mtu=mtus.get(port.network_id, 1500),
+                        ips=[a.ip_address for a in port.fixed_ips]))
+                result.append(DesiredInstance(
+                    uuid=row.uuid, name=row.display_name, hostname=row.hostname,
+                    vm_state=row.vm_state, task_state=row.task_state,
+                    task_args=dict(row.task_args or {}), power_state=row.power_state,
+                    vcpus=row.vcpus, memory_mb=row.memory_mb, root_gb=row.root_gb,
+                    image=images.get(row.image_ref), ports=infos,
+                    config_drive=row.config_drive,
+                    new_flavor=dict(row.new_flavor) if row.new_flavor else None,
+                    old_flavor=dict(row.old_flavor) if row.old_flavor else None))
+            return result
+
+    @staticmethod
+    def _mtus(session: Session, network_ids: set[str]) -> dict[str, int]:
+        if not network_ids:
+            return {}
+        return dict(session.execute(select(Network.id, Network.mtu).where(
+            Network.id.in_(network_ids))).tuples().all())
+
+    @staticmethod
+    def _image_refs(session: Session, image_ids: set[str]) -> dict[str, ImageRef]:
+        if not image_ids:
+            return {}
+        refs = {}
+        for image in session.scalars(select(Image).where(Image.id.in_(image_ids))):
+            refs[image.id] = ImageRef(
+                id=image.id, disk_format=image.disk_format or "raw", size=image.size or 0,
+                hash_algo=image.os_hash_algo or "sha512", hash_value=image.os_hash_value or "")
+        return refs
+
+    def networks(self, host: str) -> list[NetworkSpec]:
+        def work(session: Session) -> list[NetworkSpec]:
+            instances = session.scalars(select(Instance).where(
+                Instance.host == host, Instance.deleted.is_(False))).all()
+            hostnames = {i.uuid: i.hostname or i.display_name for i in instances}
+            port_ids = [p["port_id"] for i in instances for p in i.ports]
+            if not port_ids:
+                return []
+            ports = session.scalars(select(Port).where(Port.id.in_(port_ids))).all()
+            by_network: dict[str, list[Port]] = {}
+            for port in ports:
+                by_network.setdefault(port.network_id, []).append(port)
+            specs = []
+            for network_id, net_ports in sorted(by_network.items()):
+                network = session.get(Network, network_id)
+                if network is None:
+                    continue
+                dhcp = self._dhcp_port(session, network, host)
+                specs.append(NetworkSpec(
+                    id=network.id, mtu=network.mtu,
+                    subnets=[_subnet_spec(s) for s in network.subnets],
+                    dhcp_mac=dhcp.mac_address if dhcp else None,
+                    dhcp_ips=[a.ip_address for a in dhcp.fixed_ips] if dhcp else [],
+                    hosts=[DhcpHost(port_id=p.id, mac=p.mac_address,
+                                    ips=[a.ip_address for a in p.fixed_ips],
+                                    hostname=_dns_label(hostnames.get(p.device_id, "")))
+                           for p in sorted(net_ports, key=lambda p: p.id)]))
+            return specs
+
+        return retrying(self.db, work)
+
+    def _dhcp_port(self, session: Session, network: Network, host: str) -> Port | None:
+        """The network's DHCP port on this host, made now if DHCP is on and it has none."""
+        if not any(s.enable_dhcp for s in network.subnets):
+            return None
+        device_id = dhcp_device_id(host, network.id)
+        port = session.scalar(select(Port).where(
+            Port.network_id == network.id, Port.device_owner == "network:dhcp",
+            Port.device_id == device_id))
+        if port is not None:
+            return port
+        fixed_ips = [{"subnet_id": s.id} for s in network.subnets
+                     if s.enable_dhcp or s.ip_version == 6]
+        port = create_port_in(
+            session, network_id=network.id, project_id=network.project_id,
+            fixed_ips=fixed_ips, device_id=device_id, device_owner="network:dhcp",
+            binding={"host_id": host}, base_mac=self.config.network.base_mac,
+            is_admin=True)
+        port.status = "ACTIVE"
+        log.info("made DHCP port %s on network %s for host %s", port.id, network.id, host)
+        return port
+
+    # -- images -------------------------------------------------------------------------
+
+    def open_image(self, image_id: str) -> Iterator[bytes]:
+        file = self.compute.images.store.open(image_id)
+        if file is None:
+            raise FileNotFoundError(f"image {image_id} has no data in the image store")
+        with file:
+            while chunk := file.read(1 << 20):
+                yield chunk
+
+    def upload_snapshot(self, image_id: str, path: Path) -> None:
+        with self.db.session() as session:
+            image = session.get(Image, image_id)
+            if image is None:
+                raise FileNotFoundError(f"snapshot image {image_id} was deleted")
+            owner = image.owner
+        ctx = service_context(owner)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        asyncio.run(self.compute.images.data.upload(ctx, image_id, chunks(),
+                                                    size=path.stat().st_size))
+
+    # -- observed state -----------------------------------------------------------------
+
+    def start_event(self, uuid: str, event: str) -> None:
+        with self.db.session() as session:
+            action = _open_action(session, uuid)
+            if action is None:
+                return
+            if any(e.event == event and e.finish_time is None for e in action.events):
+                return
+            action.events.append(InstanceActionEvent(event=event, host=_host_of(session, uuid)))
+
+    def finish_task(self, uuid: str, expected_task_state: str | None, *, event: str = "",
+                    **changes: Any) -> bool:
+        with self.db.session() as session:
+            inst = session.get(Instance, uuid, with_for_update=True)
+            if inst is None or inst.deleted or inst.task_state != expected_task_state:
+                return False
+            for key, value in changes.items():
+                setattr(inst, key, value)
+            inst.task_state = None
+            inst.task_args = {}
+            inst.updated_at = utcnow()
+            if changes.get("vm_state") == "active" and inst.launched_at is None:
+                inst.launched_at = utcnow()
+            _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
+                          "Success", inst.host)
+        self.compute.notify(changes.get("host"))
+        return True
+
+    def fail_task(self, uuid: str, expected_task_state: str | None, message: str, *,
+                  event: str = "", details: str = "", vm_state: str | None = None) -> bool:
+        with self.db.session() as session:
+            inst = session.get(Instance, uuid, with_for_update=True)
+            if inst is None or inst.deleted or inst.task_state != expected_task_state:
+                return False
+            if vm_state is None and expected_task_state in ERROR_ON_FAILURE:
+                vm_state = "error"
+            if vm_state:
+                inst.vm_state = vm_state
+            snapshot = inst.task_args.get("image_id") \
+                if expected_task_state == "image_snapshot" else None
+            inst.task_state = None
+            inst.task_args = {}
+            inst.updated_at = utcnow()
+            inst.faults.append(InstanceFault(code=500, message=message[:255],
+                                             details=details or message, host=inst.host))
+            _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
+                          "Error", inst.host, details or message)
+        log.warning("instance %s: %s failed: %s", uuid, expected_task_state, message)
+        if snapshot:
+            self._drop_snapshot_image(snapshot)
+        return True
+
+    def _drop_snapshot_image(self, image_id: str) -> None:
+        """A failed snapshot leaves no half image behind (Nova deletes it too)."""
+        with self.db.session() as session:
+            image = session.get(Image, image_id)
+            owner = image.owner if image else None
+        if image is None:
+            return
+        try:
+            self.compute.images.delete(service_context(owner), image_id)
+        except Exception:
+            log.exception("could not delete the image %s of a failed snapshot", image_id)
+
+    def report_power(self, uuid: str, power_state: int, vm_state: str | None = None) -> None:
+        with self.db.session() as session:
+            inst = session.get(Instance, uuid, with_for_update=True)
+            if inst is None or inst.deleted:
+                return
+            if inst.power_state != power_state:
+                inst.power_state = power_state
+                inst.updated_at = utcnow()
+            if vm_state and inst.task_state is None and inst.vm_state != vm_state:
+                log.info("instance %s: found %s by the host, was %s", uuid, vm_state,
+                         inst.vm_state)
+                inst.vm_state = vm_state
+                inst.updated_at = utcnow()
+
+    def set_port_status(self, port_ids: list[str], status: str) -> None:
+        if not port_ids:
+            return
+        with self.db.session() as session:
+            for port in session.scalars(select(Port).where(Port.id.in_(port_ids))):
+                if port.status != status:
+                    port.status = status
+
+    def instance_deleted(self, uuid: str) -> None:
+        def work(session: Session) -> None:
+            inst = session.get(Instance, uuid, with_for_update=True)
+            if inst is None or inst.deleted:
+                return
+            for entry in inst.ports:
+                port = session.get(Port, entry["port_id"])
+                if port is None:
+                    continue
+                if entry.get("preserve_on_delete"):
+                    port.device_id = ""
+                    port.device_owner = ""
+                    port.binding_host_id = ""
+                    port.status = "DOWN"
+                else:
+                    delete_port_in(session, port.id)
+            for member in session.scalars(select(ServerGroupMember).where(
+                    ServerGroupMember.instance_uuid == uuid)):
+                session.delete(member)
+            now = utcnow()
+            inst.vm_state = "deleted"
+            inst.task_state = None
+            inst.power_state = 0
+            inst.deleted = True
+            inst.deleted_at = now
+            inst.terminated_at = now
+            inst.updated_at = now
+            _finish_event(session, uuid, TASK_EVENTS["deleting"], "Success", inst.host)
+
+        retrying(self.db, work)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def service_context(project_id: str | None) -> ValidatedToken:
+    """An admin context for work the host side does on a user's behalf (snapshots)."""
+    now = time.time()
+    data = TokenData(user_id="onestack-compute", methods=("internal",), expires_at=now + 3600,
+                     issued_at=now, audit_ids=("internal",), project_id=project_id)
+    return ValidatedToken(token="", data=data, user={"id": "onestack-compute",
+                                                     "name": "onestack-compute"},
+                          roles=[{"id": "admin", "name": "admin"}],
+                          project={"id": project_id} if project_id else None)
+
+
+def _subnet_spec(subnet: Any) -> SubnetSpec:
+    return SubnetSpec(
+        id=subnet.id, cidr=subnet.cidr, ip_version=subnet.ip_version,
+        gateway_ip=subnet.gateway_ip, enable_dhcp=subnet.enable_dhcp,
+        ipv6_ra_mode=subnet.ipv6_ra_mode, ipv6_address_mode=subnet.ipv6_address_mode,
+        dns_nameservers=[d.address for d in subnet.dns_nameservers],
+        host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
+                     for r in subnet.host_routes])
+
+
+def _dns_label(name: str) -> str:
+    label = "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower())
+    return label.strip("-")[:63]
+
+
+def _host_of(session: Session, uuid: str) -> str | None:
+    inst = session.get(Instance, uuid)
+    return inst.host if inst else None
+
+
+def _open_action(session: Session, uuid: str) -> InstanceAction | None:
+    return session.scalar(select(InstanceAction).where(
+        InstanceAction.instance_uuid == uuid).order_by(InstanceAction.id.desc()).limit(1))
+
+
+def _finish_event(session: Session, uuid: str, event: str, result: str, host: str | None,
+                  details: str | None = None) -> None:
+    """Finish ``event`` of the instance's newest action (adding it if it was never
+    started), and the action itself."""
+    action = _open_action(session, uuid)
+    if action is None or not event:
+        return
+    now = utcnow()
+    row = next((e for e in reversed(action.events)
+                if e.event == event and e.finish_time is None), None)
+    if row is None:
+        row = InstanceActionEvent(event=event, host=host, start_time=now)
+        action.events.append(row)
+    row.finish_time = now
+    row.result = result
+    if details and result == "Error":
+        row.traceback = details
+    action.finish_time = now
+    action.updated_at = now
+    if result == "Error":
+        action.message = "Error"

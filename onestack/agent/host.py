@@ -1,0 +1,48 @@
+"""Build this host's agent from the configuration (drivers by name, host name, prefix)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from onestack.agent.reconciler import Agent
+from onestack.common.config import Config
+from onestack.drivers import hypervisor, network, storage
+
+log = logging.getLogger(__name__)
+
+
+def host_name(config: Config) -> str:
+    return config.host.name or socket.gethostname()
+
+
+def build_agent(config: Config, compute: Any) -> Agent:
+    """The all-in-one agent: it runs in the server process and calls ``compute.hostapi``
+    directly (the same interface a remote agent would reach over HTTP)."""
+    hc = config.host
+    name = host_name(config)
+    state = config.state_dir
+    hv = hypervisor.load(hc.hypervisor_driver, instances_dir=state / "instances",
+                         accel=hc.accel, name_prefix=hc.name_prefix)
+    st = storage.load(hc.storage_driver, root=state / "disks")
+    net = network.load(hc.network_driver, state_dir=state, name_prefix=hc.name_prefix)
+    proxy = None
+    if hc.network_driver != "fake":
+        from onestack.agent.metadata_proxy import MetadataProxy
+
+        proxy = MetadataProxy(config.public_url, compute.metadata.secret(),
+                              compute.metadata.instance_for_address)
+
+    def overrides() -> dict[str, Any]:
+        return {"vcpus": hc.vcpus, "memory_mb": hc.memory_mib, "local_gb": hc.disk_gb,
+                "cpu_allocation_ratio": hc.cpu_allocation_ratio,
+                "ram_allocation_ratio": hc.ram_allocation_ratio,
+                "disk_allocation_ratio": hc.disk_allocation_ratio}
+
+    agent = Agent(name, compute.hostapi, hv, st, net, poll_interval=hc.poll_interval,
+                  shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
+                  report_extra=overrides)
+    log.info("agent for host %s: hypervisor %s, storage %s, network %s", name,
+             hc.hypervisor_driver, hc.storage_driver, hc.network_driver)
+    return agent

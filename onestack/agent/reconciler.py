@@ -1,0 +1,458 @@
+"""The per-host reconciler: desired state -> drivers -> observed state.
+
+Level-triggered: at start, whenever the server notifies it (``wake``) and every
+``poll_interval`` seconds, the agent reads what should be on its host and converges:
+
+- networks: every network with a port of an instance here gets its bridge, DHCP and
+  metadata listener; networks no instance here uses any more are removed;
+- instances: a pending task (``task_state``) is carried out (docs/design/
+  compute-states.md); a steady instance is kept so (a guest that should run after a
+  host restart is started again; one that powered itself off is reported ``stopped``);
+- leftovers: guests and disks of instances that are not (or no longer) on this host
+  are removed.
+
+Work on one instance runs in a worker thread, one operation per instance at a time,
+so a slow shutdown never holds up another server's boot. Every step is idempotent: a
+restarted agent (or server) re-adopts running guests and simply runs unfinished
+tasks again.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from onestack.agent.protocol import TASK_EVENTS, ControlPlane, DesiredInstance, HostReport
+from onestack.common.revert import Reverter
+from onestack.drivers.hypervisor.base import (
+    GuestNic,
+    GuestSpec,
+    HypervisorDriver,
+    HypervisorError,
+    PowerState,
+)
+from onestack.drivers.network.base import NetworkDriver, NetworkDriverError, NetworkSpec, PortSpec
+from onestack.drivers.storage.base import ImageSource, StorageDriver, StorageError
+
+log = logging.getLogger(__name__)
+
+#: Errors whose message is meant for the user as it is.
+DRIVER_ERRORS = (HypervisorError, StorageError, NetworkDriverError)
+
+#: What a steady vm_state means for the guest.
+RUNNING_STATES = {"active"}
+
+
+class Agent:
+    def __init__(self, host: str, control: ControlPlane, hypervisor: HypervisorDriver,
+                 storage: StorageDriver, network: NetworkDriver, *,
+                 poll_interval: float = 5.0, shutdown_timeout: float = 60.0,
+                 metadata_proxy: Any = None, workers: int = 4,
+                 report_extra: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.host = host
+        self.control = control
+        self.hypervisor = hypervisor
+        self.storage = storage
+        self.network = network
+        self.poll_interval = poll_interval
+        self.shutdown_timeout = shutdown_timeout
+        self.metadata_proxy = metadata_proxy
+        self.report_extra = report_extra or (lambda: {})
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-work")
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Network id -> the spec last applied (so unchanged networks cost nothing).
+        self._networks: dict[str, NetworkSpec] = {}
+        self._served: set[str] = set()
+        #: Instances that should run and were found off at start: started once.
+        self._recover: set[str] | None = None
+        self._passes = 0
+        self._host_info = None
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the loop in a background thread (first pass at once)."""
+        self._thread = threading.Thread(target=self._loop, name=f"agent-{self.host}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop; guests keep running (they are re-adopted at the next start)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.metadata_proxy is not None:
+            self.metadata_proxy.close()
+
+    def wake(self, host: str | None = None) -> None:
+        """The server's notification: desired state changed (for ``host``)."""
+        if host is None or host == self.host:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("agent pass failed; trying again in %s s", self.poll_interval)
+            self._wake.wait(self.poll_interval)
+
+    # -- one pass -----------------------------------------------------------------------
+
+    def register(self) -> None:
+        if self._host_info is None:
+            self._host_info = self.hypervisor.host_info()
+        info = self._host_info
+        used, total = self.storage.usage()
+        extra = self.report_extra()
+        report = HostReport(
+            host=self.host, hypervisor_hostname=extra.pop("hypervisor_hostname", self.host),
+            hypervisor_type=info.hypervisor_type, hypervisor_version=info.hypervisor_version,
+            accel=info.accel, vcpus=extra.pop("vcpus", 0) or info.vcpus,
+            memory_mb=extra.pop("memory_mb", 0) or info.memory_mib,
+            local_gb=extra.pop("local_gb", 0) or total >> 30, local_gb_used=used >> 30,
+            cpu_info=info.cpu_info, **extra)
+        self.control.register(report)
+
+    def run_once(self, wait: bool = False) -> None:
+        """One reconciliation pass; ``wait`` also waits for the work it started."""
+        self.register()
+        desired = self.control.desired_instances(self.host)
+        if self._recover is None:
+            self._recover = {d.uuid for d in desired
+                             if d.vm_state in RUNNING_STATES and d.task_state is None}
+        self._sync_networks(self.control.networks(self.host))
+        futures = []
+        for d in desired:
+            with self._lock:
+                if d.uuid in self._in_flight:
+                    continue
+                self._in_flight.add(d.uuid)
+            futures.append(self._pool.submit(self._run, d))
+        self._remove_leftovers({d.uuid for d in desired})
+        self._passes += 1
+        if wait:
+            for f in futures:
+                f.result()
+
+    def _run(self, d: DesiredInstance) -> None:
+        again = False
+        try:
+            again = self.converge(d)
+        except Exception:
+            log.exception("instance %s: converging failed", d.uuid)
+        finally:
+            with self._lock:
+                self._in_flight.discard(d.uuid)
+        if again:
+            self._wake.set()
+
+    # -- networks -------------------------------------------------------------------------
+
+    def _sync_networks(self, specs: list[NetworkSpec]) -> None:
+        wanted = {s.id: s for s in specs}
+        for spec in specs:
+            if self._networks.get(spec.id) != spec:
+                try:
+                    self.network.ensure_network(spec)
+                except Exception:
+                    log.exception("network %s: could not set it up on this host", spec.id)
+                    continue
+                self._networks[spec.id] = spec
+            if self.metadata_proxy is not None and spec.id not in self._served:
+                try:
+                    sock = self.network.metadata_socket(spec.id)
+                    if sock is not None:
+                        self.metadata_proxy.serve(spec.id, sock)
+                    self._served.add(spec.id)
+                except Exception:
+                    log.exception("network %s: no metadata listener", spec.id)
+        known = set(self._networks)
+        if self._passes == 0:
+            known |= set(self.network.list_networks())
+        for network_id in sorted(known - set(wanted)):
+            with self._lock:
+                busy = bool(self._in_flight)
+            if busy and network_id in self._networks:
+                continue  # an instance being deleted may still have a tap on it
+            try:
+                if self.metadata_proxy is not None and network_id in self._served:
+                    self.metadata_proxy.stop(network_id)
+                self.network.delete_network(network_id)
+            except Exception:
+                log.exception("network %s: could not remove it from this host", network_id)
+                continue
+            self._served.discard(network_id)
+            self._networks.pop(network_id, None)
+            log.info("network %s: removed from this host (no instance uses it)", network_id)
+
+    def _remove_leftovers(self, desired: set[str]) -> None:
+        with self._lock:
+            busy = set(self._in_flight)
+        guests = set(self.hypervisor.list_guests())
+        disks = set(self.storage.list_disks())
+        for uuid in sorted((guests | disks) - desired - busy):
+            log.info("instance %s: not on this host any more; removing its guest and disk",
+                     uuid)
+            try:
+                self.hypervisor.destroy(uuid)
+                self.storage.delete_disk(uuid)
+            except Exception:
+                log.exception("instance %s: could not remove leftovers", uuid)
+
+    # -- instances --------------------------------------------------------------------
+
+    def converge(self, d: DesiredInstance) -> bool:
+        """Carry out ``d``'s task, or keep it steady. True if another pass is needed."""
+        task = d.task_state
+        if task is None:
+            self._keep_steady(d)
+            return False
+        handler = getattr(self, "_task_" + task.replace("-", "_"), None)
+        if handler is None:
+            log.warning("instance %s: no host work for task %s", d.uuid, task)
+            return False
+        self.control.start_event(d.uuid, _event(task))
+        try:
+            handler(d)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, DRIVER_ERRORS) else \
+                f"{type(exc).__name__}: {exc}"
+            if task == "spawning":
+                message = f"Build of the server failed on host {self.host}: {message}"
+            log.warning("instance %s: %s failed: %s", d.uuid, task, message,
+                        exc_info=not isinstance(exc, DRIVER_ERRORS))
+            if task == "deleting":
+                raise  # retried at the next pass; a server can always be deleted
+            self.control.fail_task(d.uuid, task, message)
+        return True
+
+    def _finish(self, d: DesiredInstance, **changes: Any) -> None:
+        self.control.finish_task(d.uuid, d.task_state, **changes)
+
+    def _keep_steady(self, d: DesiredInstance) -> None:
+        state = self.hypervisor.power_state(d.uuid)
+        recovering = self._recover is not None and d.uuid in self._recover
+        if recovering:
+            self._recover.discard(d.uuid)
+        if d.vm_state in RUNNING_STATES and state != PowerState.RUNNING:
+            if state in (PowerState.NOSTATE, PowerState.SHUTDOWN, PowerState.CRASHED) \
+                    and recovering:
+                log.info("instance %s: should run and does not (host restart?); starting it",
+                         d.uuid)
+                try:
+                    self._plug(d)
+                    self.hypervisor.spawn(self._spec(d))
+                    state = PowerState.RUNNING
+                except DRIVER_ERRORS as exc:
+                    log.warning("instance %s: could not start it again: %s", d.uuid, exc)
+            elif state in (PowerState.SHUTDOWN, PowerState.CRASHED, PowerState.NOSTATE):
+                self.control.report_power(d.uuid, int(state), vm_state="stopped")
+                return
+        elif d.vm_state == "stopped" and state in (PowerState.RUNNING, PowerState.PAUSED):
+            log.info("instance %s: is stopped but its guest runs; powering it off", d.uuid)
+            self.hypervisor.power_off(d.uuid, 0)
+            state = PowerState.SHUTDOWN
+        if int(state) != d.power_state:
+            self.control.report_power(d.uuid, int(state))
+
+    # -- building blocks ----------------------------------------------------------------
+
+    def _image_source(self, d: DesiredInstance) -> ImageSource:
+        image = d.image
+        if image is None:
+            raise StorageError("The server has no image to boot from (booting from a volume "
+                               "is not supported yet).")
+        return ImageSource(id=image.id, disk_format=image.disk_format, size=image.size,
+                           hash_algo=image.hash_algo, hash_value=image.hash_value,
+                           open=lambda: self.control.open_image(image.id))
+
+    def _plug(self, d: DesiredInstance) -> list[str]:
+        taps = []
+        for port in d.ports:
+            if port.network_id not in self._networks:
+                raise NetworkDriverError(
+                    f"Network {port.network_id} of port {port.id} is not set up on host "
+                    f"{self.host} (see the server log).")
+            taps.append(self.network.plug_port(PortSpec(
+                id=port.id, network_id=port.network_id, mac=port.mac, mtu=port.mtu)))
+        return taps
+
+    def _spec(self, d: DesiredInstance, flavor: dict[str, Any] | None = None) -> GuestSpec:
+        disk = self.storage.disk(d.uuid)
+        if disk is None:
+            raise StorageError(f"The server's disk is missing on host {self.host}.")
+        return GuestSpec(
+            uuid=d.uuid, name=d.hostname or d.name,
+            vcpus=int(flavor["vcpus"]) if flavor else d.vcpus,
+            memory_mib=int(flavor["ram"]) if flavor else d.memory_mb,
+            disk_path=disk.path, disk_format=disk.format,
+            nics=[GuestNic(port_id=p.id, mac=p.mac, tap=self.network.tap_name(p.id), mtu=p.mtu)
+                  for p in d.ports])
+
+    def _build(self, d: DesiredInstance) -> None:
+        """Disk, taps, guest; what this call took is released if it fails."""
+        with Reverter() as revert:
+            had_disk = self.storage.disk(d.uuid) is not None
+            self.storage.create_disk(d.uuid, self._image_source(d), d.root_gb)
+            if not had_disk:
+                revert.add(self.storage.delete_disk, d.uuid)
+            revert.add(self._unplug, d)
+            self._plug(d)
+            revert.add(self.hypervisor.destroy, d.uuid)
+            self.hypervisor.spawn(self._spec(d))
+            revert.success()
+        self.control.set_port_status([p.id for p in d.ports], "ACTIVE")
+
+    def _unplug(self, d: DesiredInstance) -> None:
+        for port in d.ports:
+            self.network.unplug_port(port.id)
+
+    # -- tasks (named after task_state) ----------------------------------------------------
+
+    def _task_spawning(self, d: DesiredInstance) -> None:
+        self._build(d)
+        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING), progress=100)
+
+    def _task_deleting(self, d: DesiredInstance) -> None:
+        self.hypervisor.destroy(d.uuid)
+        self._unplug(d)
+        self.storage.delete_disk(d.uuid)
+        self.control.set_port_status([p.id for p in d.ports], "DOWN")
+        self.control.instance_deleted(d.uuid)
+
+    def _task_powering_off(self, d: DesiredInstance) -> None:
+        self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
+        self._finish(d, vm_state="stopped", power_state=int(PowerState.SHUTDOWN))
+
+    def _task_powering_on(self, d: DesiredInstance) -> None:
+        self._plug(d)
+        self.hypervisor.spawn(self._spec(d))
+        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+
+    def _reboot(self, d: DesiredInstance, hard: bool) -> None:
+        self._plug(d)
+        self.hypervisor.reboot(self._spec(d), hard=hard, timeout=self.shutdown_timeout)
+        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+
+    def _task_rebooting(self, d: DesiredInstance) -> None:
+        self._reboot(d, hard=d.task_args.get("reboot_type", "SOFT").upper() == "HARD")
+
+    def _task_rebooting_hard(self, d: DesiredInstance) -> None:
+        self._reboot(d, hard=True)
+
+    def _task_pausing(self, d: DesiredInstance) -> None:
+        self.hypervisor.pause(d.uuid)
+        self._finish(d, vm_state="paused", power_state=int(PowerState.PAUSED))
+
+    def _task_unpausing(self, d: DesiredInstance) -> None:
+        self.hypervisor.unpause(d.uuid)
+        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+
+    def _task_suspending(self, d: DesiredInstance) -> None:
+        self.hypervisor.suspend(d.uuid)
+        self._finish(d, vm_state="suspended", power_state=int(PowerState.SUSPENDED))
+
+    def _task_resuming(self, d: DesiredInstance) -> None:
+        self._plug(d)
+        self.hypervisor.resume(self._spec(d))
+        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+
+    def _task_rebuilding(self, d: DesiredInstance) -> None:
+        previous = d.task_args.get("previous_vm_state", "active")
+        self.hypervisor.destroy(d.uuid)
+        self.storage.delete_disk(d.uuid)
+        self._build(d)
+        if previous == "stopped":
+            self.hypervisor.power_off(d.uuid, 0)
+            self._finish(d, vm_state="stopped", power_state=int(PowerState.SHUTDOWN))
+        else:
+            self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+
+    def _task_resize_prep(self, d: DesiredInstance) -> None:
+        new = d.new_flavor
+        if not new:
+            raise HypervisorError("The resize has no target flavor.")
+        previous = d.task_args.get("previous_vm_state", "active")
+        self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
+        if int(new.get("disk", 0)) > d.root_gb:
+            self.storage.resize_disk(d.uuid, int(new["disk"]))
+        changes: dict[str, Any] = {
+            "vm_state": "resized", "flavor": new, "vcpus": int(new["vcpus"]),
+            "memory_mb": int(new["ram"]), "root_gb": int(new.get("disk", 0)),
+            "ephemeral_gb": int(new.get("ephemeral", 0)),
+            "power_state": int(PowerState.SHUTDOWN)}
+        if previous != "stopped":
+            self._plug(d)
+            self.hypervisor.spawn(self._spec(d, flavor=new))
+            changes["power_state"] = int(PowerState.RUNNING)
+        self._finish(d, **changes)
+
+    def _task_resize_reverting(self, d: DesiredInstance) -> None:
+        old = d.old_flavor
+        if not old:
+            raise HypervisorError("The resize has no flavor to revert to.")
+        previous = d.task_args.get("previous_vm_state", "active")
+        self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
+        changes: dict[str, Any] = {
+            "vm_state": "stopped" if previous == "stopped" else "active", "flavor": old,
+            "vcpus": int(old["vcpus"]), "memory_mb": int(old["ram"]),
+            "root_gb": int(old.get("disk", 0)), "ephemeral_gb": int(old.get("ephemeral", 0)),
+            "old_flavor": None, "new_flavor": None,
+            "power_state": int(PowerState.SHUTDOWN)}
+        if previous != "stopped":
+            self._plug(d)
+            self.hypervisor.spawn(self._spec(d, flavor=old))
+            changes["power_state"] = int(PowerState.RUNNING)
+        self._finish(d, **changes)
+
+    def _task_image_snapshot(self, d: DesiredInstance) -> None:
+        image_id = d.task_args.get("image_id")
+        if not image_id:
+            raise StorageError("The snapshot has no image to write to.")
+        running = self.hypervisor.power_state(d.uuid) == PowerState.RUNNING
+        with tempfile.TemporaryDirectory(prefix="onestack-snap-") as tmp:
+            dest = Path(tmp) / "snapshot.qcow2"
+            if running:
+                self.hypervisor.pause(d.uuid)  # a consistent disk while it is copied
+            try:
+                self.storage.snapshot(d.uuid, dest)
+            finally:
+                if running:
+                    self.hypervisor.unpause(d.uuid)
+            self.control.upload_snapshot(image_id, dest)
+        self._finish(d)
+
+    # -- calls the API side makes ------------------------------------------------------------
+
+    def console_log(self, uuid: str, lines: int | None = None) -> str:
+        return self.hypervisor.console_log(uuid, lines)
+
+    def serial_socket(self, uuid: str) -> Path:
+        return self.hypervisor.serial_socket(uuid)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no instance work is running (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._in_flight:
+                    return
+            time.sleep(0.01)
+
+
+def _event(task: str) -> str:
+    return TASK_EVENTS.get(task, f"compute_{task}")
