@@ -1,0 +1,258 @@
+"""Compute benchmark: real guests (QEMU under TCG here) on a host in a namespace.
+
+    sudo .venv/bin/python bench/compute.py [--rounds 10] [--concurrent 10]
+
+Measures, against ``onestack up`` with the real drivers (tests/host/harness.py):
+
+- create -> ACTIVE: from ``POST /servers`` to the API saying ACTIVE (aim p50 <= 0.5 s);
+- create -> metadata: until the guest's console says it fetched its metadata
+  (aim <= 6 s under TCG);
+- N concurrent boots vs N bare ``qemu-system-x86_64`` runs of the same image with
+  QEMU's user network: until every guest printed its addresses (aim <= 1.2x);
+- the server's RSS when idle (aim <= 150 MB).
+
+Clone times for 1 GiB and 10 GiB bases are in bench/storage.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from harness import cpu_model, machine_busy  # noqa: E402
+from onestack.services.image.testimage import MARKER, build_test_image  # noqa: E402
+from tests.host.harness import NetnsHost  # noqa: E402
+
+MARK_METADATA = f"{MARKER} metadata ok"
+MARK_ADDRESSES = f"{MARKER} addresses"
+
+
+class Cloud:
+    def __init__(self, host: NetnsHost) -> None:
+        self.host = host
+        self.client = httpx.Client(base_url=host.url, timeout=60)
+        password = json.loads(json.dumps(__import__("yaml").safe_load(
+            host.clouds_yaml.read_text())))["clouds"]["onestack"]["auth"]["password"]
+        r = self.client.post("/v3/auth/tokens", json={"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+        r.raise_for_status()
+        self.client.headers["X-Auth-Token"] = r.headers["X-Subject-Token"]
+        self.client.headers["OpenStack-API-Version"] = "compute 2.79"
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        r = self.client.request(method, path, **kw)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
+        return r.json() if r.content and "json" in r.headers.get("content-type", "") else None
+
+    def setup(self, image_file: Path) -> tuple[str, str]:
+        image = self.call("POST", "/image/v2/images", json={
+            "name": "bench", "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "public"})
+        with image_file.open("rb") as f:
+            self.call("PUT", f"/image/v2/images/{image['id']}/file", content=f.read(),
+                      headers={"Content-Type": "application/octet-stream"})
+        net = self.call("POST", "/network/v2.0/networks", json={"network": {"name": "bench"}})
+        net_id = net["network"]["id"]
+        self.call("POST", "/network/v2.0/subnets", json={"subnet": {
+            "network_id": net_id, "ip_version": 4, "cidr": "10.30.0.0/22"}})
+        self.call("POST", "/network/v2.0/subnets", json={"subnet": {
+            "network_id": net_id, "ip_version": 6, "cidr": "fd00:30::/64",
+            "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}})
+        return image["id"], net_id
+
+    def create(self, name: str, image: str, net: str) -> str:
+        body = {"server": {"name": name, "imageRef": image, "flavorRef": "42",
+                           "networks": [{"uuid": net}]}}
+        return self.call("POST", "/compute/v2.1/servers", json=body)["server"]["id"]
+
+    def status(self, server_id: str) -> str:
+        return self.call("GET", f"/compute/v2.1/servers/{server_id}")["server"]["status"]
+
+    def console(self, server_id: str) -> str:
+        r = self.client.post(f"/compute/v2.1/servers/{server_id}/action",
+                             json={"os-getConsoleOutput": {}})
+        return r.json().get("output", "") if r.status_code == 200 else ""
+
+    def delete(self, server_id: str) -> None:
+        self.client.delete(f"/compute/v2.1/servers/{server_id}")
+
+    def wait_gone(self, ids: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        for sid in ids:
+            while time.monotonic() < deadline:
+                if self.client.get(f"/compute/v2.1/servers/{sid}").status_code == 404:
+                    break
+                time.sleep(0.2)
+
+
+def wait(predicate: Any, timeout: float, interval: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise TimeoutError
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def bench_active(cloud: Cloud, image: str, net: str, rounds: int) -> list[float]:
+    times = []
+    for i in range(rounds):
+        t0 = time.monotonic()
+        sid = cloud.create(f"lat-{i}", image, net)
+        while cloud.status(sid) != "ACTIVE":
+            if time.monotonic() - t0 > 60:
+                raise TimeoutError(f"server {sid} not ACTIVE in 60 s")
+            time.sleep(0.01)
+        times.append(time.monotonic() - t0)
+        cloud.delete(sid)
+        cloud.wait_gone([sid])
+    return times
+
+
+def bench_metadata(cloud: Cloud, image: str, net: str, rounds: int) -> list[float]:
+    times = []
+    for i in range(rounds):
+        t0 = time.monotonic()
+        sid = cloud.create(f"md-{i}", image, net)
+        while MARK_METADATA not in cloud.console(sid):
+            if time.monotonic() - t0 > 120:
+                raise TimeoutError(f"server {sid}: no metadata in 120 s")
+            time.sleep(0.1)
+        times.append(time.monotonic() - t0)
+        cloud.delete(sid)
+        cloud.wait_gone([sid])
+    return times
+
+
+def bench_concurrent(cloud: Cloud, image: str, net: str, n: int) -> float:
+    t0 = time.monotonic()
+    ids = [cloud.create(f"par-{i}", image, net) for i in range(n)]
+    pending = set(ids)
+    while pending:
+        if time.monotonic() - t0 > 600:
+            raise TimeoutError("concurrent boots did not finish in 600 s")
+        for sid in list(pending):
+            if MARK_ADDRESSES in cloud.console(sid):
+                pending.discard(sid)
+        time.sleep(0.2)
+    elapsed = time.monotonic() - t0
+    for sid in ids:
+        cloud.delete(sid)
+    cloud.wait_gone(ids, timeout=300)
+    return elapsed
+
+
+def bench_bare_qemu(image_file: Path, n: int) -> float:
+    """N plain QEMU runs (TCG, 128 MiB, user network) of overlays on the same image."""
+    with tempfile.TemporaryDirectory() as tmp:
+        procs, logs = [], []
+        t0 = time.monotonic()
+        for i in range(n):
+            overlay = Path(tmp) / f"d{i}.qcow2"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                            str(image_file), str(overlay)], check=True)
+            log = Path(tmp) / f"c{i}.log"
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "128",
+                 "-nodefaults", "-no-user-config", "-display", "none",
+                 "-drive", f"file={overlay},if=virtio,format=qcow2",
+                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+                 "-chardev", f"file,id=s0,path={log}", "-serial", "chardev:s0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        try:
+            pending = set(range(n))
+            while pending:
+                if time.monotonic() - t0 > 600:
+                    raise TimeoutError("bare QEMU boots did not finish in 600 s")
+                for i in list(pending):
+                    if logs[i].exists() and MARK_ADDRESSES in logs[i].read_text(
+                            errors="replace"):
+                        pending.discard(i)
+                time.sleep(0.2)
+            return time.monotonic() - t0
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--metadata-rounds", type=int, default=3)
+    parser.add_argument("--concurrent", type=int, default=10)
+    args = parser.parse_args()
+    image_file = build_test_image()
+    results: dict[str, Any] = {"cpu": cpu_model(), "busy_before": machine_busy()}
+    with tempfile.TemporaryDirectory(prefix="onestack-bench-") as tmp:
+        host = NetnsHost(Path(tmp), env={"ONESTACK_HOST_ACCEL": "tcg",
+                                         "ONESTACK_SERVER_LOG_LEVEL": "warning"})
+        try:
+            host.create()
+            host.start()
+            cloud = Cloud(host)
+            image, net = cloud.setup(image_file)
+            time.sleep(3)
+            assert host.proc is not None
+            results["idle_rss_mib"] = round(rss_mib(host.proc.pid), 1)
+            active = bench_active(cloud, image, net, args.rounds)
+            results["create_to_active_s"] = {"p50": round(statistics.median(active), 3),
+                                             "p90": round(pct(active, 0.9), 3),
+                                             "n": len(active)}
+            md = bench_metadata(cloud, image, net, args.metadata_rounds)
+            results["create_to_metadata_s"] = {"p50": round(statistics.median(md), 2),
+                                               "max": round(max(md), 2), "n": len(md)}
+            results["concurrent_onestack_s"] = round(
+                bench_concurrent(cloud, image, net, args.concurrent), 1)
+            results["idle_rss_after_mib"] = round(rss_mib(host.proc.pid), 1)
+        finally:
+            host.cleanup()
+    with ThreadPoolExecutor(1) as pool:
+        results["concurrent_bare_qemu_s"] = round(
+            pool.submit(bench_bare_qemu, image_file, args.concurrent).result(), 1)
+    results["concurrent_ratio"] = round(
+        results["concurrent_onestack_s"] / results["concurrent_bare_qemu_s"], 2)
+    print(f"create -> ACTIVE     p50 {results['create_to_active_s']['p50']} s, "
+          f"p90 {results['create_to_active_s']['p90']} s")
+    print(f"create -> metadata   p50 {results['create_to_metadata_s']['p50']} s")
+    print(f"{args.concurrent} concurrent boots  onestack {results['concurrent_onestack_s']} s, "
+          f"bare QEMU {results['concurrent_bare_qemu_s']} s "
+          f"(x{results['concurrent_ratio']})")
+    print(f"server RSS           idle {results['idle_rss_mib']} MiB, "
+          f"after the runs {results['idle_rss_after_mib']} MiB")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,233 @@
+"""The reconciler against the fake drivers and an in-memory control plane."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from onestack.agent.protocol import DesiredInstance, HostReport, ImageRef, PortInfo
+from onestack.agent.reconciler import Agent
+from onestack.drivers.hypervisor.base import PowerState
+from onestack.drivers.hypervisor.fake import FakeDriver
+from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
+from onestack.drivers.network.fake import FakeNetwork
+from onestack.drivers.storage.fake import FakeStorage, write_empty_qcow2
+
+
+class Control:
+    """The server side, as plain dicts: instances by uuid, what the agent reported."""
+
+    def __init__(self, image: bytes) -> None:
+        self.image = image
+        self.instances: dict[str, DesiredInstance] = {}
+        self.faults: dict[str, str] = {}
+        self.deleted: list[str] = []
+        self.reports: list[HostReport] = []
+        self.port_status: dict[str, str] = {}
+        self.uploads: dict[str, int] = {}
+
+    def register(self, report: HostReport) -> None:
+        self.reports.append(report)
+
+    def desired_instances(self, host: str) -> list[DesiredInstance]:
+        return [DesiredInstance(**vars(d)) for d in self.instances.values()]
+
+    def networks(self, host: str) -> list[NetworkSpec]:
+        nets: dict[str, NetworkSpec] = {}
+        for d in self.instances.values():
+            for p in d.ports:
+                spec = nets.setdefault(p.network_id, NetworkSpec(
+                    id=p.network_id, mtu=p.mtu, subnets=[SubnetSpec(
+                        id="s1", cidr="10.0.0.0/24", ip_version=4, gateway_ip="10.0.0.1",
+                        enable_dhcp=True)], dhcp_mac="fa:16:3e:00:00:01",
+                    dhcp_ips=["10.0.0.2"]))
+                spec.hosts.append(DhcpHost(port_id=p.id, mac=p.mac, ips=p.ips))
+        return list(nets.values())
+
+    def open_image(self, image_id: str) -> Iterator[bytes]:
+        yield self.image
+
+    def upload_snapshot(self, image_id: str, path: Path) -> None:
+        self.uploads[image_id] = path.stat().st_size
+
+    def start_event(self, uuid: str, event: str) -> None:
+        pass
+
+    def finish_task(self, uuid: str, expected_task_state: str | None, *, event: str = "",
+                    **changes: Any) -> bool:
+        d = self.instances.get(uuid)
+        if d is None or d.task_state != expected_task_state:
+            return False
+        for key, value in changes.items():
+            if hasattr(d, key):
+                setattr(d, key, value)
+        d.task_state = None
+        d.task_args = {}
+        return True
+
+    def fail_task(self, uuid: str, expected_task_state: str | None, message: str, *,
+                  event: str = "", details: str = "", vm_state: str | None = None) -> bool:
+        d = self.instances[uuid]
+        self.faults[uuid] = message
+        d.vm_state = vm_state or ("error" if expected_task_state == "spawning"
+                                  else d.vm_state)
+        d.task_state = None
+        return True
+
+    def report_power(self, uuid: str, power_state: int, vm_state: str | None = None) -> None:
+        d = self.instances[uuid]
+        d.power_state = power_state
+        if vm_state:
+            d.vm_state = vm_state
+
+    def set_port_status(self, port_ids: list[str], status: str) -> None:
+        for p in port_ids:
+            self.port_status[p] = status
+
+    def instance_deleted(self, uuid: str) -> None:
+        self.instances.pop(uuid)
+        self.deleted.append(uuid)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> bytes:
+    path = tmp_path / "img.qcow2"
+    write_empty_qcow2(path, 1 << 30)
+    return path.read_bytes()
+
+
+def make_agent(root: Path, control: Control) -> Agent:
+    return Agent("host-1", control, FakeDriver(instances_dir=root / "instances"),
+                 FakeStorage(root=root / "disks"), FakeNetwork(state_dir=root / "net"),
+                 poll_interval=0.05, shutdown_timeout=0)
+
+
+def instance(image: bytes, uuid: str = "11111111-2222-3333-4444-555555555555",
+             task: str | None = "spawning", vm_state: str = "building") -> DesiredInstance:
+    return DesiredInstance(
+        uuid=uuid, name="vm", hostname="vm", vm_state=vm_state, task_state=task,
+        task_args={}, power_state=0, vcpus=1, memory_mb=128, root_gb=1,
+        image=ImageRef(id="img", disk_format="qcow2", size=len(image), hash_algo="sha512",
+                       hash_value=hashlib.sha512(image).hexdigest()),
+        ports=[PortInfo(id="port-" + uuid[:4], network_id="net-1", mac="fa:16:3e:11:22:33",
+                        mtu=1450, ips=["10.0.0.5"])])
+
+
+def test_build_then_steady(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    assert d.vm_state == "active" and d.task_state is None
+    assert d.power_state == PowerState.RUNNING
+    assert agent.hypervisor.power_state(d.uuid) == PowerState.RUNNING
+    assert agent.storage.disk(d.uuid) is not None
+    assert control.port_status == {d.ports[0].id: "ACTIVE"}
+    assert control.reports[-1].host == "host-1"
+    assert "net-1" in agent.network.list_networks()
+
+
+def test_stop_start_delete_release_everything(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    d.task_state = "powering-off"
+    agent.run_once(wait=True)
+    assert d.vm_state == "stopped"
+    assert agent.hypervisor.power_state(d.uuid) == PowerState.SHUTDOWN
+    d.task_state = "powering-on"
+    agent.run_once(wait=True)
+    assert d.vm_state == "active"
+    d.task_state = "deleting"
+    agent.run_once(wait=True)
+    assert control.deleted == [d.uuid]
+    assert agent.storage.list_disks() == []
+    assert agent.hypervisor.list_guests() == {}
+    assert agent.network.list_ports() == []
+    agent.run_once(wait=True)  # the network nobody uses any more goes too
+    assert agent.network.list_networks() == []
+
+
+def test_failed_build_is_error_with_reason_and_releases(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    d.image.hash_value = "0" * 128  # the fetched image won't match its checksum
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    assert d.vm_state == "error"
+    assert "checksum" in control.faults[d.uuid].lower()
+    assert agent.storage.list_disks() == []
+    assert agent.network.list_ports() == []
+
+
+def test_restarted_agent_adopts_and_restarts_what_should_run(tmp_path: Path,
+                                                               image: bytes) -> None:
+    control = Control(image)
+    a, b = instance(image, "aaaaaaaa-0000-0000-0000-000000000000"), \
+        instance(image, "bbbbbbbb-0000-0000-0000-000000000000")
+    control.instances = {a.uuid: a, b.uuid: b}
+    first = make_agent(tmp_path, control)
+    first.run_once(wait=True)
+    # The host "reboots": b's guest is gone; a new agent starts over the same state.
+    first.hypervisor.power_off(b.uuid, 0)
+    second = make_agent(tmp_path, control)
+    assert second.hypervisor.power_state(a.uuid) == PowerState.RUNNING
+    second.run_once(wait=True)
+    assert second.hypervisor.power_state(b.uuid) == PowerState.RUNNING
+    assert b.vm_state == "active"
+    # Later a guest that powers itself off is reported stopped, not restarted.
+    second.hypervisor.power_off(a.uuid, 0)
+    second.run_once(wait=True)
+    assert a.vm_state == "stopped"
+    assert second.hypervisor.power_state(a.uuid) == PowerState.SHUTDOWN
+
+
+def test_leftover_guests_and_disks_are_removed(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    control.instances.clear()  # deleted elsewhere while this agent was away
+    agent.run_once(wait=True)
+    assert agent.hypervisor.list_guests() == {}
+    assert agent.storage.list_disks() == []
+
+
+def test_snapshot_pauses_and_uploads(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    d.task_state, d.task_args = "image_snapshot", {"image_id": "snap-1"}
+    agent.run_once(wait=True)
+    assert control.uploads["snap-1"] > 0
+    assert d.task_state is None
+    assert agent.hypervisor.power_state(d.uuid) == PowerState.RUNNING
+
+
+def test_background_loop_wakes_on_notify(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    agent = make_agent(tmp_path, control)
+    agent.poll_interval = 30
+    agent.start()
+    try:
+        d = instance(image)
+        control.instances[d.uuid] = d
+        agent.wake("host-1")
+        import time
+        deadline = time.monotonic() + 5
+        while d.vm_state != "active" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert d.vm_state == "active"
+    finally:
+        agent.stop()
