@@ -1,0 +1,448 @@
+"""The Linux network driver: bridges, persistent taps, a DHCP namespace and dnsmasq.
+
+Bridges and taps are made in the calling thread's network namespace (the host's; in
+tests, a namespace standing for one host). Per network (names in ``names.py``):
+
+    <p>brq<net>  bridge, the network's MTU, no address, IPv6 off
+      ├── <p>tap<port>  persistent tap per port (QEMU opens it by name)
+      └── <p>dh-<net>   veth ─── <p>ns-<net> in namespace <p>qdhcp-<net>:
+                                 the DHCP port's MAC and addresses, 169.254.169.254/32,
+                                 dnsmasq (``dnsmasq.py``), the metadata socket
+
+dnsmasq is daemonized with its files under ``<state_dir>/dhcp/<net>/``. A later
+``ensure_network`` (from this or a restarted process) finds it through its pidfile and
+keeps it: changed host or option files are re-read on SIGHUP; it is restarted only when
+its command line must change (subnets, MTU). Leases of hosts that left the spec are
+released (``dhcp_release`` from dnsmasq-utils, else by editing the leases file while
+dnsmasq is restarted).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from onestack.drivers.network import netns
+from onestack.drivers.network.base import (
+    NetworkDriver,
+    NetworkDriverError,
+    NetworkSpec,
+    PortSpec,
+)
+from onestack.drivers.network.dnsmasq import (
+    METADATA_IP,
+    DnsmasqFiles,
+    DnsmasqProcess,
+    Lease,
+    build_command,
+    check_mac,
+    dnsmasq_user,
+    hosts_file,
+    interface_addresses,
+    opts_file,
+    parse_leases,
+    process_cmdline,
+    stale_leases,
+    without_leases,
+)
+from onestack.drivers.network.names import (
+    BRIDGE,
+    DHCP_BRIDGE_END,
+    DHCP_NAMESPACE_END,
+    TAP,
+    Names,
+    check_id,
+)
+
+log = logging.getLogger(__name__)
+
+#: How long a freshly started dnsmasq may take to write its pidfile.
+START_TIMEOUT = 5.0
+
+Link = dict[str, Any]
+
+
+def tap_mac(mac: str) -> str:
+    """The tap's own MAC: the guest's with the first octet ``fe`` (as libvirt does), so
+    the host side never answers for the guest's address."""
+    return "fe" + check_mac(mac)[2:]
+
+
+def _is_up(link: Link) -> bool:
+    return "UP" in link.get("flags", [])
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return True
+
+
+class LinuxNetwork(NetworkDriver):
+    name = "linux"
+
+    def __init__(self, state_dir: Path, name_prefix: str = "", **_ignored: object) -> None:
+        self.state_dir = Path(state_dir)
+        self.names = Names(name_prefix)
+        self.dhcp_dir = self.state_dir / "dhcp"
+        self._lock = threading.RLock()
+
+    # -- networks -------------------------------------------------------------------
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        try:
+            check_id("network", spec.id)
+            if spec.dhcp_mac:
+                check_mac(spec.dhcp_mac)
+            for host in spec.hosts:
+                check_mac(host.mac)
+            for raw in spec.dhcp_ips:
+                ipaddress.ip_address(raw)
+            hosts, opts = hosts_file(spec), opts_file(spec)
+        except ValueError as exc:
+            raise NetworkDriverError(f"network {spec.id}: {exc}") from exc
+        with self._lock:
+            links = netns.links()
+            self._ensure_bridge(spec, links)
+            if spec.dhcp_mac:
+                remade = self._ensure_dhcp_namespace(spec, links)
+                self._ensure_dnsmasq(spec, hosts, opts, restart=remade)
+            else:
+                self._remove_dhcp(spec.id, links)
+
+    def delete_network(self, network_id: str) -> None:
+        self._check_id("network", network_id)
+        with self._lock:
+            links = netns.links()
+            self._remove_dhcp(network_id, links)
+            bridge = self.names.bridge(network_id)
+            if bridge in links and self._ours(links[bridge], "bridge", network_id):
+                netns.ip("link", "del", bridge)
+                log.info("deleted bridge %s", bridge)
+
+    def _ensure_bridge(self, spec: NetworkSpec, links: dict[str, Link]) -> None:
+        bridge = self.names.bridge(spec.id)
+        link = links.get(bridge)
+        if link is None:
+            netns.ip("link", "add", bridge, "mtu", str(spec.mtu), "type", "bridge",
+                     "forward_delay", "0", "mcast_snooping", "0")
+            # No address in the host namespace, not even a link-local one: the bridge
+            # must not take guests' router advertisements.
+            netns.set_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6", "1")
+            netns.ip("link", "set", bridge, "alias", spec.id, "up")
+            log.info("created bridge %s (mtu %d)", bridge, spec.mtu)
+        else:
+            self._check_ours(link, "bridge", spec.id)
+            if link.get("mtu") != spec.mtu or not _is_up(link):
+                netns.ip("link", "set", bridge, "mtu", str(spec.mtu), "up")
+        # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
+        tap_head = self.names.prefix + TAP
+        for name, other in links.items():
+            if other.get("master") == bridge and name.startswith(tap_head) \
+                    and other.get("mtu") != spec.mtu:
+                netns.ip("link", "set", name, "mtu", str(spec.mtu))
+
+    def _ensure_dhcp_namespace(self, spec: NetworkSpec, links: dict[str, Link]) -> bool:
+        """Namespace, veth pair and addresses; True if the pair had to be (re)made (a
+        dnsmasq bound to the old one must be restarted)."""
+        ns = self.names.dhcp_namespace(spec.id)
+        bridge = self.names.bridge(spec.id)
+        outer = self.names.dhcp_bridge_end(spec.id)
+        inner = self.names.dhcp_namespace_end(spec.id)
+        mtu = str(spec.mtu)
+        if ns not in netns.namespaces():
+            netns.ip("netns", "add", ns)
+            netns.ip("link", "set", "lo", "up", namespace=ns)
+            log.info("created namespace %s", ns)
+        inside = {link["ifname"]: link for link in netns.ip_json("link", "show", namespace=ns)}
+        if outer in links:
+            self._check_ours(links[outer], "veth", spec.id)
+        remade = outer not in links or inner not in inside
+        if remade:
+            # Make the pair afresh (a half-made one is a leftover of a crash).
+            if outer in links:
+                netns.ip("link", "del", outer)
+            if inner in inside:
+                netns.ip("link", "del", inner, namespace=ns)
+            netns.ip("link", "add", outer, "mtu", mtu, "type", "veth",
+                     "peer", "name", inner, "mtu", mtu, "netns", ns)
+            netns.set_sysctl(f"net/ipv6/conf/{outer}/disable_ipv6", "1")
+            netns.call_in_namespace(ns, lambda: self._namespace_sysctls(inner))
+            netns.ip("link", "set", inner, "address", check_mac(spec.dhcp_mac or ""),
+                     namespace=ns)
+            links[outer] = {"ifname": outer}
+            inside = {link["ifname"]: link
+                      for link in netns.ip_json("link", "show", namespace=ns)}
+        link = links[outer]
+        if link.get("master") != bridge or link.get("mtu") != spec.mtu or not _is_up(link):
+            netns.ip("link", "set", outer, "mtu", mtu, "master", bridge, "alias", spec.id,
+                     "up")
+        link = inside[inner]
+        mac = check_mac(spec.dhcp_mac or "")
+        if link.get("address") != mac:
+            netns.ip("link", "set", inner, "down", namespace=ns)
+            netns.ip("link", "set", inner, "address", mac, namespace=ns)
+            link["flags"] = []
+        if link.get("mtu") != spec.mtu or not _is_up(link):
+            netns.ip("link", "set", inner, "mtu", mtu, "up", namespace=ns)
+        self._ensure_addresses(ns, inner, interface_addresses(spec))
+        return remade
+
+    @staticmethod
+    def _namespace_sysctls(ifname: str) -> None:
+        """Inside the DHCP namespace: take no router advertisements from guests, and
+        make addresses usable at once (dnsmasq binds to them, and sends RAs from the
+        link-local one)."""
+        for key, value in (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0")):
+            netns.set_sysctl(f"net/ipv6/conf/{ifname}/{key}", value)
+
+    @staticmethod
+    def _ensure_addresses(ns: str, ifname: str, wanted: list[str]) -> None:
+        current = set()
+        for entry in netns.ip_json("addr", "show", "dev", ifname, namespace=ns):
+            for addr in entry.get("addr_info", []):
+                if addr.get("scope") == "link":
+                    continue
+                current.add(str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}")))
+        desired = [str(ipaddress.ip_interface(a)) for a in wanted]
+        for address in current - set(desired):
+            netns.ip("addr", "del", address, "dev", ifname, namespace=ns)
+        for address in desired:
+            if address in current:
+                continue
+            extra = ["nodad"] if ipaddress.ip_interface(address).version == 6 else []
+            netns.ip("addr", "add", address, "dev", ifname, *extra, namespace=ns)
+
+    def _ensure_dnsmasq(self, spec: NetworkSpec, hosts: str, opts: str,
+                        restart: bool = False) -> None:
+        ns = self.names.dhcp_namespace(spec.id)
+        inner = self.names.dhcp_namespace_end(spec.id)
+        files = DnsmasqFiles(self.dhcp_dir / spec.id)
+        for directory in (self.dhcp_dir, files.dir):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o755)
+        changed = _write_if_changed(files.hosts, hosts)
+        changed = _write_if_changed(files.opts, opts) or changed
+        argv = build_command(spec, files, inner, user=dnsmasq_user(self.dhcp_dir))
+        process = DnsmasqProcess(files)
+        pid = process.pid()
+        try:
+            stale = stale_leases(parse_leases(files.leases.read_text()), spec)
+        except FileNotFoundError:
+            stale = []
+
+        if pid and argv and not restart and process_cmdline(pid) == argv:
+            if changed:
+                process.reload(pid)
+                log.info("dnsmasq %d of network %s reloaded", pid, spec.id)
+            if not stale or self._release(ns, inner, stale):
+                return
+            # No dhcp_release: restart with the leases edited out (below).
+        if pid:
+            process.stop(pid)
+            log.info("dnsmasq %d of network %s stopped", pid, spec.id)
+        if stale:
+            files.leases.write_text(without_leases(files.leases.read_text(), stale))
+        if argv is None:
+            return
+        netns.run(["ip", "netns", "exec", ns, *argv])
+        deadline = time.monotonic() + START_TIMEOUT
+        while (new := process.pid()) is None or new == pid:
+            if time.monotonic() > deadline:
+                raise NetworkDriverError(
+                    f"dnsmasq for network {spec.id} did not start (see {files.log})")
+            time.sleep(0.02)
+        log.info("dnsmasq %d of network %s started", new, spec.id)
+
+    def _release(self, ns: str, ifname: str, leases: list[Lease]) -> bool:
+        """Tell dnsmasq the leases are released, as their clients would (False: the
+        tools are not installed)."""
+        if not shutil.which("dhcp_release") or not shutil.which("dhcp_release6"):
+            return False
+        for lease in leases:
+            if lease.version == 4:
+                argv = ["dhcp_release", ifname, lease.ip, lease.mac or ""]
+                argv += [lease.client_id] if lease.client_id else []
+            else:
+                if not (lease.client_id and lease.server_duid and lease.iaid):
+                    continue
+                argv = ["dhcp_release6", "--iface", ifname, "--ip", lease.ip,
+                        "--client-id", lease.client_id, "--server-id", lease.server_duid,
+                        "--iaid", lease.iaid]
+            netns.run(["ip", "netns", "exec", ns, *argv])
+            log.info("released lease %s (%s) in %s", lease.ip, lease.mac or lease.iaid, ns)
+        return True
+
+    def _remove_dhcp(self, network_id: str, links: dict[str, Link]) -> None:
+        files = DnsmasqFiles(self.dhcp_dir / network_id)
+        process = DnsmasqProcess(files)
+        pid = process.pid()
+        if pid:
+            process.stop(pid)
+            log.info("dnsmasq %d of network %s stopped", pid, network_id)
+        outer = self.names.dhcp_bridge_end(network_id)
+        if outer in links and self._ours(links[outer], "veth", network_id):
+            netns.ip("link", "del", outer)
+        ns = self.names.dhcp_namespace(network_id)
+        if ns in netns.namespaces():
+            netns.ip("netns", "del", ns)
+            log.info("deleted namespace %s", ns)
+        shutil.rmtree(files.dir, ignore_errors=True)
+
+    # -- ports ----------------------------------------------------------------------
+
+    def tap_name(self, port_id: str) -> str:
+        return self.names.tap(port_id)
+
+    def plug_port(self, port: PortSpec) -> str:
+        self._check_id("port", port.id)
+        self._check_id("network", port.network_id)
+        try:
+            mac = tap_mac(port.mac)
+        except ValueError as exc:
+            raise NetworkDriverError(f"port {port.id}: {exc}") from exc
+        tap = self.names.tap(port.id)
+        bridge = self.names.bridge(port.network_id)
+        with self._lock:
+            links = netns.links()
+            if bridge not in links:
+                raise NetworkDriverError(f"network {port.network_id} has no bridge "
+                                         f"({bridge}) on this host")
+            link = links.get(tap)
+            if link is None:
+                # Persistent, single queue (QEMU opens it without queues=), vnet_hdr
+                # offered (QEMU's vnet_hdr=on|off both work: the opener sets the flag).
+                netns.ip("tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr")
+                netns.set_sysctl(f"net/ipv6/conf/{tap}/disable_ipv6", "1")
+                link = {}
+            else:
+                self._check_ours(link, "tun", port.id)
+            if (link.get("address") != mac or link.get("mtu") != port.mtu
+                    or link.get("master") != bridge or not _is_up(link)
+                    or link.get("ifalias") != port.id):
+                netns.ip("link", "set", "dev", tap, "address", mac, "mtu", str(port.mtu),
+                         "master", bridge, "alias", port.id, "up")
+                log.info("plugged %s into %s", tap, bridge)
+        return tap
+
+    def unplug_port(self, port_id: str) -> None:
+        self._check_id("port", port_id)
+        tap = self.names.tap(port_id)
+        with self._lock:
+            link = netns.links().get(tap)
+            if link is not None and self._ours(link, "tun", port_id):
+                netns.ip("link", "del", tap)
+                log.info("unplugged %s", tap)
+
+    # -- listings, metadata, cleanup ---------------------------------------------------
+
+    def _listed(self, kind: str, link_kind: str) -> set[str]:
+        ids = set()
+        for name, link in netns.links().items():
+            short = self.names.link_id(kind, name)
+            if short and netns.link_kind(link) == link_kind:
+                ids.add(link.get("ifalias") or short)
+        return ids
+
+    def list_networks(self) -> list[str]:
+        ids = self._listed(BRIDGE, "bridge")
+        for ns in netns.namespaces():
+            network_id = self.names.namespace_network(ns)
+            if network_id:
+                ids.add(network_id)
+        # A bridge without an alias gave only a shortened id: drop it if a full one
+        # starting with it is known.
+        return sorted(i for i in ids
+                      if not any(o != i and o.startswith(i) for o in ids))
+
+    def list_ports(self) -> list[str]:
+        return sorted(self._listed(TAP, "tun"))
+
+    def metadata_socket(self, network_id: str) -> socket.socket | None:
+        self._check_id("network", network_id)
+        ns = self.names.dhcp_namespace(network_id)
+
+        def listen() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((METADATA_IP, 80))
+                sock.listen(128)
+                sock.setblocking(False)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        try:
+            return netns.call_in_namespace(ns, listen)
+        except OSError as exc:
+            raise NetworkDriverError(
+                f"cannot listen on {METADATA_IP}:80 in namespace {ns}: {exc}") from exc
+
+    def cleanup(self) -> None:
+        errors = []
+        with self._lock:
+            if self.dhcp_dir.is_dir():
+                for directory in sorted(self.dhcp_dir.iterdir()):
+                    process = DnsmasqProcess(DnsmasqFiles(directory))
+                    pid = process.pid()
+                    if pid:
+                        process.stop(pid)
+            kinds = {BRIDGE: "bridge", TAP: "tun", DHCP_BRIDGE_END: "veth",
+                     DHCP_NAMESPACE_END: "veth"}
+            for name, link in netns.links().items():
+                if not any(self.names.link_id(kind, name) and netns.link_kind(link) == lk
+                           for kind, lk in kinds.items()):
+                    continue
+                try:
+                    netns.ip("link", "del", name)
+                except NetworkDriverError as exc:
+                    # A veth goes with its peer: only a link still there is a failure.
+                    if name in netns.links():
+                        errors.append(str(exc))
+            for ns in sorted(netns.namespaces()):
+                if self.names.namespace_network(ns):
+                    try:
+                        netns.ip("netns", "del", ns)
+                    except NetworkDriverError as exc:
+                        errors.append(str(exc))
+            shutil.rmtree(self.dhcp_dir, ignore_errors=True)
+        if errors:
+            raise NetworkDriverError("cleanup incomplete: " + "; ".join(errors))
+
+    # -- helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _check_id(kind: str, value: str) -> None:
+        try:
+            check_id(kind, value)
+        except ValueError as exc:
+            raise NetworkDriverError(str(exc)) from exc
+
+    @staticmethod
+    def _ours(link: Link, kind: str, id_: str) -> bool:
+        """A link of the expected kind whose alias, if any, is this id (shortened ids
+        can collide; the alias tells)."""
+        alias = link.get("ifalias")
+        return netns.link_kind(link) == kind and (not alias or alias == id_)
+
+    def _check_ours(self, link: Link, kind: str, id_: str) -> None:
+        if not self._ours(link, kind, id_):
+            raise NetworkDriverError(
+                f"{link['ifname']} exists but is not ours for {id_} (a {netns.link_kind(link)} "
+                f"for {link.get('ifalias') or 'unknown'}); delete it or change the prefix")
