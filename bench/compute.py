@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-
 from harness import cpu_model, machine_busy  # noqa: E402
+
 from onestack.services.image.testimage import MARKER, build_test_image  # noqa: E402
 from tests.host.harness import NetnsHost  # noqa: E402
 

@@ -1,0 +1,208 @@
+"""An in-memory hypervisor for API and agent tests: no processes, no sleeps.
+
+Power states move as ``QemuDriver``'s do (same idempotence, same errors for impossible
+transitions). With ``instances_dir`` the guests are kept in
+``<instances_dir>/fake-hypervisor.json`` and re-read on every call, so a second
+``FakeDriver`` over the same directory sees (re-adopts) the first one's guests, as a
+restarted agent does with real QEMU processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from onestack.drivers.hypervisor.base import (
+    GuestSpec,
+    HostInfo,
+    HypervisorDriver,
+    HypervisorError,
+    PowerState,
+)
+
+STATE_FILE = "fake-hypervisor.json"
+#: What the fake host reports (QEMU 7.2.0) unless told otherwise.
+FAKE_VERSION = 7_002_000
+
+
+class FakeDriver(HypervisorDriver):
+    """Fake guests. Takes (and ignores) ``QemuDriver``'s keyword arguments.
+
+    ``vcpus`` and ``memory_mib`` set what ``host_info`` reports (defaults: 8 and 16384),
+    so scheduler tests can shape a host; ``accel`` (``kvm``/``tcg``) is reported as-is,
+    ``auto`` as ``tcg``.
+    """
+
+    name = "fake"
+
+    def __init__(self, instances_dir: Path | None = None, *, accel: str = "auto",
+                 vcpus: int = 8, memory_mib: int = 16384, **_ignored: Any) -> None:
+        self.instances_dir = Path(instances_dir) if instances_dir else None
+        self.accel = "kvm" if accel == "kvm" else "tcg"
+        self.vcpus = vcpus
+        self.memory_mib = memory_mib
+        self._lock = threading.RLock()
+        #: uuid -> {"state": PowerState value, "spec": GuestSpec fields, "boots": int,
+        #: "console": [lines]}
+        self._guests: dict[str, dict[str, Any]] = {}
+        self._load()
+
+    # --- persistence --------------------------------------------------------------------
+
+    @property
+    def _state_file(self) -> Path | None:
+        return self.instances_dir / STATE_FILE if self.instances_dir else None
+
+    def _load(self) -> None:
+        path = self._state_file
+        if path is None:
+            return
+        try:
+            self._guests = json.loads(path.read_text())
+        except FileNotFoundError:
+            self._guests = {}
+
+    def _save(self) -> None:
+        path = self._state_file
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(self._guests, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    def _get(self, uuid: str) -> dict[str, Any] | None:
+        self._load()
+        return self._guests.get(uuid)
+
+    def _set(self, uuid: str, state: PowerState) -> None:
+        self._guests[uuid]["state"] = int(state)
+
+    def _boot(self, uuid: str, spec: GuestSpec | None = None) -> None:
+        guest = self._guests.setdefault(uuid, {"boots": 0, "console": []})
+        if spec is not None:
+            guest["spec"] = {"name": spec.name, "vcpus": spec.vcpus,
+                             "memory_mib": spec.memory_mib, "disk_path": str(spec.disk_path),
+                             "nics": [nic.port_id for nic in spec.nics]}
+        guest["boots"] += 1
+        guest["state"] = int(PowerState.RUNNING)
+        guest["console"] += [
+            f"[    0.000000] Linux version 6.1.0-fake (fake guest {uuid})",
+            f"[    0.100000] DMI: OpenStack Foundation OpenStack Nova, serial {uuid}",
+            f"fake-init: boot {guest['boots']} of {uuid}: started",
+        ]
+
+    def _log(self, uuid: str, line: str) -> None:
+        self._guests[uuid]["console"].append(f"fake-init: {line}")
+
+    # --- the interface ------------------------------------------------------------------
+
+    def host_info(self) -> HostInfo:
+        return HostInfo(hypervisor_type="QEMU", hypervisor_version=FAKE_VERSION,
+                        accel=self.accel, vcpus=self.vcpus, memory_mib=self.memory_mib,
+                        cpu_info={"arch": "x86_64", "model": "fake", "vendor": "fake",
+                                  "topology": {"cells": 1, "sockets": 1,
+                                               "cores": self.vcpus, "threads": 1},
+                                  "features": []})
+
+    def list_guests(self) -> dict[str, PowerState]:
+        with self._lock:
+            self._load()
+            return {uuid: PowerState(g["state"]) for uuid, g in sorted(self._guests.items())}
+
+    def power_state(self, uuid: str) -> PowerState:
+        with self._lock:
+            guest = self._get(uuid)
+            return PowerState(guest["state"]) if guest else PowerState.NOSTATE
+
+    def spawn(self, spec: GuestSpec) -> None:
+        with self._lock:
+            guest = self._get(spec.uuid)
+            state = PowerState(guest["state"]) if guest else PowerState.NOSTATE
+            if state in (PowerState.RUNNING, PowerState.PAUSED):
+                return
+            if state == PowerState.SUSPENDED:
+                self._set(spec.uuid, PowerState.RUNNING)  # start restores saved memory
+                self._log(spec.uuid, "resumed")
+            else:
+                self._boot(spec.uuid, spec)
+            self._save()
+
+    def power_off(self, uuid: str, timeout: float = 0) -> None:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or guest["state"] == PowerState.SHUTDOWN:
+                return
+            self._log(uuid, "powered off")
+            self._set(uuid, PowerState.SHUTDOWN)
+            self._save()
+
+    def reboot(self, spec: GuestSpec, hard: bool, timeout: float = 0) -> None:
+        with self._lock:
+            self._get(spec.uuid)
+            if spec.uuid in self._guests:
+                self._log(spec.uuid, f"{'hard' if hard else 'soft'} reboot")
+            self._boot(spec.uuid, spec)
+            self._save()
+
+    def pause(self, uuid: str) -> None:
+        self._move(uuid, "pause", {PowerState.RUNNING: PowerState.PAUSED,
+                                   PowerState.PAUSED: PowerState.PAUSED})
+
+    def unpause(self, uuid: str) -> None:
+        self._move(uuid, "unpause", {PowerState.PAUSED: PowerState.RUNNING,
+                                     PowerState.RUNNING: PowerState.RUNNING})
+
+    def suspend(self, uuid: str) -> None:
+        self._move(uuid, "suspend", {PowerState.RUNNING: PowerState.SUSPENDED,
+                                     PowerState.PAUSED: PowerState.SUSPENDED,
+                                     PowerState.SUSPENDED: PowerState.SUSPENDED})
+
+    def resume(self, spec: GuestSpec) -> None:
+        with self._lock:
+            guest = self._get(spec.uuid)
+            state = PowerState(guest["state"]) if guest else PowerState.NOSTATE
+            if state in (PowerState.RUNNING, PowerState.PAUSED):
+                return
+            if state != PowerState.SUSPENDED:
+                raise HypervisorError(f"Cannot resume guest {spec.uuid}: "
+                                      "it has no saved state (it was not suspended)")
+            self._log(spec.uuid, "resumed")
+            self._set(spec.uuid, PowerState.RUNNING)
+            self._save()
+
+    def destroy(self, uuid: str) -> None:
+        with self._lock:
+            if self._get(uuid) is None:
+                return
+            del self._guests[uuid]
+            self._save()
+
+    def console_log(self, uuid: str, lines: int | None = None) -> str:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None:
+                raise HypervisorError(f"No guest {uuid} on this host")
+            console: list[str] = guest["console"]
+            if lines is not None:
+                console = console[-lines:] if lines > 0 else []
+            return "".join(line + "\n" for line in console)
+
+    def serial_socket(self, uuid: str) -> Path:
+        """Where QemuDriver's socket would be; nothing listens there."""
+        base = self.instances_dir or Path("/nonexistent/fake-hypervisor")
+        return base / uuid / "console.sock"
+
+    def _move(self, uuid: str, verb: str, moves: dict[PowerState, PowerState]) -> None:
+        with self._lock:
+            guest = self._get(uuid)
+            state = PowerState(guest["state"]) if guest else PowerState.NOSTATE
+            if state not in moves:
+                raise HypervisorError(f"Cannot {verb} guest {uuid}: it is not running")
+            if moves[state] != state:
+                self._log(uuid, verb)
+                self._set(uuid, moves[state])
+                self._save()

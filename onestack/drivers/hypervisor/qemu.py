@@ -1,0 +1,798 @@
+"""QEMU guests: daemonized ``qemu-system-x86_64`` processes, one runtime dir each.
+
+Every guest lives in ``<instances_dir>/<uuid>/``::
+
+    spec.json        the GuestSpec it was last started with
+    qemu.pid         QEMU's pidfile (``-daemonize -pidfile``)
+    qmp.sock         QMP (status, pause, reset, save, quit)
+    console.sock     the serial console (server, no wait; for remote consoles)
+    console.log      everything the serial console printed, appended across restarts
+    qemu.log         what QEMU itself said during its current run (``-D``)
+    saved-state      the guest's memory while it is suspended
+
+QEMU daemonizes (and starts its own session), so guests outlive the agent: a new
+``QemuDriver`` over the same directory finds them through the pidfiles. A pidfile is
+trusted only if ``/proc/<pid>/cmdline`` carries the guest's uuid as an argument, which
+guards against PID reuse after a host reboot; the driver never signals any other process.
+
+Sockets are created with paths relative to the runtime dir (QEMU runs with that working
+directory until it daemonizes) so that deep directories do not hit the 107-byte limit on
+unix socket paths.
+
+The accelerator (``kvm``, ``tcg`` or ``auto``) is described in ``docs/design/hypervisor.md``:
+``auto`` boots a kernel under KVM once per host and falls back to TCG unless it works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from onestack.drivers.hypervisor.base import (
+    GuestNic,
+    GuestSpec,
+    HostInfo,
+    HypervisorDriver,
+    HypervisorError,
+    PowerState,
+)
+from onestack.drivers.hypervisor.qmp import QmpClient, QmpError
+
+log = logging.getLogger(__name__)
+
+PIDFILE = "qemu.pid"
+QMP_SOCKET = "qmp.sock"
+CONSOLE_SOCKET = "console.sock"
+CONSOLE_LOG = "console.log"
+QEMU_LOG = "qemu.log"
+SPEC_FILE = "spec.json"
+SAVED_STATE = "saved-state"
+SAVED_STATE_PARTIAL = "saved-state.partial"
+#: Everything ``destroy`` removes; anything else (a disk someone put there) is left alone.
+RUNTIME_FILES = (PIDFILE, QMP_SOCKET, CONSOLE_SOCKET, CONSOLE_LOG, QEMU_LOG, SPEC_FILE,
+                 SAVED_STATE, SAVED_STATE_PARTIAL)
+#: The accelerator probe's verdict, beside the instances dir (one per host).
+ACCEL_PROBE_FILE = "accel-probe.json"
+
+MACHINE = "q35"
+START_TIMEOUT = 60.0  # QEMU's parent exits once the daemon has initialised
+EXIT_TIMEOUT = 10.0  # after ``quit`` or SIGKILL
+QMP_TIMEOUT = 10.0
+SAVE_TIMEOUT = 600.0  # memory to saved-state and back
+#: How long the KVM probe may take to show a booted kernel.
+PROBE_TIMEOUT = 20.0
+#: Serial console lines that show a kernel ran to (nearly) the end of its boot.
+PROBE_BOOTED = ("ONESTACK-TEST: init started", "Kernel panic", "VFS: ", "Run /init",
+                "Freeing unused kernel")
+#: What QEMU prints when KVM cannot run the guest.
+KVM_FAILURES = ("KVM internal error", "emulation failure", "failed to set MSR",
+                "kvm_buf_set_msrs")
+
+SMBIOS_TYPE1_FIELDS = ("manufacturer", "product", "version", "serial", "uuid", "sku",
+                       "family")
+
+#: QMP run states (``query-status``) to Nova power states.
+RUN_STATES = {
+    "running": PowerState.RUNNING,
+    "paused": PowerState.PAUSED,
+    "prelaunch": PowerState.PAUSED,
+    "inmigrate": PowerState.PAUSED,
+    "postmigrate": PowerState.PAUSED,
+    "finish-migrate": PowerState.PAUSED,
+    "save-vm": PowerState.PAUSED,
+    "restore-vm": PowerState.PAUSED,
+    "io-error": PowerState.PAUSED,
+    "watchdog": PowerState.PAUSED,
+    "debug": PowerState.PAUSED,
+    "colo": PowerState.PAUSED,
+    "suspended": PowerState.SUSPENDED,  # the guest's own S3 sleep
+    "shutdown": PowerState.SHUTDOWN,
+    "guest-panicked": PowerState.CRASHED,
+    "internal-error": PowerState.CRASHED,
+}
+#: Run states of a process that holds no usable guest: ``spawn`` replaces it.
+DEAD_RUN_STATES = ("shutdown", "guest-panicked", "internal-error")
+
+
+def _opt(value: str | Path) -> str:
+    """A value for QEMU's ``key=value,...`` option syntax (commas are doubled)."""
+    return str(value).replace(",", ",,")
+
+
+def spec_to_json(spec: GuestSpec) -> dict[str, Any]:
+    data = asdict(spec)
+    data["disk_path"] = str(spec.disk_path)
+    data["config_drive"] = str(spec.config_drive) if spec.config_drive else None
+    return data
+
+
+def spec_from_json(data: dict[str, Any]) -> GuestSpec:
+    data = dict(data)
+    data["disk_path"] = Path(data["disk_path"])
+    if data.get("config_drive"):
+        data["config_drive"] = Path(data["config_drive"])
+    data["nics"] = [GuestNic(**nic) for nic in data.get("nics", [])]
+    return GuestSpec(**data)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def _tail_lines(path: Path, lines: int | None) -> str:
+    """The file's text, or only its last ``lines`` lines (read from the end)."""
+    try:
+        with open(path, "rb") as f:
+            if lines is None:
+                return f.read().decode(errors="replace")
+            if lines <= 0:
+                return ""
+            end = f.seek(0, os.SEEK_END)
+            size, data = 8192, b""
+            while True:
+                start = max(0, end - size)
+                f.seek(start)
+                data = f.read(end - start)
+                if start == 0 or data.count(b"\n") > lines:
+                    break
+                size *= 2
+    except FileNotFoundError:
+        return ""
+    text = data.decode(errors="replace")
+    keep = text.splitlines(keepends=True)[-lines:]
+    return "".join(keep)
+
+
+def _last_lines(path: Path, count: int = 8) -> str:
+    return " / ".join(line.strip() for line in _tail_lines(path, count).splitlines()
+                      if line.strip())
+
+
+def _process_args(pid: int) -> list[bytes]:
+    """``/proc/<pid>/cmdline`` split into arguments ([] for a gone or zombie process)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.rstrip(b"\0").split(b"\0") if raw else []
+
+
+def qemu_version(binary: str) -> tuple[int, int, int]:
+    """(major, minor, micro) from ``<binary> --version``."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HypervisorError(f"cannot run {binary} --version: {exc}") from exc
+    match = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?", out)
+    if not match:
+        raise HypervisorError(f"cannot read the QEMU version from {out.strip()!r}")
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+def _meminfo_mib() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def _cpu_info() -> dict[str, Any]:
+    """Nova's ``cpu_info`` shape, from /proc/cpuinfo."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if not line.strip():
+                break  # the first processor is enough
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    count = os.cpu_count() or 1
+    return {
+        "arch": platform.machine(),
+        "model": fields.get("model name", ""),
+        "vendor": fields.get("vendor_id", ""),
+        "topology": {"cells": 1, "sockets": 1, "cores": count, "threads": 1},
+        "features": sorted(fields.get("flags", "").split()),
+    }
+
+
+def _direct_io_works(path: Path) -> bool:
+    """Whether ``path`` can be opened with O_DIRECT (tmpfs cannot): ``cache=none``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+class QemuDriver(HypervisorDriver):
+    """Real guests under QEMU (KVM or TCG); see the module docstring for the layout.
+
+    ``accel``: ``kvm``, ``tcg`` or ``auto`` (probe once per host, cached in
+    ``<instances_dir>/../accel-probe.json``). ``name_prefix`` is put before the uuid in
+    QEMU's ``-name guest=`` (tests give each host one). ``probe_kernel``: what the KVM
+    probe boots, a kernel (or a bootable ``.qcow2`` disk); default: the newest
+    ``/boot/vmlinuz-*``, else the test image if it is in the build cache.
+    """
+
+    name = "qemu"
+
+    def __init__(self, instances_dir: Path, accel: str = "auto", name_prefix: str = "",
+                 qemu_binary: str | None = None, probe_kernel: Path | None = None) -> None:
+        if accel not in ("auto", "kvm", "tcg"):
+            raise ValueError(f"accel must be auto, kvm or tcg, not {accel!r}")
+        self.instances_dir = Path(instances_dir).resolve()
+        self.requested_accel = accel
+        self.name_prefix = name_prefix
+        self.qemu_binary = qemu_binary
+        self.probe_kernel = probe_kernel
+        #: Why ``accel`` is what it is (for logs and ``onestack admin`` output).
+        self.accel_reason = ""
+        self._accel: str | None = None
+        self._version: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()  # guards _guest_locks
+        self._accel_lock = threading.Lock()
+        self._guest_locks: dict[str, threading.RLock] = {}
+
+    # --- host ---------------------------------------------------------------------------
+
+    @property
+    def binary(self) -> str:
+        if self.qemu_binary:
+            return self.qemu_binary
+        name = f"qemu-system-{platform.machine()}"
+        found = shutil.which(name)
+        if not found:
+            raise HypervisorError(f"{name} not found; install the qemu-system-x86 package")
+        self.qemu_binary = found
+        return found
+
+    @property
+    def accel(self) -> str:
+        """The accelerator guests get (``auto`` resolved, probing on first use)."""
+        with self._accel_lock:
+            if self._accel is None:
+                self._accel, self.accel_reason = self._resolve_accel()
+                log.info("hypervisor accelerator: %s (%s)", self._accel, self.accel_reason)
+            return self._accel
+
+    def host_info(self) -> HostInfo:
+        if self._version is None:
+            self._version = qemu_version(self.binary)
+        major, minor, micro = self._version
+        return HostInfo(hypervisor_type="QEMU",
+                        hypervisor_version=major * 1_000_000 + minor * 1_000 + micro,
+                        accel=self.accel, vcpus=os.cpu_count() or 1,
+                        memory_mib=_meminfo_mib(), cpu_info=_cpu_info())
+
+    # --- guests -------------------------------------------------------------------------
+
+    def list_guests(self) -> dict[str, PowerState]:
+        guests: dict[str, PowerState] = {}
+        if not self.instances_dir.is_dir():
+            return guests
+        for entry in sorted(self.instances_dir.iterdir()):
+            if entry.is_dir() and (entry / SPEC_FILE).is_file():
+                guests[entry.name] = self.power_state(entry.name)
+        return guests
+
+    def power_state(self, uuid: str) -> PowerState:
+        gdir = self._dir(uuid)
+        if not gdir.is_dir():
+            return PowerState.NOSTATE
+        if self._pid(uuid) is not None:
+            status = self._run_state(uuid)
+            if status is not None:
+                return RUN_STATES.get(status, PowerState.NOSTATE)
+            if self._pid(uuid) is not None:
+                # Alive, but the monitor did not answer (busy with another client).
+                log.warning("guest %s: QMP did not answer; assuming it runs", uuid)
+                return PowerState.RUNNING
+        if (gdir / SAVED_STATE).is_file():
+            return PowerState.SUSPENDED
+        return PowerState.SHUTDOWN
+
+    def spawn(self, spec: GuestSpec) -> None:
+        with self._guest_lock(spec.uuid):
+            pid = self._pid(spec.uuid)
+            if pid is not None:
+                status = self._run_state(spec.uuid)
+                if status not in DEAD_RUN_STATES:
+                    return
+                log.info("guest %s: replacing its QEMU (state %s)", spec.uuid, status)
+                self._force_off(spec.uuid, pid)
+            if (self._dir(spec.uuid) / SAVED_STATE).is_file():
+                self._restore(spec)  # like libvirt's managed save: start = restore
+            else:
+                self._start(spec)
+
+    def power_off(self, uuid: str, timeout: float = 0) -> None:
+        with self._guest_lock(uuid):
+            gdir = self._dir(uuid)
+            if not gdir.is_dir():
+                return
+            # A suspended guest's saved memory is its power: off means dropping it.
+            (gdir / SAVED_STATE).unlink(missing_ok=True)
+            (gdir / SAVED_STATE_PARTIAL).unlink(missing_ok=True)
+            pid = self._pid(uuid)
+            if pid is None:
+                return
+            if timeout > 0 and self._acpi_shutdown(uuid, pid, timeout):
+                return
+            self._force_off(uuid, pid)
+
+    def reboot(self, spec: GuestSpec, hard: bool, timeout: float = 0) -> None:
+        uuid = spec.uuid
+        with self._guest_lock(uuid):
+            gdir = self._dir(uuid)
+            pid = self._pid(uuid)
+            status = self._run_state(uuid) if pid is not None else None
+            if pid is not None and (status is None or status in DEAD_RUN_STATES
+                                    or self._saved_spec(uuid) != spec):
+                # Crashed, unreachable, or the spec changed (new NICs, resize): a fresh
+                # process is the only way to apply it.
+                self._force_off(uuid, pid)
+                pid = None
+            if pid is None:
+                (gdir / SAVED_STATE).unlink(missing_ok=True)
+                self._start(spec)
+                return
+            if hard:
+                try:
+                    with self._qmp(uuid) as qmp:
+                        qmp.execute("system_reset")
+                        if status != "running":
+                            qmp.execute("cont")
+                except QmpError as exc:
+                    raise self._error(uuid, f"Hard reboot failed: {exc}") from exc
+                return
+            if status != "running" or not self._acpi_shutdown(uuid, pid, timeout):
+                if status == "running":
+                    log.info("guest %s ignored the ACPI shutdown for %s s; forcing it off",
+                             uuid, timeout)
+                self._force_off(uuid, pid)
+            self._start(spec)
+
+    def pause(self, uuid: str) -> None:
+        self._simple_command(uuid, "stop", "Pause")
+
+    def unpause(self, uuid: str) -> None:
+        self._simple_command(uuid, "cont", "Unpause")
+
+    def suspend(self, uuid: str) -> None:
+        """Save memory with a migration to ``exec:cat > saved-state.partial``, then quit.
+
+        QEMU 7.2 has no ``file:`` migration URI (8.2 does); ``exec:`` works everywhere.
+        """
+        with self._guest_lock(uuid):
+            gdir = self._dir(uuid)
+            pid = self._pid(uuid)
+            if pid is None:
+                if (gdir / SAVED_STATE).is_file():
+                    return
+                raise HypervisorError(f"Cannot suspend guest {uuid}: it is not running")
+            partial = gdir / SAVED_STATE_PARTIAL
+            partial.unlink(missing_ok=True)
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            was = None
+            try:
+                with self._qmp(uuid) as qmp:
+                    was = qmp.execute("query-status")["status"]
+                    qmp.execute("stop")
+                    qmp.execute("migrate-set-parameters", {"max-bandwidth": 64 << 30})
+                    qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(partial))}"})
+                    self._wait_migration(qmp, uuid)
+            except (QmpError, HypervisorError) as exc:
+                partial.unlink(missing_ok=True)
+                if was == "running":
+                    with contextlib.suppress(QmpError), self._qmp(uuid) as qmp:
+                        qmp.execute("cont")
+                raise self._error(uuid, f"Suspend failed: {exc}") from exc
+            partial.replace(gdir / SAVED_STATE)
+            self._force_off(uuid, pid)
+
+    def resume(self, spec: GuestSpec) -> None:
+        with self._guest_lock(spec.uuid):
+            if self._pid(spec.uuid) is not None:
+                return
+            if not (self._dir(spec.uuid) / SAVED_STATE).is_file():
+                raise HypervisorError(f"Cannot resume guest {spec.uuid}: "
+                                      "it has no saved state (it was not suspended)")
+            self._restore(spec)
+
+    def destroy(self, uuid: str) -> None:
+        with self._guest_lock(uuid):
+            gdir = self._dir(uuid)
+            if not gdir.is_dir():
+                return
+            pid = self._pid(uuid)
+            if pid is not None:
+                self._force_off(uuid, pid)
+            for name in RUNTIME_FILES:
+                (gdir / name).unlink(missing_ok=True)
+            try:
+                gdir.rmdir()
+            except OSError:
+                log.warning("guest %s: left %s in place (files that are not the "
+                            "hypervisor's: %s)", uuid, gdir,
+                            ", ".join(p.name for p in gdir.iterdir()))
+        with self._lock:
+            self._guest_locks.pop(uuid, None)
+
+    def console_log(self, uuid: str, lines: int | None = None) -> str:
+        gdir = self._dir(uuid)
+        if not gdir.is_dir():
+            raise HypervisorError(f"No guest {uuid} on this host")
+        return _tail_lines(gdir / CONSOLE_LOG, lines)
+
+    def serial_socket(self, uuid: str) -> Path:
+        return self._dir(uuid) / CONSOLE_SOCKET
+
+    # --- processes ----------------------------------------------------------------------
+
+    def _dir(self, uuid: str) -> Path:
+        if not uuid or "/" in uuid or uuid.startswith("."):
+            raise HypervisorError(f"Invalid guest uuid {uuid!r}")
+        return self.instances_dir / uuid
+
+    @contextlib.contextmanager
+    def _guest_lock(self, uuid: str) -> Iterator[None]:
+        with self._lock:
+            lock = self._guest_locks.setdefault(uuid, threading.RLock())
+        with lock:
+            yield
+
+    def _pid(self, uuid: str) -> int | None:
+        """The guest's QEMU PID if its pidfile names a live process that is this guest."""
+        try:
+            pid = int((self._dir(uuid) / PIDFILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid > 0 and self._is_guest(pid, uuid) else None
+
+    @staticmethod
+    def _is_guest(pid: int, uuid: str) -> bool:
+        return uuid.encode() in _process_args(pid)
+
+    def _wait_gone(self, pid: int, uuid: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._is_guest(pid, uuid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _qmp(self, uuid: str, timeout: float = QMP_TIMEOUT) -> QmpClient:
+        return QmpClient(self._dir(uuid) / QMP_SOCKET, timeout)
+
+    def _run_state(self, uuid: str) -> str | None:
+        """QMP's run state, or None when the monitor does not answer."""
+        try:
+            with self._qmp(uuid, timeout=5) as qmp:
+                return str(qmp.execute("query-status")["status"])
+        except QmpError as exc:
+            log.debug("guest %s: query-status failed: %s", uuid, exc)
+            return None
+
+    def _saved_spec(self, uuid: str) -> GuestSpec | None:
+        try:
+            return spec_from_json(json.loads((self._dir(uuid) / SPEC_FILE).read_text()))
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def _error(self, uuid: str, message: str) -> HypervisorError:
+        detail = _last_lines(self._dir(uuid) / QEMU_LOG)
+        return HypervisorError(f"{message}: {detail}" if detail else message)
+
+    def _simple_command(self, uuid: str, command: str, what: str) -> None:
+        with self._guest_lock(uuid):
+            if self._pid(uuid) is None:
+                raise HypervisorError(f"Cannot {what.lower()} guest {uuid}: it is not running")
+            try:
+                with self._qmp(uuid) as qmp:
+                    qmp.execute(command)
+            except QmpError as exc:
+                raise self._error(uuid, f"{what} failed: {exc}") from exc
+
+    def _acpi_shutdown(self, uuid: str, pid: int, timeout: float) -> bool:
+        """Press the ACPI power button; True if the guest's QEMU exited within timeout."""
+        try:
+            with self._qmp(uuid) as qmp:
+                if qmp.execute("query-status")["status"] != "running":
+                    return False  # a paused guest cannot hear the button
+                qmp.execute("system_powerdown")
+        except QmpError as exc:
+            log.info("guest %s: ACPI shutdown not possible: %s", uuid, exc)
+            return False
+        return self._wait_gone(pid, uuid, timeout)
+
+    def _force_off(self, uuid: str, pid: int) -> None:
+        """QMP ``quit`` (QEMU flushes its disks), else SIGKILL to the verified PID."""
+        try:
+            with self._qmp(uuid, timeout=5) as qmp:
+                qmp.execute("quit")
+        except QmpError as exc:
+            log.info("guest %s: QMP quit failed (%s); killing PID %d", uuid, exc, pid)
+        if self._wait_gone(pid, uuid, EXIT_TIMEOUT):
+            return
+        if self._is_guest(pid, uuid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if not self._wait_gone(pid, uuid, EXIT_TIMEOUT):
+            raise HypervisorError(f"QEMU (PID {pid}) of guest {uuid} does not die")
+
+    def _command_line(self, spec: GuestSpec, accel: str, incoming: Path | None) -> list[str]:
+        gdir = self._dir(spec.uuid)
+        smbios = {"manufacturer": "OpenStack Foundation", "product": "OpenStack Nova",
+                  "serial": spec.uuid, "uuid": spec.uuid, "family": "Virtual Machine"}
+        smbios.update(spec.smbios)
+        unknown = sorted(set(smbios) - set(SMBIOS_TYPE1_FIELDS))
+        if unknown:
+            raise HypervisorError(f"Unknown SMBIOS type 1 fields: {', '.join(unknown)} "
+                                  f"(known: {', '.join(SMBIOS_TYPE1_FIELDS)})")
+        disk = spec.disk_path
+        is_file = ":" not in str(disk).split("/", 1)[0]  # not rbd:pool/image and the like
+        if is_file:
+            disk = disk.resolve()
+            if not disk.exists():
+                raise HypervisorError(f"The boot disk {disk} does not exist")
+        cache = "none" if is_file and _direct_io_works(disk) else "writeback"
+        args = [
+            self.binary,
+            "-name", f"guest={_opt(self.name_prefix + spec.uuid)}",
+            "-uuid", spec.uuid,
+            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+            "-machine", f"{MACHINE},accel={accel}",
+            "-cpu", "host" if accel == "kvm" else "max",
+            "-smp", str(spec.vcpus), "-m", str(spec.memory_mib),
+            "-rtc", "base=utc",
+            "-smbios", "type=1," + ",".join(f"{k}={_opt(v)}" for k, v in smbios.items()),
+            "-qmp", f"unix:{QMP_SOCKET},server=on,wait=off",
+            "-chardev", (f"socket,id=console0,path={CONSOLE_SOCKET},server=on,wait=off,"
+                         f"logfile={_opt(gdir / CONSOLE_LOG)},logappend=on"),
+            "-serial", "chardev:console0",
+            "-drive", (f"file={_opt(disk)},format={spec.disk_format},if=none,id=disk0,"
+                       f"cache={cache},discard=unmap"),
+            "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
+        ]
+        if spec.config_drive:
+            args += ["-drive", (f"file={_opt(Path(spec.config_drive).resolve())},format=raw,"
+                                "if=none,id=cdrom0,media=cdrom,readonly=on"),
+                     "-device", "ide-cd,drive=cdrom0,id=config-drive"]
+        for i, nic in enumerate(spec.nics):
+            args += ["-netdev", f"tap,id=net{i},ifname={_opt(nic.tap)},script=no,downscript=no",
+                     "-device", (f"virtio-net-pci,netdev=net{i},id=nic{i},mac={nic.mac},"
+                                 f"host_mtu={nic.mtu}")]
+        args += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
+                 "-device", "virtio-rng-pci,rng=rng0"]
+        if incoming is not None:
+            args += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
+        args += ["-msg", "timestamp=on", "-D", str(gdir / QEMU_LOG),
+                 "-pidfile", str(gdir / PIDFILE), "-daemonize"]
+        return args
+
+    def _start(self, spec: GuestSpec, incoming: Path | None = None) -> int:
+        """Start QEMU for ``spec``; return its PID once the daemon runs."""
+        gdir = self._dir(spec.uuid)
+        # Private: the console log and saved memory may hold the guest's secrets, and the
+        # sockets give control of it.
+        gdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        gdir.chmod(0o700)
+        accel = self.accel
+        args = self._command_line(spec, accel, incoming)
+        _write_json(gdir / SPEC_FILE, spec_to_json(spec))
+        for name in (PIDFILE, QMP_SOCKET, CONSOLE_SOCKET):
+            (gdir / name).unlink(missing_ok=True)
+        log.debug("guest %s: %s", spec.uuid, shlex.join(args))
+        qemu_log = gdir / QEMU_LOG
+        # QEMU writes its messages to -D's file; errors found before it opens it (bad
+        # options) go to stderr, which is the same file. No pipes: the daemon would keep
+        # them open.
+        with open(qemu_log, "wb") as out:
+            try:
+                proc = subprocess.Popen(args, cwd=gdir, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=out, start_new_session=True)
+            except OSError as exc:
+                raise HypervisorError(f"QEMU failed to start: {exc}") from exc
+            try:
+                rc = proc.wait(timeout=START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise self._error(spec.uuid, "QEMU did not start within "
+                                  f"{START_TIMEOUT:.0f} s") from None
+        if rc != 0:
+            raise self._error(spec.uuid, f"QEMU failed to start (exit status {rc})")
+        pid = self._pid(spec.uuid)
+        if pid is None:
+            raise self._error(spec.uuid, "QEMU started but exited at once")
+        log.info("guest %s: QEMU started (PID %d, %s%s)", spec.uuid, pid, accel,
+                 ", restoring saved state" if incoming else "")
+        return pid
+
+    def _restore(self, spec: GuestSpec) -> None:
+        """Start from ``saved-state`` (incoming migration), continue, drop the file."""
+        uuid = spec.uuid
+        saved = self._dir(uuid) / SAVED_STATE
+        pid = self._start(spec, incoming=saved)
+        deadline = time.monotonic() + SAVE_TIMEOUT
+        while True:
+            status = self._run_state(uuid)
+            if status is None and self._pid(uuid) is None:
+                raise self._error(uuid, "Restoring the saved state failed")
+            if status not in (None, "inmigrate"):
+                break
+            if time.monotonic() > deadline:
+                self._force_off(uuid, pid)
+                raise HypervisorError(f"Restoring guest {uuid} took over {SAVE_TIMEOUT} s")
+            time.sleep(0.1)
+        if status != "running":
+            try:
+                with self._qmp(uuid) as qmp:
+                    qmp.execute("cont")
+            except QmpError as exc:
+                raise self._error(uuid, f"Resuming after restore failed: {exc}") from exc
+        saved.unlink(missing_ok=True)
+
+    def _wait_migration(self, qmp: QmpClient, uuid: str) -> None:
+        deadline = time.monotonic() + SAVE_TIMEOUT
+        while time.monotonic() < deadline:
+            info = qmp.execute("query-migrate")
+            status = info.get("status")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled"):
+                raise HypervisorError(f"saving memory {status}: "
+                                      f"{info.get('error-desc', 'no reason given')}")
+            time.sleep(0.1)
+        with contextlib.suppress(QmpError):
+            qmp.execute("migrate_cancel")
+        raise HypervisorError(f"saving the memory of guest {uuid} took over "
+                              f"{SAVE_TIMEOUT:.0f} s")
+
+    # --- accelerator --------------------------------------------------------------------
+
+    def _resolve_accel(self) -> tuple[str, str]:
+        """(accel, why) for ``requested_accel``; ``auto`` probes once per host."""
+        if self.requested_accel != "auto":
+            return self.requested_accel, "configured"
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return "tcg", "no usable /dev/kvm"
+        cache = self.instances_dir.parent / ACCEL_PROBE_FILE
+        key = self._probe_key()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with open(cache.with_name(ACCEL_PROBE_FILE + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one probe per host, not one per process
+            try:
+                cached = json.loads(cache.read_text())
+            except (OSError, ValueError):
+                cached = {}
+            if cached.get("key") == key and cached.get("accel") in ("kvm", "tcg"):
+                return cached["accel"], f"{cached.get('reason', '')} (probed {cache})"
+            target = self._probe_target()
+            if target is None:
+                # Not cached: a kernel may be there next time.
+                return "tcg", ("no kernel to test KVM with (no /boot/vmlinuz-*, no test "
+                               "image); using TCG")
+            started = time.monotonic()
+            works, detail = probe_kvm(self.binary, target)
+            accel = "kvm" if works else "tcg"
+            reason = (f"a kernel booted under KVM ({detail})" if works
+                      else f"KVM cannot run a guest here: {detail}")
+            _write_json(cache, {"accel": accel, "reason": reason, "key": key,
+                                "probe": str(target),
+                                "seconds": round(time.monotonic() - started, 1),
+                                "probed_at": datetime.now(UTC).isoformat()})
+            return accel, reason
+
+    def _probe_key(self) -> dict[str, str]:
+        """What the probe's verdict depends on: this QEMU and this host kernel."""
+        version = ".".join(map(str, self._version or qemu_version(self.binary)))
+        return {"qemu": f"{self.binary} {version}", "host_kernel": platform.release(),
+                "cpu": _cpu_info()["model"]}
+
+    def _probe_target(self) -> Path | None:
+        """A kernel, else a bootable qcow2 disk, for the KVM probe."""
+        if self.probe_kernel:
+            return Path(self.probe_kernel)
+        kernels = [k for k in Path("/boot").glob("vmlinuz-*") if os.access(k, os.R_OK)]
+        if kernels:
+            return max(kernels, key=lambda k: k.stat().st_mtime)
+        # The test image is only found if it was built; a driver never builds it. The
+        # import is lazy: drivers otherwise know nothing of services.
+        from onestack.services.image.testimage import default_cache_dir
+
+        images = sorted((default_cache_dir() / "test-image").glob("onestack-test-*.qcow2"),
+                        key=lambda p: p.stat().st_mtime)
+        return images[-1] if images else None
+
+
+def probe_kvm(binary: str, target: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+    """Boot ``target`` (a kernel, or a qcow2 disk) under KVM; (it works, what happened).
+
+    A kernel alone boots to "VFS: Unable to mount root fs" and panics (``-no-reboot``
+    makes QEMU exit then); the test image prints its init marker. Either shows the
+    kernel ran through its whole boot. KVM failures show as QEMU refusing to start
+    (``-cpu host`` it cannot set up), QMP run state ``internal-error``, or "emulation
+    failure" on stderr.
+    """
+    with tempfile.TemporaryDirectory(prefix="onestack-kvm-probe-") as tmp:
+        work = Path(tmp)
+        serial, stderr_path = work / "serial.log", work / "qemu.log"
+        args = [binary, "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+                "-machine", f"{MACHINE},accel=kvm", "-cpu", "host", "-m", "256", "-smp", "1",
+                "-no-reboot", "-serial", f"file:{serial}",
+                "-qmp", f"unix:{work / 'qmp.sock'},server=on,wait=off"]
+        if target.suffix == ".qcow2":
+            args += ["-drive", f"file={_opt(target)},format=qcow2,if=virtio,snapshot=on"]
+        else:
+            args += ["-kernel", str(target), "-append", "console=ttyS0 panic=-1"]
+        with open(stderr_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            except OSError as exc:
+                return False, f"cannot run {binary}: {exc}"
+        try:
+            return _watch_probe(proc, work, serial, stderr_path, timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _watch_probe(proc: subprocess.Popen[bytes], work: Path, serial: Path, stderr_path: Path,
+                 timeout: float) -> tuple[bool, str]:
+    started = time.monotonic()
+    next_status = started + 0.5
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    while True:
+        err, out = read(stderr_path), read(serial)
+        failure = next((f for f in KVM_FAILURES if f in err), None)
+        if failure:
+            lines = [line.strip() for line in err.splitlines()
+                     if any(f in line for f in KVM_FAILURES) or "error" in line]
+            return False, f"QEMU reported {failure!r}: {' / '.join(lines[:3])}"
+        booted = next((m for m in PROBE_BOOTED if m in out), None)
+        if booted:
+            return True, f"{booted!r} after {time.monotonic() - started:.1f} s"
+        if proc.poll() is not None:
+            lines = [line.strip() for line in err.splitlines() if line.strip()]
+            return False, (f"QEMU exited with status {proc.returncode} before the kernel "
+                           f"booted: {' / '.join(lines[-3:]) or 'no message'}")
+        now = time.monotonic()
+        if now >= next_status:
+            next_status = now + 0.5
+            with contextlib.suppress(QmpError), QmpClient(work / "qmp.sock", 2) as qmp:
+                status = qmp.execute("query-status")["status"]
+                if status in ("internal-error", "guest-panicked", "shutdown"):
+                    return False, f"the guest stopped in state {status!r}"
+        if now - started > timeout:
+            return False, f"no kernel boot messages within {timeout:.0f} s under KVM"
+        time.sleep(0.1)
