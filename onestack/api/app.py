@@ -15,6 +15,7 @@ from starlette.responses import Response
 from onestack.api import compute as compute_api
 from onestack.api import identity as identity_api
 from onestack.api import image as image_api
+from onestack.api import metadata as metadata_api
 from onestack.api import network as network_api
 from onestack.api.faults import render_error
 from onestack.api.middleware import RequestContextMiddleware
@@ -112,7 +113,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
     app = Starlette(
         lifespan=lifespan,
         routes=[*identity_api.routes, *image_api.routes, *network_api.routes,
-                *compute_api.routes],
+                *compute_api.routes, *metadata_api.routes],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )
     app.add_middleware(RequestContextMiddleware, public_url=config.public_url)
