@@ -33,7 +33,7 @@ pytestmark = [
 BOOT_TIMEOUT = 240
 USER_DATA = """#!/bin/sh
 key=$(wget -qO- http://169.254.169.254/openstack/latest/meta_data.json \\
-      | sed -n 's/.*"\\(ssh-ed25519 [A-Za-z0-9+\\/=]*\\).*/\\1/p')
+      | sed -n 's|.*"\\(ssh-ed25519 [A-Za-z0-9+/=]*\\).*|\\1|p')
 echo "ONESTACK-USERDATA ran on $(hostname) key=[$key]"
 """
 
@@ -153,10 +153,10 @@ def server_pid(host: NetnsHost, name: str) -> int | None:
 
 def test_rebuild_and_snapshot(host: NetnsHost, cloud: dict) -> None:
     openstack(host, "server", "rebuild", "--image", "testimg", "--wait", "vm1",
-              json_output=True, timeout=300)
+              json_output=False, timeout=300)
     wait_status(host, "vm1", "ACTIVE")
     openstack(host, "server", "image", "create", "--name", "snap1", "--wait", "vm1",
-              timeout=300)
+              json_output=False, timeout=300)
     snap = openstack(host, "image", "show", "snap1")
     assert snap["status"] == "active"
     assert snap["disk_format"] == "qcow2" and snap["size"] > 0
@@ -186,7 +186,7 @@ def test_delete_leaves_nothing_behind(host: NetnsHost, cloud: dict) -> None:
 
 def test_kill_9_server_then_restart(host: NetnsHost, cloud: dict) -> None:
     openstack(host, "server", "create", "--image", "testimg", "--flavor", "m1.nano",
-              "--network", "net1", "--wait", "vm2", timeout=300)
+              "--network", "net1", "--wait", "vm2", json_output=False, timeout=300)
     vm2 = openstack(host, "server", "show", "vm2")["id"]
     pid_before = qemu_pids(host)[vm2]
     # A server half-built when the process dies.
@@ -213,7 +213,7 @@ def test_host_restart_starts_guests_again(host: NetnsHost, cloud: dict) -> None:
     """A host reboot: the server and every guest die; at start the guest that should run
     runs again."""
     openstack(host, "server", "create", "--image", "testimg", "--flavor", "m1.nano",
-              "--network", "net1", "--wait", "vm4", timeout=300)
+              "--network", "net1", "--wait", "vm4", json_output=False, timeout=300)
     vm4 = openstack(host, "server", "show", "vm4")["id"]
     host.kill()
     pid = qemu_pids(host)[vm4]
