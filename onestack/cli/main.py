@@ -3,6 +3,7 @@ operator tasks that have no OpenStack API."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -49,6 +50,13 @@ def up(state_dir: StateDir = None,
     if password is not None:
         write_clouds_yaml(clouds, config.public_url, password, config.identity.region)
     _print_welcome(config.state_dir, config.public_url, clouds, password is not None)
+    real = [d for d in (config.host.hypervisor_driver, config.host.network_driver)
+            if d != "fake"]
+    if real and os.geteuid() != 0:
+        console.print("[yellow]Not running as root: servers will fail to boot (bridges, "
+                      "taps and namespaces need root). For the APIs alone, set "
+                      "ONESTACK_HOST_HYPERVISOR_DRIVER=fake ONESTACK_HOST_STORAGE_DRIVER="
+                      "fake ONESTACK_HOST_NETWORK_DRIVER=fake.[/]")
     uvicorn.run(create_app(config, services), host=config.server.host,
                 port=config.server.port, log_config=None, access_log=False,
                 server_header=False, lifespan="on", **_fast_uvicorn())
@@ -71,6 +79,8 @@ def _print_welcome(state_dir: Path, url: str, clouds: Path, have_password: bool)
                       f"  export OS_CLIENT_CONFIG_FILE={clouds}\n"
                       f"  export OS_CLOUD={CLOUD_NAME}\n"
                       "  openstack token issue\n"
+                      "  openstack server create --image IMAGE --flavor m1.nano "
+                      "--network NET --wait vm1\n"
                       f"The admin password is in {clouds}.")
     else:
         console.print(f"[yellow]{clouds} is missing and the admin password is not known; "
