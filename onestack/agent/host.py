@@ -42,7 +42,7 @@ def build_agent(config: Config, compute: Any) -> Agent:
 
     agent = Agent(name, compute.hostapi, hv, st, net, poll_interval=hc.poll_interval,
                   shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
-                  report_extra=overrides)
+                  report_extra=overrides, network_idle_seconds=hc.network_idle_seconds)
     log.info("agent for host %s: hypervisor %s, storage %s, network %s", name,
              hc.hypervisor_driver, hc.storage_driver, hc.network_driver)
     return agent

@@ -54,7 +54,8 @@ class Agent:
                  storage: StorageDriver, network: NetworkDriver, *,
                  poll_interval: float = 5.0, shutdown_timeout: float = 60.0,
                  metadata_proxy: Any = None, workers: int = 4,
-                 report_extra: Callable[[], dict[str, Any]] | None = None) -> None:
+                 report_extra: Callable[[], dict[str, Any]] | None = None,
+                 network_idle_seconds: float = 60.0) -> None:
         self.host = host
         self.control = control
         self.hypervisor = hypervisor
@@ -64,6 +65,9 @@ class Agent:
         self.shutdown_timeout = shutdown_timeout
         self.metadata_proxy = metadata_proxy
         self.report_extra = report_extra or (lambda: {})
+        self.network_idle_seconds = network_idle_seconds
+        #: Network id -> when the last instance here stopped using it.
+        self._unused_since: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-work")
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
@@ -183,11 +187,19 @@ class Agent:
         known = set(self._networks)
         if self._passes == 0:
             known |= set(self.network.list_networks())
+        now = time.monotonic()
+        for network_id in wanted:
+            self._unused_since.pop(network_id, None)
         for network_id in sorted(known - set(wanted)):
             with self._lock:
                 busy = bool(self._in_flight)
             if busy and network_id in self._networks:
                 continue  # an instance being deleted may still have a tap on it
+            # Kept a while once unused: the next server on it boots without waiting for
+            # a bridge, a namespace and dnsmasq.
+            since = self._unused_since.setdefault(network_id, now)
+            if network_id in self._networks and now - since < self.network_idle_seconds:
+                continue
             try:
                 if self.metadata_proxy is not None and network_id in self._served:
                     self.metadata_proxy.stop(network_id)
@@ -197,6 +209,7 @@ class Agent:
                 continue
             self._served.discard(network_id)
             self._networks.pop(network_id, None)
+            self._unused_since.pop(network_id, None)
             log.info("network %s: removed from this host (no instance uses it)", network_id)
 
     def _remove_leftovers(self, desired: set[str]) -> None:
@@ -226,8 +239,11 @@ class Agent:
             log.warning("instance %s: no host work for task %s", d.uuid, task)
             return False
         self.control.start_event(d.uuid, _event(task))
+        started = time.monotonic()
         try:
             handler(d)
+            log.info("instance %s: %s done in %.2f s", d.uuid, task,
+                     time.monotonic() - started)
         except Exception as exc:
             message = str(exc) if isinstance(exc, DRIVER_ERRORS) else \
                 f"{type(exc).__name__}: {exc}"

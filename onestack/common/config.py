@@ -146,6 +146,8 @@ class HostConfig:
     accel: str = "auto"
     #: Seconds between two full reconciliations when nothing notifies the agent.
     poll_interval: float = 5.0
+    #: Seconds a network stays set up on a host after its last instance there is gone.
+    network_idle_seconds: float = 60.0
     #: Resources reported to the scheduler; 0 means measure the machine.
     vcpus: int = 0
     memory_mib: int = 0

@@ -103,7 +103,7 @@ def image(tmp_path: Path) -> bytes:
 def make_agent(root: Path, control: Control) -> Agent:
     return Agent("host-1", control, FakeDriver(instances_dir=root / "instances"),
                  FakeStorage(root=root / "disks"), FakeNetwork(state_dir=root / "net"),
-                 poll_interval=0.05, shutdown_timeout=0)
+                 poll_interval=0.05, shutdown_timeout=0, network_idle_seconds=0)
 
 
 def instance(image: bytes, uuid: str = "11111111-2222-3333-4444-555555555555",
@@ -231,3 +231,20 @@ def test_background_loop_wakes_on_notify(tmp_path: Path, image: bytes) -> None:
         assert d.vm_state == "active"
     finally:
         agent.stop()
+
+
+def test_unused_network_stays_a_while_then_goes(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.network_idle_seconds = 0.3
+    agent.run_once(wait=True)
+    d.task_state = "deleting"
+    agent.run_once(wait=True)
+    agent.run_once(wait=True)
+    assert agent.network.list_networks() == ["net-1"]  # the next boot finds it ready
+    import time
+    time.sleep(0.35)
+    agent.run_once(wait=True)
+    assert agent.network.list_networks() == []
