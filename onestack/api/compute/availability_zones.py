@@ -1,3 +1,32 @@
-"""(placeholder: being written)"""
+"""/v2.1/os-availability-zone (Nova's availability zones)."""
 
-routes: list = []
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import caller, json_response
+from onestack.api.compute.common import compute, nova_time
+
+
+async def list_zones(request: Request) -> Response:
+    ctx = caller(request)
+    zones = compute(request).hosts.availability_zones(ctx)
+    return json_response({"availabilityZoneInfo": zones})
+
+
+async def list_zones_detail(request: Request) -> Response:
+    ctx = caller(request)
+    zones = compute(request).hosts.availability_zones(ctx, detail=True)
+    for zone in zones:
+        for services in (zone["hosts"] or {}).values():
+            for state in services.values():
+                state["updated_at"] = nova_time(state["updated_at"])
+    return json_response({"availabilityZoneInfo": zones})
+
+
+routes = [
+    Route("/v2.1/os-availability-zone", list_zones, methods=["GET"]),
+    Route("/v2.1/os-availability-zone/detail", list_zones_detail, methods=["GET"]),
+]

@@ -65,7 +65,9 @@ class Compute:
             listener(host)
 
     def bootstrap(self) -> None:
-        """Seed what a fresh cloud needs (default flavors); idempotent."""
+        """Seed what a fresh cloud needs (default flavors) and register the server's own
+        services (nova-scheduler, nova-conductor) on its host; idempotent."""
         seed = getattr(self.flavors, "seed_defaults", None)
         if seed is not None:
             seed()
+        self.hosts.bootstrap()
