@@ -105,6 +105,9 @@ class ControlPlane(Protocol):
         """Every network with a port of an instance on ``host``, with its DHCP port
         (created here if missing) and the DHCP host entries."""
 
+    def config_drive_files(self, uuid: str) -> dict[str, bytes]:
+        """The files of the instance's config drive, by path."""
+
     def open_image(self, image_id: str) -> Iterator[bytes]:
         """The image's bytes."""
 

@@ -20,6 +20,7 @@ tasks again.
 from __future__ import annotations
 
 import logging
+import subprocess
 import tempfile
 import threading
 import time
@@ -307,6 +308,33 @@ class Agent:
                 id=port.id, network_id=port.network_id, mac=port.mac, mtu=port.mtu)))
         return taps
 
+    def _config_drive(self, d: DesiredInstance) -> Path | None:
+        """The instance's config drive (ISO 9660, label ``config-2``), made once next to
+        its disk; None if it did not ask for one or this storage keeps no files."""
+        if not d.config_drive:
+            return None
+        disk = self.storage.disk(d.uuid)
+        if disk is None or not disk.path.parent.is_dir():
+            return None
+        iso = disk.path.parent / "disk.config"
+        if iso.exists():
+            return iso
+        files = self.control.config_drive_files(d.uuid)
+        with tempfile.TemporaryDirectory(prefix="onestack-cd-") as tmp:
+            for name, body in files.items():
+                path = Path(tmp, name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(body)
+            partial = iso.with_suffix(".partial")
+            proc = subprocess.run(
+                ["genisoimage", "-quiet", "-o", str(partial), "-V", "config-2", "-J", "-r",
+                 "-l", "-input-charset", "utf-8", tmp], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise StorageError(f"Could not make the config drive: {proc.stderr.strip()}")
+            partial.chmod(0o600)
+            partial.rename(iso)
+        return iso
+
     def _spec(self, d: DesiredInstance, flavor: dict[str, Any] | None = None) -> GuestSpec:
         disk = self.storage.disk(d.uuid)
         if disk is None:
@@ -317,7 +345,8 @@ class Agent:
             memory_mib=int(flavor["ram"]) if flavor else d.memory_mb,
             disk_path=disk.path, disk_format=disk.format,
             nics=[GuestNic(port_id=p.id, mac=p.mac, tap=self.network.tap_name(p.id), mtu=p.mtu)
-                  for p in d.ports])
+                  for p in d.ports],
+            config_drive=self._config_drive(d))
 
     def _build(self, d: DesiredInstance) -> None:
         """Disk, taps, guest; what this call took is released if it fails."""

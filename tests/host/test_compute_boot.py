@@ -9,10 +9,12 @@ with ``openstack console log show``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,3 +228,22 @@ def test_host_restart_starts_guests_again(host: NetnsHost, cloud: dict) -> None:
     wait_console(host, "vm4", r"ONESTACK-TEST: init started", count=2)
     openstack(host, "server", "delete", "--wait", "vm4", json_output=False, timeout=180)
     assert not [link for link in host.links() if "tap" in link]
+
+
+def test_config_drive(host: NetnsHost, cloud: dict) -> None:
+    openstack(host, "server", "create", "--image", "testimg", "--flavor", "m1.nano",
+              "--network", "net1", "--key-name", "key1", "--config-drive", "true",
+              "--user-data", str(cloud["user_data"]), "--wait", "vm5", json_output=False,
+              timeout=300)
+    server = openstack(host, "server", "show", "vm5")
+    iso = host.state_dir / "disks" / server["id"] / "disk.config"
+    assert iso.exists()
+    meta = subprocess.run(["isoinfo", "-J", "-i", str(iso), "-x",
+                           "/openstack/latest/meta_data.json"], capture_output=True,
+                          check=True).stdout
+    assert json.loads(meta)["uuid"] == server["id"]
+    assert cloud["key"] in json.loads(meta)["public_keys"]["key1"]
+    pid = qemu_pids(host)[server["id"]]
+    assert str(iso) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    openstack(host, "server", "delete", "--wait", "vm5", json_output=False, timeout=180)
+    assert not iso.exists()

@@ -48,6 +48,9 @@ class Control:
                 spec.hosts.append(DhcpHost(port_id=p.id, mac=p.mac, ips=p.ips))
         return list(nets.values())
 
+    def config_drive_files(self, uuid: str) -> dict[str, bytes]:
+        return {"openstack/latest/meta_data.json": b'{"uuid": "%s"}' % uuid.encode()}
+
     def open_image(self, image_id: str) -> Iterator[bytes]:
         yield self.image
 

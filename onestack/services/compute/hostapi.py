@@ -8,6 +8,7 @@ replaced (a delete while spawning) changes nothing. See docs/design/compute-stat
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid as uuidlib
@@ -192,6 +193,31 @@ class HostAPI:
         log.info("made DHCP port %s on network %s for host %s", port.id, network.id, host)
         return port
 
+    def config_drive_files(self, uuid: str) -> dict[str, bytes]:
+        """What a config drive holds (Nova's layout: ``openstack/<version>/...`` and
+        ``ec2/latest/meta-data.json``), from the same documents the metadata service
+        serves."""
+        from onestack.services.compute.metadata import OPENSTACK_VERSIONS
+
+        docs = self.compute.metadata.documents(uuid)
+        if docs is None:
+            return {}
+        files: dict[str, bytes] = {}
+        for version in [*OPENSTACK_VERSIONS, "latest"]:
+            listed = OPENSTACK_VERSIONS[-1] if version == "latest" else version
+            for name in docs.openstack_listing(listed):
+                if name == "password":
+                    continue
+                doc = docs.lookup(f"/openstack/{version}/{name}")
+                if doc is not None:
+                    files[f"openstack/{version}/{name}"] = doc.body
+        tree = docs.ec2_tree("latest")
+        files["ec2/latest/meta-data.json"] = json.dumps(
+            _plain(tree.get("meta-data", {}))).encode()
+        if tree.get("user-data"):
+            files["ec2/latest/user-data"] = tree["user-data"]
+        return files
+
     # -- images -------------------------------------------------------------------------
 
     def open_image(self, image_id: str) -> Iterator[bytes]:
@@ -359,6 +385,15 @@ def _subnet_spec(subnet: Any) -> SubnetSpec:
         dns_nameservers=[d.address for d in subnet.dns_nameservers],
         host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
                      for r in subnet.host_routes])
+
+
+def _plain(data: Any) -> Any:
+    """The EC2 tree without its listing hints (``_name``), as JSON-able values."""
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items() if k != "_name"}
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data
 
 
 def _dns_label(name: str) -> str:
