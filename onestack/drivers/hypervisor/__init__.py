@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from typing import Any
 
 from onestack.drivers.hypervisor.base import (
     GuestNic,
@@ -12,6 +12,7 @@ from onestack.drivers.hypervisor.base import (
     HypervisorError,
     PowerState,
 )
+from onestack.drivers.registry import load_driver
 
 DRIVERS = {
     "qemu": "onestack.drivers.hypervisor.qemu:QemuDriver",
@@ -19,14 +20,10 @@ DRIVERS = {
 }
 
 
-def load(name: str, **kwargs) -> HypervisorDriver:
-    """The driver called ``name``, built with ``kwargs`` (see each driver's __init__)."""
-    try:
-        module, _, cls = DRIVERS[name].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown hypervisor driver {name!r} "
-                         f"(known: {', '.join(sorted(DRIVERS))})") from None
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+def load(name: str, **kwargs: Any) -> HypervisorDriver:
+    """The hypervisor driver called ``name``, built with ``kwargs`` (see its __init__)."""
+    driver: HypervisorDriver = load_driver("hypervisor", DRIVERS, name, **kwargs)
+    return driver
 
 
 __all__ = ["DRIVERS", "GuestNic", "GuestSpec", "HostInfo", "HypervisorDriver",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from typing import Any
 
 from onestack.drivers.network.base import (
     DhcpHost,
@@ -12,6 +12,7 @@ from onestack.drivers.network.base import (
     PortSpec,
     SubnetSpec,
 )
+from onestack.drivers.registry import load_driver
 
 DRIVERS = {
     "linux": "onestack.drivers.network.linux:LinuxNetwork",
@@ -19,13 +20,10 @@ DRIVERS = {
 }
 
 
-def load(name: str, **kwargs) -> NetworkDriver:
-    try:
-        module, _, cls = DRIVERS[name].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown network driver {name!r} "
-                         f"(known: {', '.join(sorted(DRIVERS))})") from None
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+def load(name: str, **kwargs: Any) -> NetworkDriver:
+    """The network driver called ``name``, built with ``kwargs`` (see its __init__)."""
+    driver: NetworkDriver = load_driver("network", DRIVERS, name, **kwargs)
+    return driver
 
 
 __all__ = ["DRIVERS", "DhcpHost", "NetworkDriver", "NetworkDriverError", "NetworkSpec",

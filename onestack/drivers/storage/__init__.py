@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
+from typing import Any
 
+from onestack.drivers.registry import load_driver
 from onestack.drivers.storage.base import Disk, ImageSource, StorageDriver, StorageError
 
 DRIVERS = {
@@ -12,13 +13,10 @@ DRIVERS = {
 }
 
 
-def load(name: str, **kwargs) -> StorageDriver:
-    try:
-        module, _, cls = DRIVERS[name].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown storage driver {name!r} "
-                         f"(known: {', '.join(sorted(DRIVERS))})") from None
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+def load(name: str, **kwargs: Any) -> StorageDriver:
+    """The storage driver called ``name``, built with ``kwargs`` (see its __init__)."""
+    driver: StorageDriver = load_driver("storage", DRIVERS, name, **kwargs)
+    return driver
 
 
 __all__ = ["DRIVERS", "Disk", "ImageSource", "StorageDriver", "StorageError", "load"]
