@@ -147,7 +147,8 @@ class Agent:
                     continue
                 self._in_flight.add(d.uuid)
             futures.append(self._pool.submit(self._run, d))
-        self._remove_leftovers({d.uuid for d in desired})
+        self._remove_leftovers({d.uuid for d in desired},
+                               {p.id for d in desired for p in d.ports})
         self._passes += 1
         if wait:
             for f in futures:
@@ -213,9 +214,17 @@ class Agent:
             self._unused_since.pop(network_id, None)
             log.info("network %s: removed from this host (no instance uses it)", network_id)
 
-    def _remove_leftovers(self, desired: set[str]) -> None:
+    def _remove_leftovers(self, desired: set[str], ports: set[str]) -> None:
         with self._lock:
             busy = set(self._in_flight)
+        if not busy:
+            for port_id in self.network.list_ports():
+                if not any(p.startswith(port_id) for p in ports):
+                    log.info("port %s: no instance here uses it; removing its tap", port_id)
+                    try:
+                        self.network.unplug_port(port_id)
+                    except Exception:
+                        log.exception("port %s: could not remove its tap", port_id)
         guests = set(self.hypervisor.list_guests())
         disks = set(self.storage.list_disks())
         for uuid in sorted((guests | disks) - desired - busy):

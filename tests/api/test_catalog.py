@@ -23,7 +23,7 @@ def make_member(cloud, name="alice", password="alice-secret", project="alice-pro
     return cloud.login(name, password, project=project)
 
 
-def create_service(cloud, type_="compute", name="nova", **extra):
+def create_service(cloud, type_="placement", name="placement", **extra):
     r = cloud.request("POST", "/v3/services",
                       json={"service": {"type": type_, "name": name, **extra}})
     assert r.status_code == 201, r.text
@@ -178,7 +178,7 @@ def test_regions_readable_by_members_not_writable(cloud):
 
 def test_service_crud_and_filters(cloud):
     nova = create_service(cloud, description="Compute", extra_attr="kept")
-    assert nova["type"] == "compute" and nova["name"] == "nova"
+    assert nova["type"] == "placement" and nova["name"] == "placement"
     assert nova["enabled"] is True and nova["description"] == "Compute"
     assert nova["extra_attr"] == "kept"
     assert nova["links"]["self"] == f"{BASE}/services/{nova['id']}"
@@ -186,13 +186,13 @@ def test_service_crud_and_filters(cloud):
     assert swift["enabled"] is False
 
     r = cloud.request("GET", "/v3/services")
-    assert {s["type"] for s in r.json()["services"]} == BOOTSTRAP_TYPES | {"compute",
+    assert {s["type"] for s in r.json()["services"]} == BOOTSTRAP_TYPES | {"placement",
                                                                           "object-store"}
     r = cloud.request("GET", "/v3/services?type=object-store")
     assert [s["id"] for s in r.json()["services"]] == [swift["id"]]
-    r = cloud.request("GET", "/v3/services?name=nova")
+    r = cloud.request("GET", "/v3/services?name=placement")
     assert [s["id"] for s in r.json()["services"]] == [nova["id"]]
-    r = cloud.request("GET", "/v3/services?name=nova&type=image")
+    r = cloud.request("GET", "/v3/services?name=placement&type=image")
     assert r.json()["services"] == []
 
     r = cloud.request("GET", f"/v3/services/{nova['id']}")
@@ -202,7 +202,7 @@ def test_service_crud_and_filters(cloud):
                       json={"service": {"name": "nova2", "enabled": False}})
     assert r.status_code == 200
     assert r.json()["service"]["name"] == "nova2" and r.json()["service"]["enabled"] is False
-    assert r.json()["service"]["type"] == "compute"
+    assert r.json()["service"]["type"] == "placement"
 
     assert cloud.request("DELETE", f"/v3/services/{nova['id']}").status_code == 204
     assert_error(cloud.request("GET", f"/v3/services/{nova['id']}"), 404)
@@ -214,10 +214,10 @@ def test_service_crud_and_filters(cloud):
     ({"type": ""}, "service/type"),
     ({"type": 3}, "service/type"),
     ({"type": "x" * 256}, "service/type"),
-    ({"type": "compute", "enabled": "yes"}, "service/enabled"),
-    ({"type": "compute", "name": ""}, "service/name"),
+    ({"type": "placement", "enabled": "yes"}, "service/enabled"),
+    ({"type": "placement", "name": ""}, "service/name"),
     ({"type": "a\x00b"}, "service/type"),
-    ({"type": "compute", "description": "\ud800"}, "service/description"),
+    ({"type": "placement", "description": "\ud800"}, "service/description"),
 ])
 def test_service_create_bad_bodies(cloud, body, field):
     assert_error(cloud.request("POST", "/v3/services", content=raw({"service": body})),
@@ -378,18 +378,18 @@ def test_catalog_follows_writes(cloud):
     nova = create_service(cloud)
     ep = create_endpoint(cloud, nova["id"], url="http://nova/v2.1/$(project_id)s")
     catalog = catalog_of(cloud, token)
-    assert catalog["compute"]["name"] == "nova"
-    [entry] = catalog["compute"]["endpoints"]
+    assert catalog["placement"]["name"] == "placement"
+    [entry] = catalog["placement"]["endpoints"]
     assert entry["url"] == f"http://nova/v2.1/{cloud.admin_project_id}"
     assert entry["region_id"] == "RegionOne" and entry["interface"] == "public"
     # the token body's catalog too (cached bodies are rebuilt after writes)
     r = cloud.request("GET", "/v3/auth/tokens", headers={"X-Subject-Token": token})
-    assert "compute" in {s["type"] for s in r.json()["token"]["catalog"]}
+    assert "placement" in {s["type"] for s in r.json()["token"]["catalog"]}
 
     cloud.request("PATCH", f"/v3/endpoints/{ep['id']}", json={"endpoint": {"enabled": False}})
-    assert catalog_of(cloud, token)["compute"]["endpoints"] == []
+    assert catalog_of(cloud, token)["placement"]["endpoints"] == []
     cloud.request("PATCH", f"/v3/services/{nova['id']}", json={"service": {"enabled": False}})
-    assert "compute" not in catalog_of(cloud, token)
+    assert "placement" not in catalog_of(cloud, token)
     cloud.request("DELETE", f"/v3/services/{nova['id']}")
     r = cloud.request("GET", "/v3/auth/tokens", headers={"X-Subject-Token": token})
     assert {s["type"] for s in r.json()["token"]["catalog"]} == BOOTSTRAP_TYPES
@@ -404,5 +404,5 @@ def test_project_urls_left_out_of_domain_scoped_catalogs(cloud):
             "name": "admin", "domain": {"id": "default"}, "password": "admin-secret"}}},
         "scope": {"domain": {"id": "default"}}}})
     assert r.status_code == 201
-    [compute] = [s for s in r.json()["token"]["catalog"] if s["type"] == "compute"]
+    [compute] = [s for s in r.json()["token"]["catalog"] if s["type"] == "placement"]
     assert [e["url"] for e in compute["endpoints"]] == ["http://nova/internal"]

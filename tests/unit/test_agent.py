@@ -203,6 +203,7 @@ def test_leftover_guests_and_disks_are_removed(tmp_path: Path, image: bytes) -> 
     agent.run_once(wait=True)
     assert agent.hypervisor.list_guests() == {}
     assert agent.storage.list_disks() == []
+    assert agent.network.list_ports() == []
 
 
 def test_snapshot_pauses_and_uploads(tmp_path: Path, image: bytes) -> None:

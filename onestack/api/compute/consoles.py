@@ -1,3 +1,131 @@
-"""(placeholder: being written)"""
+"""Remote consoles: ``POST /v2.1/servers/{id}/remote-consoles`` (2.6+; the legacy
+``os-getSerialConsole`` action is in server_actions) and the websocket they point to.
 
-routes: list = []
+Only the serial console exists (there is no VNC or SPICE server on the hosts). Its URL
+is ``ws://<public host>/compute/serial-console?token=<token>``; the token is short-lived
+(``CONSOLE_TOKEN_TTL``) and the websocket relays bytes both ways between the client and
+the unix socket of the guest's serial port, which the host's agent names
+(``compute.agents[host].serial_socket(uuid)``). The subprotocol ``binary`` (what
+websockify clients ask for) is accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from onestack.api.common import base_url, caller, json_response, read_json
+from onestack.api.compute.common import check_object, compute, only_keys
+from onestack.api.compute.microversion import version
+from onestack.common.errors import BadRequest, InvalidField, NotFound
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("vnc", "spice", "serial", "rdp")
+TYPES = ("novnc", "xvpvnc", "spice-html5", "serial", "rdp-html5")
+CHUNK = 4096
+
+
+def console_url(request: Request, token: str) -> str:
+    """The websocket URL of a console token, on the public URL."""
+    url = base_url(request)
+    if url.startswith("https://"):
+        url = "wss://" + url[len("https://"):]
+    elif url.startswith("http://"):
+        url = "ws://" + url[len("http://"):]
+    return f"{url}/compute/serial-console?token={token}"
+
+
+async def create_console(request: Request) -> Response:
+    ctx = caller(request)
+    v = version(request)
+    if v < (2, 6):
+        raise NotFound("The resource could not be found.")
+    body = await read_json(request)
+    only_keys("body", body, ("remote_console",), required=("remote_console",))
+    console = check_object("remote_console", body["remote_console"])
+    only_keys("remote_console", console, ("protocol", "type"), required=("protocol", "type"))
+    protocols = PROTOCOLS + (("mks",) if v >= (2, 8) else ())
+    types = TYPES + (("webmks",) if v >= (2, 8) else ())
+    protocol, kind = console["protocol"], console["type"]
+    if protocol not in protocols:
+        raise InvalidField("remote_console/protocol", f"{protocol!r} is not one of "
+                           f"{list(protocols)}")
+    if kind not in types:
+        raise InvalidField("remote_console/type", f"{kind!r} is not one of {list(types)}")
+    if protocol != "serial":
+        raise BadRequest(f"Unavailable console type {protocol if protocol == 'rdp' else kind}.")
+    if kind != "serial":
+        raise BadRequest(f"Invalid console type {kind}")
+    server_id = request.path_params["server_id"]
+    token = compute(request).actions.serial_console(ctx, server_id)
+    return json_response({"remote_console": {"protocol": protocol, "type": kind,
+                                             "url": console_url(request, token)}})
+
+
+async def serial_console(websocket: WebSocket) -> None:
+    """Relay a serial console between the websocket and the guest's unix socket."""
+    token = websocket.query_params.get("token") or ""
+    service: Any = websocket.app.state.compute
+    path = await run_in_threadpool(service.actions.console_socket, token) if token else None
+    if path is None:
+        await websocket.close(code=1008)
+        return
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+    except OSError as exc:
+        log.warning("serial console socket %s: %s", path, exc)
+        await websocket.close(code=1011)
+        return
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol="binary" if "binary" in offered else None)
+
+    async def to_guest() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                data = (message.get("text") or "").encode()
+            writer.write(data)
+            await writer.drain()
+
+    async def to_client() -> None:
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                return
+            await websocket.send_bytes(data)
+
+    tasks = [asyncio.create_task(to_guest()), asyncio.create_task(to_client())]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect,
+                                     ConnectionError, RuntimeError):
+                await task
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+        if websocket.application_state == WebSocketState.CONNECTED and \
+                websocket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close()
+
+
+routes = [
+    Route("/v2.1/servers/{server_id}/remote-consoles", create_console, methods=["POST"]),
+    WebSocketRoute("/serial-console", serial_console),
+]

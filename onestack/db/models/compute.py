@@ -114,6 +114,9 @@ class Instance(Base):
     user_data: Mapped[str | None] = mapped_column(Text)
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
+    #: The zone the user asked for at create (Nova's RequestSpec.availability_zone,
+    #: ``pinned_availability_zone`` from 2.96); ``availability_zone`` is the zone it is in.
+    pinned_availability_zone: Mapped[str | None] = mapped_column(String(255))
     #: The host that runs it (set by the scheduler) and its hypervisor node name.
     host: Mapped[str | None] = mapped_column(String(255), index=True)
     node: Mapped[str | None] = mapped_column(String(255))

@@ -127,8 +127,9 @@ class HostAPI:
     def _mtus(session: Session, network_ids: set[str]) -> dict[str, int]:
         if not network_ids:
             return {}
-        return dict(session.execute(select(Network.id, Network.mtu).where(
-            Network.id.in_(network_ids))).tuples().all())
+        rows = session.execute(select(Network.id, Network.mtu).where(
+            Network.id.in_(network_ids))).all()
+        return {network_id: mtu for network_id, mtu in rows}
 
     @staticmethod
     def _image_refs(session: Session, image_ids: set[str]) -> dict[str, ImageRef]:

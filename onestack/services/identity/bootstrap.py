@@ -19,6 +19,7 @@ SERVICES: list[tuple[str, str, str]] = [
     ("identity", "keystone", "/v3"),
     ("image", "glance", "/image"),
     ("network", "neutron", "/network"),
+    ("compute", "nova", "/compute/v2.1"),
 ]
 
 

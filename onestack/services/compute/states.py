@@ -1,0 +1,114 @@
+"""Nova's instance states and how the API shows them.
+
+``vm_state`` is where an instance is (or should stay); ``task_state`` is the operation
+pending on it (see docs/design/compute-states.md for who moves it). The API shows one
+``status`` made of both, with Nova's table (``nova/api/openstack/common.py``).
+"""
+
+from __future__ import annotations
+
+# -- vm_state ------------------------------------------------------------------------
+
+ACTIVE = "active"
+BUILDING = "building"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+STOPPED = "stopped"
+RESCUED = "rescued"
+RESIZED = "resized"
+SOFT_DELETED = "soft-delete"
+DELETED = "deleted"
+ERROR = "error"
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
+
+# -- task_state ----------------------------------------------------------------------
+
+SCHEDULING = "scheduling"
+SPAWNING = "spawning"
+DELETING = "deleting"
+POWERING_OFF = "powering-off"
+POWERING_ON = "powering-on"
+REBOOTING = "rebooting"
+REBOOTING_HARD = "rebooting_hard"
+PAUSING = "pausing"
+UNPAUSING = "unpausing"
+SUSPENDING = "suspending"
+RESUMING = "resuming"
+REBUILDING = "rebuilding"
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"
+RESIZE_REVERTING = "resize_reverting"
+IMAGE_SNAPSHOT = "image_snapshot"
+MIGRATING = "migrating"
+
+# -- power_state (observed by the host) ------------------------------------------------
+
+NOSTATE = 0
+RUNNING = 1
+POWER_PAUSED = 3
+SHUTDOWN = 4
+CRASHED = 6
+POWER_SUSPENDED = 7
+
+_DEFAULT = "default"
+_REBUILD: dict[str | None, str] = {
+    REBUILDING: "REBUILD", "rebuild_block_device_mapping": "REBUILD",
+    "rebuild_spawning": "REBUILD"}
+_RESIZE: dict[str | None, str] = {
+    RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE", RESIZE_MIGRATED: "RESIZE",
+    RESIZE_FINISH: "RESIZE"}
+
+#: vm_state -> {task_state or "default": status}, Nova's ``_STATE_MAP``.
+STATE_MAP: dict[str, dict[str | None, str]] = {
+    ACTIVE: {_DEFAULT: "ACTIVE", REBOOTING: "REBOOT", "reboot_pending": "REBOOT",
+             "reboot_started": "REBOOT", REBOOTING_HARD: "HARD_REBOOT",
+             "reboot_pending_hard": "HARD_REBOOT", "reboot_started_hard": "HARD_REBOOT",
+             "updating_password": "PASSWORD", MIGRATING: "MIGRATING", **_REBUILD,
+             **_RESIZE},
+    BUILDING: {_DEFAULT: "BUILD"},
+    STOPPED: {_DEFAULT: "SHUTOFF", **_RESIZE, **_REBUILD},
+    RESIZED: {_DEFAULT: "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
+    PAUSED: {_DEFAULT: "PAUSED", MIGRATING: "MIGRATING"},
+    SUSPENDED: {_DEFAULT: "SUSPENDED"},
+    RESCUED: {_DEFAULT: "RESCUE"},
+    ERROR: {_DEFAULT: "ERROR", **_REBUILD},
+    DELETED: {_DEFAULT: "DELETED"},
+    SOFT_DELETED: {_DEFAULT: "SOFT_DELETED"},
+    SHELVED: {_DEFAULT: "SHELVED"},
+    SHELVED_OFFLOADED: {_DEFAULT: "SHELVED_OFFLOADED"},
+}
+
+#: Every status the API may show.
+STATUSES = sorted({s for m in STATE_MAP.values() for s in m.values()} | {"UNKNOWN"})
+
+
+def status_of(vm_state: str, task_state: str | None, deleted: bool = False) -> str:
+    """The API's ``status`` for an instance."""
+    if deleted:
+        return "DELETED"
+    task_map = STATE_MAP.get(vm_state)
+    if task_map is None:
+        return "UNKNOWN"
+    return task_map.get(task_state, task_map[_DEFAULT])
+
+
+def states_for_statuses(statuses: list[str]) -> tuple[set[str], set[str | None] | None]:
+    """The (vm_states, task_states) a ``?status=`` filter means, as Nova computes them:
+    task_states is None when any task state matches (a "default" entry matched).
+    Both empty when no status is known."""
+    wanted = {s.lower() for s in statuses}
+    vm_states: set[str] = set()
+    task_states: set[str | None] = set()
+    any_task = False
+    for vm_state, task_map in STATE_MAP.items():
+        for task_state, status in task_map.items():
+            if status.lower() in wanted:
+                vm_states.add(vm_state)
+                if task_state == _DEFAULT:
+                    any_task = True
+                else:
+                    task_states.add(task_state)
+    return vm_states, (None if any_task else task_states)
