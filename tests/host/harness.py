@@ -100,6 +100,8 @@ class NetnsHost:
     # -- the namespace ----------------------------------------------------------------
 
     def create(self) -> None:
+        """Make the namespace and move the calling thread into it. It has no way out, so
+        whatever needs the outside (building the test image) must happen before."""
         self.base.mkdir(parents=True, exist_ok=True)
         run("ip", "netns", "add", self.ns)
         run("ip", "-n", self.ns, "link", "set", "lo", "up")

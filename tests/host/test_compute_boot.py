@@ -46,7 +46,9 @@ def image_file() -> Path:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsHost]:
+def host(tmp_path_factory: pytest.TempPathFactory, image_file: Path) -> Iterator[NetnsHost]:
+    # The image is built (it downloads Debian packages) before this thread moves into the
+    # host's namespace, which has no way out.
     with netns_host(tmp_path_factory.mktemp("host"), ONESTACK_HOST_ACCEL="tcg") as h:
         yield h
 
