@@ -19,6 +19,7 @@ tasks again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import tempfile
@@ -198,9 +199,17 @@ class Agent:
             if busy and network_id in self._networks:
                 continue  # an instance being deleted may still have a tap on it
             # Kept a while once unused: the next server on it boots without waiting for
-            # a bridge, a namespace and dnsmasq.
+            # a bridge, a namespace and dnsmasq. Its DHCP hosts (and their leases) go now.
             since = self._unused_since.setdefault(network_id, now)
             if network_id in self._networks and now - since < self.network_idle_seconds:
+                applied = self._networks[network_id]
+                if applied.hosts:
+                    idle = dataclasses.replace(applied, hosts=[])
+                    try:
+                        self.network.ensure_network(idle)
+                        self._networks[network_id] = idle
+                    except Exception:
+                        log.exception("network %s: could not drop its DHCP hosts", network_id)
                 continue
             try:
                 if self.metadata_proxy is not None and network_id in self._served:

@@ -252,3 +252,26 @@ def test_bad_input_is_never_a_500(cloud, microversion):
                 assert r.status_code < 500, f"{method} {url}: {r.text}"
                 seen += 1
     assert seen > 100
+
+
+def test_os_hosts_until_2_42(cloud):
+    # openstack host list|show ask at 2.1; the routes were missing (404)
+    add_host(cloud, "cn1", vcpus=4, memory_mb=2048, local_gb=50)
+    hosts = ok(nova(cloud, "GET", "/os-hosts"))["hosts"]
+    mine = [h for h in hosts if h["host_name"] == "cn1"]
+    assert mine == [{"host_name": "cn1", "service": "compute", "zone": "nova"}]
+    assert any(h["service"] == "scheduler" and h["zone"] == "internal" for h in hosts)
+    assert all(h["zone"] == "nova" for h in ok(nova(cloud, "GET", "/os-hosts?zone=nova"))[
+        "hosts"])
+    resources = ok(nova(cloud, "GET", "/os-hosts/cn1"))["host"]
+    by_project = {r["resource"]["project"]: r["resource"] for r in resources}
+    assert by_project["(total)"] == {"host": "cn1", "project": "(total)", "cpu": 4,
+                                     "memory_mb": 2048, "disk_gb": 50}
+    assert by_project["(used_now)"]["cpu"] == 0 and by_project["(used_max)"]["cpu"] == 0
+    nova_error(nova(cloud, "GET", "/os-hosts/nope"), 404, "Compute host nope")
+    nova_error(nova(cloud, "PUT", "/os-hosts/cn1", json={"status": "disable"}), 501)
+    nova_error(nova(cloud, "GET", "/os-hosts/cn1/reboot"), 501)
+    # gone from 2.43, as in Nova; admins only
+    nova_error(nova(cloud, "GET", "/os-hosts", microversion="2.43"), 404)
+    other = tenant(cloud, "other")
+    nova_error(nova(cloud, "GET", "/os-hosts", token=other.token), 403)

@@ -248,6 +248,7 @@ def test_unused_network_stays_a_while_then_goes(tmp_path: Path, image: bytes) ->
     agent.run_once(wait=True)
     agent.run_once(wait=True)
     assert agent.network.list_networks() == ["net-1"]  # the next boot finds it ready
+    assert agent.network.hosts("net-1") == []  # but no DHCP entry (nor lease) is left
     import time
     time.sleep(0.35)
     agent.run_once(wait=True)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from onestack.api.common import base_url
-from onestack.common.errors import BadRequest, InvalidField
+from onestack.common.errors import BadRequest, InvalidField, OneStackError
 
 #: Nova's ``osapi_max_limit``: the largest page, and the page size when none is asked.
 MAX_LIMIT = 1000
@@ -25,6 +25,15 @@ MAX_INT = 0x7FFFFFFF
 
 TRUE_WORDS = ("1", "t", "true", "on", "y", "yes")
 FALSE_WORDS = ("0", "f", "false", "off", "n", "no")
+
+
+class NotImplementedFault(OneStackError):
+    """Nova's 501 ``notImplemented`` (``common.raise_feature_not_supported``): a feature
+    Nova has and this cloud does not."""
+
+    status = 501
+    title = "Not Implemented"
+    fault = "notImplemented"
 
 
 def compute(request: Request):  # type: ignore[no-untyped-def]

@@ -3,6 +3,10 @@
 2.33 pages lists (limit/marker); 2.53 makes ids uuids and replaces the ``search`` and
 ``servers`` routes by ``hypervisor_hostname_pattern`` and ``with_servers``; 2.88 drops
 the usage figures (and the statistics and uptime routes) and adds ``uptime``.
+
+Also the deprecated /v2.1/os-hosts (``openstack host list|show``, which ask at 2.1):
+list and show, until 2.42 (404 from 2.43, as in Nova); its update and power actions
+are a 501.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
 from onestack.api.compute.common import (
+    NotImplementedFault,
     compute,
     limit_and_marker,
     next_links,
@@ -161,7 +166,33 @@ async def hypervisor_servers(request: Request) -> Response:
                                           for h in views]})
 
 
+async def list_hosts(request: Request) -> Response:
+    ctx = caller(request)
+    _before(request, (2, 42))
+    zone = request.query_params.get("zone") or None
+    return json_response({"hosts": _hosts(request).list_hosts(ctx, zone)})
+
+
+async def show_host(request: Request) -> Response:
+    ctx = caller(request)
+    _before(request, (2, 42))
+    return json_response({"host": _hosts(request).host_resources(
+        ctx, request.path_params["host_name"])})
+
+
+async def host_action(request: Request) -> Response:
+    ctx = caller(request)
+    _before(request, (2, 42))
+    _hosts(request).host_resources(ctx, request.path_params["host_name"])  # 403/404 first
+    raise NotImplementedFault("Host maintenance mode and power actions are not supported "
+                              "by this cloud; disable the compute service instead.")
+
+
 routes = [
+    Route("/v2.1/os-hosts", list_hosts, methods=["GET"]),
+    Route("/v2.1/os-hosts/{host_name}", show_host, methods=["GET"]),
+    Route("/v2.1/os-hosts/{host_name}", host_action, methods=["PUT"]),
+    Route("/v2.1/os-hosts/{host_name}/{host_action}", host_action, methods=["GET"]),
     Route("/v2.1/os-hypervisors", list_hypervisors, methods=["GET"]),
     Route("/v2.1/os-hypervisors/detail", list_hypervisors_detail, methods=["GET"]),
     Route("/v2.1/os-hypervisors/statistics", hypervisor_statistics, methods=["GET"]),

@@ -65,6 +65,13 @@ def version(request: Request) -> tuple[int, int]:
     return request.scope.get("compute_version", MIN_VERSION)
 
 
+def _full_path(scope: Scope) -> str:
+    """The request's path. Starlette's ``Mount`` keeps the whole path in ``path`` (and
+    the mount point in ``root_path``); older versions strip it: join them only then."""
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path if path.startswith(root) else root + path
+
+
 class MicroversionMiddleware:
     """Negotiates the version for every request under /compute and echoes it back.
 
@@ -82,7 +89,7 @@ class MicroversionMiddleware:
         try:
             negotiated = parse_header(Headers(scope=scope))
         except NotAcceptable as exc:
-            response = render_error(exc, scope.get("root_path", "") + scope["path"])
+            response = render_error(exc, _full_path(scope))
             await response(scope, receive, self._echo(send, MIN_VERSION))
             return
         scope["compute_version"] = negotiated
@@ -101,7 +108,7 @@ class MicroversionMiddleware:
             if started:
                 raise
             if isinstance(exc, HTTPException):
-                method, path = scope["method"], scope.get("root_path", "") + scope["path"]
+                method, path = scope["method"], _full_path(scope)
                 if exc.status_code == 405:
                     exc = MethodNotAllowed(f"Method {method} is not allowed on {path}.")
                 else:

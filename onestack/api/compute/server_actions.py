@@ -1,6 +1,7 @@
 """POST /v2.1/servers/{server_id}/action: every server action, dispatched on the body's
 one key as Nova does (``There is no such action: X`` for an unknown one, 404 for one
-the negotiated microversion does not have)."""
+the negotiated microversion does not have, 501 for Nova's actions this cloud lacks:
+``UNSUPPORTED``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from onestack.api.common import base_url, caller, json_response, read_json
 from onestack.api.compute.common import (
+    NotImplementedFault,
     check_description,
     check_name,
     check_object,
@@ -291,6 +293,29 @@ ACTIONS: dict[str, Handler] = {
 }
 
 
+#: Nova's server actions this cloud does not have, and why: Nova's answer when a driver
+#: lacks a feature (501 ``The requested functionality is not supported``), rather than
+#: "There is no such action", which reads as a typo in the client.
+_MOVES = "servers cannot move between hosts in this cloud"
+_NETWORK = "use the network API (ports, floating IPs) instead"
+UNSUPPORTED: dict[str, str] = {
+    "migrate": _MOVES, "os-migrateLive": _MOVES, "evacuate": _MOVES,
+    "shelve": "there is no shelving", "shelveOffload": "there is no shelving",
+    "unshelve": "there is no shelving",
+    "rescue": "there is no rescue mode", "unrescue": "there is no rescue mode",
+    "changePassword": "there is no guest agent to set it",
+    "createBackup": "use createImage, i.e. openstack server image create",
+    "trigger_crash_dump": "the hypervisor cannot inject an NMI",
+    "injectNetworkInfo": "there is no network info to inject",
+    "resetNetwork": "there is no network info to reset",
+    "addFixedIp": _NETWORK, "removeFixedIp": _NETWORK,
+    "addFloatingIp": _NETWORK, "removeFloatingIp": _NETWORK,
+}
+#: The graphical console actions of 2.1-2.5, and the console type each asks for.
+_GRAPHICAL_CONSOLES = {"os-getVNCConsole": "novnc", "os-getSPICEConsole": "spice-html5",
+                       "os-getRDPConsole": "rdp-html5"}
+
+
 async def server_action(request: Request) -> Response:
     ctx = caller(request)
     body = await read_json(request)
@@ -298,6 +323,16 @@ async def server_action(request: Request) -> Response:
         raise BadRequest("Malformed request body")
     name, value = next(iter(body.items()))
     handler = ACTIONS.get(name)
+    if handler is None and name in UNSUPPORTED:
+        compute(request).servers.get(ctx, server_id(request))  # 404 first, as Nova
+        raise NotImplementedFault(f"The requested functionality is not supported: "
+                                  f"{name} ({UNSUPPORTED[name]}).")
+    if handler is None and name in _GRAPHICAL_CONSOLES:
+        if version(request) > (2, 5):
+            raise NotFound("The resource could not be found.")
+        compute(request).servers.get(ctx, server_id(request))
+        kind = value.get("type") if isinstance(value, dict) else None
+        raise BadRequest(f"Unavailable console type {kind or _GRAPHICAL_CONSOLES[name]}.")
     if handler is None:
         raise BadRequest(f"There is no such action: {name}")
     return await handler(request, ctx, server_id(request), value)

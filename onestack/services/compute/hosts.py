@@ -319,6 +319,52 @@ class Hosts:
             views.append(view)
         return views
 
+    # -- os-hosts (2.1-2.42) ------------------------------------------------------------
+
+    def list_hosts(self, ctx: ValidatedToken, zone: str | None = None
+                   ) -> list[dict[str, str]]:
+        """Nova's os-hosts index: one entry per enabled service (``service`` is its
+        topic, the binary without ``nova-``), optionally of one zone."""
+        policy.require_admin(ctx, "os_compute_api:os-hosts:list")
+        self._heartbeat()
+        with self.db.session() as session:
+            services = session.scalars(select(ComputeService).where(
+                ComputeService.disabled.is_(False)).order_by(ComputeService.id)).all()
+            hosts = [{"host_name": s.host, "service": s.binary.removeprefix("nova-"),
+                      "zone": self.zone_of(s)} for s in services]
+        return [h for h in hosts if zone is None or h["zone"] == zone]
+
+    def host_resources(self, ctx: ValidatedToken, host: str) -> list[dict[str, Any]]:
+        """Nova's os-hosts show: ``(total)``, ``(used_now)``, ``(used_max)``, then the
+        use of each project with servers on the host."""
+        policy.require_admin(ctx, "os_compute_api:os-hosts:show")
+        with self.db.session() as session:
+            node = session.scalar(select(ComputeNode).where(ComputeNode.host == host)
+                                  .order_by(ComputeNode.id).limit(1))
+            views = self._hypervisor_views(session, [node]) if node is not None else []
+            if not views:
+                raise NotFound(f"Compute host {host} could not be found.")
+            view = views[0]
+            projects = session.execute(
+                select(Instance.project_id,
+                       func.coalesce(func.sum(Instance.vcpus), 0),
+                       func.coalesce(func.sum(Instance.memory_mb), 0),
+                       func.coalesce(func.sum(Instance.root_gb + Instance.ephemeral_gb), 0))
+                .where(Instance.host == host, Instance.deleted.is_(False))
+                .group_by(Instance.project_id).order_by(Instance.project_id)).all()
+
+        def resource(project: str, cpu: int, memory_mb: int, disk_gb: int) -> dict[str, Any]:
+            return {"resource": {"host": host, "project": project, "cpu": int(cpu),
+                                 "memory_mb": int(memory_mb), "disk_gb": int(disk_gb)}}
+
+        answer = [resource("(total)", view.node.vcpus, view.node.memory_mb, view.node.local_gb),
+                  resource("(used_now)", view.vcpus_used, view.memory_mb_used,
+                           view.local_gb_used),
+                  resource("(used_max)", sum(int(p[1]) for p in projects),
+                           sum(int(p[2]) for p in projects), sum(int(p[3]) for p in projects))]
+        answer += [resource(*row) for row in projects]
+        return answer
+
     def list_hypervisors(self, ctx: ValidatedToken, *, detail: bool = False,
                          pattern: str | None = None, limit: int | None = None,
                          marker: str | None = None, marker_is_uuid: bool = False,

@@ -1,0 +1,188 @@
+"""Nova routes the stock clients call for features OneStack has only in part, or not at
+all, answered the way Nova answers a cloud without them (instead of a bare 404):
+
+- ``/servers/{id}/os-interface`` (``openstack server remove port|network``,
+  ``conn.compute.server_interfaces``): the server's ports are listed and shown;
+  attaching and detaching interfaces is a 501 (Nova's answer when the virt driver
+  cannot hot-plug).
+- ``/servers/{id}/os-volume_attachments`` (``openstack server volume list``): always
+  empty (no volumes); attaching is a 501, a given attachment a 404.
+- ``/servers/{id}/diagnostics``: 501 (Nova's answer when the driver has none).
+- ``/servers/{id}/os-server-password``: always empty (no guest agent posts one); the
+  ``DELETE`` that clears it is a 204.
+- ``/servers/{id}/migrations`` and ``/os-migrations`` (``openstack server migration
+  list``): always empty (there are no migrations; resizes are in place).
+- ``/os-aggregates`` (``openstack aggregate list``, and ``openstack hypervisor show``,
+  which lists them): always empty; creating one is a 501.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import caller, json_response, read_json
+from onestack.api.compute.common import NotImplementedFault, check_object, compute
+from onestack.api.compute.microversion import version
+from onestack.api.compute.servers import server_id
+from onestack.common.errors import BadRequest, NotFound
+from onestack.services.compute import policy
+
+
+async def _body(request: Request, key: str) -> dict:  # type: ignore[type-arg]
+    """Nova's schema check comes before the feature check: the body must be
+    ``{key: {...}}`` (400 otherwise)."""
+    body = await read_json(request)
+    if key not in body:
+        raise BadRequest(f"Invalid input for field/attribute {key}. Value: None. "
+                         f"'{key}' is a required property")
+    return check_object(key, body[key])
+
+
+def _server(request: Request):  # type: ignore[no-untyped-def]
+    """The server (Nova's 404 when the caller cannot see it)."""
+    return compute(request).servers.get(caller(request), server_id(request))
+
+
+# -- os-interface --------------------------------------------------------------------------
+
+
+def _interface(request: Request, entry: dict) -> dict:  # type: ignore[type-arg]
+    body = dict(entry)
+    tag = body.pop("tag", None)
+    if version(request) >= (2, 70):
+        body["tag"] = tag
+    return body
+
+
+async def list_interfaces(request: Request) -> Response:
+    entries = compute(request).servers.interfaces(caller(request), server_id(request))
+    return json_response({"interfaceAttachments": [_interface(request, e) for e in entries]})
+
+
+async def show_interface(request: Request) -> Response:
+    entries = compute(request).servers.interfaces(caller(request), server_id(request))
+    port_id = request.path_params["port_id"]
+    for entry in entries:
+        if entry["port_id"] == port_id:
+            return json_response({"interfaceAttachment": _interface(request, entry)})
+    raise NotFound(f"Port {port_id} is not attached")
+
+
+async def attach_interface(request: Request) -> Response:
+    _server(request)
+    await _body(request, "interfaceAttachment")
+    raise NotImplementedFault("Attaching interfaces to a server is not supported by this "
+                              "cloud; create the server with the port or network instead.")
+
+
+async def detach_interface(request: Request) -> Response:
+    entries = compute(request).servers.interfaces(caller(request), server_id(request))
+    port_id = request.path_params["port_id"]
+    if not any(e["port_id"] == port_id for e in entries):
+        raise NotFound(f"Port {port_id} is not attached")
+    raise NotImplementedFault("Detaching interfaces from a server is not supported by "
+                              "this cloud.")
+
+
+# -- os-volume_attachments -----------------------------------------------------------------
+
+
+async def list_volume_attachments(request: Request) -> Response:
+    _server(request)
+    return json_response({"volumeAttachments": []})
+
+
+async def show_volume_attachment(request: Request) -> Response:
+    _server(request)
+    raise NotFound(f"Instance {server_id(request)} is not attached to volume "
+                   f"{request.path_params['volume_id']}.")
+
+
+async def attach_volume(request: Request) -> Response:
+    _server(request)
+    await _body(request, "volumeAttachment")
+    raise NotImplementedFault("Attaching volumes is not supported by this cloud (it has "
+                              "no block storage service).")
+
+
+# -- diagnostics, password -----------------------------------------------------------------
+
+
+async def diagnostics(request: Request) -> Response:
+    _server(request)
+    policy.require_admin(caller(request), "os_compute_api:os-server-diagnostics")
+    raise NotImplementedFault("Unable to get diagnostics, functionality not implemented")
+
+
+async def show_password(request: Request) -> Response:
+    _server(request)
+    return json_response({"password": ""})
+
+
+async def clear_password(request: Request) -> Response:
+    _server(request)
+    return Response(status_code=204)
+
+
+# -- migrations and aggregates ---------------------------------------------------------------
+
+
+async def list_server_migrations(request: Request) -> Response:
+    _server(request)
+    return json_response({"migrations": []})
+
+
+async def show_server_migration(request: Request) -> Response:
+    _server(request)
+    migration = request.path_params["migration_id"]
+    raise NotFound(f"Migration {migration} not found for instance {server_id(request)}.")
+
+
+async def list_migrations(request: Request) -> Response:
+    policy.require_admin(caller(request), "os_compute_api:os-migrations:index")
+    return json_response({"migrations": []})
+
+
+async def list_aggregates(request: Request) -> Response:
+    policy.require_admin(caller(request), "os_compute_api:os-aggregates:index")
+    return json_response({"aggregates": []})
+
+
+async def show_aggregate(request: Request) -> Response:
+    policy.require_admin(caller(request), "os_compute_api:os-aggregates:show")
+    raise NotFound(f"Aggregate {request.path_params['aggregate_id']} could not be found.")
+
+
+async def create_aggregate(request: Request) -> Response:
+    policy.require_admin(caller(request), "os_compute_api:os-aggregates:create")
+    await _body(request, "aggregate")
+    raise NotImplementedFault("Host aggregates are not supported by this cloud; use "
+                              "availability zones of compute services instead.")
+
+
+_SERVER = "/v2.1/servers/{server_id}"
+
+routes = [
+    Route(f"{_SERVER}/os-interface", list_interfaces, methods=["GET"]),
+    Route(f"{_SERVER}/os-interface", attach_interface, methods=["POST"]),
+    Route(f"{_SERVER}/os-interface/{{port_id}}", show_interface, methods=["GET"]),
+    Route(f"{_SERVER}/os-interface/{{port_id}}", detach_interface, methods=["DELETE"]),
+    Route(f"{_SERVER}/os-volume_attachments", list_volume_attachments, methods=["GET"]),
+    Route(f"{_SERVER}/os-volume_attachments", attach_volume, methods=["POST"]),
+    Route(f"{_SERVER}/os-volume_attachments/{{volume_id}}", show_volume_attachment,
+          methods=["GET", "PUT", "DELETE"]),
+    Route(f"{_SERVER}/diagnostics", diagnostics, methods=["GET"]),
+    Route(f"{_SERVER}/os-server-password", show_password, methods=["GET"]),
+    Route(f"{_SERVER}/os-server-password", clear_password, methods=["DELETE"]),
+    Route(f"{_SERVER}/migrations", list_server_migrations, methods=["GET"]),
+    Route(f"{_SERVER}/migrations/{{migration_id}}", show_server_migration,
+          methods=["GET", "DELETE"]),
+    Route("/v2.1/os-migrations", list_migrations, methods=["GET"]),
+    Route("/v2.1/os-aggregates", list_aggregates, methods=["GET"]),
+    Route("/v2.1/os-aggregates", create_aggregate, methods=["POST"]),
+    Route("/v2.1/os-aggregates/{aggregate_id}", show_aggregate,
+          methods=["GET", "PUT", "DELETE"]),
+    Route("/v2.1/os-aggregates/{aggregate_id}/action", show_aggregate, methods=["POST"]),
+]
