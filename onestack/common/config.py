@@ -134,9 +134,11 @@ class HostConfig:
     agent: bool = True
     #: Name of this host in os-hypervisors and os-services (empty: the machine's hostname).
     name: str = ""
-    #: Prefix of every namespace, bridge, tap and veth this host creates, so several hosts
-    #: (or test runs) share one machine and cleanup finds exactly its own objects.
-    name_prefix: str = ""
+    #: Prefix of every namespace, bridge, tap and veth this host creates (before Neutron's
+    #: names: ``osbrq<net>``, ``ostap<port>``, ``osqdhcp-<net>``), so OneStack's objects
+    #: are told apart from the machine's own, several hosts (or test runs) share one
+    #: machine, and cleanup finds exactly its own objects. At most 6 characters.
+    name_prefix: str = "os"
     #: Drivers: hypervisor ``qemu`` | ``fake``; storage ``local`` | ``fake``; network
     #: ``linux`` | ``fake``.
     hypervisor_driver: str = "qemu"
