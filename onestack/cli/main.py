@@ -80,7 +80,7 @@ def _print_welcome(state_dir: Path, url: str, clouds: Path, have_password: bool)
                       f"  export OS_CLOUD={CLOUD_NAME}\n"
                       "  openstack token issue\n"
                       "  openstack server create --image IMAGE --flavor m1.nano "
-                      "--network NET --wait vm1\n"
+                      "--network NET vm1\n"
                       f"The admin password is in {clouds}.")
     else:
         console.print(f"[yellow]{clouds} is missing and the admin password is not known; "

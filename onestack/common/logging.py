@@ -76,3 +76,5 @@ def setup_logging(log_dir: Path | None, level: str = "info", console: bool = Tru
         root.addHandler(ch)
     # uvicorn's own access log duplicates ours (ours carries the request id).
     logging.getLogger("uvicorn.access").disabled = True
+    # One line per request the metadata proxy forwards is the access log's job.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
