@@ -168,12 +168,14 @@ class NetnsHost:
     # -- what the host holds --------------------------------------------------------------
 
     def pidfile_processes(self) -> dict[Path, int]:
-        """Live processes named by pidfiles under the state dir, whose command line
-        mentions that pidfile's directory (so a reused PID is never taken for ours)."""
+        """Live processes named by pidfiles under the state dir (QEMU's ``qemu.pid``,
+        dnsmasq's ``pid``), whose command line mentions that pidfile's directory (so a
+        reused PID is never taken for ours)."""
         found = {}
         if not self.state_dir.exists():
             return found
-        for pidfile in self.state_dir.rglob("*.pid"):
+        pidfiles = [*self.state_dir.rglob("*.pid"), *self.state_dir.rglob("pid")]
+        for pidfile in pidfiles:
             try:
                 pid = int(pidfile.read_text().split()[0])
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
