@@ -6,6 +6,7 @@ HTTP client and an admin token. Use ``cloud.request(...)`` or ``cloud.client``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,10 @@ class Cloud:
         return r.headers["X-Subject-Token"]
 
 
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
-    config = make_config(tmp_path / "state")
+@contextlib.contextmanager
+def running_cloud(tmp_path: Path, **overrides: Any) -> Iterator[Cloud]:
+    """An in-process cloud on a fresh state dir (``overrides`` as in ``make_config``)."""
+    config = make_config(tmp_path / "state", **overrides)
     services = Services(config, admin_password=ADMIN_PASSWORD)
     app = create_app(config, services)
     with TestClient(app, base_url="http://127.0.0.1:5000") as client:
@@ -81,3 +83,9 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
         c.admin_token = c.login("admin", ADMIN_PASSWORD, project="admin")
         yield c
     services.close()
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    with running_cloud(tmp_path) as c:
+        yield c

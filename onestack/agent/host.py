@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 from onestack.agent.reconciler import Agent
@@ -17,14 +18,17 @@ def host_name(config: Config) -> str:
     return config.host.name or socket.gethostname()
 
 
-def build_agent(config: Config, compute: Any) -> Agent:
+def build_agent(config: Config, compute: Any, probe_kernel: Path | None = None) -> Agent:
     """The all-in-one agent: it runs in the server process and calls ``compute.hostapi``
-    directly (the same interface a remote agent would reach over HTTP)."""
+    directly (the same interface a remote agent would reach over HTTP). ``probe_kernel``:
+    what the hypervisor boots to find out whether KVM works (a kernel or a bootable qcow2;
+    None: the newest /boot/vmlinuz-*)."""
     hc = config.host
     name = host_name(config)
     state = config.state_dir
     hv = hypervisor.load(hc.hypervisor_driver, instances_dir=state / "instances",
-                         accel=hc.accel, name_prefix=hc.name_prefix)
+                         accel=hc.accel, name_prefix=hc.name_prefix,
+                         probe_kernel=probe_kernel)
     st = storage.load(hc.storage_driver, root=state / "disks")
     net = network.load(hc.network_driver, state_dir=state, name_prefix=hc.name_prefix)
     proxy = None

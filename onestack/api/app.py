@@ -60,8 +60,10 @@ class Services:
         if self.agent is not None:
             return
         from onestack.agent.host import build_agent
+        from onestack.services.image.testimage import cached_test_image
 
-        self.agent = build_agent(self.config, self.compute)
+        # The test image, if it was ever built, is what the KVM probe boots.
+        self.agent = build_agent(self.config, self.compute, probe_kernel=cached_test_image())
         self.compute.agents[self.agent.host] = self.agent
         self.compute.listeners.append(self.agent.wake)
         self.agent.start()

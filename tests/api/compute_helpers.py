@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from starlette.testclient import TestClient
-
-from onestack.api.app import Services, create_app
 from onestack.db.models import Instance, utcnow
 from tests.api.network_helpers import Tenant, tenant
 from tests.api.nova_helpers import V21, add_host, nova, nova_error, ok
-from tests.conftest import ADMIN_PASSWORD, Cloud, make_config
+from tests.conftest import Cloud, running_cloud
 
 __all__ = ["V21", "BootEnv", "Tenant", "action", "add_host", "boot", "boot_env",
            "force_state", "latest", "nova", "nova_error", "ok", "quiet_cloud", "server",
@@ -40,15 +37,8 @@ def latest(microversion: str = LATEST) -> dict[str, str]:
 @contextlib.contextmanager
 def quiet_cloud(tmp_path: Path, **overrides: Any) -> Iterator[Cloud]:
     """Like the ``cloud`` fixture, without this host's agent: nothing converges."""
-    config = make_config(tmp_path / "state", host_agent=False, **overrides)
-    services = Services(config, admin_password=ADMIN_PASSWORD)
-    app = create_app(config, services)
-    with TestClient(app, base_url="http://127.0.0.1:5000") as client:
-        c = Cloud(client, services, config, "", services.bootstrap.admin_user_id,
-                  services.bootstrap.admin_project_id)
-        c.admin_token = c.login("admin", ADMIN_PASSWORD, project="admin")
-        yield c
-    services.close()
+    with running_cloud(tmp_path, host_agent=False, **overrides) as cloud:
+        yield cloud
 
 
 # -- what a server needs -------------------------------------------------------------------

@@ -19,30 +19,16 @@ from onestack.db.models import ComputeService, Flavor, Instance
 from tests.api.compute_helpers import (
     LATEST,
     action,
-    add_host,
     boot,
     boot_env,
     force_state,
     nova,
     nova_error,
     ok,
-    quiet_cloud,
     server,
     tenant,
     wait_for,
 )
-
-
-@pytest.fixture
-def quiet(tmp_path):
-    with quiet_cloud(tmp_path) as cloud:
-        add_host(cloud, "host-a")
-        yield cloud
-
-
-@pytest.fixture
-def env(quiet):
-    return boot_env(quiet)
 
 
 @pytest.fixture

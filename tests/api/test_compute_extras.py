@@ -7,27 +7,12 @@ from __future__ import annotations
 import pytest
 
 from tests.api.compute_helpers import (
-    add_host,
     boot,
-    boot_env,
     nova,
     nova_error,
     ok,
-    quiet_cloud,
     tenant,
 )
-
-
-@pytest.fixture
-def quiet(tmp_path):
-    with quiet_cloud(tmp_path) as cloud:
-        add_host(cloud, "host-a")
-        yield cloud
-
-
-@pytest.fixture
-def env(quiet):
-    return boot_env(quiet)
 
 
 @pytest.fixture

@@ -30,18 +30,6 @@ from tests.api.compute_helpers import (
 )
 
 
-@pytest.fixture
-def quiet(tmp_path):
-    with quiet_cloud(tmp_path) as cloud:
-        add_host(cloud, "host-a")
-        yield cloud
-
-
-@pytest.fixture
-def env(quiet):
-    return boot_env(quiet)
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     """One cloud for tests that only send bad requests (nothing is created)."""

@@ -260,7 +260,7 @@ def test_auto_accel_picks_what_really_works(test_image: Path, tmp_path: Path,
                                             instances: Path) -> None:
     """``auto`` probes once; its verdict is checked against a real guest under KVM."""
     started = time.monotonic()
-    driver = QemuDriver(instances, accel="auto")
+    driver = QemuDriver(instances, accel="auto", probe_kernel=test_image)
     accel = driver.host_info().accel
     print(f"auto -> {accel} in {time.monotonic() - started:.1f} s: {driver.accel_reason}")
     assert accel in ("kvm", "tcg") and driver.accel_reason
@@ -270,7 +270,7 @@ def test_auto_accel_picks_what_really_works(test_image: Path, tmp_path: Path,
     probe = json.loads((tmp_path / ACCEL_PROBE_FILE).read_text())
     assert probe["accel"] == accel
     # Cached: a second driver (a restarted agent) does not probe again.
-    again = QemuDriver(instances, accel="auto")
+    again = QemuDriver(instances, accel="auto", probe_kernel=test_image)
     assert again.host_info().accel == accel
     assert ACCEL_PROBE_FILE in again.accel_reason
 

@@ -693,8 +693,8 @@ class QemuDriver(HypervisorDriver):
             target = self._probe_target()
             if target is None:
                 # Not cached: a kernel may be there next time.
-                return "tcg", ("no kernel to test KVM with (no /boot/vmlinuz-*, no test "
-                               "image); using TCG")
+                return "tcg", ("no kernel to test KVM with (no /boot/vmlinuz-*, no probe "
+                               "image given); using TCG")
             started = time.monotonic()
             works, detail = probe_kvm(self.binary, target)
             accel = "kvm" if works else "tcg"
@@ -719,14 +719,7 @@ class QemuDriver(HypervisorDriver):
         kernels = [k for k in Path("/boot").glob("vmlinuz-*") if os.access(k, os.R_OK)]
         if kernels:
             return max(kernels, key=lambda k: k.stat().st_mtime)
-        # The test image is only found if it was built; a driver never builds it. The
-        # import is lazy: drivers otherwise know nothing of services.
-        from onestack.services.image.testimage import default_cache_dir
-
-        images = sorted((default_cache_dir() / "test-image").glob("onestack-test-*.qcow2"),
-                        key=lambda p: p.stat().st_mtime)
-        return images[-1] if images else None
-
+        return None
 
 def probe_kvm(binary: str, target: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     """Boot ``target`` (a kernel, or a qcow2 disk) under KVM; (it works, what happened).

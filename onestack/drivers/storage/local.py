@@ -36,6 +36,7 @@ from typing import Any
 
 from oslo_utils.imageutils import format_inspector as fi
 
+from onestack.common.durable import fsync_dir
 from onestack.drivers.storage.base import Disk, ImageSource, StorageDriver, StorageError
 
 LOG = logging.getLogger(__name__)
@@ -87,14 +88,6 @@ def qemu_img_info(path: Path, fmt: str, *, untrusted: bool = False) -> dict[str,
     return info
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -131,7 +124,7 @@ def _write_durably(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class _ImageLock:
@@ -241,7 +234,7 @@ class LocalStorage(StorageDriver):
                     f"didn't match the image's ({digest.hexdigest()} != {image.hash_value})")
             self._inspect(image.id, tmp, image.disk_format)
             os.rename(tmp, path)
-            _fsync_dir(self.base_dir)
+            fsync_dir(self.base_dir)
         except StorageError:
             tmp.unlink(missing_ok=True)
             raise
@@ -351,7 +344,7 @@ class LocalStorage(StorageDriver):
                          "-b", str(base.path), str(tmp), str(size))
                 _fsync_file(tmp)
                 os.rename(tmp, path)
-                _fsync_dir(directory)
+                fsync_dir(directory)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 if not path.exists():
@@ -384,7 +377,7 @@ class LocalStorage(StorageDriver):
             # One rename takes the disk away as a whole; the rest is cleanup.
             doomed = self.root / f".deleted-{instance_uuid}-{secrets.token_hex(4)}"
             os.rename(directory, doomed)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             _remove_tree(doomed)
         self._collect_garbage()
 
@@ -419,7 +412,7 @@ class LocalStorage(StorageDriver):
                 base.unlink(missing_ok=True)
                 for stale in self.base_dir.glob(f".{image_id}.partial-*"):
                     stale.unlink(missing_ok=True)
-                _fsync_dir(self.base_dir)
+                fsync_dir(self.base_dir)
                 with self._checked_mutex:
                     self._checked.pop(image_id, None)
                 lock.release(remove=True)

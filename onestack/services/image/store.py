@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from onestack.common.durable import fsync_dir
 from onestack.services.image.fields import UUID_RE
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class PartialFile:
         os.replace(self.path, destination)
         self.committed = True
         if self._fsync:
-            _fsync_dir(destination.parent)
+            fsync_dir(destination.parent)
 
     def discard(self) -> None:
         """Forget the data; safe to call at any time, any number of times."""
@@ -119,14 +120,6 @@ class PartialFile:
 def _update(hasher: Any, chunks: list[bytes]) -> None:
     for chunk in chunks:
         hasher.update(chunk)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def receive(partial: PartialFile, chunks: AsyncIterator[bytes],
@@ -201,7 +194,7 @@ class ImageStore:
         """Move staged data into place (same file system: a rename)."""
         os.replace(self.staged_path(image_id), self.path(image_id))
         if self.fsync:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
 
     def delete(self, image_id: str) -> None:
         """Remove the image's data and anything staged for it (missing is fine)."""

@@ -221,6 +221,13 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "onestack"
 
 
+def cached_test_image(cache_dir: Path | None = None) -> Path | None:
+    """The newest test image already built (never builds one), or None."""
+    images = sorted(((cache_dir or default_cache_dir()) / "test-image").glob(
+        "onestack-test-*.qcow2"), key=lambda p: p.stat().st_mtime)
+    return images[-1] if images else None
+
+
 def build_test_image(output: Path | None = None, cache_dir: Path | None = None,
                      report: Report | None = None) -> Path:
     """Build (or take from the cache) the test image; return its path.
