@@ -538,3 +538,49 @@ def test_cleanup_removes_everything(host: Host) -> None:
     assert not any(process_cmdline(pid) for pid in pids)
     assert not (host.state_dir / "dhcp").exists()
     assert [link for link in netns.links() if link.startswith(host.prefix)] == []
+
+
+def test_namespace_deletion_ends_abandoned_dnsmasq(host: Host) -> None:
+    """A cloud with the same prefix whose state directory was removed left dnsmasq
+    running in its namespace: deleting the namespace ends it too (nothing else ever
+    would), checked by its command line."""
+    spec = network_spec(67)
+    other_state = Path(tempfile.mkdtemp(prefix=f"{host.prefix}-gone-", dir="/tmp"))
+    try:
+        other_state.chmod(0o755)
+        LinuxNetwork(other_state, name_prefix=host.prefix).ensure_network(spec)
+        pid = int((other_state / "dhcp" / spec.id / "pid").read_text())
+    finally:
+        shutil.rmtree(other_state, ignore_errors=True)
+    assert process_cmdline(pid)  # outlived its state directory
+    assert host.driver.list_networks() == [spec.id]
+    host.driver.delete_network(spec.id)
+    assert not process_cmdline(pid)
+    assert host.driver.names.dhcp_namespace(spec.id) not in netns.namespaces()
+    assert host.driver.list_networks() == []
+
+
+def test_namespace_with_a_stranger_is_kept(host: Host) -> None:
+    """A process in a DHCP namespace that is not this host's dnsmasq is never killed; the
+    namespace stays (deleting it would leave that process out of reach) until it ends."""
+    spec = network_spec(69)
+    host.driver.ensure_network(spec)
+    ns = host.driver.names.dhcp_namespace(spec.id)
+    stranger = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"],
+                                stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: stranger.pid in netns.namespace_pids(ns)
+                 or any(process_cmdline(p)[:1] == ["sleep"] for p in netns.namespace_pids(ns)),
+                 5, "the stranger to enter the namespace")
+        dnsmasq = dnsmasq_pid(host, spec.id)
+        with pytest.raises(NetworkDriverError, match="not this host's"):
+            host.driver.delete_network(spec.id)
+        assert stranger.poll() is None  # untouched
+        assert ns in netns.namespaces()
+        assert not process_cmdline(dnsmasq)  # ours went
+    finally:
+        stranger.kill()
+        stranger.wait()
+    host.driver.delete_network(spec.id)
+    assert ns not in netns.namespaces()
+    assert host.driver.list_networks() == []

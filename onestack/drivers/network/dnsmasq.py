@@ -26,11 +26,11 @@ import os
 import re
 import signal
 import stat
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from onestack.common.processes import cmdline, end_process
 from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
 
 #: Lease time handed out (seconds), Neutron's default.
@@ -39,6 +39,9 @@ LEASE_SECONDS = 86400
 METADATA_IP = "169.254.169.254"
 #: At most this many leases are counted per subnet for ``--dhcp-lease-max``.
 MAX_LEASES_PER_SUBNET = 65536
+
+#: A live process's argument list ([] if it is gone or a zombie).
+process_cmdline = cmdline
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
@@ -355,33 +358,28 @@ class DnsmasqProcess:
             pid = int(self.files.pid.read_text().strip())
         except (OSError, ValueError):
             return None
-        argv = process_cmdline(pid)
-        if argv and argv[0].rsplit("/", 1)[-1] == "dnsmasq" \
-                and any(str(self.files.dir) in arg for arg in argv):
-            return pid
-        return None
+        return pid if self._ours(process_cmdline(pid)) else None
+
+    def _ours(self, argv: list[str]) -> bool:
+        return bool(argv) and argv[0].rsplit("/", 1)[-1] == "dnsmasq" \
+            and any(str(self.files.dir) in arg for arg in argv)
 
     def reload(self, pid: int) -> None:
         os.kill(pid, signal.SIGHUP)
 
     def stop(self, pid: int, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if not process_cmdline(pid):
-                    return
-                time.sleep(0.02)
+        """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds (each
+        only while the PID still runs the dnsmasq ``pid()`` found)."""
+        argv = process_cmdline(pid)
+        if self._ours(argv):
+            end_process(pid, argv, timeout)
 
 
-def process_cmdline(pid: int) -> list[str]:
-    """A live process's argument list ([] if it is gone or a zombie)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+def dnsmasq_pidfile(argv: list[str]) -> Path | None:
+    """The ``--pid-file`` of a dnsmasq command line (None for any other program)."""
+    if not argv or argv[0].rsplit("/", 1)[-1] != "dnsmasq":
+        return None
+    for arg in argv[1:]:
+        if arg.startswith("--pid-file="):
+            return Path(arg.split("=", 1)[1])
+    return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shlex
 import shutil
 import socket
 import threading
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from onestack.common.processes import end_process
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import (
     NetworkDriver,
@@ -43,6 +45,7 @@ from onestack.drivers.network.dnsmasq import (
     Lease,
     build_command,
     check_mac,
+    dnsmasq_pidfile,
     dnsmasq_user,
     hosts_file,
     interface_addresses,
@@ -299,9 +302,44 @@ class LinuxNetwork(NetworkDriver):
             netns.ip("link", "del", outer)
         ns = self.names.dhcp_namespace(network_id)
         if ns in netns.namespaces():
-            netns.ip("netns", "del", ns)
-            log.info("deleted namespace %s", ns)
+            self._delete_namespace(ns, network_id)
         shutil.rmtree(files.dir, ignore_errors=True)
+
+    def _delete_namespace(self, ns: str, network_id: str) -> None:
+        """Delete a DHCP namespace once no process is left in it: deleting the name of a
+        namespace that still holds processes leaves them running, out of reach, for good.
+
+        Processes in it that are this host's are ended first: a dnsmasq whose command
+        line names this state directory's pidfile for the network, or an abandoned one
+        (a OneStack dnsmasq for the network whose pidfile's directory is gone: its state
+        directory was removed, and nothing would ever adopt it). Anything else is left
+        alone, and so is the namespace; the error names who is in it."""
+        ours = DnsmasqFiles(self.dhcp_dir / network_id).pid
+        strangers = []
+        for pid in netns.namespace_pids(ns):
+            argv = process_cmdline(pid)
+            if not argv:
+                continue  # gone meanwhile, or a zombie
+            pidfile = dnsmasq_pidfile(argv)
+            if pidfile == ours:
+                why = "ours"
+            elif pidfile is not None and pidfile.parent.name == network_id \
+                    and pidfile.parent.parent.name == "dhcp" and not pidfile.parent.exists():
+                why = "abandoned (its state directory is gone)"
+            else:
+                strangers.append(f"PID {pid} ({shlex.join(argv)[:120]})")
+                continue
+            if end_process(pid, argv):
+                log.info("ended dnsmasq %d in namespace %s: %s", pid, ns, why)
+            else:
+                strangers.append(f"PID {pid} (does not die)")
+        if strangers:
+            raise NetworkDriverError(
+                f"namespace {ns} still holds processes that are not this host's: "
+                f"{'; '.join(strangers)}; it is left in place (end them and it goes at "
+                "the next removal)")
+        netns.ip("netns", "del", ns)
+        log.info("deleted namespace %s", ns)
 
     # -- ports ----------------------------------------------------------------------
 
@@ -416,9 +454,10 @@ class LinuxNetwork(NetworkDriver):
                     if name in netns.links():
                         errors.append(str(exc))
             for ns in sorted(netns.namespaces()):
-                if self.names.namespace_network(ns):
+                network_id = self.names.namespace_network(ns)
+                if network_id:
                     try:
-                        netns.ip("netns", "del", ns)
+                        self._delete_namespace(ns, network_id)
                     except NetworkDriverError as exc:
                         errors.append(str(exc))
             shutil.rmtree(self.dhcp_dir, ignore_errors=True)

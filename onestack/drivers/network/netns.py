@@ -124,6 +124,15 @@ def namespaces() -> set[str]:
     return {ns["name"] for ns in ip_json("netns", "list")}
 
 
+def namespace_pids(name: str) -> list[int]:
+    """PIDs of the processes in the named namespace (``ip netns pids``); [] if it does
+    not exist."""
+    if not namespace_path(name).exists():
+        return []
+    return [int(word) for word in run(["ip", "netns", "pids", name]).split()
+            if word.isdigit()]
+
+
 def link_kind(link: dict[str, Any]) -> str:
     """``bridge``, ``veth``, ``tun``, ... ("" for a plain device)."""
     return str(link.get("linkinfo", {}).get("info_kind", ""))
