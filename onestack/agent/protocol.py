@@ -105,6 +105,10 @@ class ControlPlane(Protocol):
         """Every network with a port of an instance on ``host``, with its DHCP port
         (created here if missing) and the DHCP host entries."""
 
+    def existing_networks(self, network_ids: list[str]) -> set[str]:
+        """Which of these networks still exist. A host removes a deleted network at
+        once (even when stopping); an existing one no instance uses is kept a while."""
+
     def config_drive_files(self, uuid: str) -> dict[str, bytes]:
         """The files of the instance's config drive, by path."""
 

@@ -93,12 +93,14 @@ class Agent:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop; guests keep running (they are re-adopted at the next start)."""
+        """Stop the loop; guests and the DHCP of networks in use keep running (they are
+        re-adopted at the next start). Removals already due are finished first."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._finish_removals()
         if self.metadata_proxy is not None:
             self.metadata_proxy.close()
 
@@ -193,15 +195,19 @@ class Agent:
         now = time.monotonic()
         for network_id in wanted:
             self._unused_since.pop(network_id, None)
-        for network_id in sorted(known - set(wanted)):
+        unused = sorted(known - set(wanted))
+        deleted = self._deleted_networks(unused)
+        for network_id in unused:
             with self._lock:
                 busy = bool(self._in_flight)
             if busy and network_id in self._networks:
                 continue  # an instance being deleted may still have a tap on it
-            # Kept a while once unused: the next server on it boots without waiting for
-            # a bridge, a namespace and dnsmasq. Its DHCP hosts (and their leases) go now.
+            # Kept a while once unused (unless deleted from the cloud): the next server
+            # on it boots without waiting for a bridge, a namespace and dnsmasq. Its DHCP
+            # hosts (and their leases) go now.
             since = self._unused_since.setdefault(network_id, now)
-            if network_id in self._networks and now - since < self.network_idle_seconds:
+            if network_id in self._networks and network_id not in deleted \
+                    and now - since < self.network_idle_seconds:
                 applied = self._networks[network_id]
                 if applied.hosts:
                     idle = dataclasses.replace(applied, hosts=[])
@@ -211,17 +217,52 @@ class Agent:
                     except Exception:
                         log.exception("network %s: could not drop its DHCP hosts", network_id)
                 continue
-            try:
-                if self.metadata_proxy is not None and network_id in self._served:
-                    self.metadata_proxy.stop(network_id)
-                self.network.delete_network(network_id)
-            except Exception:
-                log.exception("network %s: could not remove it from this host", network_id)
-                continue
+            self._remove_network(network_id, "deleted" if network_id in deleted
+                                 else "no instance uses it")
+
+    def _deleted_networks(self, network_ids: list[str]) -> set[str]:
+        """Those of ``network_ids`` the cloud no longer has (none if it cannot tell)."""
+        if not network_ids:
+            return set()
+        try:
+            return set(network_ids) - self.control.existing_networks(network_ids)
+        except Exception:
+            log.exception("could not ask which networks still exist")
+            return set()
+
+    def _remove_network(self, network_id: str, why: str) -> bool:
+        """Stop its metadata listener, then the driver removes the bridge, the namespace
+        and what runs in it (dnsmasq)."""
+        try:
+            if self.metadata_proxy is not None:
+                self.metadata_proxy.stop(network_id)
             self._served.discard(network_id)
-            self._networks.pop(network_id, None)
-            self._unused_since.pop(network_id, None)
-            log.info("network %s: removed from this host (no instance uses it)", network_id)
+            self.network.delete_network(network_id)
+        except Exception:
+            log.exception("network %s: could not remove it from this host", network_id)
+            return False
+        self._networks.pop(network_id, None)
+        self._unused_since.pop(network_id, None)
+        log.info("network %s: removed from this host (%s)", network_id, why)
+        return True
+
+    def _finish_removals(self) -> None:
+        """At a clean stop, remove what is already due, so nothing waits for a next
+        start that may never come: networks deleted from the cloud, and networks unused
+        for longer than ``network_idle_seconds``. Networks in use, or unused for less
+        time, stay with their DHCP (as guests do): a restart finds them ready."""
+        try:
+            known = set(self._networks) | set(self.network.list_networks())
+        except Exception:
+            log.exception("could not list this host's networks")
+            return
+        now = time.monotonic()
+        expired = {n for n, since in self._unused_since.items()
+                   if now - since >= self.network_idle_seconds}
+        for network_id in sorted(self._deleted_networks(sorted(known))):
+            self._remove_network(network_id, "deleted")
+        for network_id in sorted(expired & set(self._networks)):
+            self._remove_network(network_id, "no instance uses it")
 
     def _remove_leftovers(self, desired: set[str], ports: set[str]) -> None:
         with self._lock:

@@ -29,6 +29,8 @@ class Control:
         self.reports: list[HostReport] = []
         self.port_status: dict[str, str] = {}
         self.uploads: dict[str, int] = {}
+        #: Networks deleted from the cloud (every other network exists).
+        self.deleted_networks: set[str] = set()
 
     def register(self, report: HostReport) -> None:
         self.reports.append(report)
@@ -47,6 +49,9 @@ class Control:
                     dhcp_ips=["10.0.0.2"]))
                 spec.hosts.append(DhcpHost(port_id=p.id, mac=p.mac, ips=p.ips))
         return list(nets.values())
+
+    def existing_networks(self, network_ids: list[str]) -> set[str]:
+        return set(network_ids) - self.deleted_networks
 
     def config_drive_files(self, uuid: str) -> dict[str, bytes]:
         return {"openstack/latest/meta_data.json": b'{"uuid": "%s"}' % uuid.encode()}
@@ -253,3 +258,75 @@ def test_unused_network_stays_a_while_then_goes(tmp_path: Path, image: bytes) ->
     time.sleep(0.35)
     agent.run_once(wait=True)
     assert agent.network.list_networks() == []
+
+
+def test_deleted_network_goes_at_once(tmp_path: Path, image: bytes) -> None:
+    """Idle networks are kept a while for the next server; a network deleted from the
+    cloud has no next server."""
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    agent = make_agent(tmp_path, control)
+    agent.network_idle_seconds = 3600
+    agent.run_once(wait=True)
+    d.task_state = "deleting"
+    agent.run_once(wait=True)
+    agent.run_once(wait=True)
+    assert agent.network.list_networks() == ["net-1"]  # idle, kept
+    control.deleted_networks.add("net-1")
+    agent.run_once(wait=True)
+    assert agent.network.list_networks() == []
+
+
+def two_networks(image: bytes, control: Control) -> tuple[DesiredInstance, DesiredInstance]:
+    live, gone = instance(image, "aaaaaaaa-0000-0000-0000-000000000000"), \
+        instance(image, "bbbbbbbb-0000-0000-0000-000000000000")
+    gone.ports[0].network_id = "net-2"
+    gone.ports[0].mac = "fa:16:3e:11:22:44"
+    control.instances = {live.uuid: live, gone.uuid: gone}
+    return live, gone
+
+
+def test_clean_stop_finishes_due_removals_only(tmp_path: Path, image: bytes) -> None:
+    """Stopping right after a network was deleted removes it; the guest and the network
+    in use, and a network merely idle, stay for the next start."""
+    control = Control(image)
+    live, gone = two_networks(image, control)
+    idle = instance(image, "cccccccc-0000-0000-0000-000000000000")
+    idle.ports[0].network_id = "net-3"
+    idle.ports[0].mac = "fa:16:3e:11:22:55"
+    control.instances[idle.uuid] = idle
+    agent = make_agent(tmp_path, control)
+    agent.network_idle_seconds = 3600
+    agent.poll_interval = 3600  # only the first pass runs by itself
+    agent.run_once(wait=True)
+    for d in (gone, idle):
+        d.task_state = "deleting"
+    agent.run_once(wait=True)
+    agent.run_once(wait=True)
+    assert agent.network.list_networks() == ["net-1", "net-2", "net-3"]
+    control.deleted_networks.add("net-2")  # then the server is stopped before a pass
+    agent.stop()
+    assert agent.network.list_networks() == ["net-1", "net-3"]
+    assert agent.hypervisor.list_guests() == {live.uuid: PowerState.RUNNING}
+    assert agent.network.hosts("net-1") != []  # DHCP of the live guest untouched
+    # A restarted agent adopts what stayed.
+    again = make_agent(tmp_path, control)
+    assert again.network.list_networks() == ["net-1", "net-3"]
+    assert again.hypervisor.power_state(live.uuid) == PowerState.RUNNING
+
+
+def test_stop_keeps_everything_when_the_cloud_cannot_tell(tmp_path: Path,
+                                                          image: bytes) -> None:
+    control = Control(image)
+    live, _ = two_networks(image, control)
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+
+    def broken(network_ids: list[str]) -> set[str]:
+        raise RuntimeError("database closed")
+
+    control.existing_networks = broken  # type: ignore[method-assign]
+    agent.network_idle_seconds = 3600
+    agent.stop()
+    assert agent.network.list_networks() == ["net-1", "net-2"]

@@ -173,6 +173,13 @@ class HostAPI:
 
         return retrying(self.db, work)
 
+    def existing_networks(self, network_ids: list[str]) -> set[str]:
+        if not network_ids:
+            return set()
+        with self.db.session() as session:
+            return set(session.scalars(select(Network.id).where(
+                Network.id.in_(network_ids))).all())
+
     def _dhcp_port(self, session: Session, network: Network, host: str) -> Port | None:
         """The network's DHCP port on this host, made now if DHCP is on and it has none."""
         if not any(s.enable_dhcp for s in network.subnets):
