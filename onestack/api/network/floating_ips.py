@@ -24,6 +24,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.policy import member, reader
 from onestack.db.models import FloatingIP
 from onestack.services.network.base import Page
 from onestack.services.network.floating_ips import status_of
@@ -107,9 +108,12 @@ async def delete_floating_ip(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/floatingips", create_floating_ip, methods=["POST"]),
-    Route("/v2.0/floatingips", list_floating_ips, methods=["GET"]),
-    Route("/v2.0/floatingips/{floatingip_id}", get_floating_ip, methods=["GET"]),
-    Route("/v2.0/floatingips/{floatingip_id}", update_floating_ip, methods=["PUT"]),
-    Route("/v2.0/floatingips/{floatingip_id}", delete_floating_ip, methods=["DELETE"]),
+    Route("/v2.0/floatingips", member(create_floating_ip, "create_floatingip"), methods=["POST"]),
+    Route("/v2.0/floatingips", reader(list_floating_ips, "get_floatingip"), methods=["GET"]),
+    Route("/v2.0/floatingips/{floatingip_id}",
+          reader(get_floating_ip, "get_floatingip"), methods=["GET"]),
+    Route("/v2.0/floatingips/{floatingip_id}",
+          member(update_floating_ip, "update_floatingip"), methods=["PUT"]),
+    Route("/v2.0/floatingips/{floatingip_id}",
+          member(delete_floating_ip, "delete_floatingip"), methods=["DELETE"]),
 ]

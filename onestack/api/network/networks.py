@@ -25,6 +25,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.policy import member, reader
 from onestack.db.models import Network
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import Page
@@ -115,9 +116,9 @@ async def delete_network(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/networks", create_network, methods=["POST"]),
-    Route("/v2.0/networks", list_networks, methods=["GET"]),
-    Route("/v2.0/networks/{network_id}", get_network, methods=["GET"]),
-    Route("/v2.0/networks/{network_id}", update_network, methods=["PUT"]),
-    Route("/v2.0/networks/{network_id}", delete_network, methods=["DELETE"]),
+    Route("/v2.0/networks", member(create_network), methods=["POST"]),
+    Route("/v2.0/networks", reader(list_networks, "get_network"), methods=["GET"]),
+    Route("/v2.0/networks/{network_id}", reader(get_network), methods=["GET"]),
+    Route("/v2.0/networks/{network_id}", member(update_network), methods=["PUT"]),
+    Route("/v2.0/networks/{network_id}", member(delete_network), methods=["DELETE"]),
 ]

@@ -24,6 +24,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.policy import member, reader
 from onestack.common.errors import BadRequest
 from onestack.db.models import Port
 from onestack.services.identity.context import ValidatedToken
@@ -158,9 +159,9 @@ async def delete_port(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/ports", create_port, methods=["POST"]),
-    Route("/v2.0/ports", list_ports, methods=["GET"]),
-    Route("/v2.0/ports/{port_id}", get_port, methods=["GET"]),
-    Route("/v2.0/ports/{port_id}", update_port, methods=["PUT"]),
-    Route("/v2.0/ports/{port_id}", delete_port, methods=["DELETE"]),
+    Route("/v2.0/ports", member(create_port), methods=["POST"]),
+    Route("/v2.0/ports", reader(list_ports, "get_port"), methods=["GET"]),
+    Route("/v2.0/ports/{port_id}", reader(get_port), methods=["GET"]),
+    Route("/v2.0/ports/{port_id}", member(update_port), methods=["PUT"]),
+    Route("/v2.0/ports/{port_id}", member(delete_port), methods=["DELETE"]),
 ]

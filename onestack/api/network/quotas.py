@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, no_content
 from onestack.api.network.common import networking, read_member
+from onestack.api.network.policy import admin, reader
 from onestack.common.errors import InvalidField
 
 
@@ -71,10 +72,12 @@ async def delete_quota(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/quotas", list_quotas, methods=["GET"]),
-    Route("/v2.0/quotas/{project_id}", get_quota, methods=["GET"]),
-    Route("/v2.0/quotas/{project_id}", update_quota, methods=["PUT"]),
-    Route("/v2.0/quotas/{project_id}", delete_quota, methods=["DELETE"]),
-    Route("/v2.0/quotas/{project_id}/default", get_default_quota, methods=["GET"]),
-    Route("/v2.0/quotas/{project_id}/details", get_quota_details, methods=["GET"]),
+    Route("/v2.0/quotas", admin(list_quotas, "get_quota"), methods=["GET"]),
+    Route("/v2.0/quotas/{project_id}", reader(get_quota), methods=["GET"]),
+    Route("/v2.0/quotas/{project_id}", admin(update_quota), methods=["PUT"]),
+    Route("/v2.0/quotas/{project_id}", admin(delete_quota), methods=["DELETE"]),
+    Route("/v2.0/quotas/{project_id}/default",
+          reader(get_default_quota, "get_quota"), methods=["GET"]),
+    Route("/v2.0/quotas/{project_id}/details",
+          reader(get_quota_details, "get_quota"), methods=["GET"]),
 ]

@@ -25,6 +25,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.policy import member, reader
 from onestack.common.errors import InvalidField
 from onestack.db.models import Router
 from onestack.services.network.base import Page
@@ -159,13 +160,15 @@ async def remove_extraroutes(request: Request) -> Response:
 _ONE = "/v2.0/routers/{router_id}"
 
 routes = [
-    Route("/v2.0/routers", create_router, methods=["POST"]),
-    Route("/v2.0/routers", list_routers, methods=["GET"]),
-    Route(_ONE, get_router, methods=["GET"]),
-    Route(_ONE, update_router, methods=["PUT"]),
-    Route(_ONE, delete_router, methods=["DELETE"]),
-    Route(f"{_ONE}/add_router_interface", add_interface, methods=["PUT"]),
-    Route(f"{_ONE}/remove_router_interface", remove_interface, methods=["PUT"]),
-    Route(f"{_ONE}/add_extraroutes", add_extraroutes, methods=["PUT"]),
-    Route(f"{_ONE}/remove_extraroutes", remove_extraroutes, methods=["PUT"]),
+    Route("/v2.0/routers", member(create_router), methods=["POST"]),
+    Route("/v2.0/routers", reader(list_routers, "get_router"), methods=["GET"]),
+    Route(_ONE, reader(get_router), methods=["GET"]),
+    Route(_ONE, member(update_router), methods=["PUT"]),
+    Route(_ONE, member(delete_router), methods=["DELETE"]),
+    Route(f"{_ONE}/add_router_interface",
+          member(add_interface, "add_router_interface"), methods=["PUT"]),
+    Route(f"{_ONE}/remove_router_interface",
+          member(remove_interface, "remove_router_interface"), methods=["PUT"]),
+    Route(f"{_ONE}/add_extraroutes", member(add_extraroutes), methods=["PUT"]),
+    Route(f"{_ONE}/remove_extraroutes", member(remove_extraroutes), methods=["PUT"]),
 ]

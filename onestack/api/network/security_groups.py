@@ -25,6 +25,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.policy import member, reader
 from onestack.db.models import SecurityGroup, SecurityGroupRule
 from onestack.services.network.base import Page
 from onestack.services.network.security_groups import RuleSpec
@@ -167,13 +168,20 @@ async def delete_rule(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/security-groups", create_group, methods=["POST"]),
-    Route("/v2.0/security-groups", list_groups, methods=["GET"]),
-    Route("/v2.0/security-groups/{group_id}", get_group, methods=["GET"]),
-    Route("/v2.0/security-groups/{group_id}", update_group, methods=["PUT"]),
-    Route("/v2.0/security-groups/{group_id}", delete_group, methods=["DELETE"]),
-    Route("/v2.0/security-group-rules", create_rule, methods=["POST"]),
-    Route("/v2.0/security-group-rules", list_rules, methods=["GET"]),
-    Route("/v2.0/security-group-rules/{rule_id}", get_rule, methods=["GET"]),
-    Route("/v2.0/security-group-rules/{rule_id}", delete_rule, methods=["DELETE"]),
+    Route("/v2.0/security-groups", member(create_group, "create_security_group"), methods=["POST"]),
+    Route("/v2.0/security-groups", reader(list_groups, "get_security_group"), methods=["GET"]),
+    Route("/v2.0/security-groups/{group_id}",
+          reader(get_group, "get_security_group"), methods=["GET"]),
+    Route("/v2.0/security-groups/{group_id}",
+          member(update_group, "update_security_group"), methods=["PUT"]),
+    Route("/v2.0/security-groups/{group_id}",
+          member(delete_group, "delete_security_group"), methods=["DELETE"]),
+    Route("/v2.0/security-group-rules",
+          member(create_rule, "create_security_group_rule"), methods=["POST"]),
+    Route("/v2.0/security-group-rules",
+          reader(list_rules, "get_security_group_rule"), methods=["GET"]),
+    Route("/v2.0/security-group-rules/{rule_id}",
+          reader(get_rule, "get_security_group_rule"), methods=["GET"]),
+    Route("/v2.0/security-group-rules/{rule_id}",
+          member(delete_rule, "delete_security_group_rule"), methods=["DELETE"]),
 ]

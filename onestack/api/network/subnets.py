@@ -25,6 +25,7 @@ from onestack.api.network.common import (
     show,
     standard,
 )
+from onestack.api.network.policy import member, reader
 from onestack.common.errors import BadRequest
 from onestack.db.models import Subnet
 from onestack.services.network.base import Page
@@ -156,9 +157,9 @@ async def delete_subnet(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/subnets", create_subnet, methods=["POST"]),
-    Route("/v2.0/subnets", list_subnets, methods=["GET"]),
-    Route("/v2.0/subnets/{subnet_id}", get_subnet, methods=["GET"]),
-    Route("/v2.0/subnets/{subnet_id}", update_subnet, methods=["PUT"]),
-    Route("/v2.0/subnets/{subnet_id}", delete_subnet, methods=["DELETE"]),
+    Route("/v2.0/subnets", member(create_subnet), methods=["POST"]),
+    Route("/v2.0/subnets", reader(list_subnets, "get_subnet"), methods=["GET"]),
+    Route("/v2.0/subnets/{subnet_id}", reader(get_subnet), methods=["GET"]),
+    Route("/v2.0/subnets/{subnet_id}", member(update_subnet), methods=["PUT"]),
+    Route("/v2.0/subnets/{subnet_id}", member(delete_subnet), methods=["DELETE"]),
 ]

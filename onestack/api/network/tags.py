@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, no_content, read_json
 from onestack.api.network.common import networking
+from onestack.api.network.policy import member, reader
 from onestack.common.errors import InvalidField
 
 
@@ -57,10 +58,10 @@ async def delete_tag(request: Request) -> Response:
 _BASE = "/v2.0/{collection}/{resource_id}/tags"
 
 routes = [
-    Route(_BASE, list_tags, methods=["GET"]),
-    Route(_BASE, replace_tags, methods=["PUT"]),
-    Route(_BASE, delete_tags, methods=["DELETE"]),
-    Route(_BASE + "/{tag}", check_tag, methods=["GET"]),
-    Route(_BASE + "/{tag}", add_tag, methods=["PUT"]),
-    Route(_BASE + "/{tag}", delete_tag, methods=["DELETE"]),
+    Route(_BASE, reader(list_tags, "get_tags"), methods=["GET"]),
+    Route(_BASE, member(replace_tags, "update_tags"), methods=["PUT"]),
+    Route(_BASE, member(delete_tags, "delete_tags"), methods=["DELETE"]),
+    Route(_BASE + "/{tag}", reader(check_tag, "get_tags"), methods=["GET"]),
+    Route(_BASE + "/{tag}", member(add_tag, "create_tags"), methods=["PUT"]),
+    Route(_BASE + "/{tag}", member(delete_tag, "delete_tags"), methods=["DELETE"]),
 ]

@@ -91,13 +91,29 @@ def retrying(db: Database, work: Callable[[Session], T], conflict: str = "",
 # -- the caller ----------------------------------------------------------------------
 
 
+def is_member(ctx: ValidatedToken | None) -> bool:
+    """Whether the caller may write in its project: the ``member`` role (which
+    ``admin`` implies); a ``reader`` only reads (secure RBAC)."""
+    return ctx is None or ctx.is_admin or "member" in ctx.role_names
+
+
 def owns(ctx: ValidatedToken | None, project_id: str) -> bool:
-    """Whether the caller may change a resource of ``project_id`` (admins: any)."""
-    return ctx is None or ctx.is_admin or ctx.project_id == project_id
+    """Whether the caller may change a resource of ``project_id``: admins any, members
+    their project's (internal callers, ``ctx`` None, any)."""
+    if ctx is None or ctx.is_admin:
+        return True
+    return ctx.project_id == project_id and is_member(ctx)
+
+
+def require_owner(ctx: ValidatedToken | None, project_id: str, rule: str) -> None:
+    """Refuse (Neutron's 403) a change the caller may see but not make."""
+    if not owns(ctx, project_id):
+        raise policy_error(rule)
 
 
 def caller_project(ctx: ValidatedToken, requested: str | None, rule: str) -> str:
-    """The project a new resource belongs to: the caller's, or (admins only) another."""
+    """The project a new resource belongs to: the caller's (with the ``member`` role),
+    or (admins only) another."""
     if requested and requested != ctx.project_id:
         if not ctx.is_admin:
             raise policy_error(rule)
@@ -105,6 +121,8 @@ def caller_project(ctx: ValidatedToken, requested: str | None, rule: str) -> str
     if ctx.project_id is None:
         raise BadRequest("A project-scoped token is needed to create networking "
                          "resources.")
+    if not is_member(ctx):
+        raise policy_error(rule)
     return ctx.project_id
 
 

@@ -38,6 +38,7 @@ from onestack.services.network.base import (
     page_of,
     policy_error,
     register,
+    require_owner,
     retrying,
     set_tags,
 )
@@ -235,6 +236,7 @@ class FloatingIPs:
                ) -> Page:
         with self.db.session() as session:
             fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
+            require_owner(ctx, fip.project_id, "update_floatingip")
             if "description" in changes:
                 fip.description = changes["description"]
             if "port_id" in changes:
@@ -252,6 +254,7 @@ class FloatingIPs:
         """Delete the floating IP and release its address."""
         with self.db.session() as session:
             fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
+            require_owner(ctx, fip.project_id, "delete_floatingip")
             port_id = fip.floating_port_id
             forget_tags(session, FLOATING_IPS.collection, fip.id)
             session.delete(fip)

@@ -41,6 +41,7 @@ from onestack.services.network.base import (
     page_of,
     policy_error,
     register,
+    require_owner,
     retrying,
     set_tags,
 )
@@ -367,6 +368,7 @@ class Routers:
                ) -> Page:
         def work(session: Session) -> Page:
             router = ROUTERS.get_visible(session, ctx, router_id)
+            require_owner(ctx, router.project_id, "update_router")
             for key in ("name", "description", "admin_state_up"):
                 if key in changes:
                     setattr(router, key, changes[key])
@@ -386,6 +388,7 @@ class Routers:
     def delete(self, ctx: ValidatedToken, router_id: str) -> None:
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
+            require_owner(ctx, router.project_id, "delete_router")
             if router_ports(session, router.id, INTERFACE):
                 raise router_in_use(router.id)
             if router.gw_port_id is not None:
@@ -402,6 +405,7 @@ class Routers:
                       ) -> Page:
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
+            require_owner(ctx, router.project_id, "update_router")
             given = parse_routes(routes)
             current = [(r["destination"], r["nexthop"]) for r in routes_of(session, router.id)]
             if add:
@@ -426,6 +430,7 @@ class Routers:
 
         def work(session: Session) -> InterfaceInfo:
             router = ROUTERS.get_visible(session, ctx, router_id)
+            require_owner(ctx, router.project_id, "add_router_interface")
             if port_id is not None:
                 port = self._attach_port(session, ctx, router, port_id)
             else:
@@ -477,6 +482,7 @@ class Routers:
             raise bad_request("Either subnet_id or port_id must be specified")
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
+            require_owner(ctx, router.project_id, "remove_router_interface")
             interfaces = router_ports(session, router.id, INTERFACE)
             if port_id is not None:
                 port = next((p for p in interfaces if p.id == port_id), None)

@@ -40,6 +40,7 @@ from onestack.services.network.base import (
     own_rows,
     page_of,
     register,
+    require_owner,
     retrying,
     set_tags,
 )
@@ -408,6 +409,7 @@ class SecurityGroups:
                      ) -> Page:
         with self.db.session() as session:
             group = GROUPS.get_visible(session, ctx, group_id)
+            require_owner(ctx, group.project_id, "update_security_group")
             is_default = default_group_id(session, group.project_id) == group.id
             if "name" in changes and changes["name"] != group.name:
                 if is_default:
@@ -431,6 +433,7 @@ class SecurityGroups:
         cleaning up a project); it comes back the next time it is needed."""
         with self.db.session() as session:
             group = GROUPS.get_visible(session, ctx, group_id)
+            require_owner(ctx, group.project_id, "delete_security_group")
             if default_group_id(session, group.project_id) == group.id and not ctx.is_admin:
                 raise Conflict("Insufficient rights for removing default security group.",
                                fault="SecurityGroupCannotRemoveDefault")
@@ -486,6 +489,7 @@ class SecurityGroups:
     def delete_rule(self, ctx: ValidatedToken, rule_id: str) -> None:
         with self.db.session() as session:
             rule = RULES.get_visible(session, ctx, rule_id)
+            require_owner(ctx, rule.project_id, "delete_security_group_rule")
             group = session.get(SecurityGroup, rule.security_group_id)
             session.delete(rule)
             if group is not None:
