@@ -10,12 +10,31 @@ from typing import Any
 from onestack.agent.reconciler import Agent
 from onestack.common.config import Config
 from onestack.drivers import hypervisor, network, storage
+from onestack.drivers.hypervisor.base import HypervisorDriver
+from onestack.drivers.network.base import NetworkDriver
+from onestack.drivers.storage.base import StorageDriver
 
 log = logging.getLogger(__name__)
 
 
 def host_name(config: Config) -> str:
     return config.host.name or socket.gethostname()
+
+
+def build_hypervisor(config: Config, probe_kernel: Path | None = None) -> HypervisorDriver:
+    hc = config.host
+    return hypervisor.load(hc.hypervisor_driver, instances_dir=config.state_dir / "instances",
+                           accel=hc.accel, name_prefix=hc.name_prefix,
+                           probe_kernel=probe_kernel)
+
+
+def build_storage(config: Config) -> StorageDriver:
+    return storage.load(config.host.storage_driver, root=config.state_dir / "disks")
+
+
+def build_network(config: Config) -> NetworkDriver:
+    return network.load(config.host.network_driver, state_dir=config.state_dir,
+                        name_prefix=config.host.name_prefix)
 
 
 def build_agent(config: Config, compute: Any, probe_kernel: Path | None = None) -> Agent:
@@ -25,12 +44,8 @@ def build_agent(config: Config, compute: Any, probe_kernel: Path | None = None) 
     None: the newest /boot/vmlinuz-*)."""
     hc = config.host
     name = host_name(config)
-    state = config.state_dir
-    hv = hypervisor.load(hc.hypervisor_driver, instances_dir=state / "instances",
-                         accel=hc.accel, name_prefix=hc.name_prefix,
-                         probe_kernel=probe_kernel)
-    st = storage.load(hc.storage_driver, root=state / "disks")
-    net = network.load(hc.network_driver, state_dir=state, name_prefix=hc.name_prefix)
+    hv, st, net = build_hypervisor(config, probe_kernel), build_storage(config), \
+        build_network(config)
     proxy = None
     if hc.network_driver != "fake":
         from onestack.agent.metadata_proxy import MetadataProxy

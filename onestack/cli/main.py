@@ -1,5 +1,5 @@
-"""The ``onestack`` command: ``up`` runs the all-in-one cloud, ``admin`` does the
-operator tasks that have no OpenStack API."""
+"""The ``onestack`` command: ``up`` runs the all-in-one cloud, ``down --purge`` throws
+its host objects away, ``admin`` does the operator tasks that have no OpenStack API."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from onestack.cli import server_lock
 from onestack.cli.clouds import (
     CLOUD_NAME,
     read_admin_password,
@@ -43,6 +44,12 @@ def up(state_dir: StateDir = None,
     from onestack.common.logging import setup_logging
 
     config = load_config(state_dir, server_host=host, server_port=port)
+    try:
+        # Held until this process ends; `onestack down` checks it.
+        _lock = server_lock.hold(config.state_dir, config.host)  # noqa: F841
+    except server_lock.ServerRunning as exc:
+        console.print(f"[red]{exc}; stop it first.[/]")
+        raise typer.Exit(1) from None
     setup_logging(config.log_dir, config.server.log_level)
     services = Services(config)
     clouds = config.state_dir / "clouds.yaml"
@@ -60,6 +67,55 @@ def up(state_dir: StateDir = None,
     uvicorn.run(create_app(config, services), host=config.server.host,
                 port=config.server.port, log_config=None, access_log=False,
                 server_header=False, lifespan="on", **_fast_uvicorn())
+
+
+@app.command()
+def down(state_dir: StateDir = None,
+         purge: Annotated[bool, typer.Option(
+             "--purge", help="Remove them (without it they are only listed).")] = False,
+         force: Annotated[bool, typer.Option(
+             "--force", help="Purge even though a server runs on the state directory.")
+         ] = False) -> None:
+    """List, or with --purge remove, every guest, disk, DHCP namespace, bridge, tap and
+    process (QEMU, dnsmasq) the state directory owns on this host. `onestack up` leaves
+    them running when it stops (a restart adopts them); this throws them away. The
+    database, images and keys stay: delete the directory afterwards to forget the cloud.
+    """
+    from onestack.agent.purge import HostPurge
+
+    config = load_config(state_dir)
+    if not config.state_dir.is_dir():
+        console.print(f"[red]No OneStack state in {config.state_dir}.[/]")
+        raise typer.Exit(1)
+    pid = server_lock.running(config.state_dir)
+    if pid is not None and purge and not force:
+        console.print(f"[red]A OneStack server{f' (PID {pid})' if pid else ''} is running on "
+                      f"{config.state_dir}: stop it first (Ctrl-C), or pass --force to "
+                      "purge under it.[/]")
+        raise typer.Exit(1)
+    # The prefix and drivers the objects were made with (the environment of the `up`
+    # that made them may have set them), not necessarily this process's.
+    for key, value in server_lock.recorded_host(config.state_dir).items():
+        setattr(config.host, key, value)
+    host = HostPurge(config)
+    objects = host.inventory()
+    prefix = config.host.name_prefix
+    console.print(f"{config.state_dir} (host objects prefixed {prefix!r}"
+                  f"{f', server PID {pid} running' if pid else ''}):")
+    for what, items in (("guests", objects.guests), ("disks", objects.disks),
+                        ("networks", objects.networks), ("ports", objects.ports),
+                        ("processes", [f"{p} ({f})" for f, p in objects.processes.items()])):
+        console.print(f"  {what}: {', '.join(map(str, items)) or '-'}")
+    if not purge:
+        if not objects.empty():
+            console.print("Remove them with --purge.")
+        return
+    errors = host.purge(report=lambda line: console.print(f"[dim]{line}[/]"))
+    if errors:
+        console.print("[red]Not everything could be removed:[/]\n  " + "\n  ".join(errors))
+        raise typer.Exit(1)
+    console.print(f"Purged the host objects of {config.state_dir}. Its database, images and "
+                  f"keys are still there; delete the directory to forget the cloud.")
 
 
 def _fast_uvicorn() -> dict[str, str]:
