@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.common.errors import BadRequest, InvalidField, Unauthorized
+from onestack.common.errors import BadRequest, InvalidField, PayloadTooLarge, Unauthorized
+from onestack.db.models.base import INT64_MAX, INT64_MIN
 from onestack.services.identity.context import ValidatedToken
 
 M = TypeVar("M", bound=BaseModel)
+#: The largest request body a JSON route reads (a larger one is a 413).
 MAX_BODY = 1 << 20
+#: How deeply arrays and objects may nest in a JSON body: far beyond any OpenStack body,
+#: far below where Python's recursive parser (and everything that walks the result)
+#: would run out of stack.
+MAX_JSON_DEPTH = 100
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -32,21 +41,100 @@ def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
 
 
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The whole request body; a 413, without reading on, once it is over ``limit``."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and (len(length) > 18 or int(length) > limit):
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # what Starlette's own ``Request.body()`` caches
+    return body
+
+
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; a 400 otherwise."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest("The request body is too large.")
+    """The request body as a JSON object; a 400 otherwise (413 if too large)."""
+    raw = await read_body(request)
     if not raw:
         raise BadRequest("The request body is empty; a JSON object is expected.")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    body = loads_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
-    check_text(body, "")
     return body
+
+
+def loads_json(raw: bytes) -> Any:
+    """Parse a request body, refusing (400) what the parser or the database cannot take:
+    invalid JSON, nesting deeper than ``MAX_JSON_DEPTH`` (checked before parsing, without
+    recursion), integers outside the 64-bit signed range, ``NaN``/``Infinity``, and
+    strings with NUL characters or unpaired surrogates (``check_text``)."""
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The request body is not acceptable JSON: arrays and objects are "
+                         f"nested more than {MAX_JSON_DEPTH} deep.")
+    try:
+        value = json.loads(text, parse_int=_json_int, parse_float=_json_float,
+                           parse_constant=_json_constant)
+    except ValueError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    check_text(value, "")
+    return value
+
+
+#: A JSON string (an unterminated one runs to the end, so the scan stays linear).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings
+    do not count); a loop, not a recursion, so any depth can be measured."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0  # cannot nest deeper than it has brackets; the common case
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _json_int(digits: str) -> int:
+    if len(digits) > 20 or not INT64_MIN <= (value := int(digits)) <= INT64_MAX:
+        raise BadRequest(f"The request body is not acceptable JSON: the integer "
+                         f"{digits[:40]}{'...' if len(digits) > 40 else ''} is outside the "
+                         "64-bit signed range.")
+    return value
+
+
+def _json_float(digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):
+        raise BadRequest(f"The request body is not acceptable JSON: the number "
+                         f"{digits[:40]} is out of range.")
+    return value
+
+
+def _json_constant(name: str) -> float:
+    raise BadRequest(f"The request body is not valid JSON: {name} is not a JSON value.")
+
+
+def bounded_int(name: str, raw: str) -> int | None:
+    """A query parameter as an integer a database can compare with; None if it is not
+    an integer at all (the caller says what it expected), a 400 if it is out of range."""
+    text = raw.strip()
+    if not _INTEGER.match(text):
+        return None
+    if len(text) > 20 or not INT64_MIN <= (value := int(text)) <= INT64_MAX:
+        raise BadRequest(f"Invalid value {raw[:40]!r} for {name}: the integer is outside "
+                         "the 64-bit signed range.")
+    return value
 
 
 def check_text(value: Any, path: str) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from onestack.api.common import base_url
+from onestack.api.common import base_url, bounded_int
 from onestack.common.errors import BadRequest, InvalidField, OneStackError
 
 #: Nova's ``osapi_max_limit``: the largest page, and the page size when none is asked.
@@ -86,14 +86,20 @@ def query_param(request: Request, name: str) -> str | None:
 
 
 def non_negative(name: str, raw: str) -> int:
-    """A query parameter that must be an integer 0 or greater."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} param must be an integer") from None
+    """A query parameter that must be an integer 0 or greater (and one a database can
+    compare with: below 2**63)."""
+    value = bounded_int(name, raw)
+    if value is None:
+        raise BadRequest(f"{name} param must be an integer")
     if value < 0:
         raise BadRequest(f"{name} param must be positive")
     return value
+
+
+def capped(raw: str, maximum: int) -> int:
+    """A string of digits as an integer, at most ``maximum`` (however many digits)."""
+    digits = raw.lstrip("0")
+    return maximum if len(digits) > 20 else min(int(digits or "0"), maximum)
 
 
 def limit_and_marker(request: Request) -> tuple[int, str | None]:
@@ -199,6 +205,8 @@ def check_int(field: str, value: Any, minimum: int, maximum: int = MAX_INT,
     if isinstance(value, str):
         if not (_SIGNED if signed else _DIGITS).match(value):
             raise InvalidField(field, f"{value!r} is not a valid integer")
+        if len(value.lstrip("-0")) > 20:  # int() refuses thousands of digits
+            raise InvalidField(field, f"{value[:40]}... is out of range")
         value = int(value)
     if not isinstance(value, int):
         raise InvalidField(field, f"{value!r} is not of type 'integer', 'string'")

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, json_response, read_json
+from onestack.api.common import bounded_int, caller, json_response, read_json
 from onestack.api.compute.common import (
     MAX_INT,
     check_bool,
@@ -90,10 +90,10 @@ def _min_filter(request: Request, name: str) -> int | None:
     raw = query_param(request, name)
     if raw is None:
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"Invalid {name} filter [{raw}]") from None
+    value = bounded_int(name, raw)
+    if value is None:
+        raise BadRequest(f"Invalid {name} filter [{raw}]")
+    return value
 
 
 def _list(request: Request, detail: bool) -> Response:

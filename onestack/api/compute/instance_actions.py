@@ -10,6 +10,7 @@ event's ``details`` for admins.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
-from onestack.api.compute.common import MAX_LIMIT, compute, next_links, nova_time
+from onestack.api.compute.common import MAX_LIMIT, capped, compute, next_links, nova_time
 from onestack.api.compute.microversion import version
 from onestack.api.compute.servers import host_id, server_id, time_param
 from onestack.common.errors import BadRequest
@@ -53,10 +54,10 @@ def _query(request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {"limit": MAX_LIMIT}
     if "limit" in params:
         raw = params["limit"]
-        if not raw.isdigit():
+        if not re.match(r"^[0-9]+$", raw):
             raise BadRequest(f"Invalid input for query parameters limit. Value: {raw}. "
                              f"'{raw}' does not match '^[0-9]*$'")
-        out["limit"] = min(int(raw), MAX_LIMIT)
+        out["limit"] = capped(raw, MAX_LIMIT)
     if "marker" in params:
         out["marker"] = params["marker"]
     if "changes-since" in params:

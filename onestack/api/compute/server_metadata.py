@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, json_response, no_content, read_json
+from onestack.api.common import caller, json_response, loads_json, no_content, read_body, read_json
 from onestack.api.compute.common import compute, only_keys, resource_links
 from onestack.api.compute.microversion import version
 from onestack.api.compute.servers import check_metadata, check_tag, check_tags, server_id
@@ -116,12 +114,9 @@ async def check_tag_exists(request: Request) -> Response:
 async def add_tag(request: Request) -> Response:
     ctx = caller(request)
     _tags_version(request)
-    raw = await request.body()
+    raw = await read_body(request)
     if raw.strip():
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("The request body is not valid JSON.") from None
+        body = loads_json(raw)
         if body is not None:
             raise InvalidField("body", f"{body!r} is not of type 'null'")
     tag = request.path_params["tag"]

@@ -24,6 +24,7 @@ from onestack.api.common import caller, json_response, no_content, read_json
 from onestack.api.compute.common import (
     MAX_LIMIT,
     api_root,
+    capped,
     check_bool,
     check_description,
     check_int,
@@ -686,7 +687,7 @@ def parse_list_query(request: Request, ctx: ValidatedToken, detail: bool) -> Ser
         if not re.match(r"^[0-9]+$", raw):
             raise BadRequest(f"Invalid input for query parameters limit. Value: {raw}. "
                              f"'{raw}' does not match '^[0-9]*$'")
-        query.limit = min(int(raw), MAX_LIMIT)
+        query.limit = capped(raw, MAX_LIMIT)
     if "marker" in params:
         query.marker = _last(request, "marker")
     keys = [k.strip() for k in params.getlist("sort_key")]

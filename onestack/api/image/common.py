@@ -7,12 +7,11 @@ the endpoint (``/v2/images/...``); the clients resolve them against the catalog 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from starlette.requests import Request
 
-from onestack.api.common import MAX_BODY, check_text
+from onestack.api.common import loads_json, read_body
 from onestack.common.errors import BadRequest
 from onestack.db.models import Image, ImageMember
 from onestack.services.image import Images
@@ -56,17 +55,10 @@ def render_member(member: ImageMember) -> dict[str, Any]:
 
 async def read_json_value(request: Request) -> Any:
     """The body as any JSON value (a PATCH body is a list); a 400 if it is not JSON."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest("The request body is too large.")
+    raw = await read_body(request)
     if not raw:
         raise BadRequest("Body expected in request.")
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
-    check_text(value, "")
-    return value
+    return loads_json(raw)
 
 
 def media_type(request: Request) -> str | None:

@@ -24,8 +24,16 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import Response
 
-from onestack.api.common import base_url, body_part, json_response, parse, read_json
+from onestack.api.common import (
+    base_url,
+    body_part,
+    bounded_int,
+    json_response,
+    parse,
+    read_json,
+)
 from onestack.common.errors import BadRequest, InvalidField
+from onestack.db.models.base import INT64_MAX, INT64_MIN
 from onestack.services.network.base import ListQuery, Page, isotime
 
 PAGING = ("limit", "marker", "page_reverse")
@@ -61,9 +69,11 @@ def _to_int(value: Any) -> Any:
     return value
 
 
-#: A boolean as Neutron accepts it; an integer that may come as a numeric string.
+#: A boolean as Neutron accepts it; an integer that may come as a numeric string (and
+#: that a database column can hold).
 Bool = Annotated[bool, BeforeValidator(_to_bool), Field(strict=True)]
-Int = Annotated[int, BeforeValidator(_to_int), Field(strict=True)]
+Int = Annotated[int, BeforeValidator(_to_int),
+                Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
 #: ``name`` and ``description`` (Neutron: at most 255 characters).
 Name = Annotated[str, StringConstraints(strict=True, max_length=255)]
 Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255,
@@ -128,11 +138,8 @@ def list_query(request: Request) -> ListQuery:
         query.sorts.append((key, direction == "asc"))
     if "limit" in params:
         raw = params["limit"]
-        try:
-            limit = int(raw)
-        except ValueError:
-            limit = -1
-        if limit < 0:
+        limit = bounded_int("limit", raw)
+        if limit is None or limit < 0:
             raise BadRequest(f"Limit must be an integer 0 or greater and not '{raw}'")
         query.limit = limit or None
     if params.get("marker"):

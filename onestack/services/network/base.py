@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.db import Database
 from onestack.db.models import NetworkTag
+from onestack.db.models.base import INT64_MAX, INT64_MIN
 from onestack.services.identity.context import ValidatedToken
 
 T = TypeVar("T")
@@ -329,10 +330,14 @@ def _convert(column: Any, name: str, value: str) -> Any:
                          "to boolean.")
     if isinstance(column.type, Integer):
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not an "
                              "integer.") from None
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is out of "
+                             "range.")
+        return number
     return value
 
 
