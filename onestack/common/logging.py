@@ -3,6 +3,11 @@
 Each record is one JSON object per line in ``<state_dir>/logs/onestack.log`` and a
 short human line on the console. The request id of the request being served is kept in a
 context variable and added to every record made while serving it.
+
+Log lines carry what clients sent (paths, names), so a record must never be able to
+look like more than one: the JSON file escapes by construction (``json.dumps`` with
+``ensure_ascii``); the console escapes control characters (``escape_control``) in every
+field and indents the lines of a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,13 +53,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: C0 controls, DEL, C1 controls (NEL among them), Unicode's line and paragraph
+#: separators and the bidirectional overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``,
+    ``\\x1b``, ``\\u2028``), so that it prints as part of one line."""
+    return _CONTROL.sub(_escape_char, text)
+
+
 class ConsoleFormatter(logging.Formatter):
+    """``level   logger: [request id] message``, one line per record whatever the fields
+    hold; a traceback follows on lines of its own, each indented."""
+
     def format(self, record: logging.LogRecord) -> str:
         rid = getattr(record, "request_id", None)
-        prefix = f"[{rid}] " if rid else ""
-        line = f"{record.levelname.lower():7} {record.name}: {prefix}{record.getMessage()}"
+        prefix = f"[{escape_control(str(rid))}] " if rid else ""
+        line = (f"{escape_control(record.levelname.lower()):7} "
+                f"{escape_control(record.name)}: {prefix}"
+                f"{escape_control(record.getMessage())}")
+        extra = []
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            extra.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            extra.append(self.formatStack(record.stack_info))
+        for text in extra:
+            line += "".join("\n    " + escape_control(part) for part in text.splitlines())
         return line
 
 

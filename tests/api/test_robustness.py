@@ -89,3 +89,21 @@ def test_strings_a_database_cannot_store_are_400(cloud):
                               headers={"Content-Type": "application/json"})
         assert r.status_code == 400, r.text
         assert "auth/identity/password/user/name" in r.json()["error"]["message"]
+
+
+def test_a_newline_in_the_path_cannot_forge_a_log_line(cloud, capsys):
+    """An unauthenticated request whose path carries ``%0A`` makes exactly one console
+    line (the access log's), with the newline escaped."""
+    from onestack.common.logging import setup_logging
+
+    capsys.readouterr()
+    setup_logging(None, "info", console=True)
+    try:
+        r = cloud.client.get("/v3/%0A[req-FORGED]%20DELETE%20/v3/users/admin%20204%0D%1B[2J")
+    finally:
+        setup_logging(None, "warning", console=False)
+    assert r.status_code == 404
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("info    onestack.api: [req-") and "\\n[req-FORGED]" in lines[0]
+    assert lines[0].endswith("\\r\\x1b[2J 404"), lines[0]
