@@ -55,6 +55,9 @@ class IdentityConfig:
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
+    #: argon2 computations run at once (each holds argon2_memory_kib); the rest queue.
+    #: 0: one per core.
+    password_hash_workers: int = 0
     #: Failed password logins before a user is locked out; 0 disables lockout.
     lockout_failure_attempts: int = 10
     #: Seconds a locked-out user stays locked.

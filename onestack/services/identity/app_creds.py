@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -107,7 +106,7 @@ class ApplicationCredentials(SubService):
             else:
                 raise InvalidField(path, "needs an id, or a name and a user")
             stored = cred.secret_hash if cred else None
-        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, secret)
+        ok = await self.identity.hasher.verify_async(stored, secret)
         if cred is None or not ok:
             raise Unauthorized(AUTH_FAILED)
         if cred.expires_at is not None and cred.expires_at <= utcnow():
@@ -164,7 +163,7 @@ class ApplicationCredentials(SubService):
         with self.db.session() as session:
             role_ids = self._role_ids(session, ctx, roles)
             self._check_name_free(session, user_id, name)
-        secret_hash = await anyio.to_thread.run_sync(self.identity.hasher.hash, secret)
+        secret_hash = await self.identity.hasher.hash_async(secret)
         with self.db.session() as session:
             self._check_name_free(session, user_id, name)
             cred = ApplicationCredential(

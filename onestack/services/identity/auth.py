@@ -13,7 +13,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -243,7 +242,7 @@ class Tokens:
             stored = user.password_hash if user else None
             locked = bool(user and user.locked_until and user.locked_until > utcnow())
             user_id = user.id if user else None
-        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, password)
+        ok = await self.identity.hasher.verify_async(stored, password)
         if user_id is None:
             raise Unauthorized(AUTH_REQUIRED)
         if locked:

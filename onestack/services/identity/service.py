@@ -39,7 +39,8 @@ class Identity:
         self.db = db
         self.config = config
         ic = config.identity
-        self.hasher = Hasher(ic.argon2_time_cost, ic.argon2_memory_kib, ic.argon2_parallelism)
+        self.hasher = Hasher(ic.argon2_time_cost, ic.argon2_memory_kib, ic.argon2_parallelism,
+                             ic.password_hash_workers)
         self.keys = KeyRepository(config.key_repository, ic.max_active_keys)
         self._revision_lock = threading.Lock()
         self._local_revision = 0

@@ -12,7 +12,6 @@ import builtins
 import datetime as dt
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -145,7 +144,7 @@ class Users(SubService):
             locked = bool(user and user.locked_until and user.locked_until > utcnow())
             enabled = bool(user and user.enabled)
             lock_password = bool(user and (user.options or {}).get("lock_password"))
-        ok = await anyio.to_thread.run_sync(self.identity.hasher.verify, stored, original)
+        ok = await self.identity.hasher.verify_async(stored, original)
         if user is None:
             raise Unauthorized(failed)
         if locked:
@@ -159,7 +158,7 @@ class Users(SubService):
             raise Forbidden("You cannot change your password at this time due to password "
                             "policy disallowing password changes. Please contact your "
                             "administrator to reset your password.")
-        password_hash = await anyio.to_thread.run_sync(self.identity.hasher.hash, password)
+        password_hash = await self.identity.hasher.hash_async(password)
         with self.db.session() as session:
             user = get_or_404(session, User, user_id, "user")
             self.store_password_hash(session, user, password_hash)
