@@ -238,6 +238,10 @@ class Agent:
                 self.metadata_proxy.stop(network_id)
             self._served.discard(network_id)
             self.network.delete_network(network_id)
+        except NetworkDriverError as exc:  # e.g. a stranger's process in its namespace
+            log.warning("network %s: could not remove it from this host: %s", network_id,
+                        exc)
+            return False
         except Exception:
             log.exception("network %s: could not remove it from this host", network_id)
             return False
