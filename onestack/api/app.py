@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from onestack.api.faults import render_error
 from onestack.api.middleware import RequestContextMiddleware
 from onestack.common import errors
 from onestack.common.config import Config
+from onestack.common.statedir import PRIVATE_UMASK, make_private
 from onestack.db import Database
 from onestack.services.compute import Compute
 from onestack.services.identity import Identity
@@ -42,7 +44,11 @@ class Services:
 
     def __init__(self, config: Config, admin_password: str | None = None) -> None:
         self.config = config
-        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The state directory is no one else's business (common/statedir.py): what this
+        # process creates from now on is private, and what an older install left is
+        # made so.
+        os.umask(PRIVATE_UMASK)
+        make_private(config.state_dir)
         self.db = Database(config.database_url)
         self.db.migrate()
         self.identity = Identity(self.db, config)

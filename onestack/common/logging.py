@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from onestack.common.statedir import create_private
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "onestack_request_id", default=None)
 
@@ -101,7 +103,8 @@ def setup_logging(log_dir: Path | None, level: str = "info", console: bool = Tru
     root.setLevel(level.upper())
     flt = RequestIdFilter()
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        create_private(log_dir / "onestack.log")
         fh = logging.FileHandler(log_dir / "onestack.log")
         fh.setFormatter(JsonFormatter())
         fh.addFilter(flt)

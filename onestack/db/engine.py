@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from onestack.common.statedir import create_private
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -36,6 +38,10 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
+            path = self.engine.url.database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                # SQLite creates it (and its -wal and -shm, which copy its mode) 0644
+                create_private(Path(path))
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
