@@ -38,7 +38,12 @@ pytestmark = [
 
 BOOT_TIMEOUT = 120  # TCG on a busy 2-core host
 INIT = f"{MARKER} init started"
+ACPID = f"{MARKER} acpid listening"
+POWER_BUTTON = f"{MARKER} acpi power button, powering off"
 DONE = f"{MARKER} done"
+#: A guest that hears the power button is off within a second or two, even under TCG;
+#: only one that ignores it waits out the timeout.
+ACPI_OFF_WITHIN = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -192,8 +197,12 @@ def test_a_guest_lives_its_whole_life(test_image: Path, instances: Path,
     wait_console(driver, guest, INIT, count=2)
     assert pid_of(instances, guest) == pid
 
-    # Soft reboot: the test image ignores ACPI, so it is forced after the timeout.
-    driver.reboot(spec, hard=False, timeout=1)
+    # Soft reboot: the guest powers off on the ACPI power button, then starts again.
+    wait_console(driver, guest, ACPID, count=2)
+    rebooted = time.monotonic()
+    driver.reboot(spec, hard=False, timeout=60)
+    assert time.monotonic() - rebooted < ACPI_OFF_WITHIN
+    assert driver.console_log(guest).count(POWER_BUTTON) == 1
     wait_console(driver, guest, INIT, count=3)
     assert not alive(pid, guest)
     pid = pid_of(instances, guest)
@@ -218,6 +227,39 @@ def test_a_guest_lives_its_whole_life(test_image: Path, instances: Path,
     assert driver.list_guests() == {}
     driver.destroy(guest)  # idempotent
     assert (tmp_path / "disks" / "disk.qcow2").is_file()  # disks are not ours
+
+
+def test_stop_is_an_acpi_power_off(test_image: Path, instances: Path,
+                                   tmp_path: Path) -> None:
+    """The guest powers itself off on the ACPI power button, long before the timeout."""
+    driver = QemuDriver(instances, accel="tcg", name_prefix="t2-")
+    spec = guest_spec(overlay(test_image, tmp_path / "disks" / "disk.qcow2"))
+    guest = spec.uuid
+
+    driver.spawn(spec)
+    wait_console(driver, guest, ACPID)
+    pid = pid_of(instances, guest)
+    started = time.monotonic()
+    driver.power_off(guest, timeout=60)
+    took = time.monotonic() - started
+    print(f"ACPI power off of a booted guest: {took:.1f} s")
+    assert driver.power_state(guest) == PowerState.SHUTDOWN and not alive(pid, guest)
+    # The guest's own handler ran (its marker is the last thing it printed), and the
+    # power off came well before the 60 s after which it would have been forced.
+    assert driver.console_log(guest, lines=3).count(POWER_BUTTON) == 1
+    assert took < ACPI_OFF_WITHIN
+
+    # Pressed while the guest still boots (nothing listens yet): the driver presses
+    # again every few seconds, so it still powers off by itself.
+    driver.spawn(spec)
+    pid = pid_of(instances, guest)
+    started = time.monotonic()
+    driver.power_off(guest, timeout=60)
+    took = time.monotonic() - started
+    print(f"ACPI power off pressed during boot: {took:.1f} s")
+    assert driver.power_state(guest) == PowerState.SHUTDOWN and not alive(pid, guest)
+    assert driver.console_log(guest).count(POWER_BUTTON) == 2
+    assert took < 45
 
 
 def test_start_failures_say_why(tmp_path: Path, instances: Path) -> None:

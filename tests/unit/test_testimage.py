@@ -136,3 +136,20 @@ def test_initramfs_holds_init_and_modules(tmp_path: Path) -> None:
     assert entries["init"][1].startswith(b"#!/bin/busybox sh")
     assert entries["lib/modules/order"][1] == b"virtio\n"
     assert entries["dev/console"][2] == (5, 1)
+    # busybox acpid runs this path on the power button (its built-in map).
+    mode, handler, _ = entries["etc/acpi/PWRF/00000080"]
+    assert mode == 0o100755 and handler.startswith(b"#!/bin/sh")
+    assert b"poweroff -f" in handler
+
+
+def test_cache_key_covers_every_script_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    packages = [Package("busybox-static", "1:1.35.0-4", "amd64")]
+    key = testimage._input_hash(packages)
+    for name in ("INIT", "UDHCPC_SCRIPT", "ACPI_POWER_BUTTON", "SYSLINUX_CFG"):
+        with monkeypatch.context() as patch:
+            patch.setattr(testimage, name, getattr(testimage, name) + "# changed\n")
+            assert testimage._input_hash(packages) != key, name
+    with monkeypatch.context() as patch:
+        patch.setattr(testimage, "MODULES", (*testimage.MODULES, "vsock"))
+        assert testimage._input_hash(packages) != key
+    assert testimage._input_hash([Package("busybox-static", "1:1.35.0-5", "amd64")]) != key

@@ -76,6 +76,8 @@ START_TIMEOUT = 60.0  # QEMU's parent exits once the daemon has initialised
 EXIT_TIMEOUT = 10.0  # after ``quit`` or SIGKILL
 QMP_TIMEOUT = 10.0
 SAVE_TIMEOUT = 600.0  # memory to saved-state and back
+#: A graceful power off presses the ACPI power button again after this many seconds.
+ACPI_REPRESS_INTERVAL = 5.0
 #: How long the KVM probe may take to show a booted kernel.
 PROBE_TIMEOUT = 20.0
 #: Serial console lines that show a kernel ran to (nearly) the end of its boot.
@@ -516,16 +518,29 @@ class QemuDriver(HypervisorDriver):
                 raise self._error(uuid, f"{what} failed: {exc}") from exc
 
     def _acpi_shutdown(self, uuid: str, pid: int, timeout: float) -> bool:
-        """Press the ACPI power button; True if the guest's QEMU exited within timeout."""
-        try:
-            with self._qmp(uuid) as qmp:
-                if qmp.execute("query-status")["status"] != "running":
-                    return False  # a paused guest cannot hear the button
-                qmp.execute("system_powerdown")
-        except QmpError as exc:
-            log.info("guest %s: ACPI shutdown not possible: %s", uuid, exc)
-            return False
-        return self._wait_gone(pid, uuid, timeout)
+        """Press the ACPI power button, again every ``ACPI_REPRESS_INTERVAL`` seconds;
+        True if the guest's QEMU exited within ``timeout``.
+
+        A guest still booting has nothing listening to the button yet and loses the
+        press (Nova's libvirt driver resends its shutdown request for the same reason).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self._qmp(uuid) as qmp:
+                    if qmp.execute("query-status")["status"] != "running":
+                        return False  # a paused guest cannot hear the button
+                    qmp.execute("system_powerdown")
+            except QmpError as exc:
+                if self._wait_gone(pid, uuid, 0):
+                    return True  # powered off since the last press
+                log.info("guest %s: ACPI shutdown not possible: %s", uuid, exc)
+                return False
+            left = deadline - time.monotonic()
+            if self._wait_gone(pid, uuid, min(left, ACPI_REPRESS_INTERVAL)):
+                return True
+            if left <= ACPI_REPRESS_INTERVAL:
+                return False
 
     def _force_off(self, uuid: str, pid: int) -> None:
         """QMP ``quit`` (QEMU flushes its disks), else SIGKILL to the verified PID."""
