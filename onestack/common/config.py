@@ -62,6 +62,11 @@ class IdentityConfig:
     lockout_failure_attempts: int = 10
     #: Seconds a locked-out user stays locked.
     lockout_duration: int = 300
+    #: Failed password and application-credential logins one client address may make
+    #: in ``failed_logins_window`` seconds before its logins are refused (429) until the
+    #: oldest failure leaves the window; 0 disables the limit.
+    failed_logins_per_source: int = 30
+    failed_logins_window: int = 60
     #: Minimum password length for new passwords set through the API.
     minimum_password_length: int = 1
     region: str = "RegionOne"

@@ -17,6 +17,7 @@ shape of the service that was called.
     ├── PayloadTooLarge           413
     ├── UnsupportedMediaType      415
     ├── RangeNotSatisfiable       416
+    ├── TooManyRequests           429  (carries Retry-After)
     └── ServiceUnavailable        503
 """
 
@@ -110,6 +111,12 @@ class RangeNotSatisfiable(OneStackError):
     status = 416
     title = "Requested Range Not Satisfiable"
     fault = "rangeNotSatisfiable"
+
+
+class TooManyRequests(OneStackError):
+    status = 429
+    title = "Too Many Requests"
+    fault = "overLimit"
 
 
 class ServiceUnavailable(OneStackError):

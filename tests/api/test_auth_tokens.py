@@ -141,11 +141,13 @@ def test_unknown_path_and_method_are_keystone_faults(cloud):
 
 
 def test_lockout_after_repeated_failures(cloud):
+    """A user is locked (the admin is exempt: see test_lockout.py)."""
     cloud.config.identity.lockout_failure_attempts = 3
+    cloud.services.identity.users.create(name="bob", password="pw1")
     for _ in range(3):
         assert cloud.client.post("/v3/auth/tokens",
-                                 json=password_body(password="x")).status_code == 401
-    r = cloud.client.post("/v3/auth/tokens", json=password_body())
+                                 json=password_body("bob", password="x")).status_code == 401
+    r = cloud.client.post("/v3/auth/tokens", json=password_body("bob", password="pw1"))
     assert r.status_code == 401
     assert "locked" in r.json()["error"]["message"]
 

@@ -34,7 +34,8 @@ def _subject(request: Request):  # type: ignore[no-untyped-def]
 
 async def issue_token(request: Request):  # type: ignore[no-untyped-def]
     tokens = identity(request).tokens
-    vt = await tokens.authenticate(await read_json(request))
+    source = request.client.host if request.client else None
+    vt = await tokens.authenticate(await read_json(request), source=source)
     body = tokens.render_json(vt, catalog=not query_bool(request, "nocatalog"))
     return json_bytes_response(body, status=201, headers={"X-Subject-Token": vt.token})
 

@@ -20,12 +20,14 @@ from onestack.common.errors import BadRequest, Forbidden, InvalidField, NotFound
 from onestack.db.models import Domain, Project, RevocationEvent, User, utcnow
 from onestack.services.identity.base import isotime
 from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.throttle import FailedLogins
 from onestack.services.identity.tokens import (
     InvalidToken,
     TokenData,
     TokenFormatter,
     new_audit_id,
 )
+from onestack.services.identity.users import ACCOUNT_LOCKED
 
 if TYPE_CHECKING:
     from onestack.services.identity.service import Identity
@@ -59,6 +61,7 @@ def _str(container: dict[str, Any], key: str, path: str, required: bool = True) 
 class Tokens:
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
+        self.failed_logins = FailedLogins(lambda: identity.config.identity)
         self._formatter: TokenFormatter | None = None
         self._cache: dict[str, tuple[tuple, ValidatedToken]] = {}
         #: (revision, [(audit_id, user_id, project_id, issued_before)]): plain values,
@@ -174,8 +177,12 @@ class Tokens:
 
     # -- issuing --------------------------------------------------------------------
 
-    async def authenticate(self, body: Any) -> ValidatedToken:
-        """``POST /v3/auth/tokens``: returns the new, validated token."""
+    async def authenticate(self, body: Any, source: str | None = None) -> ValidatedToken:
+        """``POST /v3/auth/tokens``: returns the new, validated token.
+
+        ``source`` is the client's address: failed password and application-credential
+        logins are counted per source, and a source over the limit gets 429.
+        """
         auth = _dict(_dict(body, "body").get("auth"), "auth")
         ident = _dict(auth.get("identity"), "auth/identity")
         methods = ident.get("methods")
@@ -197,8 +204,13 @@ class Tokens:
         token_methods: tuple[str, ...] = (method,)
         if method == "password":
             pw = _dict(ident.get("password"), "auth/identity/password")
-            user_id = await self._check_password(_dict(pw.get("user"),
-                                                       "auth/identity/password/user"))
+            user_ref = _dict(pw.get("user"), "auth/identity/password/user")
+            self.failed_logins.check(source)
+            try:
+                user_id = await self._check_password(user_ref)
+            except Unauthorized:
+                self.failed_logins.failed(source)
+                raise
             project_id, domain_id = self._resolve_scope(scope_body, user_id)
         elif method == "token":
             tok = _dict(ident.get("token"), "auth/identity/token")
@@ -218,7 +230,12 @@ class Tokens:
                 raise Unauthorized("Application credentials cannot request a scope.")
             ac_body = _dict(ident.get("application_credential"),
                             "auth/identity/application_credential")
-            cred = await self.identity.app_creds.authenticate(ac_body)
+            self.failed_logins.check(source)
+            try:
+                cred = await self.identity.app_creds.authenticate(ac_body)
+            except Unauthorized:
+                self.failed_logins.failed(source)
+                raise
             user_id, project_id, domain_id = cred.user_id, cred.project_id, None
             app_cred_id = cred.id
             if cred.expires_at is not None:
@@ -243,10 +260,10 @@ class Tokens:
             locked = bool(user and user.locked_until and user.locked_until > utcnow())
             user_id = user.id if user else None
         ok = await self.identity.hasher.verify_async(stored, password)
-        if user_id is None:
+        if user_id is None or (locked and not ok):
             raise Unauthorized(AUTH_REQUIRED)
         if locked:
-            raise Unauthorized(f"The account is locked for user: {user_id}.")
+            raise Unauthorized(ACCOUNT_LOCKED)
         users.record_login(user_id, ok)
         if not ok:
             raise Unauthorized(AUTH_REQUIRED)
@@ -255,8 +272,7 @@ class Tokens:
             if user is None or not user.enabled:
                 raise Unauthorized(AUTH_REQUIRED)
             if user.password_expires_at and user.password_expires_at <= utcnow():
-                raise Unauthorized(f"The password is expired and needs to be changed for "
-                                   f"user: {user_id}.")
+                raise Unauthorized("The password is expired and needs to be changed.")
         return user_id
 
     def _resolve_scope(self, scope: Any, user_id: str) -> tuple[str | None, str | None]:

@@ -1,5 +1,11 @@
 """First start: the default domain, the admin project and user, the roles, the region
-and the catalog. Idempotent: every later start only fills in what is missing."""
+and the catalog. Idempotent: every later start only fills in what is missing.
+
+The admin user is exempt from lockout (Keystone's ``ignore_lockout_failure_attempts``
+option): otherwise anyone who can reach the API could lock the cloud's administrator
+out with ten wrong passwords. Guessing is slowed per client address instead
+(``throttle.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from onestack.db.models import Domain, Project, Role, User
 from onestack.services.identity.assignments import USER_DOMAIN, USER_PROJECT
 from onestack.services.identity.domains import DEFAULT_DOMAIN_ID
 from onestack.services.identity.service import Identity
+
+#: The user option that keeps the admin from being locked out.
+EXEMPT_FROM_LOCKOUT = "ignore_lockout_failure_attempts"
 
 #: (type, name, path under the public URL) of every service the server offers.
 #: Other services add themselves here as they land.
@@ -60,7 +69,11 @@ def bootstrap(identity: Identity, public_url: str, admin_password: str | None = 
         created_password = admin_password or secrets.token_urlsafe(18)
         user = identity.users.create(name="admin", domain_id=DEFAULT_DOMAIN_ID,
                                      password=created_password,
-                                     default_project_id=project.id)
+                                     default_project_id=project.id,
+                                     options={EXEMPT_FROM_LOCKOUT: True})
+    elif EXEMPT_FROM_LOCKOUT not in (user.options or {}):
+        # installs made before the option: an operator's explicit false stays
+        identity.users.update(user.id, {"options": {EXEMPT_FROM_LOCKOUT: True}})
     with identity.db.session() as session:
         admin_role = session.get(Role, roles["admin"])
         assert admin_role is not None

@@ -39,6 +39,9 @@ USER_OPTIONS = (*BOOLEAN_OPTIONS, "multi_factor_auth_rules")
 COLUMNS = ("name", "enabled", "default_project_id", "description", "email", "options")
 #: Attributes that may be sent but never change or land in ``extra``.
 FIXED = ("id", "domain_id", "password", "links", "password_expires_at")
+#: Told only to a caller who gave the right password, so that it tells a guesser
+#: nothing (no login failure names a user or tells whether one exists).
+ACCOUNT_LOCKED = "The account is locked; try again later or ask an administrator."
 #: ``_unset`` marks "password not part of this update" (None clears the password).
 _unset: Any = object()
 
@@ -147,13 +150,15 @@ class Users(SubService):
         ok = await self.identity.hasher.verify_async(stored, original)
         if user is None:
             raise Unauthorized(failed)
+        if locked and not ok:
+            raise Unauthorized(failed)
         if locked:
-            raise Unauthorized(f"The account is locked for user: {user_id}.")
+            raise Unauthorized(ACCOUNT_LOCKED)
         self.record_login(user_id, ok)
         if not ok:
             raise Unauthorized(failed)
         if not enabled:
-            raise Unauthorized(f"The account is disabled for user: {user_id}.")
+            raise Unauthorized("The account is disabled.")
         if lock_password:
             raise Forbidden("You cannot change your password at this time due to password "
                             "policy disallowing password changes. Please contact your "
