@@ -3,8 +3,8 @@
 One ``onestack up`` with the real drivers (QEMU under TCG, qcow2 overlays, a Linux
 bridge, dnsmasq in a DHCP namespace, the metadata proxy) runs in a namespace of the
 test's own. The test image's init prints ``ONESTACK-TEST: ...`` lines on the serial
-console for each step (DHCP, SLAAC, metadata, user data), which the tests read back
-with ``openstack console log show``.
+console for each step (DHCP, metadata, SLAAC, user data, the ACPI power button), which
+the tests read back with ``openstack console log show``.
 """
 
 from __future__ import annotations
@@ -149,6 +149,8 @@ def test_stop_start_reboot(host: NetnsHost, cloud: dict) -> None:
     openstack(host, "server", "stop", "vm1", json_output=False)
     wait_status(host, "vm1", "SHUTOFF")
     assert server_pid(host, "vm1") is None
+    # The guest powered itself off on the ACPI button (not forced after the timeout).
+    wait_console(host, "vm1", r"ONESTACK-TEST: acpi power button, powering off", timeout=10)
     openstack(host, "server", "start", "vm1", json_output=False)
     wait_status(host, "vm1", "ACTIVE")
     wait_console(host, "vm1", r"ONESTACK-TEST: init started", count=2)
