@@ -46,20 +46,26 @@ def allows(level: str, ctx: ValidatedToken) -> bool:
     return level == "reader"
 
 
-def guard(level: str, denied: Denied, rule: str | None = None
+def guard(level: str | dict[str, str], denied: Denied, rule: str | None = None
           ) -> Callable[[Endpoint], Endpoint]:
     """Wrap an endpoint so that callers below ``level`` get ``denied(rule)`` (the
     service's own 403) before anything else happens; ``rule`` defaults to the
-    endpoint's name."""
-    if level not in LEVELS:
-        raise ValueError(f"unknown access level {level!r}")
+    endpoint's name. For an endpoint serving several methods, ``level`` may be a
+    dict: method -> level."""
+    by_method = level if isinstance(level, dict) else None
+    for name in (by_method or {"": level}).values():
+        if name not in LEVELS:
+            raise ValueError(f"unknown access level {name!r}")
 
     def wrap(endpoint: Endpoint) -> Endpoint:
         name = rule or endpoint.__name__
 
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
-            if not allows(level, caller(request)):
+            wanted = by_method[request.method if request.method != "HEAD" else "GET"] \
+                if by_method is not None else level
+            assert isinstance(wanted, str)
+            if not allows(wanted, caller(request)):
                 raise denied(name)
             return await endpoint(request)
 

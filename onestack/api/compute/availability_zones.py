@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
 from onestack.api.compute.common import compute, nova_time
+from onestack.api.compute.policy import admin, reader
 
 
 async def list_zones(request: Request) -> Response:
@@ -27,6 +28,6 @@ async def list_zones_detail(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-availability-zone", list_zones, methods=["GET"]),
-    Route("/v2.1/os-availability-zone/detail", list_zones_detail, methods=["GET"]),
+    Route("/v2.1/os-availability-zone", reader(list_zones), methods=["GET"]),
+    Route("/v2.1/os-availability-zone/detail", admin(list_zones_detail), methods=["GET"]),
 ]

@@ -18,6 +18,7 @@ from onestack.api.compute.common import (
     refuse_unknown_query,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import admin
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.services.compute.hosts import ServiceView
 
@@ -125,7 +126,7 @@ async def delete_service(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-services", list_services, methods=["GET"]),
-    Route("/v2.1/os-services/{service_id}", update_service, methods=["PUT"]),
-    Route("/v2.1/os-services/{service_id}", delete_service, methods=["DELETE"]),
+    Route("/v2.1/os-services", admin(list_services), methods=["GET"]),
+    Route("/v2.1/os-services/{service_id}", admin(update_service), methods=["PUT"]),
+    Route("/v2.1/os-services/{service_id}", admin(delete_service), methods=["DELETE"]),
 ]

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from onestack.api.common import base_url, caller, json_response, read_json
 from onestack.api.compute.common import check_object, compute, only_keys
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import member
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,6 @@ async def serial_console(websocket: WebSocket) -> None:
 
 
 routes = [
-    Route("/v2.1/servers/{server_id}/remote-consoles", create_console, methods=["POST"]),
+    Route("/v2.1/servers/{server_id}/remote-consoles", member(create_console), methods=["POST"]),
     WebSocketRoute("/serial-console", serial_console),
 ]

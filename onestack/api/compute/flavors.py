@@ -26,6 +26,7 @@ from onestack.api.compute.common import (
     resource_links,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import admin, reader
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.db.models import Flavor
 from onestack.services.compute.flavors import SORT_KEYS, FlavorSpec
@@ -323,20 +324,20 @@ async def flavor_action(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/flavors", list_flavors, methods=["GET"]),
-    Route("/v2.1/flavors", create_flavor, methods=["POST"]),
-    Route("/v2.1/flavors/detail", list_flavors_detail, methods=["GET"]),
-    Route("/v2.1/flavors/{flavor_id}", show_flavor, methods=["GET"]),
-    Route("/v2.1/flavors/{flavor_id}", update_flavor, methods=["PUT"]),
-    Route("/v2.1/flavors/{flavor_id}", delete_flavor, methods=["DELETE"]),
-    Route("/v2.1/flavors/{flavor_id}/action", flavor_action, methods=["POST"]),
-    Route("/v2.1/flavors/{flavor_id}/os-flavor-access", list_flavor_access, methods=["GET"]),
-    Route("/v2.1/flavors/{flavor_id}/os-extra_specs", list_extra_specs, methods=["GET"]),
-    Route("/v2.1/flavors/{flavor_id}/os-extra_specs", create_extra_specs, methods=["POST"]),
-    Route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", show_extra_spec,
+    Route("/v2.1/flavors", reader(list_flavors), methods=["GET"]),
+    Route("/v2.1/flavors", admin(create_flavor), methods=["POST"]),
+    Route("/v2.1/flavors/detail", reader(list_flavors_detail), methods=["GET"]),
+    Route("/v2.1/flavors/{flavor_id}", reader(show_flavor), methods=["GET"]),
+    Route("/v2.1/flavors/{flavor_id}", admin(update_flavor), methods=["PUT"]),
+    Route("/v2.1/flavors/{flavor_id}", admin(delete_flavor), methods=["DELETE"]),
+    Route("/v2.1/flavors/{flavor_id}/action", admin(flavor_action), methods=["POST"]),
+    Route("/v2.1/flavors/{flavor_id}/os-flavor-access", admin(list_flavor_access), methods=["GET"]),
+    Route("/v2.1/flavors/{flavor_id}/os-extra_specs", reader(list_extra_specs), methods=["GET"]),
+    Route("/v2.1/flavors/{flavor_id}/os-extra_specs", admin(create_extra_specs), methods=["POST"]),
+    Route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", reader(show_extra_spec),
           methods=["GET"]),
-    Route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", update_extra_spec,
+    Route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", admin(update_extra_spec),
           methods=["PUT"]),
-    Route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", delete_extra_spec,
+    Route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", admin(delete_extra_spec),
           methods=["DELETE"]),
 ]

@@ -29,6 +29,7 @@ from onestack.api.compute.common import (
     refuse_unknown_query,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import admin
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.compute.hosts import HypervisorView
 
@@ -189,16 +190,16 @@ async def host_action(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-hosts", list_hosts, methods=["GET"]),
-    Route("/v2.1/os-hosts/{host_name}", show_host, methods=["GET"]),
-    Route("/v2.1/os-hosts/{host_name}", host_action, methods=["PUT"]),
-    Route("/v2.1/os-hosts/{host_name}/{host_action}", host_action, methods=["GET"]),
-    Route("/v2.1/os-hypervisors", list_hypervisors, methods=["GET"]),
-    Route("/v2.1/os-hypervisors/detail", list_hypervisors_detail, methods=["GET"]),
-    Route("/v2.1/os-hypervisors/statistics", hypervisor_statistics, methods=["GET"]),
-    Route("/v2.1/os-hypervisors/{hypervisor_id}", show_hypervisor, methods=["GET"]),
-    Route("/v2.1/os-hypervisors/{hypervisor_id}/uptime", hypervisor_uptime,
+    Route("/v2.1/os-hosts", admin(list_hosts), methods=["GET"]),
+    Route("/v2.1/os-hosts/{host_name}", admin(show_host), methods=["GET"]),
+    Route("/v2.1/os-hosts/{host_name}", admin(host_action), methods=["PUT"]),
+    Route("/v2.1/os-hosts/{host_name}/{host_action}", admin(host_action), methods=["GET"]),
+    Route("/v2.1/os-hypervisors", admin(list_hypervisors), methods=["GET"]),
+    Route("/v2.1/os-hypervisors/detail", admin(list_hypervisors_detail), methods=["GET"]),
+    Route("/v2.1/os-hypervisors/statistics", admin(hypervisor_statistics), methods=["GET"]),
+    Route("/v2.1/os-hypervisors/{hypervisor_id}", admin(show_hypervisor), methods=["GET"]),
+    Route("/v2.1/os-hypervisors/{hypervisor_id}/uptime", admin(hypervisor_uptime),
           methods=["GET"]),
-    Route("/v2.1/os-hypervisors/{pattern}/search", search_hypervisors, methods=["GET"]),
-    Route("/v2.1/os-hypervisors/{pattern}/servers", hypervisor_servers, methods=["GET"]),
+    Route("/v2.1/os-hypervisors/{pattern}/search", admin(search_hypervisors), methods=["GET"]),
+    Route("/v2.1/os-hypervisors/{pattern}/servers", admin(hypervisor_servers), methods=["GET"]),
 ]

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from onestack.api.common import caller, json_response
 from onestack.api.compute.common import MAX_LIMIT, capped, compute, next_links, nova_time
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import reader
 from onestack.api.compute.servers import host_id, server_id, time_param
 from onestack.common.errors import BadRequest
 from onestack.db.models import InstanceAction
@@ -115,7 +116,7 @@ async def show_action(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/servers/{server_id}/os-instance-actions", list_actions, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", show_action,
+    Route("/v2.1/servers/{server_id}/os-instance-actions", reader(list_actions), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", reader(show_action),
           methods=["GET"]),
 ]

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
 from onestack.api.compute.common import compute
+from onestack.api.compute.policy import reader
 from onestack.api.compute.servers import render_addresses, server_id
 from onestack.common.errors import NotFound
 
@@ -30,6 +31,6 @@ async def show_ips(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/servers/{server_id}/ips", list_ips, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}/ips/{network_label}", show_ips, methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/ips", reader(list_ips), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/ips/{network_label}", reader(show_ips), methods=["GET"]),
 ]

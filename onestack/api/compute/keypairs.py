@@ -23,6 +23,7 @@ from onestack.api.compute.common import (
     refuse_unknown_query,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import reader
 from onestack.common.errors import InvalidField
 from onestack.db.models import KeyPair
 from onestack.services.compute.keypairs import keypair_id
@@ -126,8 +127,8 @@ async def delete_keypair(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-keypairs", list_keypairs, methods=["GET"]),
-    Route("/v2.1/os-keypairs", create_keypair, methods=["POST"]),
-    Route("/v2.1/os-keypairs/{name}", show_keypair, methods=["GET"]),
-    Route("/v2.1/os-keypairs/{name}", delete_keypair, methods=["DELETE"]),
+    Route("/v2.1/os-keypairs", reader(list_keypairs), methods=["GET"]),
+    Route("/v2.1/os-keypairs", reader(create_keypair), methods=["POST"]),
+    Route("/v2.1/os-keypairs/{name}", reader(show_keypair), methods=["GET"]),
+    Route("/v2.1/os-keypairs/{name}", reader(delete_keypair), methods=["DELETE"]),
 ]

@@ -25,6 +25,7 @@ from onestack.api.compute.common import (
     refuse_unknown_query,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import admin, reader
 from onestack.common.errors import BadRequest
 from onestack.services.compute.quotas import (
     NETWORK_RESOURCES,
@@ -213,13 +214,14 @@ async def show_limits(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-quota-sets/{project_id}", show_quota_set, methods=["GET"]),
-    Route("/v2.1/os-quota-sets/{project_id}", update_quota_set, methods=["PUT"]),
-    Route("/v2.1/os-quota-sets/{project_id}", delete_quota_set, methods=["DELETE"]),
-    Route("/v2.1/os-quota-sets/{project_id}/detail", show_quota_set_detail, methods=["GET"]),
-    Route("/v2.1/os-quota-sets/{project_id}/defaults", show_quota_set_defaults,
+    Route("/v2.1/os-quota-sets/{project_id}", reader(show_quota_set), methods=["GET"]),
+    Route("/v2.1/os-quota-sets/{project_id}", admin(update_quota_set), methods=["PUT"]),
+    Route("/v2.1/os-quota-sets/{project_id}", admin(delete_quota_set), methods=["DELETE"]),
+    Route("/v2.1/os-quota-sets/{project_id}/detail",
+          reader(show_quota_set_detail), methods=["GET"]),
+    Route("/v2.1/os-quota-sets/{project_id}/defaults", reader(show_quota_set_defaults),
           methods=["GET"]),
-    Route("/v2.1/os-quota-class-sets/{class_name}", show_quota_class, methods=["GET"]),
-    Route("/v2.1/os-quota-class-sets/{class_name}", update_quota_class, methods=["PUT"]),
-    Route("/v2.1/limits", show_limits, methods=["GET"]),
+    Route("/v2.1/os-quota-class-sets/{class_name}", admin(show_quota_class), methods=["GET"]),
+    Route("/v2.1/os-quota-class-sets/{class_name}", admin(update_quota_class), methods=["PUT"]),
+    Route("/v2.1/limits", reader(show_limits), methods=["GET"]),
 ]

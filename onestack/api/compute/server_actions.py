@@ -24,6 +24,7 @@ from onestack.api.compute.common import (
 )
 from onestack.api.compute.consoles import console_url
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import member
 from onestack.api.compute.servers import (
     check_disk_config,
     check_hostname,
@@ -339,5 +340,5 @@ async def server_action(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/servers/{server_id}/action", server_action, methods=["POST"]),
+    Route("/v2.1/servers/{server_id}/action", member(server_action), methods=["POST"]),
 ]

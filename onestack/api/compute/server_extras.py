@@ -25,6 +25,7 @@ from starlette.routing import Route
 from onestack.api.common import caller, json_response, read_json
 from onestack.api.compute.common import NotImplementedFault, check_object, compute
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import admin, member, reader, reads_and_writes
 from onestack.api.compute.servers import server_id
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.compute import policy
@@ -165,24 +166,24 @@ async def create_aggregate(request: Request) -> Response:
 _SERVER = "/v2.1/servers/{server_id}"
 
 routes = [
-    Route(f"{_SERVER}/os-interface", list_interfaces, methods=["GET"]),
-    Route(f"{_SERVER}/os-interface", attach_interface, methods=["POST"]),
-    Route(f"{_SERVER}/os-interface/{{port_id}}", show_interface, methods=["GET"]),
-    Route(f"{_SERVER}/os-interface/{{port_id}}", detach_interface, methods=["DELETE"]),
-    Route(f"{_SERVER}/os-volume_attachments", list_volume_attachments, methods=["GET"]),
-    Route(f"{_SERVER}/os-volume_attachments", attach_volume, methods=["POST"]),
-    Route(f"{_SERVER}/os-volume_attachments/{{volume_id}}", show_volume_attachment,
-          methods=["GET", "PUT", "DELETE"]),
-    Route(f"{_SERVER}/diagnostics", diagnostics, methods=["GET"]),
-    Route(f"{_SERVER}/os-server-password", show_password, methods=["GET"]),
-    Route(f"{_SERVER}/os-server-password", clear_password, methods=["DELETE"]),
-    Route(f"{_SERVER}/migrations", list_server_migrations, methods=["GET"]),
-    Route(f"{_SERVER}/migrations/{{migration_id}}", show_server_migration,
+    Route(f"{_SERVER}/os-interface", reader(list_interfaces), methods=["GET"]),
+    Route(f"{_SERVER}/os-interface", member(attach_interface), methods=["POST"]),
+    Route(f"{_SERVER}/os-interface/{{port_id}}", reader(show_interface), methods=["GET"]),
+    Route(f"{_SERVER}/os-interface/{{port_id}}", member(detach_interface), methods=["DELETE"]),
+    Route(f"{_SERVER}/os-volume_attachments", reader(list_volume_attachments), methods=["GET"]),
+    Route(f"{_SERVER}/os-volume_attachments", member(attach_volume), methods=["POST"]),
+    Route(f"{_SERVER}/os-volume_attachments/{{volume_id}}",
+          reads_and_writes(show_volume_attachment), methods=["GET", "PUT", "DELETE"]),
+    Route(f"{_SERVER}/diagnostics", admin(diagnostics), methods=["GET"]),
+    Route(f"{_SERVER}/os-server-password", reader(show_password), methods=["GET"]),
+    Route(f"{_SERVER}/os-server-password", member(clear_password), methods=["DELETE"]),
+    Route(f"{_SERVER}/migrations", admin(list_server_migrations), methods=["GET"]),
+    Route(f"{_SERVER}/migrations/{{migration_id}}", admin(show_server_migration),
           methods=["GET", "DELETE"]),
-    Route("/v2.1/os-migrations", list_migrations, methods=["GET"]),
-    Route("/v2.1/os-aggregates", list_aggregates, methods=["GET"]),
-    Route("/v2.1/os-aggregates", create_aggregate, methods=["POST"]),
-    Route("/v2.1/os-aggregates/{aggregate_id}", show_aggregate,
+    Route("/v2.1/os-migrations", admin(list_migrations), methods=["GET"]),
+    Route("/v2.1/os-aggregates", admin(list_aggregates), methods=["GET"]),
+    Route("/v2.1/os-aggregates", admin(create_aggregate), methods=["POST"]),
+    Route("/v2.1/os-aggregates/{aggregate_id}", admin(show_aggregate),
           methods=["GET", "PUT", "DELETE"]),
-    Route("/v2.1/os-aggregates/{aggregate_id}/action", show_aggregate, methods=["POST"]),
+    Route("/v2.1/os-aggregates/{aggregate_id}/action", admin(show_aggregate), methods=["POST"]),
 ]

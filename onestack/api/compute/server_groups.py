@@ -20,6 +20,7 @@ from onestack.api.compute.common import (
     refuse_unknown_query,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import member, reader
 from onestack.common.errors import InvalidField
 from onestack.services.compute.server_groups import GroupView
 
@@ -109,8 +110,8 @@ async def delete_group(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-server-groups", list_groups, methods=["GET"]),
-    Route("/v2.1/os-server-groups", create_group, methods=["POST"]),
-    Route("/v2.1/os-server-groups/{group_id}", show_group, methods=["GET"]),
-    Route("/v2.1/os-server-groups/{group_id}", delete_group, methods=["DELETE"]),
+    Route("/v2.1/os-server-groups", reader(list_groups), methods=["GET"]),
+    Route("/v2.1/os-server-groups", member(create_group), methods=["POST"]),
+    Route("/v2.1/os-server-groups/{group_id}", reader(show_group), methods=["GET"]),
+    Route("/v2.1/os-server-groups/{group_id}", member(delete_group), methods=["DELETE"]),
 ]

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from onestack.api.common import caller, json_response, loads_json, no_content, read_body, read_json
 from onestack.api.compute.common import compute, only_keys, resource_links
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import member, reader
 from onestack.api.compute.servers import check_metadata, check_tag, check_tags, server_id
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 
@@ -142,17 +143,18 @@ async def delete_tag(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/servers/{server_id}/metadata", list_metadata, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}/metadata", create_metadata, methods=["POST"]),
-    Route("/v2.1/servers/{server_id}/metadata", replace_metadata, methods=["PUT"]),
-    Route("/v2.1/servers/{server_id}/metadata/{key}", show_metadata_item, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}/metadata/{key}", update_metadata_item, methods=["PUT"]),
-    Route("/v2.1/servers/{server_id}/metadata/{key}", delete_metadata_item,
+    Route("/v2.1/servers/{server_id}/metadata", reader(list_metadata), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/metadata", member(create_metadata), methods=["POST"]),
+    Route("/v2.1/servers/{server_id}/metadata", member(replace_metadata), methods=["PUT"]),
+    Route("/v2.1/servers/{server_id}/metadata/{key}", reader(show_metadata_item), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/metadata/{key}",
+          member(update_metadata_item), methods=["PUT"]),
+    Route("/v2.1/servers/{server_id}/metadata/{key}", member(delete_metadata_item),
           methods=["DELETE"]),
-    Route("/v2.1/servers/{server_id}/tags", list_tags, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}/tags", replace_tags, methods=["PUT"]),
-    Route("/v2.1/servers/{server_id}/tags", delete_tags, methods=["DELETE"]),
-    Route("/v2.1/servers/{server_id}/tags/{tag}", check_tag_exists, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}/tags/{tag}", add_tag, methods=["PUT"]),
-    Route("/v2.1/servers/{server_id}/tags/{tag}", delete_tag, methods=["DELETE"]),
+    Route("/v2.1/servers/{server_id}/tags", reader(list_tags), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/tags", member(replace_tags), methods=["PUT"]),
+    Route("/v2.1/servers/{server_id}/tags", member(delete_tags), methods=["DELETE"]),
+    Route("/v2.1/servers/{server_id}/tags/{tag}", reader(check_tag_exists), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}/tags/{tag}", member(add_tag), methods=["PUT"]),
+    Route("/v2.1/servers/{server_id}/tags/{tag}", member(delete_tag), methods=["DELETE"]),
 ]

@@ -37,6 +37,7 @@ from onestack.api.compute.common import (
     resource_links,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import member, reader
 from onestack.common.errors import BadRequest, Forbidden, InvalidField
 from onestack.services.compute import states
 from onestack.services.compute.servers import (
@@ -856,10 +857,10 @@ async def delete_server(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/servers", list_servers, methods=["GET"]),
-    Route("/v2.1/servers", create_server, methods=["POST"]),
-    Route("/v2.1/servers/detail", list_servers_detail, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}", show_server, methods=["GET"]),
-    Route("/v2.1/servers/{server_id}", update_server, methods=["PUT"]),
-    Route("/v2.1/servers/{server_id}", delete_server, methods=["DELETE"]),
+    Route("/v2.1/servers", reader(list_servers), methods=["GET"]),
+    Route("/v2.1/servers", member(create_server), methods=["POST"]),
+    Route("/v2.1/servers/detail", reader(list_servers_detail), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}", reader(show_server), methods=["GET"]),
+    Route("/v2.1/servers/{server_id}", member(update_server), methods=["PUT"]),
+    Route("/v2.1/servers/{server_id}", member(delete_server), methods=["DELETE"]),
 ]

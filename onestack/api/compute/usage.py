@@ -19,6 +19,7 @@ from onestack.api.compute.common import (
     refuse_unknown_query,
 )
 from onestack.api.compute.microversion import version
+from onestack.api.compute.policy import admin, reader
 from onestack.common.errors import BadRequest
 from onestack.db.models import utcnow
 from onestack.services.compute.usage import ServerUsage, TenantUsage
@@ -120,6 +121,6 @@ async def show_usage(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.1/os-simple-tenant-usage", list_usage, methods=["GET"]),
-    Route("/v2.1/os-simple-tenant-usage/{tenant_id}", show_usage, methods=["GET"]),
+    Route("/v2.1/os-simple-tenant-usage", admin(list_usage), methods=["GET"]),
+    Route("/v2.1/os-simple-tenant-usage/{tenant_id}", reader(show_usage), methods=["GET"]),
 ]

@@ -12,6 +12,7 @@ from onestack.api.common import body_part, caller, json_response, no_content, pa
 from onestack.api.identity.common import Text, identity, list_links, self_link
 from onestack.common.errors import InvalidField
 from onestack.db.models import ApplicationCredential
+from onestack.services.identity.app_creds import _check_unrestricted as check_unrestricted
 from onestack.services.identity.policy import enforce
 
 FIELD = "application_credential"
@@ -50,6 +51,7 @@ async def create_app_cred(request: Request):  # type: ignore[no-untyped-def]
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:create_application_credential", user_id=user_id)
+    check_unrestricted(ctx)  # before the body: a refusal must not depend on it
     body = parse(AppCredCreate, body_part(await read_json(request), FIELD), FIELD)
     if body.access_rules:
         raise InvalidField(f"{FIELD}/access_rules",

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, read_json
 from onestack.api.image.common import images, media_type
+from onestack.api.image.policy import member, reader
 from onestack.common.errors import (
     BadRequest,
     RangeNotSatisfiable,
@@ -163,8 +164,8 @@ async def download(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2/images/{image_id}/file", upload, methods=["PUT"]),
-    Route("/v2/images/{image_id}/file", download, methods=["GET"]),
-    Route("/v2/images/{image_id}/stage", stage, methods=["PUT"]),
-    Route("/v2/images/{image_id}/import", import_image, methods=["POST"]),
+    Route("/v2/images/{image_id}/file", member(upload), methods=["PUT"]),
+    Route("/v2/images/{image_id}/file", reader(download), methods=["GET"]),
+    Route("/v2/images/{image_id}/stage", member(stage), methods=["PUT"]),
+    Route("/v2/images/{image_id}/import", member(import_image), methods=["POST"]),
 ]

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from onestack.api.common import base_url, caller, json_response, no_content, read_json
 from onestack.api.image.common import images, media_type, read_json_value, render_image
+from onestack.api.image.policy import member, reader
 from onestack.common.errors import BadRequest, UnsupportedMediaType
 from onestack.services.image.data import IMPORT_METHODS, STORE_ID
 from onestack.services.image.service import Change
@@ -141,13 +142,13 @@ async def reactivate(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2/images", create_image, methods=["POST"]),
-    Route("/v2/images", list_images, methods=["GET"]),
-    Route("/v2/images/{image_id}", show_image, methods=["GET"]),
-    Route("/v2/images/{image_id}", update_image, methods=["PATCH"]),
-    Route("/v2/images/{image_id}", delete_image, methods=["DELETE"]),
-    Route("/v2/images/{image_id}/tags/{tag}", add_tag, methods=["PUT"]),
-    Route("/v2/images/{image_id}/tags/{tag}", delete_tag, methods=["DELETE"]),
-    Route("/v2/images/{image_id}/actions/deactivate", deactivate, methods=["POST"]),
-    Route("/v2/images/{image_id}/actions/reactivate", reactivate, methods=["POST"]),
+    Route("/v2/images", member(create_image), methods=["POST"]),
+    Route("/v2/images", reader(list_images), methods=["GET"]),
+    Route("/v2/images/{image_id}", reader(show_image), methods=["GET"]),
+    Route("/v2/images/{image_id}", member(update_image), methods=["PATCH"]),
+    Route("/v2/images/{image_id}", member(delete_image), methods=["DELETE"]),
+    Route("/v2/images/{image_id}/tags/{tag}", member(add_tag), methods=["PUT"]),
+    Route("/v2/images/{image_id}/tags/{tag}", member(delete_tag), methods=["DELETE"]),
+    Route("/v2/images/{image_id}/actions/deactivate", member(deactivate), methods=["POST"]),
+    Route("/v2/images/{image_id}/actions/reactivate", member(reactivate), methods=["POST"]),
 ]

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
 from onestack.api.image.common import images
+from onestack.api.image.policy import admin, reader
 from onestack.common.errors import Forbidden
 from onestack.services.image.data import IMPORT_METHODS, STORE_ID
 from onestack.services.image.quotas import usage_report
@@ -49,6 +50,6 @@ async def usage(request: Request) -> Response:
 routes = [
     Route("/v2/info/import", import_info, methods=["GET"]),
     Route("/v2/info/stores", stores, methods=["GET"]),
-    Route("/v2/info/stores/detail", stores_detail, methods=["GET"]),
-    Route("/v2/info/usage", usage, methods=["GET"]),
+    Route("/v2/info/stores/detail", admin(stores_detail), methods=["GET"]),
+    Route("/v2/info/usage", reader(usage), methods=["GET"]),
 ]

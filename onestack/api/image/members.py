@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, no_content, read_json
 from onestack.api.image.common import images, render_member
+from onestack.api.image.policy import member, reader
 from onestack.common.errors import BadRequest
 
 
@@ -53,9 +54,9 @@ async def remove_member(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2/images/{image_id}/members", add_member, methods=["POST"]),
-    Route("/v2/images/{image_id}/members", list_members, methods=["GET"]),
-    Route("/v2/images/{image_id}/members/{member_id}", show_member, methods=["GET"]),
-    Route("/v2/images/{image_id}/members/{member_id}", update_member, methods=["PUT"]),
-    Route("/v2/images/{image_id}/members/{member_id}", remove_member, methods=["DELETE"]),
+    Route("/v2/images/{image_id}/members", member(add_member), methods=["POST"]),
+    Route("/v2/images/{image_id}/members", reader(list_members), methods=["GET"]),
+    Route("/v2/images/{image_id}/members/{member_id}", reader(show_member), methods=["GET"]),
+    Route("/v2/images/{image_id}/members/{member_id}", member(update_member), methods=["PUT"]),
+    Route("/v2/images/{image_id}/members/{member_id}", member(remove_member), methods=["DELETE"]),
 ]
