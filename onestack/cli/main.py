@@ -84,7 +84,10 @@ def down(state_dir: StateDir = None,
     from onestack.agent.purge import HostPurge
 
     config = load_config(state_dir)
-    if not config.state_dir.is_dir():
+    # Host objects are found by their name prefix: never act on a directory that is not
+    # a cloud's (the default prefix would name another cloud's objects).
+    if not any((config.state_dir / name).exists()
+               for name in ("onestack.db", server_lock.LOCK_FILE)):
         console.print(f"[red]No OneStack state in {config.state_dir}.[/]")
         raise typer.Exit(1)
     pid = server_lock.running(config.state_dir)

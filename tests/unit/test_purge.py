@@ -30,6 +30,7 @@ def state(tmp_path: Path, image: bytes) -> Path:  # noqa: F811
     state = tmp_path / "state"
     state.mkdir()
     (state / "onestack.toml").write_text(FAKE)
+    (state / "onestack.db").touch()
     config = load_config(state, environ={})
     control = Control(image)
     d = instance(image)
@@ -93,6 +94,8 @@ def test_down_lists_refuses_while_running_then_purges(state: Path) -> None:
 
 
 def test_down_needs_a_state_dir(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["down", "--purge", "--state-dir",
-                                      str(tmp_path / "none")])
-    assert result.exit_code == 1 and "No OneStack state" in result.output
+    """Objects are found by prefix: a directory that is no cloud's is refused, not
+    purged with the default prefix."""
+    for path in (tmp_path / "none", tmp_path):
+        result = CliRunner().invoke(app, ["down", "--purge", "--state-dir", str(path)])
+        assert result.exit_code == 1 and "No OneStack state" in result.output
