@@ -1,12 +1,13 @@
 """Compute benchmark: real guests (QEMU under TCG here) on a host in a namespace.
 
-    sudo .venv/bin/python bench/compute.py [--rounds 10] [--concurrent 10]
+    sudo .venv/bin/python bench/compute.py [--rounds 10] [--concurrent 10] [--image FILE]
 
 Measures, against ``onestack up`` with the real drivers (tests/host/harness.py):
 
 - create -> ACTIVE: from ``POST /servers`` to the API saying ACTIVE (aim p50 <= 0.5 s);
 - create -> metadata: until the guest's console says it fetched its metadata
-  (aim <= 6 s under TCG);
+  (aim <= 6 s under TCG), with the guest's uptime at its init, DHCP and metadata steps
+  (the test image stamps each console marker with it);
 - N concurrent boots vs N bare ``qemu-system-x86_64`` runs of the same image with
   QEMU's user network: until every guest printed its addresses (aim <= 1.2x);
 - the server's RSS when idle (aim <= 150 MB).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,9 @@ from tests.host.harness import NetnsHost  # noqa: E402
 
 MARK_METADATA = f"{MARKER} metadata ok"
 MARK_ADDRESSES = f"{MARKER} addresses"
+#: ``[<guest uptime>] ONESTACK-TEST: <step> ...`` on the test image's console.
+STEP = re.compile(r"\[([0-9.]+)\] " + re.escape(MARKER) + r" (\S+)")
+GUEST_STEPS = ("init", "dhcp", "metadata")
 
 
 class Cloud:
@@ -130,19 +135,34 @@ def bench_active(cloud: Cloud, image: str, net: str, rounds: int) -> list[float]
     return times
 
 
-def bench_metadata(cloud: Cloud, image: str, net: str, rounds: int) -> list[float]:
+def guest_uptimes(console: str) -> dict[str, float]:
+    """The guest's uptime at the first marker of each step."""
+    found: dict[str, float] = {}
+    for uptime, step in STEP.findall(console):
+        found.setdefault(step, float(uptime))
+    return found
+
+
+def bench_metadata(cloud: Cloud, image: str, net: str, rounds: int,
+                   ) -> tuple[list[float], dict[str, list[float]]]:
+    """Times to ``metadata ok``, and the guest's uptime at each step of each boot."""
     times = []
+    steps: dict[str, list[float]] = {step: [] for step in GUEST_STEPS}
     for i in range(rounds):
         t0 = time.monotonic()
         sid = cloud.create(f"md-{i}", image, net)
-        while MARK_METADATA not in cloud.console(sid):
+        while MARK_METADATA not in (console := cloud.console(sid)):
             if time.monotonic() - t0 > 120:
                 raise TimeoutError(f"server {sid}: no metadata in 120 s")
             time.sleep(0.1)
         times.append(time.monotonic() - t0)
+        uptimes = guest_uptimes(console)
+        for step in GUEST_STEPS:
+            if step in uptimes:
+                steps[step].append(uptimes[step])
         cloud.delete(sid)
         cloud.wait_gone([sid])
-    return times
+    return times, steps
 
 
 def bench_concurrent(cloud: Cloud, image: str, net: str, n: int) -> float:
@@ -211,8 +231,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--metadata-rounds", type=int, default=3)
     parser.add_argument("--concurrent", type=int, default=10)
+    parser.add_argument("--image", type=Path,
+                        help="boot this qcow2 instead of the test image (to compare builds)")
     args = parser.parse_args()
-    image_file = build_test_image()
+    image_file = args.image or build_test_image()
     results: dict[str, Any] = {"cpu": cpu_model(), "busy_before": machine_busy()}
     with tempfile.TemporaryDirectory(prefix="onestack-bench-") as tmp:
         host = NetnsHost(Path(tmp), env={"ONESTACK_HOST_ACCEL": "tcg",
@@ -229,9 +251,11 @@ def main() -> int:
             results["create_to_active_s"] = {"p50": round(statistics.median(active), 3),
                                              "p90": round(pct(active, 0.9), 3),
                                              "n": len(active)}
-            md = bench_metadata(cloud, image, net, args.metadata_rounds)
+            md, steps = bench_metadata(cloud, image, net, args.metadata_rounds)
             results["create_to_metadata_s"] = {"p50": round(statistics.median(md), 2),
                                                "max": round(max(md), 2), "n": len(md)}
+            results["guest_uptime_at_s"] = {step: round(statistics.median(v), 2)
+                                            for step, v in steps.items() if v}
             results["concurrent_onestack_s"] = round(
                 bench_concurrent(cloud, image, net, args.concurrent), 1)
             results["idle_rss_after_mib"] = round(rss_mib(host.proc.pid), 1)
@@ -245,6 +269,9 @@ def main() -> int:
     print(f"create -> ACTIVE     p50 {results['create_to_active_s']['p50']} s, "
           f"p90 {results['create_to_active_s']['p90']} s")
     print(f"create -> metadata   p50 {results['create_to_metadata_s']['p50']} s")
+    if results["guest_uptime_at_s"]:
+        print("guest uptime at       " + ", ".join(
+            f"{step} {t} s" for step, t in results["guest_uptime_at_s"].items()) + " (p50)")
     print(f"{args.concurrent} concurrent boots  onestack {results['concurrent_onestack_s']} s, "
           f"bare QEMU {results['concurrent_bare_qemu_s']} s "
           f"(x{results['concurrent_ratio']})")
