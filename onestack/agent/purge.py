@@ -65,9 +65,16 @@ def pidfile_processes(state_dir: Path) -> dict[Path, int]:
     for name in PIDFILE_NAMES:
         for pidfile in sorted(state_dir.rglob(name)):
             pid = read_pidfile(pidfile)
-            if pid is not None and any(str(pidfile.parent) in arg for arg in cmdline(pid)):
+            if pid is not None and _names(cmdline(pid), pidfile.parent):
                 found[pidfile] = pid
     return found
+
+
+def _names(argv: list[str], directory: Path) -> bool:
+    """Whether a command line names ``directory`` (as given, or resolved: QEMU's
+    paths are)."""
+    forms = {str(directory), str(directory.resolve())}
+    return any(form in arg for arg in argv for form in forms)
 
 
 class HostPurge:
@@ -143,5 +150,5 @@ class HostPurge:
 
 def _end(pidfile: Path, pid: int) -> None:
     argv = cmdline(pid)
-    if any(str(pidfile.parent) in arg for arg in argv) and not end_process(pid, argv):
+    if _names(argv, pidfile.parent) and not end_process(pid, argv):
         raise RuntimeError(f"PID {pid} does not die")
