@@ -321,7 +321,7 @@ class LinuxNetwork(NetworkDriver):
             if not argv:
                 continue  # gone meanwhile, or a zombie
             pidfile = dnsmasq_pidfile(argv)
-            if pidfile == ours:
+            if pidfile is not None and pidfile.resolve() == ours.resolve():
                 why = "ours"
             elif pidfile is not None and pidfile.parent.name == network_id \
                     and pidfile.parent.parent.name == "dhcp" and not pidfile.parent.exists():
