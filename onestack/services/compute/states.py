@@ -7,51 +7,46 @@ pending on it (see docs/design/compute-states.md for who moves it). The API show
 
 from __future__ import annotations
 
-# -- vm_state ------------------------------------------------------------------------
-
-ACTIVE = "active"
-BUILDING = "building"
-PAUSED = "paused"
-SUSPENDED = "suspended"
-STOPPED = "stopped"
-RESCUED = "rescued"
-RESIZED = "resized"
-SOFT_DELETED = "soft-delete"
-DELETED = "deleted"
-ERROR = "error"
-SHELVED = "shelved"
-SHELVED_OFFLOADED = "shelved_offloaded"
-
-# -- task_state ----------------------------------------------------------------------
-
-SCHEDULING = "scheduling"
-SPAWNING = "spawning"
-DELETING = "deleting"
-POWERING_OFF = "powering-off"
-POWERING_ON = "powering-on"
-REBOOTING = "rebooting"
-REBOOTING_HARD = "rebooting_hard"
-PAUSING = "pausing"
-UNPAUSING = "unpausing"
-SUSPENDING = "suspending"
-RESUMING = "resuming"
-REBUILDING = "rebuilding"
-RESIZE_PREP = "resize_prep"
-RESIZE_MIGRATING = "resize_migrating"
-RESIZE_MIGRATED = "resize_migrated"
-RESIZE_FINISH = "resize_finish"
-RESIZE_REVERTING = "resize_reverting"
-IMAGE_SNAPSHOT = "image_snapshot"
-MIGRATING = "migrating"
-
-# -- power_state (observed by the host) ------------------------------------------------
-
-NOSTATE = 0
-RUNNING = 1
-POWER_PAUSED = 3
-SHUTDOWN = 4
-CRASHED = 6
-POWER_SUSPENDED = 7
+# The words themselves are the boundary's (server, agents and drivers share them).
+from onestack.hostlink.states import (  # noqa: F401  (re-exported: states.ACTIVE, ...)
+    ACTIVE,
+    BUILDING,
+    CRASHED,
+    DELETED,
+    DELETING,
+    ERROR,
+    IMAGE_SNAPSHOT,
+    MIGRATING,
+    NOSTATE,
+    PAUSED,
+    PAUSING,
+    POWER_PAUSED,
+    POWER_SUSPENDED,
+    POWERING_OFF,
+    POWERING_ON,
+    REBOOTING,
+    REBOOTING_HARD,
+    REBUILDING,
+    RESCUED,
+    RESIZE_FINISH,
+    RESIZE_MIGRATED,
+    RESIZE_MIGRATING,
+    RESIZE_PREP,
+    RESIZE_REVERTING,
+    RESIZED,
+    RESUMING,
+    RUNNING,
+    SCHEDULING,
+    SHELVED,
+    SHELVED_OFFLOADED,
+    SHUTDOWN,
+    SOFT_DELETED,
+    SPAWNING,
+    STOPPED,
+    SUSPENDED,
+    SUSPENDING,
+    UNPAUSING,
+)
 
 _DEFAULT = "default"
 _REBUILD: dict[str | None, str] = {
