@@ -8,10 +8,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, loads_json, no_content, read_body, read_json
-from onestack.api.compute.common import compute, only_keys, resource_links
+from onestack.api.compute.common import compute, only_keys, resource_links, server_id
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member, reader
-from onestack.api.compute.servers import check_metadata, check_tag, check_tags, server_id
+from onestack.api.compute.validation import check_metadata, check_tag, check_tags
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 
 
@@ -24,7 +24,7 @@ def _key(request: Request) -> str:
 
 async def list_metadata(request: Request) -> Response:
     ctx = caller(request)
-    return json_response({"metadata": compute(request).servers.metadata(ctx,
+    return json_response({"metadata": compute(request).server_metadata.metadata(ctx,
                                                                         server_id(request))})
 
 
@@ -34,7 +34,7 @@ async def _set(request: Request, replace: bool) -> Response:
     only_keys("body", body, ("metadata",), required=("metadata",))
     items = check_metadata("metadata", body["metadata"])
     rule = "update_all" if replace else "create"
-    result = compute(request).servers.set_metadata(
+    result = compute(request).server_metadata.set_metadata(
         ctx, server_id(request), items, replace=replace,
         rule=f"os_compute_api:server-metadata:{rule}")
     return json_response({"metadata": result})
@@ -50,7 +50,7 @@ async def replace_metadata(request: Request) -> Response:
 
 async def show_metadata_item(request: Request) -> Response:
     ctx = caller(request)
-    value = compute(request).servers.metadata_item(ctx, server_id(request), _key(request))
+    value = compute(request).server_metadata.metadata_item(ctx, server_id(request), _key(request))
     return json_response({"meta": {_key(request): value}})
 
 
@@ -63,14 +63,14 @@ async def update_metadata_item(request: Request) -> Response:
         raise InvalidField("meta", f"{meta!r} must have exactly one property")
     if _key(request) not in meta:
         raise BadRequest("Request body and URI mismatch")
-    compute(request).servers.set_metadata(ctx, server_id(request), meta, replace=False,
+    compute(request).server_metadata.set_metadata(ctx, server_id(request), meta, replace=False,
                                           rule="os_compute_api:server-metadata:update")
     return json_response({"meta": meta})
 
 
 async def delete_metadata_item(request: Request) -> Response:
     ctx = caller(request)
-    compute(request).servers.delete_metadata_item(ctx, server_id(request), _key(request))
+    compute(request).server_metadata.delete_metadata_item(ctx, server_id(request), _key(request))
     return no_content()
 
 
@@ -85,7 +85,7 @@ def _tags_version(request: Request) -> None:
 async def list_tags(request: Request) -> Response:
     ctx = caller(request)
     _tags_version(request)
-    return json_response({"tags": compute(request).servers.tags(ctx, server_id(request))})
+    return json_response({"tags": compute(request).server_metadata.tags(ctx, server_id(request))})
 
 
 async def replace_tags(request: Request) -> Response:
@@ -94,21 +94,21 @@ async def replace_tags(request: Request) -> Response:
     body = await read_json(request)
     only_keys("body", body, ("tags",), required=("tags",))
     tags = check_tags("tags", body["tags"])
-    result = compute(request).servers.set_tags(ctx, server_id(request), tags)
+    result = compute(request).server_metadata.set_tags(ctx, server_id(request), tags)
     return json_response({"tags": result})
 
 
 async def delete_tags(request: Request) -> Response:
     ctx = caller(request)
     _tags_version(request)
-    compute(request).servers.delete_tags(ctx, server_id(request))
+    compute(request).server_metadata.delete_tags(ctx, server_id(request))
     return no_content()
 
 
 async def check_tag_exists(request: Request) -> Response:
     ctx = caller(request)
     _tags_version(request)
-    compute(request).servers.has_tag(ctx, server_id(request), request.path_params["tag"])
+    compute(request).server_metadata.has_tag(ctx, server_id(request), request.path_params["tag"])
     return no_content()
 
 
@@ -128,7 +128,7 @@ async def add_tag(request: Request) -> Response:
     except InvalidField:
         problem = (f"Tag '{tag}' is invalid. It must be a non empty string without "
                    "characters '/' and ','.")
-    created = compute(request).servers.add_tag(ctx, sid, tag, problem=problem)
+    created = compute(request).server_metadata.add_tag(ctx, sid, tag, problem=problem)
     if not created:
         return no_content()
     location = f"{resource_links(request, 'servers', sid)[0]['href']}/tags/{tag}"
@@ -138,7 +138,7 @@ async def add_tag(request: Request) -> Response:
 async def delete_tag(request: Request) -> Response:
     ctx = caller(request)
     _tags_version(request)
-    compute(request).servers.delete_tag(ctx, server_id(request), request.path_params["tag"])
+    compute(request).server_metadata.delete_tag(ctx, server_id(request), request.path_params["tag"])
     return no_content()
 
 

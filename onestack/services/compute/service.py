@@ -5,9 +5,11 @@ Each sub-service gets this object and reaches its siblings and the other service
 
 - flavors, keypairs, server_groups, quotas (limits), hosts (os-services, hypervisors,
   availability zones), usage (simple tenant usage);
-- servers (create, list, show, update, delete), actions (stop, start, reboot, ...),
+- servers (create, list, show, update, delete), server_metadata (metadata and tags),
+  actions (stop, start, reboot, ...),
   scheduler (which host runs an instance);
-- hostapi: what a host's agent calls (desired state in, observed state out);
+- hostapi: compute's slice of what hosts call (``services/hosts`` puts the slices
+  together); host_links: the hosts this process can call;
 - metadata: the documents the metadata service serves a guest.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from onestack.common.config import Config
 from onestack.db.engine import Database
+from onestack.hostlink.directory import HostDirectory
 from onestack.services.compute.actions import ServerActions
 from onestack.services.compute.flavors import Flavors
 from onestack.services.compute.hostapi import HostAPI
@@ -27,6 +30,7 @@ from onestack.services.compute.metadata import MetadataService
 from onestack.services.compute.quotas import ComputeQuotas
 from onestack.services.compute.scheduler import Scheduler
 from onestack.services.compute.server_groups import ServerGroups
+from onestack.services.compute.server_metadata import ServerMetadata
 from onestack.services.compute.servers import Servers
 from onestack.services.compute.usage import Usage
 
@@ -42,9 +46,10 @@ class Compute:
         #: Called with a host name whenever that host's desired state changed (the agent
         #: wakes up at once instead of at its next poll). Agents register here.
         self.listeners: list[Callable[[str], None]] = []
-        #: Host name -> the agent running it, for calls that need the host now (console
-        #: output, serial consoles). In the all-in-one mode the agent is in this process.
-        self.agents: dict[str, Any] = {}
+        #: Handles on the hosts this process can call (``hostlink.ServerToHost``: console
+        #: output, serial consoles, uptime, wake-up), by host name; the assembly adds the
+        #: in-process host, the HTTP transport remote ones.
+        self.host_links = HostDirectory()
         self.flavors = Flavors(self)
         self.keypairs = KeyPairs(self)
         self.server_groups = ServerGroups(self)
@@ -53,6 +58,7 @@ class Compute:
         self.usage = Usage(self)
         self.scheduler = Scheduler(self)
         self.servers = Servers(self)
+        self.server_metadata = ServerMetadata(self)
         self.actions = ServerActions(self)
         self.hostapi = HostAPI(self)
         self.metadata = MetadataService(self)
@@ -61,6 +67,7 @@ class Compute:
         """Tell ``host``'s agent its desired state changed."""
         if not host:
             return
+        self.host_links.notify(host)
         for listener in list(self.listeners):
             listener(host)
 
