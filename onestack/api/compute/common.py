@@ -41,6 +41,11 @@ def compute(request: Request):  # type: ignore[no-untyped-def]
     return request.app.state.compute
 
 
+def server_id(request: Request) -> str:
+    """The ``{server_id}`` of the path."""
+    return str(request.path_params["server_id"])
+
+
 # -- links ---------------------------------------------------------------------------
 
 

@@ -18,10 +18,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
-from onestack.api.compute.common import MAX_LIMIT, capped, compute, next_links, nova_time
+from onestack.api.compute.common import (
+    MAX_LIMIT,
+    capped,
+    compute,
+    next_links,
+    nova_time,
+    server_id,
+)
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import reader
-from onestack.api.compute.servers import host_id, server_id, time_param
+from onestack.api.compute.render import host_id
+from onestack.api.compute.validation import time_param
 from onestack.common.errors import BadRequest
 from onestack.db.models import InstanceAction
 

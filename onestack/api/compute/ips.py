@@ -8,9 +8,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
-from onestack.api.compute.common import compute
+from onestack.api.compute.common import compute, server_id
 from onestack.api.compute.policy import reader
-from onestack.api.compute.servers import render_addresses, server_id
+from onestack.api.compute.render import render_addresses
 from onestack.common.errors import NotFound
 
 

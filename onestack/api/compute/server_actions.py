@@ -21,11 +21,13 @@ from onestack.api.compute.common import (
     check_object,
     compute,
     only_keys,
+    server_id,
 )
 from onestack.api.compute.consoles import console_url
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member
-from onestack.api.compute.servers import (
+from onestack.api.compute.render import location_of, render_server
+from onestack.api.compute.validation import (
     check_disk_config,
     check_hostname,
     check_ip,
@@ -33,13 +35,10 @@ from onestack.api.compute.servers import (
     check_string,
     check_user_data,
     check_uuid,
-    location_of,
-    render_server,
-    server_id,
 )
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.services.compute.actions import RebuildRequest
-from onestack.services.compute.servers import validate_user_data
+from onestack.services.compute.server_requests import validate_user_data
 from onestack.services.identity.context import ValidatedToken
 
 Handler = Callable[[Request, ValidatedToken, str, Any], Awaitable[Response]]
@@ -142,7 +141,7 @@ async def rebuild(request: Request, ctx: ValidatedToken, sid: str, value: Any) -
     body = render_server(request, ctx, view, kind="rebuild")
     body["adminPass"] = admin_pass
     if v >= (2, 57):
-        body["user_data"] = view.instance.user_data
+        body["user_data"] = view.user_data
     return json_response({"server": body}, status=202, headers=location_of(request, sid))
 
 

@@ -23,10 +23,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, read_json
-from onestack.api.compute.common import NotImplementedFault, check_object, compute
+from onestack.api.compute.common import NotImplementedFault, check_object, compute, server_id
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, member, reader, reads_and_writes
-from onestack.api.compute.servers import server_id
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.compute import policy
 

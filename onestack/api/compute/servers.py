@@ -1,16 +1,12 @@
 """/v2.1/servers: create, list (``/servers``, ``/servers/detail``), show, update, delete.
 
 Bodies follow Nova's JSON schemas of the negotiated microversion (which keys exist,
-their types and formats); the service does the rest. ``render_server`` is the one
-place a server becomes a body, for every microversion and every kind of answer (show,
-list detail, update, rebuild), and other modules use it.
+their types and formats; the value formats are in ``validation``); the service does the
+rest. Servers become bodies in ``render``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import ipaddress
 import re
 import uuid as uuidlib
 from typing import Any
@@ -23,7 +19,6 @@ from starlette.routing import Route
 from onestack.api.common import caller, json_response, no_content, read_json
 from onestack.api.compute.common import (
     MAX_LIMIT,
-    api_root,
     capped,
     check_bool,
     check_description,
@@ -32,287 +27,31 @@ from onestack.api.compute.common import (
     check_object,
     compute,
     next_links,
-    nova_time,
     only_keys,
     resource_links,
+    server_id,
 )
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member, reader
+from onestack.api.compute.render import location_of, render_server
+from onestack.api.compute.validation import (
+    check_disk_config,
+    check_fqdn,
+    check_hostname,
+    check_ip,
+    check_metadata,
+    check_string,
+    check_tag,
+    check_tags,
+    check_user_data,
+    check_uuid,
+    time_param,
+)
 from onestack.common.errors import BadRequest, Forbidden, InvalidField
 from onestack.services.compute import states
-from onestack.services.compute.servers import (
-    MAX_TAG_LENGTH,
-    MAX_TAGS,
-    SORT_COLUMNS,
-    BootRequest,
-    NetworkRequest,
-    ServerQuery,
-    ServerView,
-    instance_name,
-)
+from onestack.services.compute.server_lists import SORT_COLUMNS
+from onestack.services.compute.server_requests import BootRequest, NetworkRequest, ServerQuery
 from onestack.services.identity.context import ValidatedToken
-
-#: Statuses whose servers show ``progress`` / ``fault``.
-PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
-FAULT_STATUSES = ("ERROR", "DELETED")
-
-
-# -- Nova's value formats ----------------------------------------------------------------
-
-
-def check_uuid(field: str, value: Any) -> str:
-    """Nova's ``uuid`` format (any spelling ``uuid.UUID`` reads; answered as given)."""
-    if not isinstance(value, str):
-        raise InvalidField(field, f"{value!r} is not of type 'string'")
-    try:
-        uuidlib.UUID(value)
-    except ValueError:
-        raise InvalidField(field, f"{value!r} is not a 'uuid'") from None
-    return value
-
-
-def check_ip(field: str, value: Any, version_: int | None = None) -> str:
-    if not isinstance(value, str):
-        raise InvalidField(field, f"{value!r} is not of type 'string'")
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        kind = {4: "ipv4", 6: "ipv6"}.get(version_ or 0, "ip address")
-        raise InvalidField(field, f"{value!r} is not a '{kind}'") from None
-    if version_ is not None and address.version != version_:
-        raise InvalidField(field, f"{value!r} is not a 'ipv{version_}'")
-    return value
-
-
-_METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
-
-
-def check_metadata(field: str, value: Any, allow_empty: bool = True) -> dict[str, str]:
-    """Nova's ``metadata``: keys of ``[a-zA-Z0-9-_:. ]{1,255}``, string values of at
-    most 255 characters."""
-    value = check_object(field, value)
-    for key, item in value.items():
-        if not _METADATA_KEY.match(key):
-            raise InvalidField(field, f"Additional properties are not allowed ('{key}' was "
-                               "unexpected)")
-        if not isinstance(item, str):
-            raise InvalidField(f"{field}/{key}", f"{item!r} is not of type 'string'")
-        if len(item) > 255:
-            raise InvalidField(f"{field}/{key}", f"{item!r} is too long")
-    return value
-
-
-_TAG = re.compile(r"^[^,/]*$")
-
-
-def check_tag(field: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidField(field, f"{value!r} is not of type 'string'")
-    if not 1 <= len(value) <= MAX_TAG_LENGTH or not _TAG.match(value):
-        raise InvalidField(field, f"{value!r} is not a valid tag: 1 to {MAX_TAG_LENGTH} "
-                           "characters without '/' and ','")
-    return value
-
-
-def check_tags(field: str, value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise InvalidField(field, f"{value!r} is not of type 'array'")
-    if len(value) > MAX_TAGS:
-        raise InvalidField(field, f"{value!r} is too long (at most {MAX_TAGS} tags)")
-    return [check_tag(f"{field}/{i}", t) for i, t in enumerate(value)]
-
-
-_HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$")
-_FQDN = re.compile(r"^[a-zA-Z0-9-._]*$")
-
-
-def check_hostname(request: Request, field: str, value: Any) -> str:
-    """2.90: a DNS label of 2 to 63 characters; 2.94: an FQDN of up to 255."""
-    if not isinstance(value, str):
-        raise InvalidField(field, f"{value!r} is not of type 'string'")
-    if version(request) >= (2, 94):
-        if not 1 <= len(value) <= 255 or not _FQDN.match(value):
-            raise InvalidField(field, f"{value!r} is not a valid host name")
-    elif not 2 <= len(value) <= 63 or not _HOSTNAME.match(value):
-        raise InvalidField(field, f"{value!r} does not match "
-                           "'^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'")
-    return value
-
-
-def check_fqdn(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 255 or not _FQDN.match(value):
-        raise InvalidField(field, f"{value!r} is not a valid host name")
-    return value
-
-
-def check_string(field: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidField(field, f"{value!r} is not of type 'string'")
-    return value
-
-
-def check_disk_config(field: str, value: Any) -> str:
-    if value not in ("AUTO", "MANUAL"):
-        raise InvalidField(field, f"{value!r} is not one of ['AUTO', 'MANUAL']")
-    return str(value)
-
-
-def check_user_data(field: str, value: Any, nullable: bool = False) -> str | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str):
-        raise InvalidField(field, f"{value!r} is not of type 'string'")
-    if len(value) > 65535:
-        raise InvalidField(field, "is too long (at most 65535 characters)")
-    return value
-
-
-def server_id(request: Request) -> str:
-    return request.path_params["server_id"]
-
-
-# -- rendering -------------------------------------------------------------------------
-
-
-def isotime(value: dt.datetime | None) -> str | None:
-    """Nova's ``utils.isotime``: ``2017-02-14T19:23:58Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
-
-
-def host_id(project_id: str, host: str | None) -> str:
-    """Nova's obfuscated ``hostId``: sha224 of project and host, "" without a host."""
-    if not host:
-        return ""
-    return hashlib.sha224((project_id + host).encode()).hexdigest()
-
-
-def render_addresses(view: ServerView, extended: bool = True
-                     ) -> dict[str, list[dict[str, Any]]]:
-    """``addresses`` by network label; ``extended`` adds ``OS-EXT-IPS:type`` and
-    ``OS-EXT-IPS-MAC:mac_addr`` (server bodies have them, ``/ips`` does not)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for label, addresses in view.addresses.items():
-        items = []
-        for a in addresses:
-            item: dict[str, Any] = {"version": a.version, "addr": a.addr}
-            if extended:
-                item["OS-EXT-IPS:type"] = a.type
-                item["OS-EXT-IPS-MAC:mac_addr"] = a.mac
-            items.append(item)
-        out[label] = items
-    return out
-
-
-def _flavor(request: Request, flavor: dict[str, Any]) -> dict[str, Any]:
-    if not flavor:
-        return {}
-    if version(request) >= (2, 47):
-        return {"vcpus": flavor.get("vcpus"), "ram": flavor.get("ram"),
-                "disk": flavor.get("disk"), "ephemeral": flavor.get("ephemeral", 0),
-                "swap": flavor.get("swap", 0), "original_name": flavor.get("name"),
-                "extra_specs": dict(flavor.get("extra_specs") or {})}
-    flavor_id = str(flavor.get("id"))
-    return {"id": flavor_id, "links": [{"rel": "bookmark",
-                                        "href": f"{api_root(request)}/flavors/{flavor_id}"}]}
-
-
-def _image(request: Request, image_ref: str) -> dict[str, Any] | str:
-    if not image_ref:
-        return ""
-    return {"id": image_ref, "links": [{"rel": "bookmark",
-                                        "href": f"{api_root(request)}/images/{image_ref}"}]}
-
-
-def render_server(request: Request, ctx: ValidatedToken, view: ServerView, *,
-                  kind: str = "show") -> dict[str, Any]:
-    """A server's body at the request's microversion. ``kind``: ``show`` (GET one),
-    ``detail`` (a list entry), ``update`` (PUT) or ``rebuild``; before 2.75 the last two
-    leave out what Nova's did not show there."""
-    v = version(request)
-    inst = view.instance
-    full = kind in ("show", "detail") or v >= (2, 75)
-    status = view.status
-    body: dict[str, Any] = {
-        "accessIPv4": inst.access_ip_v4 or "",
-        "accessIPv6": inst.access_ip_v6 or "",
-        "addresses": render_addresses(view, extended=full),
-        "created": isotime(inst.created_at),
-        "flavor": _flavor(request, inst.flavor or {}),
-        "hostId": host_id(inst.project_id, inst.host),
-        "id": inst.uuid,
-        "image": _image(request, inst.image_ref),
-        "links": resource_links(request, "servers", inst.uuid),
-        "metadata": view.metadata,
-        "name": inst.display_name,
-        "status": status,
-        "tenant_id": inst.project_id or "",
-        "user_id": inst.user_id or "",
-        "updated": isotime(inst.updated_at),
-        "OS-DCF:diskConfig": "MANUAL",
-    }
-    fault = view.fault
-    if status in FAULT_STATUSES and fault is not None:
-        body["fault"] = {"code": fault.code, "created": isotime(fault.created_at),
-                         "message": fault.message}
-        if fault.details and (ctx.is_admin or fault.code != 500):
-            body["fault"]["details"] = fault.details
-    if status in PROGRESS_STATUSES:
-        body["progress"] = inst.progress or 0
-    if full:
-        body["OS-EXT-AZ:availability_zone"] = view.availability_zone
-        body["config_drive"] = "True" if inst.config_drive else ""
-    if full or (kind == "rebuild" and v >= (2, 54)):
-        body["key_name"] = inst.key_name
-    if full:
-        body["OS-SRV-USG:launched_at"] = nova_time(inst.launched_at)
-        body["OS-SRV-USG:terminated_at"] = nova_time(inst.terminated_at)
-        if view.security_groups:
-            body["security_groups"] = [{"name": n} for n in view.security_groups]
-    extended_attrs = full and ctx.is_admin
-    if extended_attrs:
-        body["OS-EXT-SRV-ATTR:host"] = inst.host
-        body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(inst.uuid)
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
-        if v >= (2, 3):
-            body.update({
-                "OS-EXT-SRV-ATTR:hostname": inst.hostname,
-                "OS-EXT-SRV-ATTR:kernel_id": "",
-                "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
-                "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
-            })
-            if kind != "rebuild":
-                body["OS-EXT-SRV-ATTR:user_data"] = inst.user_data
-    if full:
-        body["OS-EXT-STS:task_state"] = inst.task_state
-        body["OS-EXT-STS:vm_state"] = inst.vm_state
-        body["OS-EXT-STS:power_state"] = inst.power_state
-        body["os-extended-volumes:volumes_attached"] = []
-    if v >= (2, 9):
-        body["locked"] = bool(inst.locked)
-    if v >= (2, 16) and full and ctx.is_admin:
-        body["host_status"] = view.host_status
-    if v >= (2, 19):
-        body["description"] = inst.display_description
-    if v >= (2, 26):
-        body["tags"] = view.tags
-    if v >= (2, 63):
-        body["trusted_image_certificates"] = None
-    if v >= (2, 71) and kind != "detail":
-        body["server_groups"] = view.server_groups
-    if v >= (2, 73):
-        body["locked_reason"] = inst.locked_reason
-    if v >= (2, 90) and not extended_attrs:
-        body["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
-    if v >= (2, 96) and full:
-        body["pinned_availability_zone"] = inst.pinned_availability_zone
-    return body
-
-
-def location_of(request: Request, uuid: str) -> dict[str, str]:
-    return {"Location": resource_links(request, "servers", uuid)[0]["href"]}
-
 
 # -- create ------------------------------------------------------------------------------
 
@@ -639,16 +378,6 @@ def _known(v: tuple[int, int]) -> set[str]:
     return known
 
 
-def time_param(name: str, raw: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {raw}. "
-                         f"'{raw}' is not a 'date-time'") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
 
 def _last(request: Request, name: str) -> str:
     return request.query_params.getlist(name)[-1]
@@ -792,7 +521,7 @@ def _list(request: Request, detail: bool) -> Response:
     if detail:
         servers = [render_server(request, ctx, view, kind="detail") for view in views]
     else:
-        servers = [{"id": view.uuid, "name": view.instance.display_name,
+        servers = [{"id": view.uuid, "name": view.display_name,
                     "links": resource_links(request, "servers", view.uuid)}
                    for view in views]
     out: dict[str, Any] = {"servers": servers}
