@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from onestack.api import compute as compute_api
+from onestack.api import hostlink as hostlink_api
 from onestack.api import identity as identity_api
 from onestack.api import image as image_api
 from onestack.api import metadata as metadata_api
@@ -121,7 +122,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
     app = Starlette(
         lifespan=lifespan,
         routes=[*identity_api.routes, *image_api.routes, *network_api.routes,
-                *compute_api.routes, *metadata_api.routes],
+                *compute_api.routes, *metadata_api.routes, *hostlink_api.routes],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )
     app.add_middleware(RequestContextMiddleware, public_url=config.public_url)
