@@ -106,15 +106,15 @@ class HostLink:
         handle = HttpHost(host, endpoint, secret_digest)
         self.handles[host] = handle
         compute = self.services.compute
-        directory = getattr(self.services, "directory", None) or \
-            getattr(compute, "directory", None)
-        if directory is not None and hasattr(directory, "add"):
+        directory = getattr(compute, "host_links", None)   # a hostlink.HostDirectory
+        if directory is not None:
             directory.add(handle)
         else:
             compute.agents[host] = handle
-            if current is None:
-                compute.listeners.append(
-                    lambda changed, host=host: self._wake(host) if changed == host else None)
+        if current is None and isinstance(getattr(compute, "listeners", None), list):
+            # wake-ups coalesce in HttpHost, so a directory that wakes it too costs nothing
+            compute.listeners.append(
+                lambda changed, host=host: self._wake(host) if changed == host else None)
         if current is not None:
             current.close()
         log.info("host %s: its listener is at %s", host, endpoint)

@@ -40,7 +40,8 @@ def up(state_dir: StateDir = None,
     """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
     import uvicorn
 
-    from onestack.api.app import Services, create_app
+    from onestack.api.app import create_app
+    from onestack.assembly import Services
     from onestack.common.logging import setup_logging
 
     config = load_config(state_dir, server_host=host, server_port=port)
@@ -196,6 +197,121 @@ def reset_password(
         if not update_admin_password(clouds, new_password):
             write_clouds_yaml(clouds, config.public_url, new_password, config.identity.region)
         console.print(f"Updated {clouds}.")
+
+
+host_credential_app = typer.Typer(help="Host credentials: what a remote agent proves "
+                                  "itself with (`onestack agent --credential FILE`).",
+                                  no_args_is_help=True)
+admin_app.add_typer(host_credential_app, name="host-credential")
+
+HostName = Annotated[str, typer.Argument(help="The host's name (as its agent's --host-name).")]
+
+
+@host_credential_app.command("create")
+def host_credential_create(
+        host: HostName,
+        output: Annotated[Path | None, typer.Option(
+            "--output", "-o", help="Write the secret to this file (mode 0600) instead of "
+            "printing it.")] = None,
+        state_dir: StateDir = None) -> None:
+    """Make a new credential for HOST (its older one stops working); the server keeps
+    only its digest, so the secret is shown this once."""
+    from onestack.hostlink.credentials import CredentialError, CredentialStore
+
+    config = load_config(state_dir)
+    try:
+        secret = CredentialStore(config.state_dir).create(host)
+    except CredentialError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    if output is None:
+        console.print(f"Credential of host {host} (give it to its agent in a file, "
+                      "--credential FILE):")
+        print(secret)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    console.print(f"Credential of host {host} written to {output}.")
+
+
+@host_credential_app.command("list")
+def host_credential_list(state_dir: StateDir = None) -> None:
+    """The hosts that have a credential."""
+    from onestack.hostlink.credentials import CredentialStore
+
+    for host in CredentialStore(load_config(state_dir).state_dir).hosts():
+        print(host)
+
+
+@host_credential_app.command("delete")
+def host_credential_delete(host: HostName, state_dir: StateDir = None) -> None:
+    """Remove HOST's credential: its agent is refused from its next request."""
+    from onestack.hostlink.credentials import CredentialError, CredentialStore
+
+    try:
+        deleted = CredentialStore(load_config(state_dir).state_dir).delete(host)
+    except CredentialError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    if not deleted:
+        console.print(f"[red]Host {host} has no credential.[/]")
+        raise typer.Exit(1)
+    console.print(f"Deleted the credential of host {host}.")
+
+
+@app.command()
+def agent(
+        server: Annotated[str, typer.Option(help="The server's URL, e.g. "
+                                            "http://controller:5000.")],
+        host_name: Annotated[str, typer.Option(help="This host's name (its credential's).")],
+        credential: Annotated[Path, typer.Option(help="File holding this host's credential "
+                                                 "(`onestack admin host-credential "
+                                                 "create`).")],
+        state_dir: StateDir = None,
+        listen: Annotated[str, typer.Option(help="Address:port of this agent's listener, "
+                                            "which the server calls (console, wake-up).")
+                          ] = "127.0.0.1:5050",
+        advertise: Annotated[str | None, typer.Option(
+            help="The listener's URL as the server reaches it [default: from --listen].")
+        ] = None) -> None:
+    """Run this host's agent alone, for a OneStack server elsewhere (Ctrl-C stops it;
+    guests keep running and are re-adopted at the next start)."""
+    import uvicorn
+
+    from onestack.agent.standalone import build_standalone_agent
+    from onestack.common.logging import setup_logging
+    from onestack.common.statedir import PRIVATE_UMASK, make_private
+    from onestack.hostlink.credentials import CredentialError, read_secret
+
+    config = load_config(state_dir)
+    config.host.name = host_name
+    address, _, port_text = listen.rpartition(":")
+    if not address or not port_text.isdigit():
+        console.print(f"[red]--listen {listen!r}: expected ADDRESS:PORT.[/]")
+        raise typer.Exit(1)
+    try:
+        secret = read_secret(credential)
+    except CredentialError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    os.umask(PRIVATE_UMASK)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    make_private(config.state_dir)
+    setup_logging(config.log_dir, config.server.log_level)
+    standalone = build_standalone_agent(
+        config, server, host_name, secret, listen_host=address.strip("[]"),
+        listen_port=int(port_text), advertise=advertise)
+    console.print(f"[bold green]OneStack agent[/] of host [bold]{host_name}[/] for {server}"
+                  f" (state in {config.state_dir}); listening on {listen}. Stop with "
+                  "Ctrl-C.")
+    standalone.agent.start()
+    try:
+        uvicorn.run(standalone.app(), host=standalone.listen_host,
+                    port=standalone.listen_port, log_config=None, access_log=False,
+                    server_header=False, lifespan="off", **_fast_uvicorn())
+    finally:
+        standalone.close()
 
 
 image_app = typer.Typer(help="Images: the bootable test image.", no_args_is_help=True)

@@ -1,0 +1,77 @@
+"""A host's agent in a process of its own (``onestack agent``), talking to a remote
+server over the HTTP transport (``onestack.hostlink.http``).
+
+The same reconciler as the all-in-one mode, with ``HttpServerLink`` as its
+``HostToServer``; the server reaches this host through a small listener
+(``hostlink.http.host_app``: console output, serial endpoint, uptime, capabilities,
+wake-up) whose URL the agent sends with every ``register``. The host proves itself
+with its credential (``onestack admin host-credential create HOST`` on the server);
+no Keystone password is kept here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from onestack.agent.host import build_hypervisor, build_network, build_storage
+from onestack.agent.reconciler import Agent
+from onestack.common.config import Config
+from onestack.hostlink.http import HttpServerLink, host_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StandaloneAgent:
+    agent: Agent
+    link: HttpServerLink
+    listen_host: str
+    listen_port: int
+    secret: str
+
+    def app(self) -> Any:
+        return host_app(self.agent, self.secret)
+
+    def close(self) -> None:
+        self.agent.stop()
+        self.link.close()
+
+
+def build_standalone_agent(config: Config, server_url: str, host: str, secret: str, *,
+                           listen_host: str = "127.0.0.1", listen_port: int = 5050,
+                           advertise: str | None = None,
+                           probe_kernel: Path | None = None) -> StandaloneAgent:
+    """The agent of ``host`` for the server at ``server_url``, with the drivers
+    ``config`` names; its listener is advertised as ``advertise`` (default: the
+    listening address)."""
+    hc = config.host
+    endpoint = advertise or f"http://{_url_host(listen_host)}:{listen_port}"
+    link = HttpServerLink(server_url, host, secret, endpoint=endpoint)
+    hv, st, net = build_hypervisor(config, probe_kernel), build_storage(config), \
+        build_network(config)
+    proxy = None
+    if hc.network_driver != "fake":
+        from onestack.agent.metadata_proxy import MetadataProxy
+
+        proxy = MetadataProxy(server_url, link.metadata_secret(), link.instance_for_address)
+
+    def overrides() -> dict[str, Any]:
+        return {"vcpus": hc.vcpus, "memory_mb": hc.memory_mib, "local_gb": hc.disk_gb,
+                "cpu_allocation_ratio": hc.cpu_allocation_ratio,
+                "ram_allocation_ratio": hc.ram_allocation_ratio,
+                "disk_allocation_ratio": hc.disk_allocation_ratio}
+
+    agent = Agent(host, link, hv, st, net, poll_interval=hc.poll_interval,
+                  shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
+                  report_extra=overrides, network_idle_seconds=hc.network_idle_seconds)
+    log.info("agent for host %s (server %s, listener %s): hypervisor %s, storage %s, "
+             "network %s", host, server_url, endpoint, hc.hypervisor_driver,
+             hc.storage_driver, hc.network_driver)
+    return StandaloneAgent(agent, link, listen_host, listen_port, secret)
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address

@@ -1,0 +1,303 @@
+"""One contract for every transport of the host boundary (``onestack.hostlink``).
+
+The same scenarios - boot, reboot, delete, console output, a restarted agent that
+re-adopts its guest - run over each transport, with the fake drivers:
+
+- ``inprocess``: the all-in-one mode, the agent inside the server process;
+- ``http``: the server's app on a real loopback socket (uvicorn), and a standalone
+  agent (``onestack.agent.standalone``, as ``onestack agent`` builds it) with its own
+  state directory, its host credential and its own listener on another socket. The
+  API calls of the test go to the same server.
+
+Over HTTP, the host routes also refuse a request without a credential, with a wrong
+one, with a Keystone token (the admin's included), and a host acting on another
+host's instances, ports or images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from onestack.agent.standalone import StandaloneAgent, build_standalone_agent
+from onestack.hostlink.credentials import CredentialStore, host_authorization
+from onestack.hostlink.http import HostLinkRefused, HttpServerLink
+from tests.api.compute_helpers import action, boot, boot_env, nova, server, wait_for
+from tests.conftest import Cloud, make_config, running_cloud
+
+TRANSPORTS = ("inprocess", "http")
+
+
+# -- the harness -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serve(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    """``app`` on a real loopback socket (``sock``, else a free port; bound before
+    uvicorn starts, so nothing races for it); yields its URL. Lifespan off: the test
+    owns the app's."""
+    sock = sock or bound_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None,
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class Link:
+    """A cloud whose host ``host`` is reached over one transport."""
+
+    transport: str
+    cloud: Cloud
+    host: str
+    restart_agent: Callable[[], None]
+    server_url: str = ""
+    credentials: CredentialStore | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def inprocess_link(tmp_path: Path) -> Iterator[Link]:
+    with running_cloud(tmp_path) as cloud:
+        services = cloud.services
+
+        def restart() -> None:
+            services.stop_agent()
+            services.start_agent()
+
+        yield Link("inprocess", cloud, cloud.config.host.name, restart)
+
+
+@contextlib.contextmanager
+def http_link(tmp_path: Path) -> Iterator[Link]:
+    host = "remote-1"
+    with running_cloud(tmp_path, host_agent=False) as cloud:
+        store = CredentialStore(cloud.config.state_dir)
+        secret = store.create(host)
+        agent_config = make_config(tmp_path / "agent-state")
+        agent_config.host.name = host
+        agent_config.state_dir.mkdir(parents=True, exist_ok=True)
+        with serve(cloud.client.app) as server_url:
+            current: dict[str, Any] = {}
+
+            def start() -> None:
+                # the listener's port is known once bound: bind, then advertise it
+                sock = bound_socket()
+                standalone = build_standalone_agent(
+                    agent_config, server_url, host, secret,
+                    listen_port=sock.getsockname()[1])
+                stack = contextlib.ExitStack()
+                stack.enter_context(serve(standalone.app(), sock))
+                standalone.agent.start()
+                current.update(standalone=standalone, stack=stack)
+
+            def stop() -> None:
+                standalone: StandaloneAgent = current["standalone"]
+                standalone.close()
+                current["stack"].close()
+
+            def restart() -> None:
+                stop()
+                start()
+
+            start()
+            try:
+                yield Link("http", cloud, host, restart, server_url, store,
+                           {"secret": secret})
+            finally:
+                stop()
+
+
+@pytest.fixture(params=TRANSPORTS)
+def link(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Link]:
+    make = inprocess_link if request.param == "inprocess" else http_link
+    with make(tmp_path) as link:
+        yield link
+
+
+def console(link: Link, server_id: str) -> str:
+    r = action(link.cloud, server_id, {"os-getConsoleOutput": {}})
+    assert r.status_code == 200, r.text
+    return r.json()["output"]
+
+
+def booted(link: Link, name: str = "vm") -> dict[str, Any]:
+    env = boot_env(link.cloud)
+    created = boot(link.cloud, env, name=name)
+    body = wait_for(link.cloud, created["id"], "ACTIVE")
+    assert body["OS-EXT-SRV-ATTR:host"] == link.host
+    return body
+
+
+# -- the scenarios, over every transport ---------------------------------------------------
+
+
+def test_boot(link: Link) -> None:
+    body = booted(link)
+    assert body["OS-EXT-STS:power_state"] == 1
+    ports = link.cloud.request("GET", f"/network/v2.0/ports?device_id={body['id']}").json()
+    assert [p["status"] for p in ports["ports"]] == ["ACTIVE"]
+    hypervisors = nova(link.cloud, "GET", "/os-hypervisors/detail").json()["hypervisors"]
+    assert link.host in [h["hypervisor_hostname"] for h in hypervisors]
+
+
+def test_reboot(link: Link) -> None:
+    body = booted(link)
+    r = action(link.cloud, body["id"], {"reboot": {"type": "SOFT"}})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 20
+    while f"boot 2 of {body['id']}" not in console(link, body["id"]):
+        assert time.monotonic() < deadline, "the guest was not rebooted"
+        time.sleep(0.05)
+    wait_for(link.cloud, body["id"], "ACTIVE")
+
+
+def test_delete(link: Link) -> None:
+    body = booted(link)
+    r = nova(link.cloud, "DELETE", f"/servers/{body['id']}")
+    assert r.status_code == 204, r.text
+    deadline = time.monotonic() + 20
+    while nova(link.cloud, "GET", f"/servers/{body['id']}").status_code != 404:
+        assert time.monotonic() < deadline, "the server was not deleted"
+        time.sleep(0.05)
+    ports = link.cloud.request("GET", f"/network/v2.0/ports?device_id={body['id']}").json()
+    assert ports["ports"] == []
+
+
+def test_console_output(link: Link) -> None:
+    body = booted(link)
+    output = console(link, body["id"])
+    assert f"boot 1 of {body['id']}: started" in output
+    r = action(link.cloud, body["id"], {"os-getConsoleOutput": {"length": 1}})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"].count("\n") == 1
+
+
+def test_restarted_agent_adopts_its_guest(link: Link) -> None:
+    body = booted(link)
+    link.restart_agent()
+    # a few passes of the new agent (poll interval 1 s in the tests)
+    time.sleep(2.5)
+    after = server(link.cloud, body["id"])
+    assert after["status"] == "ACTIVE" and after["OS-EXT-STS:power_state"] == 1
+    output = console(link, body["id"])
+    assert f"boot 1 of {body['id']}" in output
+    assert f"boot 2 of {body['id']}" not in output, "the restarted agent booted it again"
+    # and it still serves new work
+    second = booted(link, name="vm2")
+    assert second["id"] != body["id"]
+
+
+# -- HTTP only: who may call the host routes -------------------------------------------------
+
+
+@pytest.fixture
+def http(tmp_path: Path) -> Iterator[Link]:
+    with http_link(tmp_path) as link:
+        yield link
+
+
+def post(link: Link, call: str, body: dict[str, Any], authorization: str | None = None,
+         **headers: str) -> httpx.Response:
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return httpx.post(f"{link.server_url}/hostlink/v1/{call}", json=body, headers=headers)
+
+
+def test_http_refuses_without_the_host_credential(http: Link) -> None:
+    body = {"host": http.host}
+    secret = http.extra["secret"]
+    assert post(http, "desired-state", body, host_authorization(http.host, secret)
+                ).status_code == 200
+    assert post(http, "desired-state", body).status_code == 401
+    assert post(http, "desired-state", body, host_authorization(http.host, "wrong")
+                ).status_code == 401
+    assert post(http, "desired-state", body, f"Bearer {secret}").status_code == 401
+    # Keystone tokens open nothing here, the administrator's neither
+    assert post(http, "desired-state", body,
+                **{"X-Auth-Token": http.cloud.admin_token}).status_code == 401
+    # a credential that was deleted stops working at once
+    assert http.credentials is not None
+    other_secret = http.credentials.create("remote-2")
+    assert post(http, "desired-state", {"host": "remote-2"},
+                host_authorization("remote-2", other_secret)).status_code == 200
+    http.credentials.delete("remote-2")
+    assert post(http, "desired-state", {"host": "remote-2"},
+                host_authorization("remote-2", other_secret)).status_code == 401
+
+
+def test_http_a_host_acts_only_on_its_own(http: Link) -> None:
+    body = booted(http)
+    uuid = body["id"]
+    assert http.credentials is not None
+    other = http.credentials.create("remote-2")
+    auth = host_authorization("remote-2", other)
+    # another host's credential with this host's name, or this host's name claimed
+    assert post(http, "desired-state", {"host": http.host},
+                host_authorization(http.host, other)).status_code == 401
+    assert post(http, "desired-state", {"host": http.host}, auth).status_code == 403
+    assert post(http, "register", {"report": {
+        "host": http.host, "hypervisor_hostname": http.host, "hypervisor_type": "fake",
+        "hypervisor_version": 1, "accel": "tcg", "vcpus": 1, "memory_mb": 1,
+        "local_gb": 1, "local_gb_used": 0}}, auth).status_code == 403
+    for call, args in (
+            ("finish-task", {"uuid": uuid, "expected_task_state": None,
+                             "vm_state": "error"}),
+            ("fail-task", {"uuid": uuid, "expected_task_state": None, "message": "x"}),
+            ("report-power", {"uuid": uuid, "power_state": 4, "vm_state": "stopped"}),
+            ("instance-deleted", {"uuid": uuid}),
+            ("config-drive-files", {"uuid": uuid}),
+            ("start-event", {"uuid": uuid, "event": "compute_stop_instance"})):
+        r = post(http, call, args, auth)
+        assert r.status_code == 403, f"{call}: {r.status_code} {r.text}"
+    ports = http.cloud.request("GET", f"/network/v2.0/ports?device_id={uuid}").json()
+    r = post(http, "set-port-status", {"port_ids": [ports["ports"][0]["id"]],
+                                       "status": "DOWN"}, auth)
+    assert r.status_code == 403, r.text
+    image = body["image"]["id"]
+    r = httpx.get(f"{http.server_url}/hostlink/v1/images/{image}",
+                  headers={"Authorization": auth})
+    assert r.status_code == 403, r.text
+    r = httpx.put(f"{http.server_url}/hostlink/v1/images/{image}/snapshot", content=b"x",
+                  headers={"Authorization": auth})
+    assert r.status_code == 403, r.text
+    # nothing changed: the server is as its own host left it
+    after = server(http.cloud, uuid)
+    assert after["status"] == "ACTIVE" and after["OS-EXT-STS:power_state"] == 1
+    # while its own host reads its image
+    own = HttpServerLink(http.server_url, http.host, http.extra["secret"])
+    try:
+        assert b"".join(own.open_image(image)) == b"\0" * 65536
+        with pytest.raises(HostLinkRefused):
+            HttpServerLink(http.server_url, "remote-2", other).desired_state(http.host)
+    finally:
+        own.close()
