@@ -8,8 +8,11 @@ Measures, against ``onestack up`` with the real drivers (tests/host/harness.py):
 - create -> metadata: until the guest's console says it fetched its metadata
   (aim <= 6 s under TCG), with the guest's uptime at its init, DHCP and metadata steps
   (the test image stamps each console marker with it);
+- stop -> SHUTOFF of a booted guest, with the default 60 s ``shutdown_timeout``: the
+  test image powers off on the ACPI power button (aim: about a second);
 - N concurrent boots vs N bare ``qemu-system-x86_64`` runs of the same image with
-  QEMU's user network: until every guest printed its addresses (aim <= 1.2x);
+  QEMU's user network (its ``guestfwd`` sends the metadata requests to a stub here, so
+  both do the same work): until every guest printed its addresses (aim <= 1.2x);
 - the server's RSS when idle (aim <= 150 MB).
 
 Clone times for 1 GiB and 10 GiB bases are in bench/storage.py.
@@ -24,8 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +43,11 @@ from harness import cpu_model, machine_busy  # noqa: E402
 from onestack.services.image.testimage import MARKER, build_test_image  # noqa: E402
 from tests.host.harness import NetnsHost  # noqa: E402
 
+RELAY = ROOT / "tests" / "host" / "guestfwd_relay.py"
 MARK_METADATA = f"{MARKER} metadata ok"
 MARK_ADDRESSES = f"{MARKER} addresses"
+MARK_DONE = f"{MARKER} done"
+MARK_POWER_BUTTON = f"{MARKER} acpi power button"
 #: ``[<guest uptime>] ONESTACK-TEST: <step> ...`` on the test image's console.
 STEP = re.compile(r"\[([0-9.]+)\] " + re.escape(MARKER) + r" (\S+)")
 GUEST_STEPS = ("init", "dhcp", "metadata")
@@ -165,6 +173,23 @@ def bench_metadata(cloud: Cloud, image: str, net: str, rounds: int,
     return times, steps
 
 
+def bench_stop(cloud: Cloud, image: str, net: str, rounds: int) -> list[float]:
+    """``os-stop`` of a guest that finished booting, until the API says SHUTOFF."""
+    times = []
+    for i in range(rounds):
+        sid = cloud.create(f"stop-{i}", image, net)
+        wait(lambda sid=sid: MARK_DONE in cloud.console(sid), 120, 0.2)
+        t0 = time.monotonic()
+        cloud.call("POST", f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None})
+        wait(lambda sid=sid: cloud.status(sid) == "SHUTOFF", 120, 0.02)
+        times.append(time.monotonic() - t0)
+        if MARK_POWER_BUTTON not in cloud.console(sid):
+            print(f"server {sid}: stopped without the guest's power button marker")
+        cloud.delete(sid)
+        cloud.wait_gone([sid])
+    return times
+
+
 def bench_concurrent(cloud: Cloud, image: str, net: str, n: int) -> float:
     t0 = time.monotonic()
     ids = [cloud.create(f"par-{i}", image, net) for i in range(n)]
@@ -183,8 +208,30 @@ def bench_concurrent(cloud: Cloud, image: str, net: str, n: int) -> float:
     return elapsed
 
 
+class MetadataStub(BaseHTTPRequestHandler):
+    """``meta_data.json`` for the bare QEMU runs; everything else is a 404."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        if not self.path.endswith("/meta_data.json"):
+            self.send_error(404)
+            return
+        body = b'{"uuid": "00000000-0000-0000-0000-000000000000", "name": "bare"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def bench_bare_qemu(image_file: Path, n: int) -> float:
     """N plain QEMU runs (TCG, 128 MiB, user network) of overlays on the same image."""
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), MetadataStub)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    relay = f"{sys.executable} {RELAY} {stub.server_address[1]}"
+    netdev = ("user,id=n0,net=169.254.169.0/24,ipv6-prefix=fd00:5::,ipv6-prefixlen=64,"
+              f"guestfwd=tcp:169.254.169.254:80-cmd:{relay}")
     with tempfile.TemporaryDirectory() as tmp:
         procs, logs = [], []
         t0 = time.monotonic()
@@ -198,7 +245,7 @@ def bench_bare_qemu(image_file: Path, n: int) -> float:
                 ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "128",
                  "-nodefaults", "-no-user-config", "-display", "none",
                  "-drive", f"file={overlay},if=virtio,format=qcow2",
-                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+                 "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
                  "-chardev", f"file,id=s0,path={log}", "-serial", "chardev:s0"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
@@ -217,6 +264,8 @@ def bench_bare_qemu(image_file: Path, n: int) -> float:
             for p in procs:
                 p.kill()
                 p.wait()
+            stub.shutdown()
+            stub.server_close()
 
 
 def rss_mib(pid: int) -> float:
@@ -230,6 +279,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--metadata-rounds", type=int, default=3)
+    parser.add_argument("--stop-rounds", type=int, default=3)
     parser.add_argument("--concurrent", type=int, default=10)
     parser.add_argument("--image", type=Path,
                         help="boot this qcow2 instead of the test image (to compare builds)")
@@ -238,7 +288,9 @@ def main() -> int:
     results: dict[str, Any] = {"cpu": cpu_model(), "busy_before": machine_busy()}
     with tempfile.TemporaryDirectory(prefix="onestack-bench-") as tmp:
         host = NetnsHost(Path(tmp), env={"ONESTACK_HOST_ACCEL": "tcg",
-                                         "ONESTACK_SERVER_LOG_LEVEL": "warning"})
+                                         "ONESTACK_SERVER_LOG_LEVEL": "warning",
+                                         # the default, not the host tests' short one
+                                         "ONESTACK_COMPUTE_SHUTDOWN_TIMEOUT": "60"})
         try:
             host.create()
             host.start()
@@ -256,6 +308,10 @@ def main() -> int:
                                                "max": round(max(md), 2), "n": len(md)}
             results["guest_uptime_at_s"] = {step: round(statistics.median(v), 2)
                                             for step, v in steps.items() if v}
+            if args.stop_rounds:
+                stops = bench_stop(cloud, image, net, args.stop_rounds)
+                results["stop_to_shutoff_s"] = {"p50": round(statistics.median(stops), 2),
+                                                "max": round(max(stops), 2), "n": len(stops)}
             results["concurrent_onestack_s"] = round(
                 bench_concurrent(cloud, image, net, args.concurrent), 1)
             results["idle_rss_after_mib"] = round(rss_mib(host.proc.pid), 1)
@@ -272,6 +328,9 @@ def main() -> int:
     if results["guest_uptime_at_s"]:
         print("guest uptime at       " + ", ".join(
             f"{step} {t} s" for step, t in results["guest_uptime_at_s"].items()) + " (p50)")
+    if "stop_to_shutoff_s" in results:
+        print(f"stop -> SHUTOFF       p50 {results['stop_to_shutoff_s']['p50']} s, "
+              f"max {results['stop_to_shutoff_s']['max']} s")
     print(f"{args.concurrent} concurrent boots  onestack {results['concurrent_onestack_s']} s, "
           f"bare QEMU {results['concurrent_bare_qemu_s']} s "
           f"(x{results['concurrent_ratio']})")
