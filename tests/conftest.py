@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from onestack.api.app import Services, create_app
+from onestack.api.app import create_app
+from onestack.assembly import Services
 from onestack.common.config import Config, load_config
 
 ADMIN_PASSWORD = "admin-secret"

@@ -13,6 +13,7 @@ from onestack.drivers import hypervisor, network, storage
 from onestack.drivers.hypervisor.base import HypervisorDriver
 from onestack.drivers.network.base import NetworkDriver
 from onestack.drivers.storage.base import StorageDriver
+from onestack.hostlink.interfaces import HostToServer
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,12 @@ def build_network(config: Config) -> NetworkDriver:
                         name_prefix=config.host.name_prefix)
 
 
-def build_agent(config: Config, compute: Any, probe_kernel: Path | None = None) -> Agent:
-    """The all-in-one agent: it runs in the server process and calls ``compute.hostapi``
-    directly (the same interface a remote agent would reach over HTTP). ``probe_kernel``:
-    what the hypervisor boots to find out whether KVM works (a kernel or a bootable qcow2;
-    None: the newest /boot/vmlinuz-*)."""
+def build_agent(config: Config, control: HostToServer,
+                probe_kernel: Path | None = None) -> Agent:
+    """This host's agent, talking to the server through ``control`` (the server's host
+    service itself in the all-in-one mode, an HTTP client for a remote host).
+    ``probe_kernel``: what the hypervisor boots to find out whether KVM works (a kernel
+    or a bootable qcow2; None: the newest /boot/vmlinuz-*)."""
     hc = config.host
     name = host_name(config)
     hv, st, net = build_hypervisor(config, probe_kernel), build_storage(config), \
@@ -50,8 +52,8 @@ def build_agent(config: Config, compute: Any, probe_kernel: Path | None = None) 
     if hc.network_driver != "fake":
         from onestack.agent.metadata_proxy import MetadataProxy
 
-        proxy = MetadataProxy(config.public_url, compute.metadata.secret(),
-                              compute.metadata.instance_for_address)
+        proxy = MetadataProxy(config.public_url, control.metadata_secret(),
+                              control.instance_for_address)
 
     def overrides() -> dict[str, Any]:
         return {"vcpus": hc.vcpus, "memory_mb": hc.memory_mib, "local_gb": hc.disk_gb,
@@ -59,7 +61,7 @@ def build_agent(config: Config, compute: Any, probe_kernel: Path | None = None) 
                 "ram_allocation_ratio": hc.ram_allocation_ratio,
                 "disk_allocation_ratio": hc.disk_allocation_ratio}
 
-    agent = Agent(name, compute.hostapi, hv, st, net, poll_interval=hc.poll_interval,
+    agent = Agent(name, control, hv, st, net, poll_interval=hc.poll_interval,
                   shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
                   report_extra=overrides, network_idle_seconds=hc.network_idle_seconds)
     log.info("agent for host %s: hypervisor %s, storage %s, network %s", name,

@@ -11,6 +11,11 @@ Level-triggered: at start, whenever the server notifies it (``wake``) and every
 - leftovers: guests and disks of instances that are not (or no longer) on this host
   are removed.
 
+The agent talks to the server only through ``hostlink.HostToServer`` (``control``), and
+is itself the server's ``hostlink.ServerToHost`` handle on this host (console, serial
+endpoint, uptime, capabilities, wake-up). Wire types are translated into the drivers'
+own here.
+
 Work on one instance runs in a worker thread, one operation per instance at a time,
 so a slow shutdown never holds up another server's boot. Every step is idempotent: a
 restarted agent (or server) re-adopts running guests and simply runs unfinished
@@ -30,8 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from onestack.agent.protocol import TASK_EVENTS, ControlPlane, DesiredInstance, HostReport
 from onestack.common.revert import Reverter
+from onestack.common.uptime import local_uptime
 from onestack.drivers.hypervisor.base import (
     GuestNic,
     GuestSpec,
@@ -39,8 +44,20 @@ from onestack.drivers.hypervisor.base import (
     HypervisorError,
     PowerState,
 )
-from onestack.drivers.network.base import NetworkDriver, NetworkDriverError, NetworkSpec, PortSpec
+from onestack.drivers.network.base import (
+    DhcpHost,
+    NetworkDriver,
+    NetworkDriverError,
+    NetworkSpec,
+    PortSpec,
+    SubnetSpec,
+)
 from onestack.drivers.storage.base import ImageSource, StorageDriver, StorageError
+from onestack.hostlink import capabilities as caps
+from onestack.hostlink import types as wire
+from onestack.hostlink.interfaces import HostToServer
+from onestack.hostlink.states import task_event
+from onestack.hostlink.types import DesiredInstance, HostReport, ImageDisk, SerialEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +69,7 @@ RUNNING_STATES = {"active"}
 
 
 class Agent:
-    def __init__(self, host: str, control: ControlPlane, hypervisor: HypervisorDriver,
+    def __init__(self, host: str, control: HostToServer, hypervisor: HypervisorDriver,
                  storage: StorageDriver, network: NetworkDriver, *,
                  poll_interval: float = 5.0, shutdown_timeout: float = 60.0,
                  metadata_proxy: Any = None, workers: int = 4,
@@ -132,17 +149,18 @@ class Agent:
             accel=info.accel, vcpus=extra.pop("vcpus", 0) or info.vcpus,
             memory_mb=extra.pop("memory_mb", 0) or info.memory_mib,
             local_gb=extra.pop("local_gb", 0) or total >> 30, local_gb_used=used >> 30,
-            cpu_info=info.cpu_info, **extra)
+            cpu_info=info.cpu_info, capabilities=self.capabilities(), **extra)
         self.control.register(report)
 
     def run_once(self, wait: bool = False) -> None:
         """One reconciliation pass; ``wait`` also waits for the work it started."""
         self.register()
-        desired = self.control.desired_instances(self.host)
+        state = self.control.desired_state(self.host)
+        desired = state.instances
         if self._recover is None:
             self._recover = {d.uuid for d in desired
                              if d.vm_state in RUNNING_STATES and d.task_state is None}
-        self._sync_networks(self.control.networks(self.host))
+        self._sync_networks([_network_spec(n) for n in state.networks])
         futures = []
         for d in desired:
             with self._lock:
@@ -225,7 +243,7 @@ class Agent:
         if not network_ids:
             return set()
         try:
-            return set(network_ids) - self.control.existing_networks(network_ids)
+            return set(network_ids) - set(self.control.existing_networks(network_ids))
         except Exception:
             log.exception("could not ask which networks still exist")
             return set()
@@ -302,7 +320,7 @@ class Agent:
         if handler is None:
             log.warning("instance %s: no host work for task %s", d.uuid, task)
             return False
-        self.control.start_event(d.uuid, _event(task))
+        self.control.start_event(d.uuid, task_event(task))
         started = time.monotonic()
         try:
             handler(d)
@@ -352,10 +370,14 @@ class Agent:
     # -- building blocks ----------------------------------------------------------------
 
     def _image_source(self, d: DesiredInstance) -> ImageSource:
-        image = d.image
-        if image is None:
+        root = d.root_disk
+        if root is None:
             raise StorageError("The server has no image to boot from (booting from a volume "
                                "is not supported yet).")
+        if not isinstance(root, ImageDisk):
+            raise StorageError(f"This host cannot boot from a {root.kind} disk (its storage "
+                               f"driver {self.storage.name} has no {root.kind} disks).")
+        image = root.image
         return ImageSource(id=image.id, disk_format=image.disk_format, size=image.size,
                            hash_algo=image.hash_algo, hash_value=image.hash_value,
                            open=lambda: self.control.open_image(image.id))
@@ -544,13 +566,25 @@ class Agent:
             self.control.upload_snapshot(image_id, dest)
         self._finish(d)
 
-    # -- calls the API side makes ------------------------------------------------------------
+    # -- hostlink.ServerToHost: what the server calls on this host ------------------------
 
     def console_log(self, uuid: str, lines: int | None = None) -> str:
         return self.hypervisor.console_log(uuid, lines)
 
+    def serial_endpoint(self, uuid: str) -> SerialEndpoint:
+        return SerialEndpoint(kind="unix", address=str(self.hypervisor.serial_socket(uuid)))
+
     def serial_socket(self, uuid: str) -> Path:
         return self.hypervisor.serial_socket(uuid)
+
+    def uptime(self) -> str:
+        return local_uptime()
+
+    def capabilities(self) -> dict[str, bool]:
+        """What this host can do: its drivers' declarations, merged."""
+        return caps.merge(getattr(self.hypervisor, "capabilities", {}),
+                          getattr(self.storage, "capabilities", {}),
+                          getattr(self.network, "capabilities", {}))
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until no instance work is running (tests, benchmarks)."""
@@ -562,5 +596,11 @@ class Agent:
             time.sleep(0.01)
 
 
-def _event(task: str) -> str:
-    return TASK_EVENTS.get(task, f"compute_{task}")
+def _network_spec(spec: wire.NetworkSpec) -> NetworkSpec:
+    """The network driver's spec for a wire network."""
+    return NetworkSpec(
+        id=spec.id, mtu=spec.mtu,
+        subnets=[SubnetSpec(**dataclasses.asdict(s)) for s in spec.subnets],
+        dhcp_mac=spec.dhcp_mac, dhcp_ips=list(spec.dhcp_ips),
+        hosts=[DhcpHost(port_id=h.port_id, mac=h.mac, ips=list(h.ips), hostname=h.hostname)
+               for h in spec.hosts])

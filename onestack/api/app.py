@@ -1,12 +1,13 @@
-"""The ASGI application: every service's routes, one error renderer, one middleware."""
+"""The ASGI application: every service's routes, one error renderer, one middleware.
+
+The program it serves is assembled elsewhere (``onestack.assembly``)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,11 +24,10 @@ from onestack.api.faults import render_error
 from onestack.api.middleware import RequestContextMiddleware
 from onestack.common import errors
 from onestack.common.config import Config
-from onestack.common.statedir import PRIVATE_UMASK, make_private
 from onestack.db import Database
 from onestack.services.compute import Compute
+from onestack.services.hosts import HostService
 from onestack.services.identity import Identity
-from onestack.services.identity.bootstrap import BootstrapResult, bootstrap
 from onestack.services.image import Images
 from onestack.services.network import Networking
 
@@ -40,56 +40,24 @@ _HTTP_ERRORS = {
 }
 
 
-class Services:
-    """Everything the API calls, built once per process."""
+class AppServices(Protocol):
+    """What the app is given (``onestack.assembly.Services`` builds it): the services
+    its routes call, and the program's start and stop."""
 
-    def __init__(self, config: Config, admin_password: str | None = None) -> None:
-        self.config = config
-        # The state directory is no one else's business (common/statedir.py): what this
-        # process creates from now on is private, and what an older install left is
-        # made so.
-        os.umask(PRIVATE_UMASK)
-        make_private(config.state_dir)
-        self.db = Database(config.database_url)
-        self.db.migrate()
-        self.identity = Identity(self.db, config)
-        self.bootstrap: BootstrapResult = bootstrap(self.identity, config.public_url,
-                                                   admin_password)
-        self.images = Images(self.db, config, self.identity)
-        self.network = Networking(self.db, config, self.identity)
-        self.network.bootstrap(self.bootstrap.admin_project_id)
-        self.compute = Compute(self.db, config, self.identity, self.images, self.network)
-        self.compute.bootstrap()
-        self.agent: Any = None
+    config: Config
+    db: Database
+    identity: Identity
+    images: Images
+    network: Networking
+    compute: Compute
+    hosts: HostService
 
-    def start_agent(self) -> None:
-        """Run this host's agent in this process (the all-in-one mode)."""
-        if self.agent is not None:
-            return
-        from onestack.agent.host import build_agent
-        from onestack.services.image.testimage import cached_test_image
+    def start(self) -> None: ...
 
-        # The test image, if it was ever built, is what the KVM probe boots.
-        self.agent = build_agent(self.config, self.compute, probe_kernel=cached_test_image())
-        self.compute.agents[self.agent.host] = self.agent
-        self.compute.listeners.append(self.agent.wake)
-        self.agent.start()
-
-    def stop_agent(self) -> None:
-        if self.agent is None:
-            return
-        self.compute.listeners.remove(self.agent.wake)
-        self.compute.agents.pop(self.agent.host, None)
-        self.agent.stop()
-        self.agent = None
-
-    def close(self) -> None:
-        self.stop_agent()
-        self.db.dispose()
+    def close(self) -> None: ...
 
 
-def create_app(config: Config, services: Services | None = None) -> Starlette:
-    services = services or Services(config)
+def create_app(config: Config, services: AppServices) -> Starlette:
 
     async def onestack_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.OneStackError)
@@ -109,12 +77,7 @@ def create_app(config: Config, services: Services | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if config.host.agent:
-            try:
-                services.start_agent()
-            except Exception:
-                # The APIs still serve; os-services shows this host's compute as down.
-                log.exception("this host's agent could not start")
+        services.start()
         yield
         log.info("shutting down")
         services.close()

@@ -16,6 +16,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from onestack.db.models import ComputeService, Flavor, Instance
+from onestack.hostlink.types import SerialEndpoint
 from tests.api.compute_helpers import (
     LATEST,
     action,
@@ -303,8 +304,10 @@ def test_force_delete_and_restore(quiet, sid):
 
 
 class FakeAgent:
-    """What the API asks of a host's agent for consoles: a log and a serial socket (an
-    echo server on a unix socket)."""
+    """A host as the server sees it (``hostlink.ServerToHost``), for consoles: a log and
+    a serial socket (an echo server on a unix socket)."""
+
+    host = "host-a"
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "serial.sock"
@@ -328,14 +331,23 @@ class FakeAgent:
         text = ["boot\x01", "line 2", "line 3"]
         return "\n".join(text[-lines:] if lines else text)
 
-    def serial_socket(self, uuid: str) -> Path:
-        return self.path
+    def serial_endpoint(self, uuid: str) -> SerialEndpoint:
+        return SerialEndpoint(kind="unix", address=str(self.path))
+
+    def wake(self) -> None:
+        pass
+
+    def uptime(self) -> str:
+        return " 10:00:00 up 1 day,  load average: 0.00, 0.00, 0.00"
+
+    def capabilities(self) -> dict[str, bool]:
+        return {}
 
 
 @pytest.fixture
 def agent(quiet, tmp_path):
     fake = FakeAgent(tmp_path)
-    quiet.services.compute.agents["host-a"] = fake
+    quiet.services.compute.host_links.add(fake)
     yield fake
     fake.listener.close()
 
@@ -349,7 +361,7 @@ def test_console_output(quiet, sid, agent):
         "\n") == 2
     force_state(quiet, sid, vm_state="stopped")
     assert action(quiet, sid, {"os-getConsoleOutput": {}}).status_code == 200
-    del quiet.services.compute.agents["host-a"]
+    quiet.services.compute.host_links.remove("host-a")
     nova_error(action(quiet, sid, {"os-getConsoleOutput": {}}), 409, "is not ready")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from onestack.api.app import Services
+from onestack.assembly import Services
 from onestack.db.models import Subnet
 from tests.api.network_helpers import (
     V2,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from onestack.api.app import Services, create_app
+from onestack.api.app import create_app
+from onestack.assembly import Services
 from onestack.services.network.quotas import NEUTRON_DEFAULTS
 from tests.api.network_helpers import V2, delete, get, network, neutron_error, put, tenant
 from tests.conftest import ADMIN_PASSWORD, make_config

@@ -9,17 +9,27 @@ from typing import Any
 
 import pytest
 
-from onestack.agent.protocol import DesiredInstance, HostReport, ImageRef, PortInfo
 from onestack.agent.reconciler import Agent
 from onestack.drivers.hypervisor.base import PowerState
 from onestack.drivers.hypervisor.fake import FakeDriver
-from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
 from onestack.drivers.network.fake import FakeNetwork
 from onestack.drivers.storage.fake import FakeStorage, write_empty_qcow2
+from onestack.hostlink.types import (
+    DesiredInstance,
+    DhcpHost,
+    HostReport,
+    HostState,
+    ImageDisk,
+    ImageRef,
+    NetworkSpec,
+    PortInfo,
+    SubnetSpec,
+)
 
 
 class Control:
-    """The server side, as plain dicts: instances by uuid, what the agent reported."""
+    """The server side (``hostlink.HostToServer``), as plain dicts: instances by uuid,
+    what the agent reported."""
 
     def __init__(self, image: bytes) -> None:
         self.image = image
@@ -34,6 +44,10 @@ class Control:
 
     def register(self, report: HostReport) -> None:
         self.reports.append(report)
+
+    def desired_state(self, host: str) -> HostState:
+        return HostState(host=host, instances=self.desired_instances(host),
+                         networks=self.networks(host))
 
     def desired_instances(self, host: str) -> list[DesiredInstance]:
         return [DesiredInstance(**vars(d)) for d in self.instances.values()]
@@ -50,8 +64,8 @@ class Control:
                 spec.hosts.append(DhcpHost(port_id=p.id, mac=p.mac, ips=p.ips))
         return list(nets.values())
 
-    def existing_networks(self, network_ids: list[str]) -> set[str]:
-        return set(network_ids) - self.deleted_networks
+    def existing_networks(self, network_ids: list[str]) -> list[str]:
+        return sorted(set(network_ids) - self.deleted_networks)
 
     def config_drive_files(self, uuid: str) -> dict[str, bytes]:
         return {"openstack/latest/meta_data.json": b'{"uuid": "%s"}' % uuid.encode()}
@@ -100,6 +114,12 @@ class Control:
         self.instances.pop(uuid)
         self.deleted.append(uuid)
 
+    def metadata_secret(self) -> bytes:
+        return b"secret"
+
+    def instance_for_address(self, network_id: str, ip: str) -> tuple[str, str] | None:
+        return None
+
 
 @pytest.fixture
 def image(tmp_path: Path) -> bytes:
@@ -119,8 +139,9 @@ def instance(image: bytes, uuid: str = "11111111-2222-3333-4444-555555555555",
     return DesiredInstance(
         uuid=uuid, name="vm", hostname="vm", vm_state=vm_state, task_state=task,
         task_args={}, power_state=0, vcpus=1, memory_mb=128, root_gb=1,
-        image=ImageRef(id="img", disk_format="qcow2", size=len(image), hash_algo="sha512",
-                       hash_value=hashlib.sha512(image).hexdigest()),
+        disks=[ImageDisk(image=ImageRef(
+            id="img", disk_format="qcow2", size=len(image), hash_algo="sha512",
+            hash_value=hashlib.sha512(image).hexdigest()), size_gb=1)],
         ports=[PortInfo(id="port-" + uuid[:4], network_id="net-1", mac="fa:16:3e:11:22:33",
                         mtu=1450, ips=["10.0.0.5"])])
 

@@ -302,5 +302,7 @@ class ComputeNode(Base):
     ram_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.5)
     disk_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     cpu_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the host's drivers can do (``onestack.hostlink.capabilities``), as reported.
+    capabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -37,6 +37,7 @@ from onestack.db.models import (
     SecurityGroup,
     utcnow,
 )
+from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
 from onestack.services.compute import policy, states
 from onestack.services.compute.scheduler import (
     COMPUTE_BINARY,
@@ -500,36 +501,38 @@ class ServerActions:
 
     # -- consoles -------------------------------------------------------------------
 
-    def _agent_for(self, session: Session, ctx: ValidatedToken, server_id: str, rule: str
-                   ) -> tuple[Any, str, str]:
+    def _host_for(self, session: Session, ctx: ValidatedToken, server_id: str, rule: str
+                  ) -> tuple[ServerToHost, str, str]:
         inst = find_instance(session, ctx, server_id)
         policy.require_member(ctx, rule, inst.project_id)
         if inst.host is None or inst.vm_state == states.BUILDING:
             raise Conflict(f"Instance {inst.uuid} is not ready")
-        agent = self.compute.agents.get(inst.host)
-        if agent is None:
+        link = self.compute.host_links.get(inst.host)
+        if link is None:
             raise Conflict(f"Instance {inst.uuid} is not ready: the agent of its host "
                            f"{inst.host} is not reachable from this server.")
-        return agent, inst.uuid, inst.vm_state
+        return link, inst.uuid, inst.vm_state
 
     def console_output(self, ctx: ValidatedToken, server_id: str, length: int | None
                        ) -> str:
         """The last ``length`` lines of the serial console log (all when None)."""
         with self.db.session() as session:
-            agent, uuid, _ = self._agent_for(session, ctx, server_id,
-                                             "os_compute_api:os-console-output")
+            link, uuid, _ = self._host_for(session, ctx, server_id,
+                                           "os_compute_api:os-console-output")
         try:
-            output = agent.console_log(uuid, length)
+            output = link.console_log(uuid, length)
         except FileNotFoundError:
             raise NotFound("Guest does not have a console available.") from None
+        except HostUnreachable as exc:
+            raise Conflict(f"Instance {uuid} is not ready: {exc}") from None
         return _CONTROL.sub("", output)
 
     def serial_console(self, ctx: ValidatedToken, server_id: str) -> str:
         """A token for the serial console websocket (valid ``CONSOLE_TOKEN_TTL``
         seconds) of a running server."""
         with self.db.session() as session:
-            _, uuid, vm_state = self._agent_for(session, ctx, server_id,
-                                                "os_compute_api:os-remote-consoles")
+            _, uuid, vm_state = self._host_for(session, ctx, server_id,
+                                               "os_compute_api:os-remote-consoles")
             inst = find_instance(session, ctx, server_id)
             host = inst.host
         if vm_state != states.ACTIVE:
@@ -553,10 +556,16 @@ class ServerActions:
             inst = session.get(Instance, target.uuid)
             if inst is None or inst.deleted or inst.host != target.host:
                 return None
-        agent = self.compute.agents.get(target.host)
-        if agent is None:
+        link = self.compute.host_links.get(target.host)
+        if link is None:
             return None
-        return Path(agent.serial_socket(target.uuid))
+        try:
+            endpoint = link.serial_endpoint(target.uuid)
+        except HostUnreachable:
+            return None
+        if endpoint.kind != "unix":
+            return None  # a remote host's relay: the HTTP transport's (not yet)
+        return Path(endpoint.address)
 
     # -- os-instance-actions --------------------------------------------------------
 

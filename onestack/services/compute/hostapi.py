@@ -1,31 +1,26 @@
-"""The server's side of the agent protocol (``onestack.agent.protocol.ControlPlane``).
+"""Compute's slice of the server-host boundary: hosts' registrations, the instances a
+host should run, and what hosts report about them.
 
-Agents read desired state here and report what they observed. Writes are
-compare-and-set on ``task_state``: an agent finishing a task that a newer request
+The host service (``onestack.services.hosts``) answers hosts (``onestack.hostlink``'s
+``HostToServer``) by asking each domain service for its part; this is compute's. Writes
+are compare-and-set on ``task_state``: a host finishing a task that a newer request
 replaced (a delete while spawning) changes nothing. See docs/design/compute-states.md.
+Compute writes no network tables here: ports are the network service's
+(``services/network/hostview.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from onestack.agent.protocol import (
-    TASK_EVENTS,
-    DesiredInstance,
-    HostReport,
-    ImageRef,
-    PortInfo,
-)
 from onestack.db.models import (
     ComputeNode,
     ComputeService,
@@ -34,16 +29,13 @@ from onestack.db.models import (
     InstanceAction,
     InstanceActionEvent,
     InstanceFault,
-    Network,
-    Port,
     ServerGroupMember,
     utcnow,
 )
-from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
+from onestack.hostlink.states import TASK_EVENTS
+from onestack.hostlink.types import DesiredInstance, HostReport, ImageDisk, ImageRef
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.tokens import TokenData
-from onestack.services.network.base import retrying
-from onestack.services.network.ports import create_port_in, delete_port_in
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +43,14 @@ log = logging.getLogger(__name__)
 ERROR_ON_FAILURE = {"spawning", "rebuilding", "resize_prep", "resize_reverting"}
 
 
-def dhcp_device_id(host: str, network_id: str) -> str:
-    """Neutron's DHCP port device_id: ``dhcp<host id>-<network id>``."""
-    host_id = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, host)
-    return f"dhcp{host_id}-{network_id}"
+@dataclass
+class HostInstance:
+    """One instance for its host, before the network service fills in its NICs."""
+
+    spec: DesiredInstance
+    #: The instance's ports in order, and the name DHCP hands its guest.
+    port_ids: list[str]
+    dns_name: str
 
 
 class HostAPI:
@@ -84,7 +80,7 @@ class HostAPI:
             for name in ("hypervisor_hostname", "hypervisor_type", "hypervisor_version",
                          "accel", "vcpus", "memory_mb", "local_gb", "local_gb_used",
                          "host_ip", "cpu_info", "cpu_allocation_ratio",
-                         "ram_allocation_ratio", "disk_allocation_ratio"):
+                         "ram_allocation_ratio", "disk_allocation_ratio", "capabilities"):
                 value = getattr(report, name)
                 if getattr(node, name) != value:
                     setattr(node, name, value)
@@ -92,44 +88,30 @@ class HostAPI:
 
     # -- desired state ----------------------------------------------------------------
 
-    def desired_instances(self, host: str) -> list[DesiredInstance]:
+    def desired_instances(self, host: str) -> list[HostInstance]:
+        """Every instance assigned to ``host`` that is not yet deleted (NICs empty: the
+        host service asks the network service for them)."""
         with self.db.session() as session:
             rows = session.scalars(select(Instance).where(
                 Instance.host == host, Instance.deleted.is_(False))).all()
-            port_ids = [p["port_id"] for row in rows for p in row.ports]
-            ports = {p.id: p for p in session.scalars(
-                select(Port).where(Port.id.in_(port_ids)))} if port_ids else {}
-            mtus = self._mtus(session, {p.network_id for p in ports.values()})
             images = self._image_refs(session, {r.image_ref for r in rows if r.image_ref})
             result = []
             for row in rows:
-                infos = []
-                for entry in row.ports:
-                    port = ports.get(entry["port_id"])
-                    if port is None:
-                        continue
-                    infos.append(PortInfo(
-                        id=port.id, network_id=port.network_id, mac=port.mac_address,
-                        mtu=mtus.get(port.network_id, 1500),
-                        ips=[a.ip_address for a in port.fixed_ips]))
-                result.append(DesiredInstance(
+                image = images.get(row.image_ref) if row.image_ref else None
+                disks: list[Any] = [ImageDisk(image=image, size_gb=row.root_gb)] \
+                    if image is not None else []
+                spec = DesiredInstance(
                     uuid=row.uuid, name=row.display_name, hostname=row.hostname,
                     vm_state=row.vm_state, task_state=row.task_state,
                     task_args=dict(row.task_args or {}), power_state=row.power_state,
                     vcpus=row.vcpus, memory_mb=row.memory_mb, root_gb=row.root_gb,
-                    image=images.get(row.image_ref), ports=infos,
-                    config_drive=row.config_drive,
+                    disks=disks, ports=[], config_drive=row.config_drive,
                     new_flavor=dict(row.new_flavor) if row.new_flavor else None,
-                    old_flavor=dict(row.old_flavor) if row.old_flavor else None))
+                    old_flavor=dict(row.old_flavor) if row.old_flavor else None)
+                result.append(HostInstance(
+                    spec=spec, port_ids=[p["port_id"] for p in row.ports],
+                    dns_name=row.hostname or row.display_name))
             return result
-
-    @staticmethod
-    def _mtus(session: Session, network_ids: set[str]) -> dict[str, int]:
-        if not network_ids:
-            return {}
-        rows = session.execute(select(Network.id, Network.mtu).where(
-            Network.id.in_(network_ids))).all()
-        return {network_id: mtu for network_id, mtu in rows}
 
     @staticmethod
     def _image_refs(session: Session, image_ids: set[str]) -> dict[str, ImageRef]:
@@ -141,65 +123,6 @@ class HostAPI:
                 id=image.id, disk_format=image.disk_format or "raw", size=image.size or 0,
                 hash_algo=image.os_hash_algo or "sha512", hash_value=image.os_hash_value or "")
         return refs
-
-    def networks(self, host: str) -> list[NetworkSpec]:
-        def work(session: Session) -> list[NetworkSpec]:
-            instances = session.scalars(select(Instance).where(
-                Instance.host == host, Instance.deleted.is_(False))).all()
-            hostnames = {i.uuid: i.hostname or i.display_name for i in instances}
-            port_ids = [p["port_id"] for i in instances for p in i.ports]
-            if not port_ids:
-                return []
-            ports = session.scalars(select(Port).where(Port.id.in_(port_ids))).all()
-            by_network: dict[str, list[Port]] = {}
-            for port in ports:
-                by_network.setdefault(port.network_id, []).append(port)
-            specs = []
-            for network_id, net_ports in sorted(by_network.items()):
-                network = session.get(Network, network_id)
-                if network is None:
-                    continue
-                dhcp = self._dhcp_port(session, network, host)
-                specs.append(NetworkSpec(
-                    id=network.id, mtu=network.mtu,
-                    subnets=[_subnet_spec(s) for s in network.subnets],
-                    dhcp_mac=dhcp.mac_address if dhcp else None,
-                    dhcp_ips=[a.ip_address for a in dhcp.fixed_ips] if dhcp else [],
-                    hosts=[DhcpHost(port_id=p.id, mac=p.mac_address,
-                                    ips=[a.ip_address for a in p.fixed_ips],
-                                    hostname=_dns_label(hostnames.get(p.device_id, "")))
-                           for p in sorted(net_ports, key=lambda p: p.id)]))
-            return specs
-
-        return retrying(self.db, work)
-
-    def existing_networks(self, network_ids: list[str]) -> set[str]:
-        if not network_ids:
-            return set()
-        with self.db.session() as session:
-            return set(session.scalars(select(Network.id).where(
-                Network.id.in_(network_ids))).all())
-
-    def _dhcp_port(self, session: Session, network: Network, host: str) -> Port | None:
-        """The network's DHCP port on this host, made now if DHCP is on and it has none."""
-        if not any(s.enable_dhcp for s in network.subnets):
-            return None
-        device_id = dhcp_device_id(host, network.id)
-        port = session.scalar(select(Port).where(
-            Port.network_id == network.id, Port.device_owner == "network:dhcp",
-            Port.device_id == device_id))
-        if port is not None:
-            return port
-        fixed_ips = [{"subnet_id": s.id} for s in network.subnets
-                     if s.enable_dhcp or s.ip_version == 6]
-        port = create_port_in(
-            session, network_id=network.id, project_id=network.project_id,
-            fixed_ips=fixed_ips, device_id=device_id, device_owner="network:dhcp",
-            binding={"host_id": host}, base_mac=self.config.network.base_mac,
-            is_admin=True)
-        port.status = "ACTIVE"
-        log.info("made DHCP port %s on network %s for host %s", port.id, network.id, host)
-        return port
 
     def config_drive_files(self, uuid: str) -> dict[str, bytes]:
         """What a config drive holds (Nova's layout: ``openstack/<version>/...`` and
@@ -225,32 +148,6 @@ class HostAPI:
         if tree.get("user-data"):
             files["ec2/latest/user-data"] = tree["user-data"]
         return files
-
-    # -- images -------------------------------------------------------------------------
-
-    def open_image(self, image_id: str) -> Iterator[bytes]:
-        file = self.compute.images.store.open(image_id)
-        if file is None:
-            raise FileNotFoundError(f"image {image_id} has no data in the image store")
-        with file:
-            while chunk := file.read(1 << 20):
-                yield chunk
-
-    def upload_snapshot(self, image_id: str, path: Path) -> None:
-        with self.db.session() as session:
-            image = session.get(Image, image_id)
-            if image is None:
-                raise FileNotFoundError(f"snapshot image {image_id} was deleted")
-            owner = image.owner
-        ctx = service_context(owner)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    yield chunk
-
-        asyncio.run(self.compute.images.data.upload(ctx, image_id, chunks(),
-                                                    size=path.stat().st_size))
 
     # -- observed state -----------------------------------------------------------------
 
@@ -331,30 +228,19 @@ class HostAPI:
                 inst.vm_state = vm_state
                 inst.updated_at = utcnow()
 
-    def set_port_status(self, port_ids: list[str], status: str) -> None:
-        if not port_ids:
-            return
-        with self.db.session() as session:
-            for port in session.scalars(select(Port).where(Port.id.in_(port_ids))):
-                if port.status != status:
-                    port.status = status
-
     def instance_deleted(self, uuid: str) -> None:
-        def work(session: Session) -> None:
+        """The host released everything: the network service deletes the ports the
+        server created and unbinds the others, then the row is soft-deleted."""
+        with self.db.session() as session:
+            inst = session.get(Instance, uuid)
+            if inst is None or inst.deleted:
+                return
+            ports = [dict(p) for p in inst.ports]
+        self.compute.network.hostview.release_ports(ports)
+        with self.db.session() as session:
             inst = session.get(Instance, uuid, with_for_update=True)
             if inst is None or inst.deleted:
                 return
-            for entry in inst.ports:
-                port = session.get(Port, entry["port_id"])
-                if port is None:
-                    continue
-                if entry.get("preserve_on_delete"):
-                    port.device_id = ""
-                    port.device_owner = ""
-                    port.binding_host_id = ""
-                    port.status = "DOWN"
-                else:
-                    delete_port_in(session, port.id)
             for member in session.scalars(select(ServerGroupMember).where(
                     ServerGroupMember.instance_uuid == uuid)):
                 session.delete(member)
@@ -367,8 +253,6 @@ class HostAPI:
             inst.terminated_at = now
             inst.updated_at = now
             _finish_event(session, uuid, TASK_EVENTS["deleting"], "Success", inst.host)
-
-        retrying(self.db, work)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -385,16 +269,6 @@ def service_context(project_id: str | None) -> ValidatedToken:
                           project={"id": project_id} if project_id else None)
 
 
-def _subnet_spec(subnet: Any) -> SubnetSpec:
-    return SubnetSpec(
-        id=subnet.id, cidr=subnet.cidr, ip_version=subnet.ip_version,
-        gateway_ip=subnet.gateway_ip, enable_dhcp=subnet.enable_dhcp,
-        ipv6_ra_mode=subnet.ipv6_ra_mode, ipv6_address_mode=subnet.ipv6_address_mode,
-        dns_nameservers=[d.address for d in subnet.dns_nameservers],
-        host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
-                     for r in subnet.host_routes])
-
-
 def _plain(data: Any) -> Any:
     """The EC2 tree without its listing hints (``_name``), as JSON-able values."""
     if isinstance(data, dict):
@@ -402,11 +276,6 @@ def _plain(data: Any) -> Any:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return data
-
-
-def _dns_label(name: str) -> str:
-    label = "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower())
-    return label.strip("-")[:63]
 
 
 def _host_of(session: Session, uuid: str) -> str | None:

@@ -16,17 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
-import subprocess
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict, NotFound, OneStackError
+from onestack.common.uptime import local_uptime
 from onestack.db.models import ComputeNode, ComputeService, Instance, utcnow
+from onestack.hostlink.interfaces import HostUnreachable
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
 
@@ -88,22 +88,6 @@ def _is_uuid(value: str) -> bool:
 
 def _is_int(value: str) -> bool:
     return re.fullmatch(r"-?[0-9]+", value.strip()) is not None
-
-
-def local_uptime() -> str:
-    """What ``uptime`` prints on this machine (Nova's libvirt driver returns exactly
-    that); built from /proc when the command is missing."""
-    try:
-        out = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5,
-                             env={"LANG": "C", "PATH": "/usr/bin:/bin"}, check=True)
-        return out.stdout.rstrip("\n")
-    except (OSError, subprocess.SubprocessError):
-        seconds = float(Path("/proc/uptime").read_text().split()[0])
-        load = Path("/proc/loadavg").read_text().split()[:3]
-        days, rest = divmod(int(seconds), 86400)
-        now = dt.datetime.now().strftime("%H:%M:%S")
-        return (f" {now} up {days} days, {rest // 3600}:{rest % 3600 // 60:02d},  "
-                f"load average: {', '.join(load)}")
 
 
 class Hosts:
@@ -427,12 +411,15 @@ class Hosts:
         return view
 
     def host_uptime(self, host: str) -> str | None:
-        """``uptime`` of a host this process can ask: its in-process agent (if it
-        answers ``uptime()``), or this machine."""
-        agent = self.compute.agents.get(host)
-        if agent is not None and callable(getattr(agent, "uptime", None)):
-            return str(agent.uptime())
-        if agent is not None or host == self.host_name():
+        """``uptime`` of a host this process can reach (``compute.host_links``), or of
+        this machine when it is the host asked about; None otherwise."""
+        link = self.compute.host_links.get(host)
+        if link is not None:
+            try:
+                return str(link.uptime())
+            except HostUnreachable:
+                return None
+        if host == self.host_name():
             return local_uptime()
         return None
 

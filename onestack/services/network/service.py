@@ -17,6 +17,7 @@ from onestack.db import Database
 from onestack.db.models import Network
 from onestack.services.identity import Identity
 from onestack.services.network.floating_ips import FloatingIPs
+from onestack.services.network.hostview import HostView
 from onestack.services.network.networks import Networks, Provider
 from onestack.services.network.ports import Ports
 from onestack.services.network.quotas import Quotas, configured_defaults, register_defaults
@@ -43,6 +44,8 @@ class Networking:
         self.routers = Routers(self)
         self.floating_ips = FloatingIPs(self)
         self.quotas = Quotas(self)
+        #: The network's slice of each host's desired state (``services/hosts``).
+        self.hostview = HostView(self)
         register_defaults(db.engine, configured_defaults(config))
 
     def bootstrap(self, admin_project_id: str) -> None:

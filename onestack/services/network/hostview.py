@@ -1,0 +1,163 @@
+"""The network's slice of a host's desired state, and what hosts report about ports.
+
+The host service (``onestack.services.hosts``) asks here for the NICs of a host's
+instances and for the networks they are on (each with this host's DHCP port, made when
+missing, and its DHCP host entries), and hands port status and released ports back.
+Everything answered is a ``onestack.hostlink`` wire type: hosts never see our rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onestack.db.models import Network, Port, Subnet
+from onestack.hostlink.types import DhcpHost, NetworkSpec, PortInfo, SubnetSpec
+from onestack.services.network.base import retrying
+from onestack.services.network.ports import create_port_in, delete_port_in
+
+if TYPE_CHECKING:
+    from onestack.services.network.service import Networking
+
+log = logging.getLogger(__name__)
+
+
+def dhcp_device_id(host: str, network_id: str) -> str:
+    """Neutron's DHCP port device_id: ``dhcp<host id>-<network id>``."""
+    host_id = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, host)
+    return f"dhcp{host_id}-{network_id}"
+
+
+class HostView:
+    def __init__(self, net: Networking) -> None:
+        self.net = net
+        self.db = net.db
+        self.config = net.config
+
+    # -- desired state ------------------------------------------------------------------
+
+    def nics(self, port_ids: list[str]) -> dict[str, PortInfo]:
+        """The ports ``port_ids`` (those that exist) as NICs, by port id."""
+        if not port_ids:
+            return {}
+        with self.db.session() as session:
+            ports = session.scalars(select(Port).where(Port.id.in_(port_ids))).all()
+            mtus: dict[str, int] = {
+                network_id: mtu for network_id, mtu in session.execute(
+                    select(Network.id, Network.mtu).where(
+                        Network.id.in_({p.network_id for p in ports})))}
+            return {p.id: PortInfo(id=p.id, network_id=p.network_id, mac=p.mac_address,
+                                   mtu=mtus.get(p.network_id, 1500),
+                                   ips=[a.ip_address for a in p.fixed_ips],
+                                   port_security_enabled=p.port_security_enabled)
+                    for p in ports}
+
+    def networks(self, host: str, hostnames: dict[str, str]) -> list[NetworkSpec]:
+        """Every network with one of the ports ``hostnames`` names (port id -> the DNS
+        name of its instance), with its DHCP port on ``host`` (made now if DHCP is on
+        and it has none) and a DHCP host entry per port."""
+        if not hostnames:
+            return []
+
+        def work(session: Session) -> list[NetworkSpec]:
+            ports = session.scalars(select(Port).where(Port.id.in_(list(hostnames)))).all()
+            by_network: dict[str, list[Port]] = {}
+            for port in ports:
+                by_network.setdefault(port.network_id, []).append(port)
+            specs = []
+            for network_id, net_ports in sorted(by_network.items()):
+                network = session.get(Network, network_id)
+                if network is None:
+                    continue
+                dhcp = self._dhcp_port(session, network, host)
+                specs.append(NetworkSpec(
+                    id=network.id, mtu=network.mtu,
+                    subnets=[_subnet_spec(s) for s in network.subnets],
+                    dhcp_mac=dhcp.mac_address if dhcp else None,
+                    dhcp_ips=[a.ip_address for a in dhcp.fixed_ips] if dhcp else [],
+                    hosts=[DhcpHost(port_id=p.id, mac=p.mac_address,
+                                    ips=[a.ip_address for a in p.fixed_ips],
+                                    hostname=_dns_label(hostnames.get(p.id, "")))
+                           for p in sorted(net_ports, key=lambda p: p.id)]))
+            return specs
+
+        return retrying(self.db, work)
+
+    def existing_networks(self, network_ids: list[str]) -> list[str]:
+        if not network_ids:
+            return []
+        with self.db.session() as session:
+            return sorted(session.scalars(select(Network.id).where(
+                Network.id.in_(network_ids))).all())
+
+    def _dhcp_port(self, session: Session, network: Network, host: str) -> Port | None:
+        """The network's DHCP port on this host, made now if DHCP is on and it has none."""
+        if not any(s.enable_dhcp for s in network.subnets):
+            return None
+        device_id = dhcp_device_id(host, network.id)
+        port = session.scalar(select(Port).where(
+            Port.network_id == network.id, Port.device_owner == "network:dhcp",
+            Port.device_id == device_id))
+        if port is not None:
+            return port
+        fixed_ips = [{"subnet_id": s.id} for s in network.subnets
+                     if s.enable_dhcp or s.ip_version == 6]
+        port = create_port_in(
+            session, network_id=network.id, project_id=network.project_id,
+            fixed_ips=fixed_ips, device_id=device_id, device_owner="network:dhcp",
+            binding={"host_id": host}, base_mac=self.config.network.base_mac,
+            is_admin=True)
+        port.status = "ACTIVE"
+        log.info("made DHCP port %s on network %s for host %s", port.id, network.id, host)
+        return port
+
+    # -- observed state ---------------------------------------------------------------------
+
+    def set_port_status(self, port_ids: list[str], status: str) -> None:
+        """ACTIVE once plugged, DOWN once unplugged."""
+        if not port_ids:
+            return
+        with self.db.session() as session:
+            for port in session.scalars(select(Port).where(Port.id.in_(port_ids))):
+                if port.status != status:
+                    port.status = status
+
+    def release_ports(self, ports: list[dict[str, object]]) -> None:
+        """An instance is gone: delete the ports it created, unbind the ones it was
+        given (``preserve_on_delete``). ``ports`` are the instance's port entries."""
+        if not ports:
+            return
+
+        def work(session: Session) -> None:
+            for entry in ports:
+                port = session.get(Port, str(entry["port_id"]))
+                if port is None:
+                    continue
+                if entry.get("preserve_on_delete"):
+                    port.device_id = ""
+                    port.device_owner = ""
+                    port.binding_host_id = ""
+                    port.status = "DOWN"
+                else:
+                    delete_port_in(session, port.id)
+
+        retrying(self.db, work)
+
+
+def _subnet_spec(subnet: Subnet) -> SubnetSpec:
+    return SubnetSpec(
+        id=subnet.id, cidr=subnet.cidr, ip_version=subnet.ip_version,
+        gateway_ip=subnet.gateway_ip, enable_dhcp=subnet.enable_dhcp,
+        ipv6_ra_mode=subnet.ipv6_ra_mode, ipv6_address_mode=subnet.ipv6_address_mode,
+        dns_nameservers=[d.address for d in subnet.dns_nameservers],
+        host_routes=[{"destination": r.destination, "nexthop": r.nexthop}
+                     for r in subnet.host_routes])
+
+
+def _dns_label(name: str) -> str:
+    label = "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower())
+    return label.strip("-")[:63]
