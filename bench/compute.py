@@ -15,6 +15,12 @@ Measures, against ``onestack up`` with the real drivers (tests/host/harness.py):
   both do the same work): until every guest printed its addresses (aim <= 1.2x);
 - the server's RSS when idle (aim <= 150 MB).
 
+``--transport http`` measures create -> ACTIVE over the HTTP host transport instead: the
+server without its own agent (``ONESTACK_HOST_AGENT=false``) and ``onestack agent`` in a
+process of its own, with a host credential; ``--transport both`` measures create ->
+ACTIVE both ways, one host after the other, and reports both p50s (aim: HTTP within
+1.5x of in-process).
+
 Clone times for 1 GiB and 10 GiB bases are in bench/storage.py.
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -41,7 +48,7 @@ import httpx  # noqa: E402
 from harness import cpu_model, machine_busy  # noqa: E402
 
 from onestack.services.image.testimage import MARKER, build_test_image  # noqa: E402
-from tests.host.harness import NetnsHost  # noqa: E402
+from tests.host.harness import HOST_ENV, ONESTACK, NetnsHost  # noqa: E402
 
 RELAY = ROOT / "tests" / "host" / "guestfwd_relay.py"
 MARK_METADATA = f"{MARKER} metadata ok"
@@ -275,6 +282,105 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+REMOTE_HOST = "bench-remote"
+AGENT_LISTEN = "127.0.0.1:5051"
+
+
+class RemoteAgent:
+    """``onestack agent`` for ``host``'s server, in the same namespace, with a
+    credential made by ``onestack admin host-credential create`` and a state directory
+    under the server's (so ``NetnsHost.cleanup`` finds its guests' pidfiles)."""
+
+    def __init__(self, host: NetnsHost) -> None:
+        self.host = host
+        self.state_dir = host.state_dir / "remote-agent"
+        self.log_path = host.base / "agent.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update(HOST_ENV)
+        env["ONESTACK_HOST_NAME_PREFIX"] = self.host.prefix
+        env.update(self.host.env)
+        credential = self.host.base / "agent.cred"
+        subprocess.run([ONESTACK, "admin", "host-credential", "create", REMOTE_HOST,
+                        "--output", str(credential), "--state-dir",
+                        str(self.host.state_dir)], env=env, check=True,
+                       capture_output=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [ONESTACK, "agent", "--server", self.host.url, "--host-name", REMOTE_HOST,
+                 "--credential", str(credential), "--state-dir", str(self.state_dir),
+                 "--listen", AGENT_LISTEN], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait_registered(self, cloud: Cloud, timeout: float = 60) -> None:
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"onestack agent exited: {self.log_path.read_text()}")
+            services = cloud.call("GET", "/compute/v2.1/os-services?binary=nova-compute")
+            return any(s["host"] == REMOTE_HOST and s["state"] == "up"
+                       for s in services["services"])
+        wait(up, timeout, 0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def bench_transport(image_file: Path, transport: str, rounds: int) -> list[float]:
+    """create -> ACTIVE times on a fresh host, its agent in the server (``inprocess``)
+    or in a process of its own over HTTP (``http``)."""
+    with tempfile.TemporaryDirectory(prefix="onestack-bench-") as tmp:
+        env = {"ONESTACK_HOST_ACCEL": "tcg", "ONESTACK_SERVER_LOG_LEVEL": "warning"}
+        if transport == "http":
+            env["ONESTACK_HOST_AGENT"] = "false"
+        host = NetnsHost(Path(tmp), env=env)
+        agent = RemoteAgent(host) if transport == "http" else None
+        try:
+            host.create()
+            host.start()
+            cloud = Cloud(host)
+            if agent is not None:
+                agent.start()
+                agent.wait_registered(cloud)
+            image, net = cloud.setup(image_file)
+            time.sleep(3)
+            bench_active(cloud, image, net, 1)   # warm-up: the image's base disk
+            return bench_active(cloud, image, net, rounds)
+        finally:
+            if agent is not None:
+                agent.stop()
+            host.cleanup()
+
+
+def main_transports(image_file: Path, transport: str, rounds: int) -> int:
+    results: dict[str, Any] = {"cpu": cpu_model(), "busy_before": machine_busy()}
+    kinds = ("inprocess", "http") if transport == "both" else (transport,)
+    for kind in kinds:
+        times = bench_transport(image_file, kind, rounds)
+        results[f"create_to_active_{kind}_s"] = {
+            "p50": round(statistics.median(times), 3), "p90": round(pct(times, 0.9), 3),
+            "n": len(times)}
+        print(f"create -> ACTIVE ({kind:9}) p50 "
+              f"{results[f'create_to_active_{kind}_s']['p50']} s, "
+              f"p90 {results[f'create_to_active_{kind}_s']['p90']} s")
+    if len(kinds) == 2:
+        results["http_over_inprocess"] = round(
+            results["create_to_active_http_s"]["p50"]
+            / results["create_to_active_inprocess_s"]["p50"], 2)
+        print(f"HTTP / in-process      x{results['http_over_inprocess']} (aim <= 1.5)")
+    print(json.dumps(results))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
@@ -283,8 +389,13 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=10)
     parser.add_argument("--image", type=Path,
                         help="boot this qcow2 instead of the test image (to compare builds)")
+    parser.add_argument("--transport", choices=("inprocess", "http", "both"),
+                        help="only create -> ACTIVE, with the agent in the server, over "
+                        "HTTP from a process of its own, or both")
     args = parser.parse_args()
     image_file = args.image or build_test_image()
+    if args.transport:
+        return main_transports(image_file, args.transport, args.rounds)
     results: dict[str, Any] = {"cpu": cpu_model(), "busy_before": machine_busy()}
     with tempfile.TemporaryDirectory(prefix="onestack-bench-") as tmp:
         host = NetnsHost(Path(tmp), env={"ONESTACK_HOST_ACCEL": "tcg",

@@ -60,7 +60,7 @@ def parse_host_authorization(value: str | None) -> tuple[str, str] | None:
     scheme, _, rest = value.partition(" ")
     if scheme != SCHEME_HOST:
         return None
-    host, sep, secret = rest.strip().rpartition(":")
+    host, sep, secret = rest.strip().partition(":")
     if not sep or not HOST_NAME.match(host) or not secret:
         return None
     return host, secret

@@ -301,3 +301,16 @@ def test_http_a_host_acts_only_on_its_own(http: Link) -> None:
             HttpServerLink(http.server_url, "remote-2", other).desired_state(http.host)
     finally:
         own.close()
+
+
+def test_server_to_host_calls(link: Link) -> None:
+    """What the server asks a host through its handle: uptime, capabilities, console."""
+    body = booted(link)
+    handle = link.cloud.services.compute.host_links.get(link.host)
+    assert handle is not None and handle.host == link.host
+    assert "load average" in handle.uptime()
+    capabilities = handle.capabilities()
+    assert capabilities and all(isinstance(v, bool) for v in capabilities.values())
+    assert f"boot 1 of {body['id']}" in handle.console_log(body["id"])
+    assert handle.console_log(body["id"], 1).count("\n") == 1
+    handle.wake()   # returns at once, whatever the host does with it
