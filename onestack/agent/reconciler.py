@@ -38,6 +38,7 @@ from typing import Any
 from onestack.common.revert import Reverter
 from onestack.common.uptime import local_uptime
 from onestack.drivers.hypervisor.base import (
+    GuestDisk,
     GuestNic,
     GuestSpec,
     HypervisorDriver,
@@ -57,7 +58,13 @@ from onestack.hostlink import capabilities as caps
 from onestack.hostlink import types as wire
 from onestack.hostlink.interfaces import HostToServer
 from onestack.hostlink.states import task_event
-from onestack.hostlink.types import DesiredInstance, HostReport, ImageDisk, SerialEndpoint
+from onestack.hostlink.types import (
+    DesiredInstance,
+    HostReport,
+    ImageDisk,
+    SerialEndpoint,
+    VolumeDisk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -424,11 +431,14 @@ class Agent:
         disk = self.storage.disk(d.uuid)
         if disk is None:
             raise StorageError(f"The server's disk is missing on host {self.host}.")
+        disks = [GuestDisk(kind="rbd" if disk.kind == "rbd" else "file",
+                           source=str(disk.path), format=disk.format, boot_index=0)]
+        disks += [_volume_disk(v) for v in d.disks if isinstance(v, VolumeDisk)]
         return GuestSpec(
             uuid=d.uuid, name=d.hostname or d.name,
             vcpus=int(flavor["vcpus"]) if flavor else d.vcpus,
             memory_mib=int(flavor["ram"]) if flavor else d.memory_mb,
-            disk_path=disk.path, disk_format=disk.format,
+            disks=disks,
             nics=[GuestNic(port_id=p.id, mac=p.mac, tap=self.network.tap_name(p.id), mtu=p.mtu)
                   for p in d.ports],
             config_drive=self._config_drive(d))
@@ -594,6 +604,21 @@ class Agent:
                 if not self._in_flight:
                     return
             time.sleep(0.01)
+
+
+def _volume_disk(volume: VolumeDisk) -> GuestDisk:
+    """The hypervisor's disk for an attached volume, from its connection info (Cinder's
+    ``driver_volume_type`` and ``data``)."""
+    kind = volume.connection.get("driver_volume_type", "")
+    data = volume.connection.get("data", {})
+    if kind == "rbd":
+        return GuestDisk(kind="rbd", source=str(data["name"]), format="raw",
+                         boot_index=volume.boot_index, user=str(data.get("auth_username", "")))
+    if kind in ("local", "file"):
+        return GuestDisk(kind="file", source=str(data["device_path"]),
+                         format=str(data.get("format", "raw")), boot_index=volume.boot_index)
+    raise HypervisorError(f"Volume {volume.volume_id}: this host cannot attach a "
+                          f"{kind or 'untyped'} volume.")
 
 
 def _network_spec(spec: wire.NetworkSpec) -> NetworkSpec:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from onestack.drivers.hypervisor import GuestSpec, HypervisorError, PowerState, load
+from onestack.drivers.hypervisor import GuestDisk, GuestSpec, HypervisorError, PowerState, load
 from onestack.drivers.hypervisor.qemu import ACCEL_PROBE_FILE, QemuDriver
 from onestack.drivers.hypervisor.qmp import connect_unix
 from onestack.services.image.testimage import MARKER, build_test_image
@@ -82,7 +82,7 @@ def overlay(image: Path, path: Path) -> Path:
 
 def guest_spec(disk: Path) -> GuestSpec:
     return GuestSpec(uuid=str(uuid.uuid4()), name="test-vm", vcpus=1, memory_mib=128,
-                     disk_path=disk)
+                     disks=[GuestDisk.file(disk)])
 
 
 def pid_of(instances: Path, guest: str) -> int:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from onestack.drivers.hypervisor import GuestNic, GuestSpec, HypervisorError, PowerState, load
+from onestack.drivers.hypervisor import (
+    GuestDisk,
+    GuestNic,
+    GuestSpec,
+    HypervisorError,
+    PowerState,
+    load,
+)
 from onestack.drivers.hypervisor.fake import FakeDriver
 
 UUID = "0f2b8f56-5c1a-4d4e-9c39-3d1c1d0b7a11"
@@ -14,7 +21,7 @@ UUID = "0f2b8f56-5c1a-4d4e-9c39-3d1c1d0b7a11"
 
 def spec(uuid: str = UUID) -> GuestSpec:
     return GuestSpec(uuid=uuid, name="vm", vcpus=1, memory_mib=128,
-                     disk_path=Path("/nonexistent/disk.qcow2"),
+                     disks=[GuestDisk.file("/nonexistent/disk.qcow2")],
                      nics=[GuestNic(port_id="p1", mac="fa:16:3e:00:00:01", tap="tapp1")])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from onestack.drivers.hypervisor.base import (
+    GuestDisk,
     GuestNic,
     GuestSpec,
     HostInfo,
@@ -26,5 +27,5 @@ def load(name: str, **kwargs: Any) -> HypervisorDriver:
     return driver
 
 
-__all__ = ["DRIVERS", "GuestNic", "GuestSpec", "HostInfo", "HypervisorDriver",
+__all__ = ["DRIVERS", "GuestDisk", "GuestNic", "GuestSpec", "HostInfo", "HypervisorDriver",
            "HypervisorError", "PowerState", "load"]

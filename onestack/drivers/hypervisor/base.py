@@ -13,24 +13,15 @@ up in the server's ``fault``.
 from __future__ import annotations
 
 import abc
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
+
+from onestack.hostlink.states import PowerState  # the one definition, re-exported
 
 
 class HypervisorError(Exception):
     """A guest operation failed; the message is shown to the user in ``fault``."""
-
-
-class PowerState(enum.IntEnum):
-    """Nova's power_state numbers (``OS-EXT-STS:power_state``)."""
-
-    NOSTATE = 0
-    RUNNING = 1
-    PAUSED = 3
-    SHUTDOWN = 4
-    CRASHED = 6
-    SUSPENDED = 7
 
 
 @dataclass
@@ -44,14 +35,34 @@ class GuestNic:
 
 
 @dataclass
+class GuestDisk:
+    """One disk as QEMU opens it: a ``file`` on this host (``source`` its path, a qcow2
+    overlay or a raw file) or an ``rbd`` image (``source`` ``pool/image``, opened by
+    QEMU's own RBD client as ``user``). The agent translates the wire's typed disks
+    (image overlay, RBD, volume) into these."""
+
+    kind: Literal["file", "rbd"]
+    source: str
+    format: str = "qcow2"
+    #: 0 for the boot disk; None for a disk the guest does not boot from.
+    boot_index: int | None = 0
+    user: str = ""
+    read_only: bool = False
+
+    @classmethod
+    def file(cls, path: Path | str, format: str = "qcow2",
+             boot_index: int | None = 0) -> GuestDisk:
+        return cls(kind="file", source=str(path), format=format, boot_index=boot_index)
+
+
+@dataclass
 class GuestSpec:
     uuid: str
     name: str
     vcpus: int
     memory_mib: int
-    #: The boot disk the storage driver made (a qcow2 overlay).
-    disk_path: Path
-    disk_format: str = "qcow2"
+    #: The guest's disks, the boot disk (``boot_index`` 0) first.
+    disks: list[GuestDisk] = field(default_factory=list)
     nics: list[GuestNic] = field(default_factory=list)
     #: An ISO9660 config drive (label ``config-2``), when the user asked for one.
     config_drive: Path | None = None
@@ -73,6 +84,9 @@ class HypervisorDriver(abc.ABC):
     """One backend per module; ``onestack.drivers.hypervisor.load`` picks one by name."""
 
     name: str = ""
+    #: What this backend can do (``onestack.hostlink.capabilities`` names); the host
+    #: reports it, the scheduler and the API go by it. A name missing means no.
+    capabilities: ClassVar[dict[str, bool]] = {}
 
     @abc.abstractmethod
     def host_info(self) -> HostInfo:

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from onestack.drivers.hypervisor.base import (
     GuestSpec,
@@ -22,6 +22,9 @@ from onestack.drivers.hypervisor.base import (
     HypervisorError,
     PowerState,
 )
+from onestack.drivers.hypervisor.qemu import QemuDriver
+
+QEMU_CAPABILITIES = QemuDriver.capabilities
 
 STATE_FILE = "fake-hypervisor.json"
 #: What the fake host reports (QEMU 7.2.0) unless told otherwise.
@@ -37,6 +40,8 @@ class FakeDriver(HypervisorDriver):
     """
 
     name = "fake"
+    #: As QEMU's, so the API tests see what a real host offers.
+    capabilities: ClassVar[dict[str, bool]] = dict(QEMU_CAPABILITIES)
 
     def __init__(self, instances_dir: Path | None = None, *, accel: str = "auto",
                  vcpus: int = 8, memory_mib: int = 16384, **_ignored: Any) -> None:
@@ -85,7 +90,8 @@ class FakeDriver(HypervisorDriver):
         guest = self._guests.setdefault(uuid, {"boots": 0, "console": []})
         if spec is not None:
             guest["spec"] = {"name": spec.name, "vcpus": spec.vcpus,
-                             "memory_mib": spec.memory_mib, "disk_path": str(spec.disk_path),
+                             "memory_mib": spec.memory_mib,
+                             "disks": [f"{d.kind}:{d.source}" for d in spec.disks],
                              "nics": [nic.port_id for nic in spec.nics]}
         guest["boots"] += 1
         guest["state"] = int(PowerState.RUNNING)

@@ -43,9 +43,10 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from onestack.drivers.hypervisor.base import (
+    GuestDisk,
     GuestNic,
     GuestSpec,
     HostInfo,
@@ -54,6 +55,7 @@ from onestack.drivers.hypervisor.base import (
     PowerState,
 )
 from onestack.drivers.hypervisor.qmp import QmpClient, QmpError
+from onestack.hostlink import capabilities as caps
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +122,16 @@ def _opt(value: str | Path) -> str:
 
 def spec_to_json(spec: GuestSpec) -> dict[str, Any]:
     data = asdict(spec)
-    data["disk_path"] = str(spec.disk_path)
     data["config_drive"] = str(spec.config_drive) if spec.config_drive else None
     return data
 
 
 def spec_from_json(data: dict[str, Any]) -> GuestSpec:
     data = dict(data)
-    data["disk_path"] = Path(data["disk_path"])
+    if "disk_path" in data:  # a guest started before disks were typed
+        data["disks"] = [{"kind": "file", "source": str(data.pop("disk_path")),
+                          "format": data.pop("disk_format", "qcow2")}]
+    data["disks"] = [GuestDisk(**disk) for disk in data.get("disks", [])]
     if data.get("config_drive"):
         data["config_drive"] = Path(data["config_drive"])
     data["nics"] = [GuestNic(**nic) for nic in data.get("nics", [])]
@@ -239,6 +243,12 @@ class QemuDriver(HypervisorDriver):
     """
 
     name = "qemu"
+    capabilities: ClassVar[dict[str, bool]] = {
+        caps.PAUSE: True, caps.SUSPEND: True, caps.SNAPSHOT: True, caps.RESIZE: True,
+        caps.SERIAL_CONSOLE: True, caps.CONFIG_DRIVE: True, caps.RBD_DISKS: True,
+        caps.LIVE_MIGRATION: False, caps.ATTACH_INTERFACE: False,
+        caps.VOLUME_HOTPLUG: False, caps.DIAGNOSTICS: False, caps.RESCUE: False,
+    }
 
     def __init__(self, instances_dir: Path, accel: str = "auto", name_prefix: str = "",
                  qemu_binary: str | None = None, probe_kernel: Path | None = None) -> None:
@@ -557,6 +567,34 @@ class QemuDriver(HypervisorDriver):
         if not self._wait_gone(pid, uuid, EXIT_TIMEOUT):
             raise HypervisorError(f"QEMU (PID {pid}) of guest {uuid} does not die")
 
+    def _drive_args(self, spec: GuestSpec) -> list[str]:
+        """``-drive``/``-device`` pairs for the guest's disks, chosen by their kind: a
+        file is checked and opened with O_DIRECT where the filesystem allows it; an
+        ``rbd`` image is opened by QEMU's RBD client (raw, writeback cache)."""
+        if not spec.disks:
+            raise HypervisorError(f"Guest {spec.uuid} has no disk to boot from")
+        args: list[str] = []
+        for i, disk in enumerate(spec.disks):
+            if disk.kind == "file":
+                path = Path(disk.source).resolve()
+                if not path.exists():
+                    raise HypervisorError(f"The {'boot ' if i == 0 else ''}disk {path} "
+                                          "does not exist")
+                cache = "none" if _direct_io_works(path) else "writeback"
+                source = f"file={_opt(path)},format={disk.format}"
+            elif disk.kind == "rbd":
+                user = f":id={disk.user}" if disk.user else ""
+                source = f"file={_opt(f'rbd:{disk.source}{user}')},format=raw"
+                cache = "writeback"
+            else:
+                raise HypervisorError(f"This hypervisor cannot open a {disk.kind} disk")
+            readonly = ",readonly=on" if disk.read_only else ""
+            args += ["-drive", f"{source},if=none,id=disk{i},cache={cache},discard=unmap"
+                               f"{readonly}"]
+            boot = f",bootindex={disk.boot_index}" if disk.boot_index is not None else ""
+            args += ["-device", f"virtio-blk-pci,drive=disk{i},id=virtio-disk{i}{boot}"]
+        return args
+
     def _command_line(self, spec: GuestSpec, accel: str, incoming: Path | None) -> list[str]:
         gdir = self._dir(spec.uuid)
         smbios = {"manufacturer": "OpenStack Foundation", "product": "OpenStack Nova",
@@ -566,13 +604,7 @@ class QemuDriver(HypervisorDriver):
         if unknown:
             raise HypervisorError(f"Unknown SMBIOS type 1 fields: {', '.join(unknown)} "
                                   f"(known: {', '.join(SMBIOS_TYPE1_FIELDS)})")
-        disk = spec.disk_path
-        is_file = ":" not in str(disk).split("/", 1)[0]  # not rbd:pool/image and the like
-        if is_file:
-            disk = disk.resolve()
-            if not disk.exists():
-                raise HypervisorError(f"The boot disk {disk} does not exist")
-        cache = "none" if is_file and _direct_io_works(disk) else "writeback"
+        drives = self._drive_args(spec)
         args = [
             self.binary,
             "-name", f"guest={_opt(self.name_prefix + spec.uuid)}",
@@ -587,9 +619,7 @@ class QemuDriver(HypervisorDriver):
             "-chardev", (f"socket,id=console0,path={CONSOLE_SOCKET},server=on,wait=off,"
                          f"logfile={_opt(gdir / CONSOLE_LOG)},logappend=on"),
             "-serial", "chardev:console0",
-            "-drive", (f"file={_opt(disk)},format={spec.disk_format},if=none,id=disk0,"
-                       f"cache={cache},discard=unmap"),
-            "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
+            *drives,
         ]
         if spec.config_drive:
             args += ["-drive", (f"file={_opt(Path(spec.config_drive).resolve())},format=raw,"

@@ -13,6 +13,7 @@ import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 class StorageError(Exception):
@@ -38,10 +39,16 @@ class Disk:
     path: Path
     format: str  # what QEMU opens it as
     virtual_size: int  # bytes
+    #: "file" (``path`` on this host) or "rbd" (``path`` is ``pool/image``).
+    kind: str = "file"
 
 
 class StorageDriver(abc.ABC):
     name: str = ""
+    #: What this backend can do (``onestack.hostlink.capabilities`` names): ``rbd``
+    #: (disks as RBD images), ``snapshot`` (copy a disk out), ``volumes``. The host
+    #: reports it; a name missing means no.
+    capabilities: ClassVar[dict[str, bool]] = {}
 
     @abc.abstractmethod
     def ensure_base(self, image: ImageSource) -> Disk:

@@ -23,11 +23,12 @@ import struct
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from oslo_utils.imageutils import format_inspector as fi
 
 from onestack.drivers.storage.base import Disk, ImageSource, StorageDriver, StorageError
+from onestack.hostlink import capabilities as caps
 
 GiB = 1 << 30
 BASE_FORMATS = ("qcow2", "raw")
@@ -76,6 +77,8 @@ def write_empty_qcow2(path: Path, virtual_size: int) -> None:
 
 class FakeStorage(StorageDriver):
     name = "fake"
+    capabilities: ClassVar[dict[str, bool]] = {
+        caps.SNAPSHOT: True, caps.RBD: False, caps.VOLUMES: False}
 
     def __init__(self, root: Path | None = None, **_ignored: object) -> None:
         self.root = Path(root).absolute() if root is not None else None

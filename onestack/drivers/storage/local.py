@@ -32,12 +32,13 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from oslo_utils.imageutils import format_inspector as fi
 
 from onestack.common.durable import fsync_dir
 from onestack.drivers.storage.base import Disk, ImageSource, StorageDriver, StorageError
+from onestack.hostlink import capabilities as caps
 
 LOG = logging.getLogger(__name__)
 
@@ -173,6 +174,8 @@ class LocalStorage(StorageDriver):
     """Bases under ``<root>/_base``, one directory per instance holding its overlay."""
 
     name = "local"
+    capabilities: ClassVar[dict[str, bool]] = {
+        caps.SNAPSHOT: True, caps.RBD: False, caps.VOLUMES: False}
 
     def __init__(self, root: Path, **_ignored: object) -> None:
         self.root = Path(root).absolute()

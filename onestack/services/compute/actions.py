@@ -37,12 +37,14 @@ from onestack.db.models import (
     SecurityGroup,
     utcnow,
 )
+from onestack.hostlink import capabilities as caps
 from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
 from onestack.services.compute import policy, states
 from onestack.services.compute.scheduler import (
     COMPUTE_BINARY,
     Demand,
     flavor_disk_gb,
+    required_capabilities,
     service_is_up,
 )
 from onestack.services.compute.servers import (
@@ -117,8 +119,10 @@ class ServerActions:
     def _task(self, ctx: ValidatedToken, server_id: str, *, action: str, rule: str,
               vm_states: tuple[str, ...] | None, task: str,
               task_states: tuple[str | None, ...] = (None,),
-              task_args: dict[str, Any] | None = None) -> None:
-        """Check, then hand ``task`` to the server's host."""
+              task_args: dict[str, Any] | None = None, capability: str | None = None
+              ) -> None:
+        """Check, then hand ``task`` to the server's host (which must declare
+        ``capability``, when given)."""
         with self.db.session() as session:
             inst = find_instance(session, ctx, server_id)
             policy.require_member(ctx, rule, inst.project_id)
@@ -126,6 +130,8 @@ class ServerActions:
             check_state(action, inst, vm_states, task_states)
             if inst.host is None:
                 raise Conflict(f"Instance {inst.uuid} is not ready")
+            if capability:
+                self.compute.hosts.require_capability(session, inst.host, capability, action)
             inst.task_state = task
             inst.task_args = dict(task_args or {})
             touch(inst)
@@ -157,7 +163,7 @@ class ServerActions:
 
     def pause(self, ctx: ValidatedToken, server_id: str) -> None:
         self._task(ctx, server_id, action="pause", rule="os_compute_api:os-pause-server:pause",
-                   vm_states=(states.ACTIVE,), task=states.PAUSING)
+                   vm_states=(states.ACTIVE,), task=states.PAUSING, capability=caps.PAUSE)
 
     def unpause(self, ctx: ValidatedToken, server_id: str) -> None:
         self._task(ctx, server_id, action="unpause",
@@ -167,7 +173,8 @@ class ServerActions:
     def suspend(self, ctx: ValidatedToken, server_id: str) -> None:
         self._task(ctx, server_id, action="suspend",
                    rule="os_compute_api:os-suspend-server:suspend",
-                   vm_states=(states.ACTIVE,), task=states.SUSPENDING)
+                   vm_states=(states.ACTIVE,), task=states.SUSPENDING,
+                   capability=caps.SUSPEND)
 
     def resume(self, ctx: ValidatedToken, server_id: str) -> None:
         self._task(ctx, server_id, action="resume",
@@ -271,9 +278,11 @@ class ServerActions:
                                         ("ram", new["ram"] - inst.memory_mb)) if v > 0}
             if deltas:
                 self.compute.quotas.check(session, inst.project_id, deltas)
+            self.compute.hosts.require_capability(session, inst.host, caps.RESIZE, "resize")
             action = record_action(session, ctx, inst, "resize")
             demand = Demand(vcpus=new["vcpus"], memory_mb=new["ram"],
-                            disk_gb=flavor_disk_gb(new), instance_uuid=inst.uuid)
+                            disk_gb=flavor_disk_gb(new), instance_uuid=inst.uuid,
+                            capabilities=required_capabilities(new))
             why = self.compute.scheduler.fits(session, inst.host, demand)
             if why is not None:
                 message = f"No valid host was found. {inst.host}: {why}."
@@ -340,6 +349,8 @@ class ServerActions:
             inst = find_instance(session, ctx, server_id)
             policy.require_member(ctx, "os_compute_api:servers:create_image", inst.project_id)
             self._check_snapshot(inst)
+            self.compute.hosts.require_capability(session, inst.host, caps.SNAPSHOT,
+                                                  "createImage")
             base = inst.image_meta or {}
             project_id = inst.project_id
             properties = {k: str(v) for k, v in (base.get("properties") or {}).items()
@@ -537,6 +548,9 @@ class ServerActions:
             host = inst.host
         if vm_state != states.ACTIVE:
             raise Conflict(f"Instance {uuid} is not ready")
+        with self.db.session() as session:
+            self.compute.hosts.require_capability(session, host, caps.SERIAL_CONSOLE,
+                                                  "serial console")
         token = secrets.token_urlsafe(24)
         now = time.monotonic()
         with self._consoles_lock:

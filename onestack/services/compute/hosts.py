@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import BadRequest, Conflict, NotFound, OneStackError
 from onestack.common.uptime import local_uptime
 from onestack.db.models import ComputeNode, ComputeService, Instance, utcnow
+from onestack.hostlink import capabilities as caps
 from onestack.hostlink.interfaces import HostUnreachable
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
@@ -409,6 +410,26 @@ class Hosts:
             raise NotImplementedByHost("Virt driver does not implement host uptime "
                                        "function.")
         return view
+
+    def capabilities(self, session: Session, host: str) -> dict[str, bool] | None:
+        """What ``host``'s drivers can do, as its agent last reported (None: the host
+        reported nothing, as an agent older than capabilities)."""
+        node = session.scalar(select(ComputeNode).where(ComputeNode.host == host))
+        if node is None or not node.capabilities:
+            return None
+        return {k: bool(v) for k, v in node.capabilities.items()}
+
+    def require_capability(self, session: Session, host: str | None, name: str,
+                           feature: str) -> None:
+        """Refuse ``feature`` (Nova's 501) when ``host`` declared it cannot do ``name``;
+        a host that declared nothing is not refused."""
+        if not host:
+            return
+        have = self.capabilities(session, host)
+        if have is not None and caps.missing(have, [name]):
+            raise NotImplementedByHost(
+                f"The requested functionality is not supported: {feature} (the drivers "
+                f"of host {host} cannot: {name}).")
 
     def host_uptime(self, host: str) -> str | None:
         """``uptime`` of a host this process can reach (``compute.host_links``), or of

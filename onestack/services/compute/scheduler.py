@@ -39,7 +39,11 @@ from onestack.db.models import (
     ServerGroupMember,
 )
 from onestack.db.models.base import utcnow
+from onestack.hostlink import capabilities as caps
 from onestack.services.compute.hosts import COMPUTE, Hosts
+
+#: Flavor extra specs that require a host capability: ``capabilities:<name>``.
+CAPABILITY_SPEC = "capabilities:"
 
 #: The binary of a host's agent in os-services.
 COMPUTE_BINARY = COMPUTE
@@ -70,6 +74,9 @@ class Demand:
     different_host: list[str] = field(default_factory=list)
     #: The instance being placed (left out of group member and usage counts).
     instance_uuid: str | None = None
+    #: Capabilities the host must declare (``hostlink.capabilities`` names); the
+    #: instance's flavor adds its ``capabilities:<name>`` extra specs.
+    capabilities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +115,18 @@ def host_status(service: ComputeService | None) -> str:
     if service.disabled:
         return "MAINTENANCE"
     return "UP" if service_is_up(service) else "UNKNOWN"
+
+
+def required_capabilities(flavor: dict[str, Any] | None) -> list[str]:
+    """The capabilities a flavor asks of its host: extra specs ``capabilities:<name>``
+    set to ``True`` or ``<is> True`` (Nova's ComputeCapabilitiesFilter syntax)."""
+    specs = (flavor or {}).get("extra_specs") or {}
+    wanted = []
+    for key, value in specs.items():
+        if key.startswith(CAPABILITY_SPEC) and \
+                str(value).replace("<is>", "").strip().lower() in ("true", "1", "yes"):
+            wanted.append(key[len(CAPABILITY_SPEC):])
+    return sorted(wanted)
 
 
 def flavor_disk_gb(flavor: dict[str, Any]) -> int:
@@ -169,6 +188,10 @@ class Scheduler:
         members = self._member_hosts(session, group, demand.instance_uuid)
         same = self._hosts_of(session, demand.same_host)
         different = self._hosts_of(session, demand.different_host)
+        if demand.instance_uuid and not demand.capabilities:
+            inst = session.get(Instance, demand.instance_uuid)
+            if inst is not None:
+                demand.capabilities = required_capabilities(inst.flavor)
         now = utcnow()
         fitting: list[HostState] = []
         reasons: list[str] = []
@@ -246,6 +269,9 @@ class Scheduler:
                 if count >= limit:
                     return f"already runs {count} member(s) of anti-affinity group " \
                            f"{group.id}"
+        lacking = caps.missing(node.capabilities, demand.capabilities)
+        if lacking:
+            return f"lacks the capabilities {', '.join(lacking)}"
         free_cpu = int(node.vcpus * node.cpu_allocation_ratio) - state.vcpus_used
         if demand.vcpus > free_cpu:
             return f"not enough vCPUs (requested {demand.vcpus}, free {max(free_cpu, 0)})"
