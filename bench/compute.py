@@ -18,8 +18,8 @@ Measures, against ``onestack up`` with the real drivers (tests/host/harness.py):
 ``--transport http`` measures create -> ACTIVE over the HTTP host transport instead: the
 server without its own agent (``ONESTACK_HOST_AGENT=false``) and ``onestack agent`` in a
 process of its own, with a host credential; ``--transport both`` measures create ->
-ACTIVE both ways, one host after the other, and reports both p50s (aim: HTTP within
-1.5x of in-process).
+ACTIVE both ways, on fresh hosts in the order in-process, HTTP, HTTP, in-process (half
+the rounds each), and reports both p50s (aim: HTTP within 1.5x of in-process).
 
 Clone times for 1 GiB and 10 GiB bases are in bench/storage.py.
 """
@@ -364,8 +364,16 @@ def bench_transport(image_file: Path, transport: str, rounds: int) -> list[float
 def main_transports(image_file: Path, transport: str, rounds: int) -> int:
     results: dict[str, Any] = {"cpu": cpu_model(), "busy_before": machine_busy()}
     kinds = ("inprocess", "http") if transport == "both" else (transport,)
+    # both: A B B A, half the rounds each time, so a machine that gets busier or quieter
+    # during the run weighs on both the same
+    phases = ("inprocess", "http", "http", "inprocess") if transport == "both" \
+        else (transport,)
+    per_phase = -(-rounds // 2) if transport == "both" else rounds
+    measured: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for kind in phases:
+        measured[kind] += bench_transport(image_file, kind, per_phase)
     for kind in kinds:
-        times = bench_transport(image_file, kind, rounds)
+        times = measured[kind]
         results[f"create_to_active_{kind}_s"] = {
             "p50": round(statistics.median(times), 3), "p90": round(pct(times, 0.9), 3),
             "n": len(times)}

@@ -170,8 +170,12 @@ def _json_call(name: str) -> Callable[[Request], Any]:
         endpoint = body.pop("endpoint", None) if name == "register" and \
             isinstance(body, dict) else None
         args = decode_args(HostToServer, name, body)
-        await run_in_threadpool(link.check, host, args)
-        result = await run_in_threadpool(getattr(link.server_side, name), **args)
+
+        def checked_call() -> Any:   # one thread hop for both
+            link.check(host, args)
+            return getattr(link.server_side, name)(**args)
+
+        result = await run_in_threadpool(checked_call)
         if name == "register" and isinstance(endpoint, str):
             link.attach(host, endpoint)
         return JSONResponse(encode_result(HostToServer, name, result))
