@@ -146,7 +146,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Any]:
         link = _link(request)
         try:
             host = link.authenticate(request)
-            return await handler(request, link, host)  # type: ignore[no-any-return]
+            return await handler(request, link, host)
         except Refused as exc:
             return error_response(exc.status, str(exc))
         except FileNotFoundError as exc:
