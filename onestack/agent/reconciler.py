@@ -41,6 +41,7 @@ from onestack.drivers.hypervisor.base import (
     GuestDisk,
     GuestNic,
     GuestSpec,
+    HostInfo,
     HypervisorDriver,
     HypervisorError,
     PowerState,
@@ -106,7 +107,7 @@ class Agent:
         #: Instances that should run and were found off at start: started once.
         self._recover: set[str] | None = None
         self._passes = 0
-        self._host_info = None
+        self._host_info: HostInfo | None = None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -351,7 +352,7 @@ class Agent:
     def _keep_steady(self, d: DesiredInstance) -> None:
         state = self.hypervisor.power_state(d.uuid)
         recovering = self._recover is not None and d.uuid in self._recover
-        if recovering:
+        if recovering and self._recover is not None:
             self._recover.discard(d.uuid)
         if d.vm_state in RUNNING_STATES and state != PowerState.RUNNING:
             if state in (PowerState.NOSTATE, PowerState.SHUTDOWN, PowerState.CRASHED) \

@@ -8,7 +8,7 @@ pending on it (see docs/design/compute-states.md for who moves it). The API show
 from __future__ import annotations
 
 # The words themselves are the boundary's (server, agents and drivers share them).
-from onestack.hostlink.states import (  # noqa: F401  (re-exported: states.ACTIVE, ...)
+from onestack.hostlink.states import (
     ACTIVE,
     BUILDING,
     CRASHED,
@@ -107,3 +107,48 @@ def states_for_statuses(statuses: list[str]) -> tuple[set[str], set[str | None] 
                 else:
                     task_states.add(task_state)
     return vm_states, (None if any_task else task_states)
+
+
+__all__ = [
+    "ACTIVE",
+    "BUILDING",
+    "CRASHED",
+    "DELETED",
+    "DELETING",
+    "ERROR",
+    "IMAGE_SNAPSHOT",
+    "MIGRATING",
+    "NOSTATE",
+    "PAUSED",
+    "PAUSING",
+    "POWERING_OFF",
+    "POWERING_ON",
+    "POWER_PAUSED",
+    "POWER_SUSPENDED",
+    "REBOOTING",
+    "REBOOTING_HARD",
+    "REBUILDING",
+    "RESCUED",
+    "RESIZED",
+    "RESIZE_FINISH",
+    "RESIZE_MIGRATED",
+    "RESIZE_MIGRATING",
+    "RESIZE_PREP",
+    "RESIZE_REVERTING",
+    "RESUMING",
+    "RUNNING",
+    "SCHEDULING",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "SHUTDOWN",
+    "SOFT_DELETED",
+    "SPAWNING",
+    "STATE_MAP",
+    "STATUSES",
+    "STOPPED",
+    "SUSPENDED",
+    "SUSPENDING",
+    "UNPAUSING",
+    "states_for_statuses",
+    "status_of",
+]
