@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,25 +24,27 @@ from onestack.api.compute.policy import member, reader
 from onestack.common.errors import InvalidField
 from onestack.services.compute.server_groups import GroupView
 
+if TYPE_CHECKING:
+    from onestack.services.compute.server_groups import ServerGroups
 
-def _groups(request: Request):  # type: ignore[no-untyped-def]
+
+def _groups(request: Request) -> ServerGroups:
     return compute(request).server_groups
 
 
 def render_group(request: Request, view: GroupView) -> dict[str, Any]:
     v = version(request)
-    group = view.group
-    body: dict[str, Any] = {"id": group.id, "name": group.name}
+    body: dict[str, Any] = {"id": view.id, "name": view.name}
     if v >= (2, 64):
-        body["policy"] = group.policy
-        body["rules"] = dict(group.rules or {})
+        body["policy"] = view.policy
+        body["rules"] = dict(view.rules)
     else:
-        body["policies"] = [group.policy]
+        body["policies"] = [view.policy]
         body["metadata"] = {}
     body["members"] = list(view.members)
     if v >= (2, 13):
-        body["project_id"] = group.project_id
-        body["user_id"] = group.user_id
+        body["project_id"] = view.project_id
+        body["user_id"] = view.user_id
     return body
 
 

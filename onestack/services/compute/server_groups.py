@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -20,15 +20,30 @@ from onestack.db.models import Instance, ServerGroup, ServerGroupMember, utcnow
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
 
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
+
 POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 
 
 @dataclass
 class GroupView:
-    """A group with the members to show (servers that still exist)."""
+    """A group as the API renders it, with the members to show (servers that still
+    exist)."""
 
-    group: ServerGroup
+    id: str
+    name: str
+    policy: str
+    rules: dict[str, Any]
+    project_id: str
+    user_id: str
     members: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, group: ServerGroup, members: list[str]) -> GroupView:
+        return cls(id=group.id, name=group.name, policy=group.policy,
+                   rules=dict(group.rules or {}), project_id=group.project_id,
+                   user_id=group.user_id, members=list(members))
 
 
 def not_found(group_id: str) -> NotFound:
@@ -47,7 +62,7 @@ def live_members(session: Session, groups: list[ServerGroup]) -> dict[str, list[
 
 
 class ServerGroups:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
 
@@ -106,12 +121,12 @@ class ServerGroups:
         with self.db.session() as session:
             groups = list(session.scalars(stmt))
             members = live_members(session, groups)
-        return [GroupView(g, members[g.id]) for g in groups]
+        return [GroupView.of(g, members[g.id]) for g in groups]
 
     def get(self, ctx: ValidatedToken, group_id: str) -> GroupView:
         with self.db.session() as session:
             group = self._get_visible(session, ctx, group_id)
-            return GroupView(group, live_members(session, [group])[group.id])
+            return GroupView.of(group, live_members(session, [group])[group.id])
 
     def create(self, ctx: ValidatedToken, name: str, policy_name: str,
                rules: dict[str, Any] | None = None) -> GroupView:
@@ -131,7 +146,7 @@ class ServerGroups:
                                 created_at=utcnow(), members=[])
             session.add(group)
             session.flush()
-            return GroupView(group, [])
+            return GroupView.of(group, [])
 
     def delete(self, ctx: ValidatedToken, group_id: str) -> None:
         with self.db.session() as session:
