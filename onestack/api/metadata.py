@@ -16,11 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from onestack.services.compute import Compute
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ def sign(secret: bytes, instance_id: str) -> str:
     return hmac.new(secret, instance_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _single(request: Request, name: str) -> str | None | bool:
+def _single(request: Request, name: str) -> str | None | Literal[False]:
     """The header's value; None if absent; False if sent more than once."""
     values = request.headers.getlist(name)
     if not values:
@@ -56,7 +60,7 @@ async def metadata(request: Request) -> Response:
     if instance_id is False or signature is False or tenant_id is False:
         return _text(400, "400 Bad Request\n\nMultiple X-Instance-ID, X-Instance-ID-Signature"
                           " or X-Tenant-ID headers found within request.")
-    compute = request.app.state.compute
+    compute: Compute = request.app.state.compute
     if not instance_id or not signature or len(signature) > 128 or not hmac.compare_digest(
             sign(compute.metadata.secret(), instance_id).encode(),
             signature.encode(errors="replace")):

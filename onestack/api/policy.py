@@ -53,7 +53,7 @@ def guard(level: str | dict[str, str], denied: Denied, rule: str | None = None
     endpoint's name. For an endpoint serving several methods, ``level`` may be a
     dict: method -> level."""
     by_method = level if isinstance(level, dict) else None
-    for name in (by_method or {"": level}).values():
+    for name in (list(level.values()) if isinstance(level, dict) else [level]):
         if name not in LEVELS:
             raise ValueError(f"unknown access level {name!r}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import base_url, json_response
@@ -21,12 +22,12 @@ def identity_version(base: str) -> dict:
     }
 
 
-async def root(request: Request):  # type: ignore[no-untyped-def]
+async def root(request: Request) -> Response:
     return json_response({"versions": {"values": [identity_version(base_url(request))]}},
                          status=300)
 
 
-async def v3(request: Request):  # type: ignore[no-untyped-def]
+async def v3(request: Request) -> Response:
     return json_response({"version": identity_version(base_url(request))})
 
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from onestack.api.common import base_url, bounded_int
 from onestack.common.errors import BadRequest, InvalidField, OneStackError
+from onestack.services.compute import Compute
 
 #: Nova's ``osapi_max_limit``: the largest page, and the page size when none is asked.
 MAX_LIMIT = 1000
@@ -36,9 +37,10 @@ class NotImplementedFault(OneStackError):
     fault = "notImplemented"
 
 
-def compute(request: Request):  # type: ignore[no-untyped-def]
+def compute(request: Request) -> Compute:
     """The ``Compute`` service of the app."""
-    return request.app.state.compute
+    service: Compute = request.app.state.compute
+    return service
 
 
 def server_id(request: Request) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,8 +22,11 @@ from onestack.api.compute.policy import admin
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.services.compute.hosts import ServiceView
 
+if TYPE_CHECKING:
+    from onestack.services.compute.hosts import Hosts
 
-def _hosts(request: Request):  # type: ignore[no-untyped-def]
+
+def _hosts(request: Request) -> Hosts:
     return compute(request).hosts
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from onestack.api.compute.common import check_object, compute, only_keys
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member
 from onestack.common.errors import BadRequest, InvalidField, NotFound
+from onestack.services.compute import Compute
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def create_console(request: Request) -> Response:
 async def serial_console(websocket: WebSocket) -> None:
     """Relay a serial console between the websocket and the guest's unix socket."""
     token = websocket.query_params.get("token") or ""
-    service: Any = websocket.app.state.compute
+    service: Compute = websocket.app.state.compute
     path = await run_in_threadpool(service.actions.console_socket, token) if token else None
     if path is None:
         await websocket.close(code=1008)

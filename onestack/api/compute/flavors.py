@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,13 +31,16 @@ from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.db.models import Flavor
 from onestack.services.compute.flavors import SORT_KEYS, FlavorSpec
 
+if TYPE_CHECKING:
+    from onestack.services.compute.flavors import Flavors
+
 _FLAVOR_ID = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")
 _RXTX = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _SPEC_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
 _SQL_SP_FLOAT_MAX = 3.40282e38
 
 
-def _flavors(request: Request):  # type: ignore[no-untyped-def]
+def _flavors(request: Request) -> Flavors:
     return compute(request).flavors
 
 

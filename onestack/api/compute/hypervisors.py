@@ -12,7 +12,7 @@ are a 501.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,8 +33,11 @@ from onestack.api.compute.policy import admin
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.compute.hosts import HypervisorView
 
+if TYPE_CHECKING:
+    from onestack.services.compute.hosts import Hosts
 
-def _hosts(request: Request):  # type: ignore[no-untyped-def]
+
+def _hosts(request: Request) -> Hosts:
     return compute(request).hosts
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,12 +28,15 @@ from onestack.common.errors import InvalidField
 from onestack.db.models import KeyPair
 from onestack.services.compute.keypairs import keypair_id
 
+if TYPE_CHECKING:
+    from onestack.services.compute.keypairs import KeyPairs
+
 _NAME = re.compile(r"^[_\- a-zA-Z0-9]+$")
 #: 2.92 also allows ``@`` and ``.``.
 _NAME_V292 = re.compile(r"^[_\-@. a-zA-Z0-9]+$")
 
 
-def _keypairs(request: Request):  # type: ignore[no-untyped-def]
+def _keypairs(request: Request) -> KeyPairs:
     return compute(request).keypairs
 
 

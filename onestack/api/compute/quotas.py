@@ -31,10 +31,11 @@ from onestack.services.compute.quotas import (
     NETWORK_RESOURCES,
     PERSONALITY_RESOURCES,
     RESOURCES,
+    ComputeQuotas,
 )
 
 
-def _quotas(request: Request):  # type: ignore[no-untyped-def]
+def _quotas(request: Request) -> ComputeQuotas:
     return compute(request).quotas
 
 

@@ -18,6 +18,8 @@ all, answered the way Nova answers a cloud without them (instead of a bare 404):
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,9 +30,10 @@ from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, member, reader, reads_and_writes
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.compute import policy
+from onestack.services.compute.server_views import ServerView
 
 
-async def _body(request: Request, key: str) -> dict:  # type: ignore[type-arg]
+async def _body(request: Request, key: str) -> dict[str, Any]:
     """Nova's schema check comes before the feature check: the body must be
     ``{key: {...}}`` (400 otherwise)."""
     body = await read_json(request)
@@ -40,7 +43,7 @@ async def _body(request: Request, key: str) -> dict:  # type: ignore[type-arg]
     return check_object(key, body[key])
 
 
-def _server(request: Request):  # type: ignore[no-untyped-def]
+def _server(request: Request) -> ServerView:
     """The server (Nova's 404 when the caller cannot see it)."""
     return compute(request).servers.get(caller(request), server_id(request))
 
@@ -48,7 +51,7 @@ def _server(request: Request):  # type: ignore[no-untyped-def]
 # -- os-interface --------------------------------------------------------------------------
 
 
-def _interface(request: Request, entry: dict) -> dict:  # type: ignore[type-arg]
+def _interface(request: Request, entry: dict[str, Any]) -> dict[str, Any]:
     body = dict(entry)
     tag = body.pop("tag", None)
     if version(request) >= (2, 70):

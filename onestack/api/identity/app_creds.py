@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
@@ -47,7 +48,7 @@ def render_app_cred(request: Request, cred: ApplicationCredential,
     }
 
 
-async def create_app_cred(request: Request):  # type: ignore[no-untyped-def]
+async def create_app_cred(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:create_application_credential", user_id=user_id)
@@ -66,7 +67,7 @@ async def create_app_cred(request: Request):  # type: ignore[no-untyped-def]
     return json_response({FIELD: {**rendered, "secret": secret}}, status=201)
 
 
-async def list_app_creds(request: Request):  # type: ignore[no-untyped-def]
+async def list_app_creds(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:list_application_credentials", user_id=user_id)
@@ -78,7 +79,7 @@ async def list_app_creds(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_app_cred(request: Request):  # type: ignore[no-untyped-def]
+async def get_app_cred(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:get_application_credential", user_id=user_id)
@@ -87,7 +88,7 @@ async def get_app_cred(request: Request):  # type: ignore[no-untyped-def]
     return json_response({FIELD: render_app_cred(request, cred, service.roles_of([cred]))})
 
 
-async def delete_app_cred(request: Request):  # type: ignore[no-untyped-def]
+async def delete_app_cred(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:delete_application_credential", user_id=user_id)

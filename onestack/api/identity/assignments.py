@@ -152,7 +152,7 @@ def render_assignment(request: Request, e: RoleAssignment,
     return out
 
 
-async def list_role_assignments(request: Request):  # type: ignore[no-untyped-def]
+async def list_role_assignments(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_role_assignments")
     user_id, group_id = _filter(request, "user.id"), _filter(request, "group.id")

@@ -20,10 +20,11 @@ from onestack.api.identity.domains import render_domain
 from onestack.api.identity.projects import render_project
 from onestack.common.errors import Forbidden, Unauthorized
 from onestack.db.models import Domain, Project
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.policy import enforce
 
 
-def _subject(request: Request):  # type: ignore[no-untyped-def]
+def _subject(request: Request) -> tuple[ValidatedToken, ValidatedToken]:
     ctx = caller(request)
     token = request.headers.get("x-subject-token")
     if not token:
@@ -32,7 +33,7 @@ def _subject(request: Request):  # type: ignore[no-untyped-def]
     return ctx, subject
 
 
-async def issue_token(request: Request):  # type: ignore[no-untyped-def]
+async def issue_token(request: Request) -> Response:
     tokens = identity(request).tokens
     source = request.client.host if request.client else None
     vt = await tokens.authenticate(await read_json(request), source=source)
@@ -40,7 +41,7 @@ async def issue_token(request: Request):  # type: ignore[no-untyped-def]
     return json_bytes_response(body, status=201, headers={"X-Subject-Token": vt.token})
 
 
-async def validate_token(request: Request):  # type: ignore[no-untyped-def]
+async def validate_token(request: Request) -> Response:
     ctx, subject = _subject(request)
     enforce(ctx, "identity:validate_token", user_id=subject.user_id)
     body = identity(request).tokens.render_json(subject,
@@ -48,20 +49,20 @@ async def validate_token(request: Request):  # type: ignore[no-untyped-def]
     return json_bytes_response(body, headers={"X-Subject-Token": subject.token})
 
 
-async def check_token(request: Request):  # type: ignore[no-untyped-def]
+async def check_token(request: Request) -> Response:
     ctx, subject = _subject(request)
     enforce(ctx, "identity:check_token", user_id=subject.user_id)
     return Response(status_code=200, headers={"X-Subject-Token": subject.token})
 
 
-async def revoke_token(request: Request):  # type: ignore[no-untyped-def]
+async def revoke_token(request: Request) -> Response:
     ctx, subject = _subject(request)
     enforce(ctx, "identity:revoke_token", user_id=subject.user_id)
     identity(request).tokens.revoke(subject)
     return no_content()
 
 
-async def auth_catalog(request: Request):  # type: ignore[no-untyped-def]
+async def auth_catalog(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_auth_catalog")
     if ctx.project is None and ctx.domain is None:
@@ -70,7 +71,7 @@ async def auth_catalog(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"catalog": body, "links": list_links(request)})
 
 
-async def auth_projects(request: Request):  # type: ignore[no-untyped-def]
+async def auth_projects(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_auth_projects")
     ident = identity(request)
@@ -85,7 +86,7 @@ async def auth_projects(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def auth_domains(request: Request):  # type: ignore[no-untyped-def]
+async def auth_domains(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_auth_domains")
     ident = identity(request)
@@ -97,7 +98,7 @@ async def auth_domains(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def auth_system(request: Request):  # type: ignore[no-untyped-def]
+async def auth_system(request: Request) -> Response:
     caller(request)
     return json_response({"system": [], "links": list_links(request)})
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
@@ -106,7 +107,7 @@ def render_endpoint(request: Request, e: Endpoint) -> dict[str, Any]:
 
 # -- regions ------------------------------------------------------------------------------
 
-async def _create_region(request: Request, path_id: str | None):  # type: ignore[no-untyped-def]
+async def _create_region(request: Request, path_id: str | None) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_region")
     body = parse(RegionBody, body_part(await read_json(request), "region"), "region")
@@ -124,15 +125,15 @@ async def _create_region(request: Request, path_id: str | None):  # type: ignore
     return json_response({"region": render_region(request, region)}, status=201)
 
 
-async def create_region(request: Request):  # type: ignore[no-untyped-def]
+async def create_region(request: Request) -> Response:
     return await _create_region(request, None)
 
 
-async def create_region_with_id(request: Request):  # type: ignore[no-untyped-def]
+async def create_region_with_id(request: Request) -> Response:
     return await _create_region(request, request.path_params["region_id"])
 
 
-async def list_regions(request: Request):  # type: ignore[no-untyped-def]
+async def list_regions(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_regions")
     regions = identity(request).catalog.list_regions(**filters(request, "parent_region_id"))
@@ -140,14 +141,14 @@ async def list_regions(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_region(request: Request):  # type: ignore[no-untyped-def]
+async def get_region(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_region")
     region = identity(request).catalog.get_region(request.path_params["region_id"])
     return json_response({"region": render_region(request, region)})
 
 
-async def update_region(request: Request):  # type: ignore[no-untyped-def]
+async def update_region(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:update_region")
     region_id = request.path_params["region_id"]
@@ -157,7 +158,7 @@ async def update_region(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"region": render_region(request, region)})
 
 
-async def delete_region(request: Request):  # type: ignore[no-untyped-def]
+async def delete_region(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:delete_region")
     identity(request).catalog.delete_region(request.path_params["region_id"])
@@ -166,7 +167,7 @@ async def delete_region(request: Request):  # type: ignore[no-untyped-def]
 
 # -- services -----------------------------------------------------------------------------
 
-async def create_service(request: Request):  # type: ignore[no-untyped-def]
+async def create_service(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_service")
     body = parse(ServiceCreate, body_part(await read_json(request), "service"), "service")
@@ -176,7 +177,7 @@ async def create_service(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"service": render_service(request, service)}, status=201)
 
 
-async def list_services(request: Request):  # type: ignore[no-untyped-def]
+async def list_services(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_services")
     services = identity(request).catalog.list_services(**filters(request, "type", "name"))
@@ -184,14 +185,14 @@ async def list_services(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_service(request: Request):  # type: ignore[no-untyped-def]
+async def get_service(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_service")
     service = identity(request).catalog.get_service(request.path_params["service_id"])
     return json_response({"service": render_service(request, service)})
 
 
-async def update_service(request: Request):  # type: ignore[no-untyped-def]
+async def update_service(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:update_service")
     service_id = request.path_params["service_id"]
@@ -204,7 +205,7 @@ async def update_service(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"service": render_service(request, service)})
 
 
-async def delete_service(request: Request):  # type: ignore[no-untyped-def]
+async def delete_service(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:delete_service")
     identity(request).catalog.delete_service(request.path_params["service_id"])
@@ -213,7 +214,7 @@ async def delete_service(request: Request):  # type: ignore[no-untyped-def]
 
 # -- endpoints ----------------------------------------------------------------------------
 
-async def create_endpoint(request: Request):  # type: ignore[no-untyped-def]
+async def create_endpoint(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_endpoint")
     body = parse(EndpointCreate, body_part(await read_json(request), "endpoint"), "endpoint")
@@ -224,7 +225,7 @@ async def create_endpoint(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"endpoint": render_endpoint(request, endpoint)}, status=201)
 
 
-async def list_endpoints(request: Request):  # type: ignore[no-untyped-def]
+async def list_endpoints(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_endpoints")
     endpoints = identity(request).catalog.list_endpoints(
@@ -233,14 +234,14 @@ async def list_endpoints(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_endpoint(request: Request):  # type: ignore[no-untyped-def]
+async def get_endpoint(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_endpoint")
     endpoint = identity(request).catalog.get_endpoint(request.path_params["endpoint_id"])
     return json_response({"endpoint": render_endpoint(request, endpoint)})
 
 
-async def update_endpoint(request: Request):  # type: ignore[no-untyped-def]
+async def update_endpoint(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:update_endpoint")
     endpoint_id = request.path_params["endpoint_id"]
@@ -251,7 +252,7 @@ async def update_endpoint(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"endpoint": render_endpoint(request, endpoint)})
 
 
-async def delete_endpoint(request: Request):  # type: ignore[no-untyped-def]
+async def delete_endpoint(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:delete_endpoint")
     identity(request).catalog.delete_endpoint(request.path_params["endpoint_id"])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, StrictStr
 from starlette.requests import Request
 
 from onestack.api.common import base_url
+
+if TYPE_CHECKING:
+    from onestack.services.identity.service import Identity
 
 
 def storable(value: str) -> str:
@@ -39,8 +42,10 @@ def list_links(request: Request) -> dict[str, Any]:
     return {"self": url, "previous": None, "next": None}
 
 
-def identity(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.identity
+def identity(request: Request) -> Identity:
+    """The ``Identity`` service of the app."""
+    service: Identity = request.app.state.identity
+    return service
 
 
 def filters(request: Request, *names: str) -> dict[str, Any]:

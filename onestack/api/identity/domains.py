@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
@@ -35,7 +36,7 @@ def render_domain(request: Request, d: Domain) -> dict[str, Any]:
             "options": d.extra.get("options", {}), "links": self_link(request, f"domains/{d.id}")}
 
 
-async def create_domain(request: Request):  # type: ignore[no-untyped-def]
+async def create_domain(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_domain")
     body = parse(DomainCreate, body_part(await read_json(request), "domain"), "domain")
@@ -46,7 +47,7 @@ async def create_domain(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"domain": render_domain(request, domain)}, status=201)
 
 
-async def list_domains(request: Request):  # type: ignore[no-untyped-def]
+async def list_domains(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_domains")
     domains = identity(request).domains.list(**filters(request, "name", "enabled"))
@@ -54,7 +55,7 @@ async def list_domains(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_domain(request: Request):  # type: ignore[no-untyped-def]
+async def get_domain(request: Request) -> Response:
     ctx = caller(request)
     domain_id = request.path_params["domain_id"]
     enforce(ctx, "identity:get_domain", domain_id=domain_id)
@@ -62,7 +63,7 @@ async def get_domain(request: Request):  # type: ignore[no-untyped-def]
                                                   identity(request).domains.get(domain_id))})
 
 
-async def update_domain(request: Request):  # type: ignore[no-untyped-def]
+async def update_domain(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:update_domain")
     body = parse(DomainUpdate, body_part(await read_json(request), "domain"), "domain")
@@ -71,7 +72,7 @@ async def update_domain(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"domain": render_domain(request, domain)})
 
 
-async def delete_domain(request: Request):  # type: ignore[no-untyped-def]
+async def delete_domain(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:delete_domain")
     identity(request).domains.delete(request.path_params["domain_id"])

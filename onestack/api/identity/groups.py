@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
@@ -38,7 +39,7 @@ def render_group(request: Request, g: Group) -> dict[str, Any]:
             "description": g.description, "links": self_link(request, f"groups/{g.id}")}
 
 
-async def create_group(request: Request):  # type: ignore[no-untyped-def]
+async def create_group(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_group")
     body = parse(GroupCreate, body_part(await read_json(request), "group"), "group")
@@ -48,7 +49,7 @@ async def create_group(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"group": render_group(request, group)}, status=201)
 
 
-async def list_groups(request: Request):  # type: ignore[no-untyped-def]
+async def list_groups(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_groups")
     wanted = filters(request, "name", "domain_id")
@@ -61,7 +62,7 @@ async def list_groups(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_group(request: Request):  # type: ignore[no-untyped-def]
+async def get_group(request: Request) -> Response:
     ctx = caller(request)
     group_id = request.path_params["group_id"]
     enforce(ctx, "identity:get_group", group_id=group_id)
@@ -69,7 +70,7 @@ async def get_group(request: Request):  # type: ignore[no-untyped-def]
                                                 identity(request).groups.get(group_id))})
 
 
-async def update_group(request: Request):  # type: ignore[no-untyped-def]
+async def update_group(request: Request) -> Response:
     ctx = caller(request)
     group_id = request.path_params["group_id"]
     enforce(ctx, "identity:update_group", group_id=group_id)
@@ -84,7 +85,7 @@ async def update_group(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"group": render_group(request, group)})
 
 
-async def delete_group(request: Request):  # type: ignore[no-untyped-def]
+async def delete_group(request: Request) -> Response:
     ctx = caller(request)
     group_id = request.path_params["group_id"]
     enforce(ctx, "identity:delete_group", group_id=group_id)
@@ -92,7 +93,7 @@ async def delete_group(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def list_group_users(request: Request):  # type: ignore[no-untyped-def]
+async def list_group_users(request: Request) -> Response:
     # imported here: the users module renders groups with this module's render_group
     from onestack.api.identity.users import render_user
 
@@ -112,19 +113,19 @@ def _membership(request: Request, rule: str) -> tuple[str, str]:
     return group_id, user_id
 
 
-async def add_user_to_group(request: Request):  # type: ignore[no-untyped-def]
+async def add_user_to_group(request: Request) -> Response:
     group_id, user_id = _membership(request, "identity:add_user_to_group")
     identity(request).groups.add_user(group_id, user_id)
     return no_content()
 
 
-async def check_user_in_group(request: Request):  # type: ignore[no-untyped-def]
+async def check_user_in_group(request: Request) -> Response:
     group_id, user_id = _membership(request, "identity:check_user_in_group")
     identity(request).groups.check_user(group_id, user_id)
     return no_content()
 
 
-async def remove_user_from_group(request: Request):  # type: ignore[no-untyped-def]
+async def remove_user_from_group(request: Request) -> Response:
     group_id, user_id = _membership(request, "identity:remove_user_from_group")
     identity(request).groups.remove_user(group_id, user_id)
     return no_content()

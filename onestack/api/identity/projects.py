@@ -96,7 +96,7 @@ def _tag_filter(request: Request, name: str) -> list[str] | None:
     return value.split(",") if value is not None else None
 
 
-async def create_project(request: Request):  # type: ignore[no-untyped-def]
+async def create_project(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_project")
     body = parse(ProjectCreate, body_part(await read_json(request), "project"), "project")
@@ -127,7 +127,7 @@ async def create_project(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"project": render_project(request, project)}, status=201)
 
 
-async def list_projects(request: Request):  # type: ignore[no-untyped-def]
+async def list_projects(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_projects")
     ident = identity(request)
@@ -194,7 +194,7 @@ def _hierarchy(request: Request, ctx: ValidatedToken, project: Project,
             body["subtree"] = ids_below(project.id)
 
 
-async def get_project(request: Request):  # type: ignore[no-untyped-def]
+async def get_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:get_project", project_id=project_id)
@@ -204,7 +204,7 @@ async def get_project(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"project": body})
 
 
-async def update_project(request: Request):  # type: ignore[no-untyped-def]
+async def update_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:update_project", project_id=project_id)
@@ -222,7 +222,7 @@ async def update_project(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"project": render_project(request, project)})
 
 
-async def delete_project(request: Request):  # type: ignore[no-untyped-def]
+async def delete_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:delete_project", project_id=project_id)
@@ -236,14 +236,14 @@ def _tags_body(request: Request, tags: list[str]) -> dict[str, Any]:
     return {"tags": tags, "links": {"self": f"{base_url(request)}{request.url.path}"}}
 
 
-async def list_project_tags(request: Request):  # type: ignore[no-untyped-def]
+async def list_project_tags(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:list_project_tags", project_id=project_id)
     return json_response(_tags_body(request, identity(request).projects.tags(project_id)))
 
 
-async def update_project_tags(request: Request):  # type: ignore[no-untyped-def]
+async def update_project_tags(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:update_project_tags", project_id=project_id)
@@ -254,7 +254,7 @@ async def update_project_tags(request: Request):  # type: ignore[no-untyped-def]
     return json_response(_tags_body(request, tags))
 
 
-async def delete_project_tags(request: Request):  # type: ignore[no-untyped-def]
+async def delete_project_tags(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:delete_project_tags", project_id=project_id)
@@ -262,7 +262,7 @@ async def delete_project_tags(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def check_project_tag(request: Request):  # type: ignore[no-untyped-def]
+async def check_project_tag(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:get_project_tag", project_id=project_id)
@@ -270,7 +270,7 @@ async def check_project_tag(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def add_project_tag(request: Request):  # type: ignore[no-untyped-def]
+async def add_project_tag(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     tag = request.path_params["tag"]
@@ -282,7 +282,7 @@ async def add_project_tag(request: Request):  # type: ignore[no-untyped-def]
     return Response(status_code=201, headers={"Location": location})
 
 
-async def delete_project_tag(request: Request):  # type: ignore[no-untyped-def]
+async def delete_project_tag(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     enforce(ctx, "identity:delete_project_tag", project_id=project_id)

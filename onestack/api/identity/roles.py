@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
@@ -61,7 +62,7 @@ def query_value(request: Request, name: str) -> str | None:
 
 # -- roles -------------------------------------------------------------------------
 
-async def create_role(request: Request):  # type: ignore[no-untyped-def]
+async def create_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_role")
     body = parse(RoleCreate, body_part(await read_json(request), "role"), "role")
@@ -73,7 +74,7 @@ async def create_role(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"role": render_role(request, role)}, status=201)
 
 
-async def list_roles(request: Request):  # type: ignore[no-untyped-def]
+async def list_roles(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_roles")
     roles = identity(request).roles.list(name=query_value(request, "name"),
@@ -82,14 +83,14 @@ async def list_roles(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_role(request: Request):  # type: ignore[no-untyped-def]
+async def get_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_role")
     role = identity(request).roles.get(request.path_params["role_id"])
     return json_response({"role": render_role(request, role)})
 
 
-async def update_role(request: Request):  # type: ignore[no-untyped-def]
+async def update_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:update_role")
     data = body_part(await read_json(request), "role")
@@ -105,7 +106,7 @@ async def update_role(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"role": render_role(request, role)})
 
 
-async def delete_role(request: Request):  # type: ignore[no-untyped-def]
+async def delete_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:delete_role")
     identity(request).roles.delete(request.path_params["role_id"])
@@ -120,7 +121,7 @@ def _inference(request: Request, prior: Role, implied: Role) -> dict[str, Any]:
             "links": self_link(request, f"roles/{prior.id}/implies/{implied.id}")}
 
 
-async def create_implied_role(request: Request):  # type: ignore[no-untyped-def]
+async def create_implied_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_implied_role")
     prior, implied = identity(request).roles.create_implied(
@@ -128,7 +129,7 @@ async def create_implied_role(request: Request):  # type: ignore[no-untyped-def]
     return json_response(_inference(request, prior, implied), status=201)
 
 
-async def get_implied_role(request: Request):  # type: ignore[no-untyped-def]
+async def get_implied_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:get_implied_role")
     prior, implied = identity(request).roles.get_implied(
@@ -136,7 +137,7 @@ async def get_implied_role(request: Request):  # type: ignore[no-untyped-def]
     return json_response(_inference(request, prior, implied))
 
 
-async def check_implied_role(request: Request):  # type: ignore[no-untyped-def]
+async def check_implied_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:check_implied_role")
     identity(request).roles.get_implied(request.path_params["prior_role_id"],
@@ -144,7 +145,7 @@ async def check_implied_role(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def delete_implied_role(request: Request):  # type: ignore[no-untyped-def]
+async def delete_implied_role(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:delete_implied_role")
     identity(request).roles.delete_implied(request.path_params["prior_role_id"],
@@ -152,7 +153,7 @@ async def delete_implied_role(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def list_implied_roles(request: Request):  # type: ignore[no-untyped-def]
+async def list_implied_roles(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_implied_roles")
     prior, implied = identity(request).roles.list_implied(
@@ -163,7 +164,7 @@ async def list_implied_roles(request: Request):  # type: ignore[no-untyped-def]
         "links": self_link(request, f"roles/{prior.id}/implies")})
 
 
-async def list_role_inferences(request: Request):  # type: ignore[no-untyped-def]
+async def list_role_inferences(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_role_inference_rules")
     rules = identity(request).roles.list_inferences()

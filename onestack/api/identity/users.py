@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import (
@@ -91,7 +92,7 @@ def _options(options: UserOptions | None) -> dict[str, Any]:
     return options.model_dump(exclude_unset=True) if options is not None else {}
 
 
-async def create_user(request: Request):  # type: ignore[no-untyped-def]
+async def create_user(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:create_user")
     body = parse(UserCreate, body_part(await read_json(request), "user"), "user")
@@ -108,7 +109,7 @@ async def create_user(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"user": render_user(request, user)}, status=201)
 
 
-async def list_users(request: Request):  # type: ignore[no-untyped-def]
+async def list_users(request: Request) -> Response:
     ctx = caller(request)
     enforce(ctx, "identity:list_users")
     wanted = filters(request, "name", "domain_id", "enabled")
@@ -121,14 +122,14 @@ async def list_users(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def get_user(request: Request):  # type: ignore[no-untyped-def]
+async def get_user(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:get_user", user_id=user_id)
     return json_response({"user": render_user(request, identity(request).users.get(user_id))})
 
 
-async def update_user(request: Request):  # type: ignore[no-untyped-def]
+async def update_user(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:update_user", user_id=user_id)
@@ -152,7 +153,7 @@ async def update_user(request: Request):  # type: ignore[no-untyped-def]
     return json_response({"user": render_user(request, user)})
 
 
-async def delete_user(request: Request):  # type: ignore[no-untyped-def]
+async def delete_user(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:delete_user", user_id=user_id)
@@ -160,7 +161,7 @@ async def delete_user(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def change_password(request: Request):  # type: ignore[no-untyped-def]
+async def change_password(request: Request) -> Response:
     """A user's own password change. Unlike Keystone, which takes this call without a
     token, every route here needs one (so a user whose password expired asks an admin)."""
     ctx = caller(request)
@@ -172,7 +173,7 @@ async def change_password(request: Request):  # type: ignore[no-untyped-def]
     return no_content()
 
 
-async def list_user_projects(request: Request):  # type: ignore[no-untyped-def]
+async def list_user_projects(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:list_user_projects", user_id=user_id)
@@ -182,7 +183,7 @@ async def list_user_projects(request: Request):  # type: ignore[no-untyped-def]
                           "links": list_links(request)})
 
 
-async def list_user_groups(request: Request):  # type: ignore[no-untyped-def]
+async def list_user_groups(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
     enforce(ctx, "identity:list_groups_for_user", user_id=user_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import base_url, json_response
@@ -23,11 +24,11 @@ def version_list(request: Request) -> dict[str, Any]:
     return {"versions": versions}
 
 
-async def versions_choice(request: Request):  # type: ignore[no-untyped-def]
+async def versions_choice(request: Request) -> Response:
     return json_response(version_list(request), status=300)
 
 
-async def versions(request: Request):  # type: ignore[no-untyped-def]
+async def versions(request: Request) -> Response:
     return json_response(version_list(request))
 
 

@@ -17,7 +17,7 @@ resource's owner) -> render with ``standard`` + its own attributes -> ``show`` o
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
@@ -36,6 +36,9 @@ from onestack.common.errors import BadRequest, InvalidField
 from onestack.db.models.base import INT64_MAX, INT64_MIN
 from onestack.services.network.base import ListQuery, Page, isotime
 
+if TYPE_CHECKING:
+    from onestack.services.network.service import Networking
+
 PAGING = ("limit", "marker", "page_reverse")
 RESERVED = {"fields", "sort_key", "sort_dir", *PAGING, "tags", "tags-any", "not-tags",
             "not-tags-any"}
@@ -43,9 +46,10 @@ TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
 
-def networking(request: Request):  # type: ignore[no-untyped-def]
+def networking(request: Request) -> Networking:
     """The ``Networking`` service of the app."""
-    return request.app.state.network
+    service: Networking = request.app.state.network
+    return service
 
 
 # -- request bodies ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -25,6 +25,9 @@ from onestack.common.errors import BadRequest, Conflict, NotFound
 from onestack.db.models import Flavor, FlavorExtraSpec, FlavorProject, utcnow
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 #: Nova's defaults (devstack's tiny ones too), seeded into an empty cloud:
 #: (id, name, vcpus, ram MiB, disk GiB).
@@ -80,7 +83,7 @@ def visible(ctx: ValidatedToken | None) -> ColumnElement[bool] | None:
 
 
 class Flavors:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
 

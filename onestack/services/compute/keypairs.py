@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 import hashlib
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,6 +29,9 @@ from onestack.common.errors import BadRequest, Conflict, NotFound
 from onestack.db.models import KeyPair, utcnow
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 SSH = "ssh"
 X509 = "x509"
@@ -114,7 +117,7 @@ def keypair_id(keypair: KeyPair) -> int:
 
 
 class KeyPairs:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
 

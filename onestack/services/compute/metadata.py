@@ -26,13 +26,16 @@ import posixpath
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from onestack.db.models.compute import Instance, KeyPair
 from onestack.db.models.network import IPAllocation, Network, Port, Subnet
 from onestack.db.models.network_l3 import FloatingIP, SecurityGroup, SecurityGroupPortBinding
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 #: EC2 versions (Nova's ``VERSIONS``); ``latest`` is the last one.
 EC2_VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
@@ -413,7 +416,7 @@ def _normalize_ip(ip: str) -> str | None:
 
 
 class MetadataService:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self._secret: bytes | None = None
 

@@ -16,7 +16,7 @@ guards. Two requests racing for the last unit can both pass, as in Nova without
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -31,6 +31,9 @@ from onestack.db.models import (
 )
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 #: Every resource Nova knows, in its API order (alphabetical).
 RESOURCES = (
@@ -106,7 +109,7 @@ class ComputeQuotas:
     """Limits and usage for the quota APIs, and the checks other services run before
     they create something."""
 
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
 

@@ -16,7 +16,7 @@ Each sub-service gets this object and reaches its siblings and the other service
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from onestack.common.config import Config
 from onestack.db.engine import Database
@@ -34,10 +34,15 @@ from onestack.services.compute.server_metadata import ServerMetadata
 from onestack.services.compute.servers import Servers
 from onestack.services.compute.usage import Usage
 
+if TYPE_CHECKING:
+    from onestack.services.identity.service import Identity
+    from onestack.services.image.service import Images
+    from onestack.services.network.service import Networking
+
 
 class Compute:
-    def __init__(self, db: Database, config: Config, identity: Any, images: Any,
-                 network: Any) -> None:
+    def __init__(self, db: Database, config: Config, identity: Identity, images: Images,
+                 network: Networking) -> None:
         self.db = db
         self.config = config
         self.identity = identity

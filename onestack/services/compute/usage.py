@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, or_, select
 
@@ -19,6 +19,9 @@ from onestack.common.errors import BadRequest
 from onestack.db.models import Instance, utcnow
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 
 @dataclass
@@ -62,7 +65,7 @@ def hours_for(launched: dt.datetime | None, ended: dt.datetime | None,
 
 
 class Usage:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
 

@@ -9,6 +9,7 @@ and (for application-credential tokens) the credential exists and has not expire
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -368,7 +369,5 @@ class Tokens:
         return cached
 
 
-def _utc():  # type: ignore[no-untyped-def]
-    import datetime as dt
-
+def _utc() -> dt.tzinfo:
     return dt.UTC

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import event, select, update
+from sqlalchemy import Integer, event, select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.config import Config
@@ -89,7 +89,5 @@ class Identity:
             session.add(Meta(key=REVISION_KEY, value="1"))
 
 
-def _int():  # type: ignore[no-untyped-def]
-    from sqlalchemy import Integer
-
+def _int() -> Integer:
     return Integer()
