@@ -1,6 +1,6 @@
 # OneStack: the two set-up commands.
 #   make up     install what is missing, start the all-in-one cloud (foreground)
-#   make test   install what is missing, run the whole test suite
+#   make test   install what is missing, lint (ruff, mypy), run the whole test suite
 # Both are idempotent; ARGS passes arguments through: make up ARGS="--port 5001"
 
 PYTHON ?= python3
@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 up: deps
 	$(VENV)/bin/onestack up $(ARGS)
 
-test: deps
+test: deps lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 deps: system-deps $(STAMP)
@@ -34,8 +34,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# ruff, then mypy over the package (its settings in pyproject.toml; incremental, so a
+# second run takes a second or two).
 lint: deps
 	$(VENV)/bin/ruff check onestack tests bench
+	$(VENV)/bin/python -m mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info
