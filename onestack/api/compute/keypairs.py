@@ -25,8 +25,7 @@ from onestack.api.compute.common import (
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import reader
 from onestack.common.errors import InvalidField
-from onestack.db.models import KeyPair
-from onestack.services.compute.keypairs import keypair_id
+from onestack.services.compute.keypairs import KeyPairView
 
 if TYPE_CHECKING:
     from onestack.services.compute.keypairs import KeyPairs
@@ -47,12 +46,12 @@ def _user_id(request: Request) -> str | None:
     return query_param(request, "user_id")
 
 
-def render_keypair(request: Request, keypair: KeyPair, full: bool) -> dict[str, Any]:
+def render_keypair(request: Request, keypair: KeyPairView, full: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"name": keypair.name, "public_key": keypair.public_key,
                             "fingerprint": keypair.fingerprint}
     if full:
         body.update({"user_id": keypair.user_id, "created_at": nova_time(keypair.created_at),
-                     "deleted": False, "deleted_at": None, "id": keypair_id(keypair),
+                     "deleted": False, "deleted_at": None, "id": keypair.id,
                      "updated_at": None})
     if version(request) >= (2, 2):
         body["type"] = keypair.type

@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import hashlib
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -116,6 +117,25 @@ def keypair_id(keypair: KeyPair) -> int:
     return zlib.crc32(f"{keypair.user_id}\x00{keypair.name}".encode()) & 0x7FFFFFFF
 
 
+@dataclass(frozen=True)
+class KeyPairView:
+    """A key pair as the API renders it."""
+
+    id: int
+    name: str
+    user_id: str
+    type: str
+    public_key: str
+    fingerprint: str
+    created_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, keypair: KeyPair) -> KeyPairView:
+        return cls(id=keypair_id(keypair), name=keypair.name, user_id=keypair.user_id,
+                   type=keypair.type, public_key=keypair.public_key,
+                   fingerprint=keypair.fingerprint, created_at=keypair.created_at)
+
+
 class KeyPairs:
     def __init__(self, compute: Compute) -> None:
         self.compute = compute
@@ -142,7 +162,7 @@ class KeyPairs:
         return owner
 
     def list(self, ctx: ValidatedToken, user_id: str | None = None,
-             limit: int | None = None, marker: str | None = None) -> list[KeyPair]:
+             limit: int | None = None, marker: str | None = None) -> list[KeyPairView]:
         owner = self._owner(ctx, user_id, "index")
         with self.db.session() as session:
             stmt = select(KeyPair).where(KeyPair.user_id == owner).order_by(KeyPair.name)
@@ -152,19 +172,20 @@ class KeyPairs:
                 stmt = stmt.where(KeyPair.name > marker)
             if limit:
                 stmt = stmt.limit(limit)
-            return list(session.scalars(stmt))
+            return [KeyPairView.of(k) for k in session.scalars(stmt)]
 
-    def show(self, ctx: ValidatedToken, name: str, user_id: str | None = None) -> KeyPair:
+    def show(self, ctx: ValidatedToken, name: str, user_id: str | None = None
+             ) -> KeyPairView:
         owner = self._owner(ctx, user_id, "show")
         with self.db.session() as session:
             keypair = session.get(KeyPair, (owner, name))
             if keypair is None:
                 raise not_found(name, owner)
-            return keypair
+            return KeyPairView.of(keypair)
 
     def create(self, ctx: ValidatedToken, name: str, key_type: str = SSH,
                public_key: str | None = None, user_id: str | None = None
-               ) -> tuple[KeyPair, str | None]:
+               ) -> tuple[KeyPairView, str | None]:
         """Import ``public_key``, or generate a key pair when it is None. Returns the
         key pair and the private key (generated ones only)."""
         owner = self._owner(ctx, user_id, "create")
@@ -189,9 +210,10 @@ class KeyPairs:
                                   created_at=utcnow())
                 session.add(keypair)
                 session.flush()
+                view = KeyPairView.of(keypair)
         except IntegrityError:
             raise Conflict(f"Key pair '{name}' already exists.") from None
-        return keypair, private_key
+        return view, private_key
 
     def _check_quota(self, session: Session, ctx: ValidatedToken, owner: str) -> None:
         self.compute.quotas.check(session, ctx.project_id, {"key_pairs": 1}, user_id=owner)
