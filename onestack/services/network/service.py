@@ -9,6 +9,7 @@ a ``ValidatedToken`` applies Neutron's policy for it; ``*_in`` functions (e.g.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 
@@ -69,7 +70,9 @@ class Networking:
             if nc.public_pool_start and nc.public_pool_end:
                 pools = [{"start": nc.public_pool_start, "end": nc.public_pool_end}]
             version = 6 if ":" in nc.public_cidr else 4
-            kwargs = {"gateway_ip": nc.public_gateway} if nc.public_gateway else {}
+            kwargs: dict[str, Any] = {}
+            if nc.public_gateway:  # absent (not None): the subnet takes its default gateway
+                kwargs["gateway_ip"] = nc.public_gateway
             subnet = self.subnets.create_in(
                 session, network=network, project_id=admin_project_id,
                 name=f"{nc.public_network_name}-subnet", cidr=nc.public_cidr,
