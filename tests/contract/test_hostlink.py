@@ -314,3 +314,23 @@ def test_server_to_host_calls(link: Link) -> None:
     assert f"boot 1 of {body['id']}" in handle.console_log(body["id"])
     assert handle.console_log(body["id"], 1).count("\n") == 1
     handle.wake()   # returns at once, whatever the host does with it
+
+
+def test_snapshot(link: Link) -> None:
+    """createImage: the host snapshots the disk and streams it to the server, which
+    stores it as the queued image's data."""
+    body = booted(link)
+    r = action(link.cloud, body["id"], {"createImage": {"name": "snap"}})
+    assert r.status_code == 202, r.text
+    image_id = r.json()["image_id"]
+    deadline = time.monotonic() + 20
+    while (image := link.cloud.request("GET", f"/image/v2/images/{image_id}").json()
+           )["status"] != "active":
+        assert image["status"] in ("queued", "saving"), image
+        assert time.monotonic() < deadline, f"the snapshot did not become active: {image}"
+        time.sleep(0.05)
+    data = link.cloud.request("GET", f"/image/v2/images/{image_id}/file").content
+    assert data[:4] == b"QFI\xfb" and len(data) == image["size"]
+    wait_for(link.cloud, body["id"], "ACTIVE")
+    # the server's spool of a streamed snapshot is gone
+    assert not list((link.cloud.config.state_dir / "tmp").glob("snapshot-*"))
