@@ -34,8 +34,10 @@ def build_storage(config: Config) -> StorageDriver:
 
 
 def build_network(config: Config) -> NetworkDriver:
-    return network.load(config.host.network_driver, state_dir=config.state_dir,
-                        name_prefix=config.host.name_prefix)
+    hc = config.host
+    return network.load(hc.network_driver, l2=hc.l2_driver, dhcp=hc.dhcp_driver,
+                        l3=hc.l3_driver, firewall=hc.firewall_driver,
+                        state_dir=config.state_dir, name_prefix=hc.name_prefix)
 
 
 def build_agent(config: Config, control: HostToServer,
@@ -49,7 +51,7 @@ def build_agent(config: Config, control: HostToServer,
     hv, st, net = build_hypervisor(config, probe_kernel), build_storage(config), \
         build_network(config)
     proxy = None
-    if hc.network_driver != "fake":
+    if net.capabilities.get("metadata_service"):
         from onestack.agent.metadata_proxy import MetadataProxy
 
         proxy = MetadataProxy(config.public_url, control.metadata_secret(),

@@ -22,7 +22,8 @@ from onestack.common.config import HostConfig
 
 LOCK_FILE = "server.lock"
 #: The ``[host]`` settings recorded: what names and makes the host's objects.
-RECORDED = ("name_prefix", "hypervisor_driver", "storage_driver", "network_driver")
+RECORDED = ("name_prefix", "hypervisor_driver", "storage_driver", "network_driver", "l2_driver",
+            "dhcp_driver", "l3_driver", "firewall_driver")
 
 
 class ServerRunning(Exception):

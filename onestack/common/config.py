@@ -148,10 +148,18 @@ class HostConfig:
     #: machine, and cleanup finds exactly its own objects. At most 6 characters.
     name_prefix: str = "os"
     #: Drivers: hypervisor ``qemu`` | ``fake``; storage ``local`` | ``fake``; network
-    #: ``linux`` | ``fake``.
+    #: ``linux`` | ``fake``, which picks the four network drivers below at once.
     hypervisor_driver: str = "qemu"
     storage_driver: str = "local"
     network_driver: str = "linux"
+    #: One network driver kind each, overriding what ``network_driver`` picks (empty:
+    #: its pick). L2 (bridges, taps) ``linux`` | ``fake``; DHCP (dnsmasq, RA, metadata)
+    #: ``linux`` | ``fake``; L3 (routers, NAT) ``linux`` | ``noop`` | ``fake``; firewall
+    #: (security groups) ``noop`` | ``fake``.
+    l2_driver: str = ""
+    dhcp_driver: str = ""
+    l3_driver: str = ""
+    firewall_driver: str = ""
     #: QEMU accelerator: ``kvm``, ``tcg`` or ``auto`` (KVM if a probe boot works there).
     accel: str = "auto"
     #: Seconds between two full reconciliations when nothing notifies the agent.

@@ -9,7 +9,7 @@ created private where they are made (the database, keys, ``clouds.yaml``, the lo
 
 Guest disks and image files are private too: QEMU runs as the same user (root) as the
 server. dnsmasq therefore keeps root rather than dropping to ``nobody``, who cannot
-reach its files below a 0700 directory (``drivers.network.dnsmasq.dnsmasq_user``).
+reach its files below a 0700 directory (``drivers.network.dhcp.dnsmasq.dnsmasq_user``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The Linux network driver against the real kernel, dnsmasq and busybox's DHCP client.
+"""The Linux L2 and DHCP drivers (as the host's network, ``network.load("linux")``)
+against the real kernel, dnsmasq and busybox's DHCP client.
 
 The "host" is a namespace of its own (``<prefix>host``): each test switches its thread
 into it, so the driver's bridges and taps, and every command it runs, land there. Guests
@@ -17,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -30,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from onestack.drivers import network
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import (
     DhcpHost,
@@ -38,8 +41,9 @@ from onestack.drivers.network.base import (
     PortSpec,
     SubnetSpec,
 )
-from onestack.drivers.network.dnsmasq import DnsmasqFiles, process_cmdline
-from onestack.drivers.network.linux import LinuxNetwork
+from onestack.drivers.network.dhcp.dnsmasq import DnsmasqFiles, process_cmdline
+from onestack.drivers.network.host import HostNetwork
+from onestack.drivers.network.names import Names
 
 pytestmark = [
     pytest.mark.root,
@@ -123,8 +127,12 @@ class Host:
     prefix: str
     ns: str
     state_dir: Path
-    driver: LinuxNetwork
+    driver: HostNetwork
     guests: list[Guest] = field(default_factory=list)
+
+    @property
+    def names(self) -> Names:
+        return Names(self.prefix)
 
     def add_guest(self, bridge: str, mac: str) -> Guest:
         n = len(self.guests)
@@ -144,6 +152,10 @@ class Host:
         self.guests.clear()
 
 
+def linux_network(state_dir: Path, prefix: str) -> HostNetwork:
+    return network.load("linux", state_dir=state_dir, name_prefix=prefix)
+
+
 def kill_leftovers(state_dir: Path) -> None:
     """Processes started by these tests (dnsmasq with our state dir in its arguments) that
     are still there, by PID."""
@@ -157,12 +169,12 @@ def kill_leftovers(state_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def host_env() -> Iterator[Host]:
     prefix = "o" + secrets.token_hex(2)[:3]
-    # World-traversable, so dnsmasq runs as nobody (as in a real state directory).
+    # World-traversable (the DHCP directory below it is private all the same).
     state_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/tmp"))
     state_dir.chmod(0o755)
     ns = f"{prefix}host"
     sh("ip", "netns", "add", ns)
-    host = Host(prefix, ns, state_dir, LinuxNetwork(state_dir, name_prefix=prefix))
+    host = Host(prefix, ns, state_dir, linux_network(state_dir, prefix))
     try:
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         yield host
@@ -296,7 +308,7 @@ def test_guest_gets_lease_routes_mtu_slaac_and_metadata(host: Host) -> None:
     vm = guest_host(61, 5, v6=True)
     spec = network_spec(61, hosts=[vm], v6=True)
     host.driver.ensure_network(spec)
-    names = host.driver.names
+    names = host.names
     bridge = names.bridge(spec.id)
 
     links = netns.links()
@@ -311,6 +323,14 @@ def test_guest_gets_lease_routes_mtu_slaac_and_metadata(host: Host) -> None:
             if a["scope"] != "link"} == {"10.61.0.2/24", "169.254.169.254/32",
                                          f"{spec.dhcp_ips[1]}/64"}
     assert host.driver.list_networks() == [spec.id]
+    # The DHCP files are private, as the whole state directory is: dnsmasq runs as root
+    # and reads them (the lease below; re-reading on SIGHUP: the re-adoption test).
+    directory = host.state_dir / "dhcp" / spec.id
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o700
+    for name in ("host", "opts"):
+        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
+    assert "--user=root" in process_cmdline(dnsmasq_pid(host, spec.id))
 
     guest = host.add_guest(bridge, vm.mac)
     lease = guest.dhcp()
@@ -364,7 +384,7 @@ def test_router_advertisement_per_ipv6_mode(host: Host) -> None:
         spec.dhcp_ips.append(eui64(spec.dhcp_mac or "", cidr) if mode != "dhcpv6-stateful"
                              else cidr.replace("::/64", "::2"))
     host.driver.ensure_network(spec)
-    guest = host.add_guest(host.driver.names.bridge(spec.id), random_mac())
+    guest = host.add_guest(host.names.bridge(spec.id), random_mac())
     ra = solicit_ra(guest.ns, guest.ifname)
     # One RA for the interface: M and O because one subnet is stateful; A per prefix.
     assert ra.prefixes == {"fd00:67:1::/64": True, "fd00:67:2::/64": True,
@@ -380,13 +400,13 @@ def test_readoption_reload_and_lease_release(host: Host) -> None:
     spec = network_spec(62, hosts=[vm])
     host.driver.ensure_network(spec)
     pid = dnsmasq_pid(host, spec.id)
-    guest = host.add_guest(host.driver.names.bridge(spec.id), vm.mac)
+    guest = host.add_guest(host.names.bridge(spec.id), vm.mac)
     assert (guest.dhcp() or {}).get("ip") == "10.62.0.7"
     leases = DnsmasqFiles(host.state_dir / "dhcp" / spec.id).leases
     wait_for(lambda: vm.mac in leases.read_text(), 5, "the lease in the leases file")
 
     # A new driver over the same state (a restarted agent) keeps dnsmasq running.
-    again = LinuxNetwork(host.state_dir, name_prefix=host.prefix)
+    again = linux_network(host.state_dir, host.prefix)
     again.ensure_network(spec)
     assert dnsmasq_pid(host, spec.id) == pid
 
@@ -396,10 +416,10 @@ def test_readoption_reload_and_lease_release(host: Host) -> None:
     assert dnsmasq_pid(host, spec.id) == pid
     hosts = (host.state_dir / "dhcp" / spec.id / "host").read_text()
     assert f"{other.mac},10.62.0.8,vm8" in hosts
-    newcomer = host.add_guest(host.driver.names.bridge(spec.id), other.mac)
+    newcomer = host.add_guest(host.names.bridge(spec.id), other.mac)
     assert (newcomer.dhcp() or {}).get("ip") == "10.62.0.8"
-    # dnsmasq dropped root (the state directory is open to it).
-    assert Path(f"/proc/{pid}").stat().st_uid != 0
+    # dnsmasq keeps root to re-read its private (0700) directory.
+    assert Path(f"/proc/{pid}").stat().st_uid == 0
 
     # The guest's host leaves the spec: out of the hosts file, and its lease released.
     again.ensure_network(replace(spec, hosts=[other]))
@@ -411,7 +431,7 @@ def test_readoption_reload_and_lease_release(host: Host) -> None:
     # A new MTU is an option (reload); a new subnet changes the command line (restart).
     again.ensure_network(replace(spec, hosts=[other], mtu=1300))
     assert dnsmasq_pid(host, spec.id) == pid
-    assert netns.links()[host.driver.names.bridge(spec.id)]["mtu"] == 1300
+    assert netns.links()[host.names.bridge(spec.id)]["mtu"] == 1300
     assert "option:mtu,1300" in (host.state_dir / "dhcp" / spec.id / "opts").read_text()
     subnet = replace(spec.subnets[0], id=str(uuid.uuid4()), cidr="10.62.1.0/24",
                      gateway_ip=None)
@@ -447,7 +467,7 @@ def test_delete_network_leaves_nothing(host: Host) -> None:
 
     driver.delete_network(spec.id)
     driver.delete_network(spec.id)  # idempotent
-    names = driver.names
+    names = host.names
     assert not process_cmdline(pid)
     assert not config_dir.exists()
     assert names.dhcp_namespace(spec.id) not in netns.namespaces()
@@ -463,7 +483,7 @@ def test_dhcp_removed_when_spec_drops_it(host: Host) -> None:
     pid = dnsmasq_pid(host, spec.id)
     host.driver.ensure_network(replace(spec, dhcp_mac=None, dhcp_ips=[]))
     assert not process_cmdline(pid)
-    assert host.driver.names.dhcp_namespace(spec.id) not in netns.namespaces()
+    assert host.names.dhcp_namespace(spec.id) not in netns.namespaces()
     assert host.driver.list_networks() == [spec.id]  # the bridge stays
     host.driver.delete_network(spec.id)
 
@@ -475,10 +495,10 @@ def test_broken_network_is_repaired(host: Host) -> None:
     spec = network_spec(68, hosts=[vm])
     host.driver.ensure_network(spec)
     pid = dnsmasq_pid(host, spec.id)
-    netns.ip("link", "del", host.driver.names.dhcp_bridge_end(spec.id))
+    netns.ip("link", "del", host.names.dhcp_bridge_end(spec.id))
     host.driver.ensure_network(spec)
     assert dnsmasq_pid(host, spec.id) != pid
-    guest = host.add_guest(host.driver.names.bridge(spec.id), vm.mac)
+    guest = host.add_guest(host.names.bridge(spec.id), vm.mac)
     assert (guest.dhcp() or {}).get("ip") == "10.68.0.5"
     host.remove_guests()
     host.driver.delete_network(spec.id)
@@ -495,7 +515,7 @@ def test_tap_on_bridge_opened_by_qemu(host: Host) -> None:
     assert tap == driver.tap_name(port.id) and len(tap) <= 15
     assert driver.plug_port(port) == tap  # idempotent
     link = netns.links()[tap]
-    assert link["master"] == driver.names.bridge(spec.id)
+    assert link["master"] == host.names.bridge(spec.id)
     assert link["mtu"] == 1450 and "UP" in link["flags"]
     assert link["address"] == "fe" + port.mac[2:]
     info = link["linkinfo"]["info_data"]
@@ -548,7 +568,7 @@ def test_namespace_deletion_ends_abandoned_dnsmasq(host: Host) -> None:
     other_state = Path(tempfile.mkdtemp(prefix=f"{host.prefix}-gone-", dir="/tmp"))
     try:
         other_state.chmod(0o755)
-        LinuxNetwork(other_state, name_prefix=host.prefix).ensure_network(spec)
+        linux_network(other_state, host.prefix).ensure_network(spec)
         pid = int((other_state / "dhcp" / spec.id / "pid").read_text())
     finally:
         shutil.rmtree(other_state, ignore_errors=True)
@@ -556,7 +576,7 @@ def test_namespace_deletion_ends_abandoned_dnsmasq(host: Host) -> None:
     assert host.driver.list_networks() == [spec.id]
     host.driver.delete_network(spec.id)
     assert not process_cmdline(pid)
-    assert host.driver.names.dhcp_namespace(spec.id) not in netns.namespaces()
+    assert host.names.dhcp_namespace(spec.id) not in netns.namespaces()
     assert host.driver.list_networks() == []
 
 
@@ -565,7 +585,7 @@ def test_namespace_with_a_stranger_is_kept(host: Host) -> None:
     namespace stays (deleting it would leave that process out of reach) until it ends."""
     spec = network_spec(69)
     host.driver.ensure_network(spec)
-    ns = host.driver.names.dhcp_namespace(spec.id)
+    ns = host.names.dhcp_namespace(spec.id)
     stranger = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"],
                                 stdin=subprocess.DEVNULL)
     try:

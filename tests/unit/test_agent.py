@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from onestack.agent.reconciler import Agent
+from onestack.drivers import network
 from onestack.drivers.hypervisor.base import PowerState
 from onestack.drivers.hypervisor.fake import FakeDriver
-from onestack.drivers.network.fake import FakeNetwork
 from onestack.drivers.storage.fake import FakeStorage, write_empty_qcow2
 from onestack.hostlink.types import (
     DesiredInstance,
@@ -130,7 +130,8 @@ def image(tmp_path: Path) -> bytes:
 
 def make_agent(root: Path, control: Control) -> Agent:
     return Agent("host-1", control, FakeDriver(instances_dir=root / "instances"),
-                 FakeStorage(root=root / "disks"), FakeNetwork(state_dir=root / "net"),
+                 FakeStorage(root=root / "disks"),
+                 network.load("fake", state_dir=root / "net"),
                  poll_interval=0.05, shutdown_timeout=0, network_idle_seconds=0)
 
 
@@ -274,7 +275,7 @@ def test_unused_network_stays_a_while_then_goes(tmp_path: Path, image: bytes) ->
     agent.run_once(wait=True)
     agent.run_once(wait=True)
     assert agent.network.list_networks() == ["net-1"]  # the next boot finds it ready
-    assert agent.network.hosts("net-1") == []  # but no DHCP entry (nor lease) is left
+    assert agent.network.dhcp.hosts("net-1") == []  # but no DHCP entry (nor lease) is left
     import time
     time.sleep(0.35)
     agent.run_once(wait=True)
@@ -330,7 +331,7 @@ def test_clean_stop_finishes_due_removals_only(tmp_path: Path, image: bytes) -> 
     agent.stop()
     assert agent.network.list_networks() == ["net-1", "net-3"]
     assert agent.hypervisor.list_guests() == {live.uuid: PowerState.RUNNING}
-    assert agent.network.hosts("net-1") != []  # DHCP of the live guest untouched
+    assert agent.network.dhcp.hosts("net-1") != []  # DHCP of the live guest untouched
     # A restarted agent adopts what stayed.
     again = make_agent(tmp_path, control)
     assert again.network.list_networks() == ["net-1", "net-3"]

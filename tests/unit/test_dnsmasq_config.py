@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
-from onestack.drivers.network.dnsmasq import (
+from onestack.drivers.network.dhcp.dnsmasq import (
     DnsmasqFiles,
     DnsmasqProcess,
     build_command,

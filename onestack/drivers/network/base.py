@@ -1,23 +1,27 @@
-"""The host network driver interface: bridges, taps, DHCP and the metadata address.
+"""What the host network drivers share: the network and port specs they are given, and
+their one error.
 
-Names follow Neutron's (``brq<net[:11]>``, ``tap<port[:11]>``, ``qdhcp-<net>``), preceded
-by the host's ``name_prefix`` (interface names are cut to Linux's 15 characters by
-shortening the id part). Per network: a bridge; a ``qdhcp-`` namespace joined to it by a
-veth pair, holding the DHCP port's addresses and 169.254.169.254/32, with dnsmasq serving
-DHCPv4 (static host entries only, ``--no-ping``, the network MTU, a classless route to
-the metadata address via the DHCP port) and IPv6 router advertisements for SLAAC subnets.
-Per port: a persistent tap on the bridge, which QEMU opens by name.
+The host's network is four drivers, one per concern, as Neutron keeps ``agent/l2``,
+``agent/dhcp``, ``agent/l3`` and its firewall drivers apart (``host.py`` puts them
+together in the order the datapath needs):
 
-Routers, floating IPs and security groups come later (the datapath issue) and hook onto
-the same bridges and taps. Every method is idempotent. Failures raise
-``NetworkDriverError``.
+    l2/        bridges and taps (later VXLAN)                  ``L2Driver``
+    dhcp/      dnsmasq, router advertisements, the ``qdhcp-``  ``DhcpDriver``
+               namespace and the metadata address
+    l3/        routers: ``qrouter-`` namespaces, SNAT,         ``L3Driver``
+               floating IPs
+    firewall/  security groups per port                       ``FirewallDriver``
+
+Each has ``base.py`` (the interface), ``linux.py`` (the real one, where there is one) and
+``fake.py`` (in memory, for tests and running without root). Names follow Neutron's
+(``names.py``); every method is idempotent; failures raise ``NetworkDriverError``.
 """
 
 from __future__ import annotations
 
-import abc
 import socket
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 class NetworkDriverError(Exception):
@@ -69,45 +73,28 @@ class PortSpec:
     mtu: int
 
 
-class NetworkDriver(abc.ABC):
-    name: str = ""
+class NetworkDriver(Protocol):
+    """What the agent calls: the host's network as a whole. ``host.HostNetwork`` (the
+    four drivers together, built by ``network.load``) is the implementation; see it and
+    each kind's ``base.py`` for what the methods do."""
 
-    @abc.abstractmethod
-    def ensure_network(self, spec: NetworkSpec) -> None:
-        """Create or update the network's bridge, DHCP namespace and dnsmasq (its host
-        list is rewritten and dnsmasq reloaded when it changed)."""
+    @property
+    def capabilities(self) -> dict[str, bool]: ...
 
-    @abc.abstractmethod
-    def delete_network(self, network_id: str) -> None:
-        """Remove the bridge, the namespace, dnsmasq and its leases."""
+    def ensure_network(self, spec: NetworkSpec) -> None: ...
 
-    @abc.abstractmethod
-    def plug_port(self, port: PortSpec) -> str:
-        """Create the port's tap on its network's bridge (the network must exist);
-        returns the tap's name."""
+    def delete_network(self, network_id: str) -> None: ...
 
-    @abc.abstractmethod
-    def unplug_port(self, port_id: str) -> None:
-        """Remove the tap (and any DHCP lease of its MAC is released by the next
-        ``ensure_network`` without that host)."""
+    def plug_port(self, port: PortSpec) -> str: ...
 
-    @abc.abstractmethod
+    def unplug_port(self, port_id: str) -> None: ...
+
     def tap_name(self, port_id: str) -> str: ...
 
-    @abc.abstractmethod
-    def list_networks(self) -> list[str]:
-        """Network ids with a bridge or DHCP namespace on this host (to find leftovers)."""
+    def list_networks(self) -> list[str]: ...
 
-    @abc.abstractmethod
-    def list_ports(self) -> list[str]:
-        """Port ids (11-character prefixes are enough) with a tap on this host."""
+    def list_ports(self) -> list[str]: ...
 
-    @abc.abstractmethod
-    def metadata_socket(self, network_id: str) -> socket.socket | None:
-        """A listening TCP socket on 169.254.169.254:80 inside the network's DHCP
-        namespace (None if this backend has none). The caller serves it; the peer
-        address of each connection is the guest's fixed IP on that network."""
+    def metadata_socket(self, network_id: str) -> socket.socket | None: ...
 
-    @abc.abstractmethod
-    def cleanup(self) -> None:
-        """Remove everything this host (its name prefix) created: at teardown only."""
+    def cleanup(self) -> None: ...

@@ -31,6 +31,7 @@ DHCP_BRIDGE_END = "dh-"
 DHCP_NAMESPACE_END = "ns-"
 DHCP_NAMESPACE = "qdhcp-"
 
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
 _PREFIX = re.compile(r"^[0-9A-Za-z_-]*$")
 
@@ -39,6 +40,14 @@ def check_id(kind: str, value: str) -> str:
     """Refuse ids that could not safely become a link name or a path component."""
     if not _ID.match(value):
         raise ValueError(f"invalid {kind} id {value!r}: letters, digits, '-' and '_' only")
+    return value
+
+
+def check_mac(mac: str) -> str:
+    """The MAC in lower case; refuses anything but six colon-separated octets."""
+    value = mac.lower()
+    if not _MAC.match(value):
+        raise ValueError(f"invalid MAC address {mac!r}")
     return value
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from onestack.drivers.network.base import NetworkDriverError
+from onestack.drivers.network.names import check_id
 
 CLONE_NEWNET = 0x40000000
 #: Where ``ip netns`` keeps named namespaces.
@@ -149,3 +150,33 @@ def set_sysctl(key: str, value: str) -> bool:
     except OSError as exc:
         raise NetworkDriverError(f"cannot set {key} to {value}: {exc}") from exc
     return True
+
+
+Link = dict[str, Any]
+
+
+def is_up(link: Link) -> bool:
+    return "UP" in link.get("flags", [])
+
+
+def ours(link: Link, kind: str, id_: str) -> bool:
+    """A link of the expected kind whose alias, if any, is this id (shortened ids can
+    collide; the alias tells)."""
+    alias = link.get("ifalias")
+    return link_kind(link) == kind and (not alias or alias == id_)
+
+
+def check_ours(link: Link, kind: str, id_: str) -> None:
+    """Refuse a link of ours by name that is not ours by kind or alias."""
+    if not ours(link, kind, id_):
+        raise NetworkDriverError(
+            f"{link['ifname']} exists but is not ours for {id_} (a {link_kind(link)} "
+            f"for {link.get('ifalias') or 'unknown'}); delete it or change the prefix")
+
+
+def checked_id(kind: str, value: str) -> str:
+    """``names.check_id`` raising ``NetworkDriverError``."""
+    try:
+        return check_id(kind, value)
+    except ValueError as exc:
+        raise NetworkDriverError(str(exc)) from exc

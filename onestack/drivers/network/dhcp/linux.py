@@ -1,20 +1,20 @@
-"""The Linux network driver: bridges, persistent taps, a DHCP namespace and dnsmasq.
+"""The Linux DHCP driver: a ``qdhcp-`` namespace per network with dnsmasq and the
+metadata address.
 
-Bridges and taps are made in the calling thread's network namespace (the host's; in
-tests, a namespace standing for one host). Per network (names in ``names.py``):
+Per network (names in ``names.py``), on the bridge the L2 driver made:
 
-    <p>brq<net>  bridge, the network's MTU, no address, IPv6 off
-      ├── <p>tap<port>  persistent tap per port (QEMU opens it by name)
-      └── <p>dh-<net>   veth ─── <p>ns-<net> in namespace <p>qdhcp-<net>:
-                                 the DHCP port's MAC and addresses, 169.254.169.254/32,
-                                 dnsmasq (``dnsmasq.py``), the metadata socket
+    <p>brq<net>
+      └── <p>dh-<net>  veth ─── <p>ns-<net> in namespace <p>qdhcp-<net>:
+                                the DHCP port's MAC and addresses, 169.254.169.254/32,
+                                dnsmasq (``dnsmasq.py``), the metadata socket
 
-dnsmasq is daemonized with its files under ``<state_dir>/dhcp/<net>/``. A later
-``ensure_network`` (from this or a restarted process) finds it through its pidfile and
-keeps it: changed host or option files are re-read on SIGHUP; it is restarted only when
-its command line must change (subnets, MTU). Leases of hosts that left the spec are
-released (``dhcp_release`` from dnsmasq-utils, else by editing the leases file while
-dnsmasq is restarted).
+dnsmasq is daemonized with its files under ``<state_dir>/dhcp/<net>/`` (0700, files 0600:
+the state directory is private, and dnsmasq reads them as root there; see
+``dnsmasq.dnsmasq_user``). A later ``ensure_dhcp`` (from this or a restarted process)
+finds it through its pidfile and keeps it: changed host or option files are re-read on
+SIGHUP; it is restarted only when its command line must change (subnets, MTU). Leases of
+hosts that left the spec are released (``dhcp_release`` from dnsmasq-utils, else by
+editing the leases file while dnsmasq is restarted).
 """
 
 from __future__ import annotations
@@ -28,23 +28,17 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from onestack.common.processes import end_process
 from onestack.drivers.network import netns
-from onestack.drivers.network.base import (
-    NetworkDriver,
-    NetworkDriverError,
-    NetworkSpec,
-    PortSpec,
-)
-from onestack.drivers.network.dnsmasq import (
+from onestack.drivers.network.base import NetworkDriverError, NetworkSpec
+from onestack.drivers.network.dhcp.base import DhcpDriver
+from onestack.drivers.network.dhcp.dnsmasq import (
     METADATA_IP,
     DnsmasqFiles,
     DnsmasqProcess,
     Lease,
     build_command,
-    check_mac,
     dnsmasq_pidfile,
     dnsmasq_user,
     hosts_file,
@@ -56,12 +50,10 @@ from onestack.drivers.network.dnsmasq import (
     without_leases,
 )
 from onestack.drivers.network.names import (
-    BRIDGE,
     DHCP_BRIDGE_END,
     DHCP_NAMESPACE_END,
-    TAP,
     Names,
-    check_id,
+    check_mac,
 )
 
 log = logging.getLogger(__name__)
@@ -69,17 +61,11 @@ log = logging.getLogger(__name__)
 #: How long a freshly started dnsmasq may take to write its pidfile.
 START_TIMEOUT = 5.0
 
-Link = dict[str, Any]
-
-
-def tap_mac(mac: str) -> str:
-    """The tap's own MAC: the guest's with the first octet ``fe`` (as libvirt does), so
-    the host side never answers for the guest's address."""
-    return "fe" + check_mac(mac)[2:]
-
-
-def _is_up(link: Link) -> bool:
-    return "UP" in link.get("flags", [])
+Link = netns.Link
+#: Modes of the DHCP directories and files: private, as the whole state directory is
+#: (``common/statedir.py``); dnsmasq reads them as root (``dnsmasq.dnsmasq_user``).
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
@@ -89,14 +75,18 @@ def _write_if_changed(path: Path, text: str) -> bool:
     except FileNotFoundError:
         pass
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    tmp.chmod(FILE_MODE)  # an older, wider file keeps its mode through O_TRUNC
     os.replace(tmp, path)
     return True
 
 
-class LinuxNetwork(NetworkDriver):
+class LinuxDhcp(DhcpDriver):
     name = "linux"
+    capabilities = {"dhcpv4": True, "slaac": True, "dhcpv6_stateless": True,
+                    "dhcpv6_stateful": True, "metadata_service": True}
 
     def __init__(self, state_dir: Path, name_prefix: str = "", **_ignored: object) -> None:
         self.state_dir = Path(state_dir)
@@ -106,58 +96,21 @@ class LinuxNetwork(NetworkDriver):
 
     # -- networks -------------------------------------------------------------------
 
-    def ensure_network(self, spec: NetworkSpec) -> None:
-        try:
-            check_id("network", spec.id)
-            if spec.dhcp_mac:
-                check_mac(spec.dhcp_mac)
-            for host in spec.hosts:
-                check_mac(host.mac)
-            for raw in spec.dhcp_ips:
-                ipaddress.ip_address(raw)
-            hosts, opts = hosts_file(spec), opts_file(spec)
-        except ValueError as exc:
-            raise NetworkDriverError(f"network {spec.id}: {exc}") from exc
+    def ensure_dhcp(self, spec: NetworkSpec) -> None:
+        self.check(spec)
+        hosts, opts = hosts_file(spec), opts_file(spec)
         with self._lock:
             links = netns.links()
-            self._ensure_bridge(spec, links)
             if spec.dhcp_mac:
                 remade = self._ensure_dhcp_namespace(spec, links)
                 self._ensure_dnsmasq(spec, hosts, opts, restart=remade)
             else:
                 self._remove_dhcp(spec.id, links)
 
-    def delete_network(self, network_id: str) -> None:
-        self._check_id("network", network_id)
+    def remove_dhcp(self, network_id: str) -> None:
+        netns.checked_id("network", network_id)
         with self._lock:
-            links = netns.links()
-            self._remove_dhcp(network_id, links)
-            bridge = self.names.bridge(network_id)
-            if bridge in links and self._ours(links[bridge], "bridge", network_id):
-                netns.ip("link", "del", bridge)
-                log.info("deleted bridge %s", bridge)
-
-    def _ensure_bridge(self, spec: NetworkSpec, links: dict[str, Link]) -> None:
-        bridge = self.names.bridge(spec.id)
-        link = links.get(bridge)
-        if link is None:
-            netns.ip("link", "add", bridge, "mtu", str(spec.mtu), "type", "bridge",
-                     "forward_delay", "0", "mcast_snooping", "0")
-            # No address in the host namespace, not even a link-local one: the bridge
-            # must not take guests' router advertisements.
-            netns.set_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6", "1")
-            netns.ip("link", "set", bridge, "alias", spec.id, "up")
-            log.info("created bridge %s (mtu %d)", bridge, spec.mtu)
-        else:
-            self._check_ours(link, "bridge", spec.id)
-            if link.get("mtu") != spec.mtu or not _is_up(link):
-                netns.ip("link", "set", bridge, "mtu", str(spec.mtu), "up")
-        # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
-        tap_head = self.names.prefix + TAP
-        for name, other in links.items():
-            if other.get("master") == bridge and name.startswith(tap_head) \
-                    and other.get("mtu") != spec.mtu:
-                netns.ip("link", "set", name, "mtu", str(spec.mtu))
+            self._remove_dhcp(network_id, netns.links())
 
     def _ensure_dhcp_namespace(self, spec: NetworkSpec, links: dict[str, Link]) -> bool:
         """Namespace, veth pair and addresses; True if the pair had to be (re)made (a
@@ -173,7 +126,7 @@ class LinuxNetwork(NetworkDriver):
             log.info("created namespace %s", ns)
         inside = {link["ifname"]: link for link in netns.ip_json("link", "show", namespace=ns)}
         if outer in links:
-            self._check_ours(links[outer], "veth", spec.id)
+            netns.check_ours(links[outer], "veth", spec.id)
         remade = outer not in links or inner not in inside
         if remade:
             # Make the pair afresh (a half-made one is a leftover of a crash).
@@ -191,7 +144,7 @@ class LinuxNetwork(NetworkDriver):
             inside = {link["ifname"]: link
                       for link in netns.ip_json("link", "show", namespace=ns)}
         link = links[outer]
-        if link.get("master") != bridge or link.get("mtu") != spec.mtu or not _is_up(link):
+        if link.get("master") != bridge or link.get("mtu") != spec.mtu or not netns.is_up(link):
             netns.ip("link", "set", outer, "mtu", mtu, "master", bridge, "alias", spec.id,
                      "up")
         link = inside[inner]
@@ -200,7 +153,7 @@ class LinuxNetwork(NetworkDriver):
             netns.ip("link", "set", inner, "down", namespace=ns)
             netns.ip("link", "set", inner, "address", mac, namespace=ns)
             link["flags"] = []
-        if link.get("mtu") != spec.mtu or not _is_up(link):
+        if link.get("mtu") != spec.mtu or not netns.is_up(link):
             netns.ip("link", "set", inner, "mtu", mtu, "up", namespace=ns)
         self._ensure_addresses(ns, inner, interface_addresses(spec))
         return remade
@@ -236,8 +189,8 @@ class LinuxNetwork(NetworkDriver):
         inner = self.names.dhcp_namespace_end(spec.id)
         files = DnsmasqFiles(self.dhcp_dir / spec.id)
         for directory in (self.dhcp_dir, files.dir):
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(0o755)
+            directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            directory.chmod(DIR_MODE)
         changed = _write_if_changed(files.hosts, hosts)
         changed = _write_if_changed(files.opts, opts) or changed
         argv = build_command(spec, files, inner, user=dnsmasq_user(self.dhcp_dir))
@@ -298,7 +251,7 @@ class LinuxNetwork(NetworkDriver):
             process.stop(pid)
             log.info("dnsmasq %d of network %s stopped", pid, network_id)
         outer = self.names.dhcp_bridge_end(network_id)
-        if outer in links and self._ours(links[outer], "veth", network_id):
+        if outer in links and netns.ours(links[outer], "veth", network_id):
             netns.ip("link", "del", outer)
         ns = self.names.dhcp_namespace(network_id)
         if ns in netns.namespaces():
@@ -341,77 +294,14 @@ class LinuxNetwork(NetworkDriver):
         netns.ip("netns", "del", ns)
         log.info("deleted namespace %s", ns)
 
-    # -- ports ----------------------------------------------------------------------
-
-    def tap_name(self, port_id: str) -> str:
-        return self.names.tap(port_id)
-
-    def plug_port(self, port: PortSpec) -> str:
-        self._check_id("port", port.id)
-        self._check_id("network", port.network_id)
-        try:
-            mac = tap_mac(port.mac)
-        except ValueError as exc:
-            raise NetworkDriverError(f"port {port.id}: {exc}") from exc
-        tap = self.names.tap(port.id)
-        bridge = self.names.bridge(port.network_id)
-        with self._lock:
-            links = netns.links()
-            if bridge not in links:
-                raise NetworkDriverError(f"network {port.network_id} has no bridge "
-                                         f"({bridge}) on this host")
-            link = links.get(tap)
-            if link is None:
-                # Persistent, single queue (QEMU opens it without queues=), vnet_hdr
-                # offered (QEMU's vnet_hdr=on|off both work: the opener sets the flag).
-                netns.ip("tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr")
-                netns.set_sysctl(f"net/ipv6/conf/{tap}/disable_ipv6", "1")
-                link = {}
-            else:
-                self._check_ours(link, "tun", port.id)
-            if (link.get("address") != mac or link.get("mtu") != port.mtu
-                    or link.get("master") != bridge or not _is_up(link)
-                    or link.get("ifalias") != port.id):
-                netns.ip("link", "set", "dev", tap, "address", mac, "mtu", str(port.mtu),
-                         "master", bridge, "alias", port.id, "up")
-                log.info("plugged %s into %s", tap, bridge)
-        return tap
-
-    def unplug_port(self, port_id: str) -> None:
-        self._check_id("port", port_id)
-        tap = self.names.tap(port_id)
-        with self._lock:
-            link = netns.links().get(tap)
-            if link is not None and self._ours(link, "tun", port_id):
-                netns.ip("link", "del", tap)
-                log.info("unplugged %s", tap)
-
-    # -- listings, metadata, cleanup ---------------------------------------------------
-
-    def _listed(self, kind: str, link_kind: str) -> set[str]:
-        ids = set()
-        for name, link in netns.links().items():
-            short = self.names.link_id(kind, name)
-            if short and netns.link_kind(link) == link_kind:
-                ids.add(link.get("ifalias") or short)
-        return ids
+    # -- listings, metadata, cleanup ----------------------------------------------
 
     def list_networks(self) -> list[str]:
-        ids = self._listed(BRIDGE, "bridge")
-        for ns in netns.namespaces():
-            network_id = self.names.namespace_network(ns)
-            if network_id:
-                ids.add(network_id)
-        # A bridge without an alias gave only a shortened id: drop it if a full one
-        # starting with it is known.
-        return sorted(i for i in ids
-                      if not any(o != i and o.startswith(i) for o in ids))
-
-    def list_ports(self) -> list[str]:
-        return sorted(self._listed(TAP, "tun"))
+        return sorted(network_id for ns in netns.namespaces()
+                      if (network_id := self.names.namespace_network(ns)))
 
     def metadata_socket(self, network_id: str) -> socket.socket | None:
-        self._check_id("network", network_id)
+        netns.checked_id("network", network_id)
         ns = self.names.dhcp_namespace(network_id)
 
         def listen() -> socket.socket:
@@ -441,8 +331,7 @@ class LinuxNetwork(NetworkDriver):
                     pid = process.pid()
                     if pid:
                         process.stop(pid)
-            kinds = {BRIDGE: "bridge", TAP: "tun", DHCP_BRIDGE_END: "veth",
-                     DHCP_NAMESPACE_END: "veth"}
+            kinds = {DHCP_BRIDGE_END: "veth", DHCP_NAMESPACE_END: "veth"}
             for name, link in netns.links().items():
                 if not any(self.names.link_id(kind, name) and netns.link_kind(link) == lk
                            for kind, lk in kinds.items()):
@@ -463,25 +352,3 @@ class LinuxNetwork(NetworkDriver):
             shutil.rmtree(self.dhcp_dir, ignore_errors=True)
         if errors:
             raise NetworkDriverError("cleanup incomplete: " + "; ".join(errors))
-
-    # -- helpers --------------------------------------------------------------------
-
-    @staticmethod
-    def _check_id(kind: str, value: str) -> None:
-        try:
-            check_id(kind, value)
-        except ValueError as exc:
-            raise NetworkDriverError(str(exc)) from exc
-
-    @staticmethod
-    def _ours(link: Link, kind: str, id_: str) -> bool:
-        """A link of the expected kind whose alias, if any, is this id (shortened ids
-        can collide; the alias tells)."""
-        alias = link.get("ifalias")
-        return netns.link_kind(link) == kind and (not alias or alias == id_)
-
-    def _check_ours(self, link: Link, kind: str, id_: str) -> None:
-        if not self._ours(link, kind, id_):
-            raise NetworkDriverError(
-                f"{link['ifname']} exists but is not ours for {id_} (a {netns.link_kind(link)} "
-                f"for {link.get('ifalias') or 'unknown'}); delete it or change the prefix")

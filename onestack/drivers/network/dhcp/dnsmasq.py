@@ -32,6 +32,7 @@ from pathlib import Path
 
 from onestack.common.processes import cmdline, end_process
 from onestack.drivers.network.base import DhcpHost, NetworkSpec, SubnetSpec
+from onestack.drivers.network.names import check_mac
 
 #: Lease time handed out (seconds), Neutron's default.
 LEASE_SECONDS = 86400
@@ -43,19 +44,10 @@ MAX_LEASES_PER_SUBNET = 65536
 #: A live process's argument list ([] if it is gone or a zombie).
 process_cmdline = cmdline
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def check_mac(mac: str) -> str:
-    """The MAC in lower case; refuses anything but six colon-separated octets."""
-    value = mac.lower()
-    if not _MAC.match(value):
-        raise ValueError(f"invalid MAC address {mac!r}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The L2 network drivers: bridges and taps (``base.py``, ``linux.py``, ``fake.py``)."""

@@ -1,0 +1,161 @@
+"""The Linux L2 driver: a bridge per network, a persistent tap per port.
+
+Made in the calling thread's network namespace (the host's; in tests, a namespace
+standing for one host). Per network (names in ``names.py``):
+
+    <p>brq<net>  bridge, the network's MTU, no address, IPv6 off
+      ├── <p>tap<port>  persistent tap per port (QEMU opens it by name)
+      └── ports of the DHCP and L3 drivers (veths), joined by the bridge's name
+
+A link is ours when its kind is right and its alias (the full id) is the one we expect:
+shortened ids can collide, and another id's link is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from onestack.drivers.network import netns
+from onestack.drivers.network.base import NetworkDriverError, NetworkSpec, PortSpec
+from onestack.drivers.network.l2.base import L2Driver
+from onestack.drivers.network.names import BRIDGE, TAP, Names, check_mac
+
+log = logging.getLogger(__name__)
+
+Link = netns.Link
+
+
+def tap_mac(mac: str) -> str:
+    """The tap's own MAC: the guest's with the first octet ``fe`` (as libvirt does), so
+    the host side never answers for the guest's address."""
+    return "fe" + check_mac(mac)[2:]
+
+
+class LinuxL2(L2Driver):
+    name = "linux"
+    capabilities = {"vxlan_networks": False, "vlan_networks": False,
+                    "flat_networks": False}
+
+    def __init__(self, state_dir: Path | None = None, name_prefix: str = "",
+                 **_ignored: object) -> None:
+        self.names = Names(name_prefix)
+        self._lock = threading.RLock()
+
+    # -- networks -------------------------------------------------------------------
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        netns.checked_id("network", spec.id)
+        with self._lock:
+            self._ensure_bridge(spec, netns.links())
+
+    def delete_network(self, network_id: str) -> None:
+        netns.checked_id("network", network_id)
+        with self._lock:
+            links = netns.links()
+            bridge = self.names.bridge(network_id)
+            if bridge in links and netns.ours(links[bridge], "bridge", network_id):
+                netns.ip("link", "del", bridge)
+                log.info("deleted bridge %s", bridge)
+
+    def _ensure_bridge(self, spec: NetworkSpec, links: dict[str, Link]) -> None:
+        bridge = self.names.bridge(spec.id)
+        link = links.get(bridge)
+        if link is None:
+            netns.ip("link", "add", bridge, "mtu", str(spec.mtu), "type", "bridge",
+                     "forward_delay", "0", "mcast_snooping", "0")
+            # No address in the host namespace, not even a link-local one: the bridge
+            # must not take guests' router advertisements.
+            netns.set_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6", "1")
+            netns.ip("link", "set", bridge, "alias", spec.id, "up")
+            log.info("created bridge %s (mtu %d)", bridge, spec.mtu)
+        else:
+            netns.check_ours(link, "bridge", spec.id)
+            if link.get("mtu") != spec.mtu or not netns.is_up(link):
+                netns.ip("link", "set", bridge, "mtu", str(spec.mtu), "up")
+        # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
+        tap_head = self.names.prefix + TAP
+        for name, other in links.items():
+            if other.get("master") == bridge and name.startswith(tap_head) \
+                    and other.get("mtu") != spec.mtu:
+                netns.ip("link", "set", name, "mtu", str(spec.mtu))
+
+    # -- ports ----------------------------------------------------------------------
+
+    def bridge_name(self, network_id: str) -> str:
+        return self.names.bridge(network_id)
+
+    def tap_name(self, port_id: str) -> str:
+        return self.names.tap(port_id)
+
+    def plug_port(self, port: PortSpec) -> str:
+        netns.checked_id("port", port.id)
+        netns.checked_id("network", port.network_id)
+        try:
+            mac = tap_mac(port.mac)
+        except ValueError as exc:
+            raise NetworkDriverError(f"port {port.id}: {exc}") from exc
+        tap = self.names.tap(port.id)
+        bridge = self.names.bridge(port.network_id)
+        with self._lock:
+            links = netns.links()
+            if bridge not in links:
+                raise NetworkDriverError(f"network {port.network_id} has no bridge "
+                                         f"({bridge}) on this host")
+            link = links.get(tap)
+            if link is None:
+                # Persistent, single queue (QEMU opens it without queues=), vnet_hdr
+                # offered (QEMU's vnet_hdr=on|off both work: the opener sets the flag).
+                netns.ip("tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr")
+                netns.set_sysctl(f"net/ipv6/conf/{tap}/disable_ipv6", "1")
+                link = {}
+            else:
+                netns.check_ours(link, "tun", port.id)
+            if (link.get("address") != mac or link.get("mtu") != port.mtu
+                    or link.get("master") != bridge or not netns.is_up(link)
+                    or link.get("ifalias") != port.id):
+                netns.ip("link", "set", "dev", tap, "address", mac, "mtu", str(port.mtu),
+                         "master", bridge, "alias", port.id, "up")
+                log.info("plugged %s into %s", tap, bridge)
+        return tap
+
+    def unplug_port(self, port_id: str) -> None:
+        netns.checked_id("port", port_id)
+        tap = self.names.tap(port_id)
+        with self._lock:
+            link = netns.links().get(tap)
+            if link is not None and netns.ours(link, "tun", port_id):
+                netns.ip("link", "del", tap)
+                log.info("unplugged %s", tap)
+
+    # -- listings, cleanup --------------------------------------------------------
+
+    def _listed(self, kind: str, link_kind: str) -> set[str]:
+        ids = set()
+        for name, link in netns.links().items():
+            short = self.names.link_id(kind, name)
+            if short and netns.link_kind(link) == link_kind:
+                ids.add(link.get("ifalias") or short)
+        return ids
+
+    def list_networks(self) -> list[str]:
+        return sorted(self._listed(BRIDGE, "bridge"))
+
+    def list_ports(self) -> list[str]:
+        return sorted(self._listed(TAP, "tun"))
+
+    def cleanup(self) -> None:
+        errors = []
+        with self._lock:
+            kinds = {BRIDGE: "bridge", TAP: "tun"}
+            for name, link in netns.links().items():
+                if not any(self.names.link_id(kind, name) and netns.link_kind(link) == lk
+                           for kind, lk in kinds.items()):
+                    continue
+                try:
+                    netns.ip("link", "del", name)
+                except NetworkDriverError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise NetworkDriverError("cleanup incomplete: " + "; ".join(errors))
