@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from onestack.db.models import Network, Port, Subnet
+from onestack.db.models import (
+    IPAllocation,
+    Network,
+    Port,
+    SecurityGroupPortBinding,
+    SecurityGroupRule,
+    Subnet,
+)
+from onestack.hostlink import types as wire
 from onestack.hostlink.types import DhcpHost, NetworkSpec, PortInfo, SubnetSpec
 from onestack.services.network.base import retrying
 from onestack.services.network.ports import create_port_in, delete_port_in
@@ -50,11 +58,50 @@ class HostView:
                 network_id: mtu for network_id, mtu in session.execute(
                     select(Network.id, Network.mtu).where(
                         Network.id.in_({p.network_id for p in ports})))}
+            groups: dict[str, list[str]] = {}
+            for port_id, group_id in session.execute(
+                    select(SecurityGroupPortBinding.port_id,
+                           SecurityGroupPortBinding.security_group_id)
+                    .where(SecurityGroupPortBinding.port_id.in_(port_ids))):
+                groups.setdefault(port_id, []).append(group_id)
             return {p.id: PortInfo(id=p.id, network_id=p.network_id, mac=p.mac_address,
                                    mtu=mtus.get(p.network_id, 1500),
                                    ips=[a.ip_address for a in p.fixed_ips],
+                                   security_group_ids=sorted(groups.get(p.id, [])),
                                    port_security_enabled=p.port_security_enabled)
                     for p in ports}
+
+    def security_groups(self, group_ids: list[str]) -> list[wire.SecurityGroupRuleSet]:
+        """The security groups ``group_ids`` and the groups their rules name as remote
+        groups: each with its rules and its members' fixed addresses (what a host's
+        firewall needs for the ports it has)."""
+        if not group_ids:
+            return []
+        with self.db.session() as session:
+            wanted = set(group_ids)
+            rules: dict[str, list[SecurityGroupRule]] = {}
+            for rule in session.scalars(select(SecurityGroupRule).where(
+                    SecurityGroupRule.security_group_id.in_(wanted))):
+                rules.setdefault(rule.security_group_id, []).append(rule)
+            wanted |= {r.remote_group_id for rs in rules.values() for r in rs
+                       if r.remote_group_id}
+            members: dict[str, list[str]] = {}
+            for group_id, ip in session.execute(
+                    select(SecurityGroupPortBinding.security_group_id,
+                           IPAllocation.ip_address)
+                    .join(IPAllocation,
+                          IPAllocation.port_id == SecurityGroupPortBinding.port_id)
+                    .where(SecurityGroupPortBinding.security_group_id.in_(wanted))):
+                members.setdefault(group_id, []).append(ip)
+            return [wire.SecurityGroupRuleSet(
+                id=group_id,
+                rules=[wire.SecurityGroupRule(
+                    direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
+                    port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+                    remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
+                    for r in sorted(rules.get(group_id, []), key=lambda r: r.id)],
+                member_ips=sorted(members.get(group_id, [])))
+                for group_id in sorted(wanted)]
 
     def networks(self, host: str, hostnames: dict[str, str]) -> list[NetworkSpec]:
         """Every network with one of the ports ``hostnames`` names (port id -> the DNS

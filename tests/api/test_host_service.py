@@ -1,0 +1,50 @@
+"""The host service: one host's desired state from each service's slice, and reports
+back to the service that owns them (``onestack.services.hosts``)."""
+
+from __future__ import annotations
+
+import json
+
+from onestack.hostlink import HostToServer
+from onestack.hostlink.codec import from_wire, to_wire
+from onestack.hostlink.types import HostState, ImageDisk
+from tests.api.compute_helpers import boot
+
+
+def test_desired_state_of_a_host(quiet, env):
+    hosts = quiet.services.hosts
+    assert isinstance(hosts, HostToServer)
+    sid = boot(quiet, env)["id"]
+    state = hosts.desired_state("host-a")
+    assert hosts.desired_state("host-b") == HostState(host="host-b")
+    [inst] = state.instances
+    assert inst.uuid == sid and inst.task_state == "spawning"
+    [disk] = inst.disks
+    assert isinstance(disk, ImageDisk) and disk.image.id == env.image
+    assert inst.root_disk is disk and inst.image is disk.image
+    [nic] = inst.ports
+    assert nic.network_id == env.network and nic.ips
+    [group_id] = nic.security_group_ids  # the project's default group
+    [net] = state.networks
+    assert net.id == env.network and net.dhcp_mac and net.dhcp_ips  # made for host-a
+    assert [h.port_id for h in net.hosts] == [nic.id]
+    [group] = state.security_groups
+    assert group.id == group_id and nic.ips[0] in group.member_ips
+    assert {r.direction for r in group.rules} == {"ingress", "egress"}
+    # What crosses the wire survives JSON as it is.
+    assert from_wire(HostState, json.loads(json.dumps(to_wire(state)))) == state
+    assert hosts.existing_networks([env.network, "gone"]) == [env.network]
+
+
+def test_reports_go_to_their_owners(quiet, env):
+    hosts = quiet.services.hosts
+    sid = boot(quiet, env)["id"]
+    [nic] = hosts.desired_state("host-a").instances[0].ports
+    hosts.set_port_status([nic.id], "ACTIVE")
+    r = quiet.request("GET", f"/network/v2.0/ports/{nic.id}")
+    assert r.json()["port"]["status"] == "ACTIVE"
+    assert hosts.finish_task(sid, "spawning", vm_state="active", power_state=1)
+    assert not hosts.finish_task(sid, "spawning", vm_state="active")  # already done
+    hosts.instance_deleted(sid)
+    assert hosts.desired_state("host-a").instances == []
+    assert quiet.request("GET", f"/network/v2.0/ports/{nic.id}").status_code == 404
