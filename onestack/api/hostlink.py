@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from onestack.api.common import loads_json
+from onestack.api.common import loads_json, read_body
 from onestack.common.errors import OneStackError
 from onestack.hostlink.credentials import CredentialStore, parse_host_authorization
 from onestack.hostlink.http import (
@@ -165,7 +165,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Any]:
 
 def _json_call(name: str) -> Callable[[Request], Any]:
     async def call(request: Request, link: HostLink, host: str) -> Response:
-        raw = await request.body()
+        raw = await read_body(request)   # 413 over MAX_BODY, as every JSON route
         body = loads_json(raw) if raw else {}
         endpoint = body.pop("endpoint", None) if name == "register" and \
             isinstance(body, dict) else None

@@ -15,7 +15,8 @@ wake-up), authenticated by a key derived from the host's credential. ``wake`` ne
 waits for the host: it is sent from a background thread, and a host that misses it
 converges at its next poll anyway.
 
-Errors: a refusal (401/403) is ``HostLinkRefused``; a call the other side could not
+Errors are ``{"error": {"code", "type", "message"}}``. A refusal (401/403) is
+``HostLinkRefused``; a call the other side could not
 serve is ``HostLinkError`` with the status and the other side's message; a missing
 image or console is ``FileNotFoundError`` on both sides; a host that cannot be
 reached is ``HostUnreachable``.
@@ -159,7 +160,8 @@ def _raise_for(response: httpx.Response) -> None:
 
 def error_response(status: int, exc: BaseException | str) -> JSONResponse:
     kind = type(exc).__name__ if isinstance(exc, BaseException) else "Refused"
-    return JSONResponse({"error": {"type": kind, "message": str(exc)}}, status_code=status)
+    return JSONResponse({"error": {"code": status, "type": kind, "message": str(exc)}},
+                        status_code=status)
 
 
 # -- host -> server ----------------------------------------------------------------------------

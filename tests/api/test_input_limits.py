@@ -32,7 +32,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 
 def service_of(path: str) -> str:
     segment = path.lstrip("/").split("/", 1)[0]
-    return segment if segment in ("network", "image", "compute", "metadata") else "identity"
+    return segment if segment in ("network", "image", "compute", "metadata", "hostlink") \
+        else "identity"
 
 
 def assert_fault(r: Any, method: str, url: str, expected: set[int] | None = None) -> None:
@@ -62,7 +63,7 @@ def assert_fault(r: Any, method: str, url: str, expected: set[int] | None = None
 def write_routes(cloud: Cloud) -> list[tuple[str, str]]:
     return [(path, method) for path, method in routes(cloud)
             if method in ("POST", "PUT", "PATCH") and (path, method) not in NOT_JSON
-            and service_of(path) != "metadata"]
+            and service_of(path) not in ("metadata", "hostlink")]
 
 
 NESTED = {"lists": b"[" * DEEP, "objects": b'{"a":' * DEEP,
@@ -90,6 +91,30 @@ def test_nested_and_oversized_bodies_on_every_route(cloud: Cloud) -> None:
         if "{" not in path:  # a collection: nothing to look up first
             assert statuses == {400} and r.status_code == 413, f"{method} {url}"
     assert read_bodies > 50, read_bodies
+
+
+def test_host_routes_refuse_hostile_bodies_from_a_host(cloud: Cloud) -> None:
+    """/hostlink checks the host credential before the body (a Keystone token is a 401
+    there, tests/api/policy_table.toml); with one, the same limits hold."""
+    from onestack.hostlink.credentials import CredentialStore, host_authorization
+
+    secret = CredentialStore(cloud.config.state_dir).create("limits-host")
+    auth = {**JSON, "Authorization": host_authorization("limits-host", secret)}
+    paths = [path for path, method in write_routes_all(cloud)
+             if service_of(path) == "hostlink" and method == "POST"]
+    assert len(paths) > 5, paths
+    for path in paths:
+        for body in NESTED.values():
+            r = cloud.request("POST", path, token=None, content=body, headers=auth)
+            assert r.status_code == 400 and r.json()["error"]["code"] == 400, (path, r.text)
+        r = cloud.request("POST", path, token=None, headers=auth,
+                          content=b'{"a": "' + b"x" * MAX_BODY + b'"}')
+        assert r.status_code == 413, (path, r.text)
+
+
+def write_routes_all(cloud: Cloud) -> list[tuple[str, str]]:
+    return [(path, method) for path, method in routes(cloud)
+            if method in ("POST", "PUT", "PATCH")]
 
 
 def test_nested_json_needs_no_token(cloud: Cloud) -> None:
@@ -121,7 +146,7 @@ def test_oversized_body_is_413_without_a_token(cloud: Cloud) -> None:
 def test_huge_limit_is_400_on_every_collection(cloud: Cloud) -> None:
     collections = [(path, method) for path, method in routes(cloud)
                    if method == "GET" and not path.endswith("}")
-                   and service_of(path) != "metadata"]
+                   and service_of(path) not in ("metadata", "hostlink")]
     for path, _ in collections:
         for value in (HUGE, "-" + HUGE, str(2**63), "9" * 5000):
             url = fill(path, "0" * 32) + "?limit=" + value
