@@ -48,3 +48,28 @@ def test_reports_go_to_their_owners(quiet, env):
     hosts.instance_deleted(sid)
     assert hosts.desired_state("host-a").instances == []
     assert quiet.request("GET", f"/network/v2.0/ports/{nic.id}").status_code == 404
+
+
+def test_routers_of_the_hosts_networks(quiet, env):
+    hosts = quiet.services.hosts
+    boot(quiet, env)
+    public = quiet.request("GET", "/network/v2.0/networks?name=public").json()["networks"][0]
+    r = quiet.request("POST", "/network/v2.0/routers", json={"router": {
+        "name": "r1", "external_gateway_info": {"network_id": public["id"]}}})
+    assert r.status_code == 201, r.text
+    router = r.json()["router"]["id"]
+    r = quiet.request("PUT", f"/network/v2.0/routers/{router}/add_router_interface",
+                      json={"subnet_id": env.subnet})
+    assert r.status_code == 200, r.text
+    [nic] = hosts.desired_state("host-a").instances[0].ports
+    r = quiet.request("POST", "/network/v2.0/floatingips", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": nic.id}})
+    assert r.status_code == 201, r.text
+    floating = r.json()["floatingip"]["floating_ip_address"]
+    [spec] = hosts.desired_state("host-a").routers
+    assert spec.id == router and spec.enable_snat
+    [leg] = spec.interfaces
+    assert leg.network_id == env.network and leg.subnet_ids == [env.subnet]
+    assert spec.gateway is not None and spec.gateway.network_id == public["id"]
+    assert [(f.floating_ip, f.fixed_ip, f.port_id) for f in spec.floating_ips] == [
+        (floating, nic.ips[0], nic.id)]

@@ -49,8 +49,10 @@ class HostService:
             item.spec.ports = [nics[p] for p in item.port_ids if p in nics]
         dns_names = {p: i.dns_name for i in instances for p in i.port_ids}
         groups = sorted({g for n in nics.values() for g in n.security_group_ids})
+        networks = self.network.hostview.networks(host, dns_names)
         return HostState(host=host, instances=[i.spec for i in instances],
-                         networks=self.network.hostview.networks(host, dns_names),
+                         networks=networks,
+                         routers=self.network.hostview.routers([n.id for n in networks]),
                          security_groups=self.network.hostview.security_groups(groups))
 
     def existing_networks(self, network_ids: list[str]) -> list[str]:

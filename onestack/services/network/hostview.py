@@ -16,9 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.db.models import (
+    FloatingIP,
     IPAllocation,
     Network,
     Port,
+    Router,
+    RouterPort,
+    RouterRoute,
     SecurityGroupPortBinding,
     SecurityGroupRule,
     Subnet,
@@ -134,6 +138,43 @@ class HostView:
 
         return retrying(self.db, work)
 
+    def routers(self, network_ids: list[str]) -> list[wire.RouterSpec]:
+        """Every router with an interface on one of ``network_ids`` (the networks a host
+        has): its interfaces, its gateway, its static routes and floating IPs."""
+        if not network_ids:
+            return []
+        with self.db.session() as session:
+            router_ids = set(session.scalars(
+                select(RouterPort.router_id).join(Port, Port.id == RouterPort.port_id)
+                .where(RouterPort.port_type == "network:router_interface",
+                       Port.network_id.in_(network_ids))))
+            specs = []
+            for router in session.scalars(select(Router).where(
+                    Router.id.in_(router_ids)).order_by(Router.id)):
+                legs = session.execute(
+                    select(RouterPort.port_type, Port).join(
+                        Port, Port.id == RouterPort.port_id)
+                    .where(RouterPort.router_id == router.id)).all()
+                interfaces = [_router_port(port) for kind, port in legs
+                              if kind == "network:router_interface"]
+                gateway = next((_router_port(port) for kind, port in legs
+                                if kind == "network:router_gateway"), None)
+                routes = [{"destination": r.destination, "nexthop": r.nexthop}
+                          for r in session.scalars(select(RouterRoute).where(
+                              RouterRoute.router_id == router.id))]
+                floating = [wire.FloatingIPSpec(floating_ip=f.floating_ip_address,
+                                                fixed_ip=f.fixed_ip_address or "",
+                                                port_id=f.fixed_port_id or "")
+                            for f in session.scalars(select(FloatingIP).where(
+                                FloatingIP.router_id == router.id,
+                                FloatingIP.fixed_port_id.is_not(None)))]
+                specs.append(wire.RouterSpec(
+                    id=router.id, interfaces=sorted(interfaces, key=lambda p: p.port_id),
+                    gateway=gateway, enable_snat=router.enable_snat,
+                    routes=sorted(routes, key=lambda r: (r["destination"], r["nexthop"])),
+                    floating_ips=sorted(floating, key=lambda f: f.floating_ip)))
+            return specs
+
     def existing_networks(self, network_ids: list[str]) -> list[str]:
         if not network_ids:
             return []
@@ -193,6 +234,12 @@ class HostView:
                     delete_port_in(session, port.id)
 
         retrying(self.db, work)
+
+
+def _router_port(port: Port) -> wire.RouterPort:
+    return wire.RouterPort(port_id=port.id, network_id=port.network_id,
+                           mac=port.mac_address, ips=[a.ip_address for a in port.fixed_ips],
+                           subnet_ids=sorted({a.subnet_id for a in port.fixed_ips}))
 
 
 def _subnet_spec(subnet: Subnet) -> SubnetSpec:
