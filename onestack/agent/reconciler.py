@@ -56,6 +56,7 @@ from onestack.drivers.network.base import (
 )
 from onestack.drivers.storage.base import ImageSource, StorageDriver, StorageError
 from onestack.hostlink import capabilities as caps
+from onestack.hostlink import states
 from onestack.hostlink import types as wire
 from onestack.hostlink.interfaces import HostToServer
 from onestack.hostlink.states import task_event
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 DRIVER_ERRORS = (HypervisorError, StorageError, NetworkDriverError)
 
 #: What a steady vm_state means for the guest.
-RUNNING_STATES = {"active"}
+RUNNING_STATES = {states.ACTIVE}
 
 
 class Agent:
@@ -337,11 +338,11 @@ class Agent:
         except Exception as exc:
             message = str(exc) if isinstance(exc, DRIVER_ERRORS) else \
                 f"{type(exc).__name__}: {exc}"
-            if task == "spawning":
+            if task == states.SPAWNING:
                 message = f"Build of the server failed on host {self.host}: {message}"
             log.warning("instance %s: %s failed: %s", d.uuid, task, message,
                         exc_info=not isinstance(exc, DRIVER_ERRORS))
-            if task == "deleting":
+            if task == states.DELETING:
                 raise  # retried at the next pass; a server can always be deleted
             self.control.fail_task(d.uuid, task, message)
         return True
@@ -366,9 +367,9 @@ class Agent:
                 except DRIVER_ERRORS as exc:
                     log.warning("instance %s: could not start it again: %s", d.uuid, exc)
             elif state in (PowerState.SHUTDOWN, PowerState.CRASHED, PowerState.NOSTATE):
-                self.control.report_power(d.uuid, int(state), vm_state="stopped")
+                self.control.report_power(d.uuid, int(state), vm_state=states.STOPPED)
                 return
-        elif d.vm_state == "stopped" and state in (PowerState.RUNNING, PowerState.PAUSED):
+        elif d.vm_state == states.STOPPED and state in (PowerState.RUNNING, PowerState.PAUSED):
             log.info("instance %s: is stopped but its guest runs; powering it off", d.uuid)
             self.hypervisor.power_off(d.uuid, 0)
             state = PowerState.SHUTDOWN
@@ -466,7 +467,7 @@ class Agent:
 
     def _task_spawning(self, d: DesiredInstance) -> None:
         self._build(d)
-        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING), progress=100)
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING), progress=100)
 
     def _task_deleting(self, d: DesiredInstance) -> None:
         self.hypervisor.destroy(d.uuid)
@@ -477,17 +478,17 @@ class Agent:
 
     def _task_powering_off(self, d: DesiredInstance) -> None:
         self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
-        self._finish(d, vm_state="stopped", power_state=int(PowerState.SHUTDOWN))
+        self._finish(d, vm_state=states.STOPPED, power_state=int(PowerState.SHUTDOWN))
 
     def _task_powering_on(self, d: DesiredInstance) -> None:
         self._plug(d)
         self.hypervisor.spawn(self._spec(d))
-        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
     def _reboot(self, d: DesiredInstance, hard: bool) -> None:
         self._plug(d)
         self.hypervisor.reboot(self._spec(d), hard=hard, timeout=self.shutdown_timeout)
-        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
     def _task_rebooting(self, d: DesiredInstance) -> None:
         self._reboot(d, hard=d.task_args.get("reboot_type", "SOFT").upper() == "HARD")
@@ -497,46 +498,46 @@ class Agent:
 
     def _task_pausing(self, d: DesiredInstance) -> None:
         self.hypervisor.pause(d.uuid)
-        self._finish(d, vm_state="paused", power_state=int(PowerState.PAUSED))
+        self._finish(d, vm_state=states.PAUSED, power_state=int(PowerState.PAUSED))
 
     def _task_unpausing(self, d: DesiredInstance) -> None:
         self.hypervisor.unpause(d.uuid)
-        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
     def _task_suspending(self, d: DesiredInstance) -> None:
         self.hypervisor.suspend(d.uuid)
-        self._finish(d, vm_state="suspended", power_state=int(PowerState.SUSPENDED))
+        self._finish(d, vm_state=states.SUSPENDED, power_state=int(PowerState.SUSPENDED))
 
     def _task_resuming(self, d: DesiredInstance) -> None:
         self._plug(d)
         self.hypervisor.resume(self._spec(d))
-        self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
     def _task_rebuilding(self, d: DesiredInstance) -> None:
-        previous = d.task_args.get("previous_vm_state", "active")
+        previous = d.task_args.get("previous_vm_state", states.ACTIVE)
         self.hypervisor.destroy(d.uuid)
         self.storage.delete_disk(d.uuid)
         self._build(d)
-        if previous == "stopped":
+        if previous == states.STOPPED:
             self.hypervisor.power_off(d.uuid, 0)
-            self._finish(d, vm_state="stopped", power_state=int(PowerState.SHUTDOWN))
+            self._finish(d, vm_state=states.STOPPED, power_state=int(PowerState.SHUTDOWN))
         else:
-            self._finish(d, vm_state="active", power_state=int(PowerState.RUNNING))
+            self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
     def _task_resize_prep(self, d: DesiredInstance) -> None:
         new = d.new_flavor
         if not new:
             raise HypervisorError("The resize has no target flavor.")
-        previous = d.task_args.get("previous_vm_state", "active")
+        previous = d.task_args.get("previous_vm_state", states.ACTIVE)
         self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
         if int(new.get("disk", 0)) > d.root_gb:
             self.storage.resize_disk(d.uuid, int(new["disk"]))
         changes: dict[str, Any] = {
-            "vm_state": "resized", "flavor": new, "vcpus": int(new["vcpus"]),
+            "vm_state": states.RESIZED, "flavor": new, "vcpus": int(new["vcpus"]),
             "memory_mb": int(new["ram"]), "root_gb": int(new.get("disk", 0)),
             "ephemeral_gb": int(new.get("ephemeral", 0)),
             "power_state": int(PowerState.SHUTDOWN)}
-        if previous != "stopped":
+        if previous != states.STOPPED:
             self._plug(d)
             self.hypervisor.spawn(self._spec(d, flavor=new))
             changes["power_state"] = int(PowerState.RUNNING)
@@ -546,15 +547,16 @@ class Agent:
         old = d.old_flavor
         if not old:
             raise HypervisorError("The resize has no flavor to revert to.")
-        previous = d.task_args.get("previous_vm_state", "active")
+        previous = d.task_args.get("previous_vm_state", states.ACTIVE)
         self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
         changes: dict[str, Any] = {
-            "vm_state": "stopped" if previous == "stopped" else "active", "flavor": old,
+            "vm_state": states.STOPPED if previous == states.STOPPED else states.ACTIVE,
+            "flavor": old,
             "vcpus": int(old["vcpus"]), "memory_mb": int(old["ram"]),
             "root_gb": int(old.get("disk", 0)), "ephemeral_gb": int(old.get("ephemeral", 0)),
             "old_flavor": None, "new_flavor": None,
             "power_state": int(PowerState.SHUTDOWN)}
-        if previous != "stopped":
+        if previous != states.STOPPED:
             self._plug(d)
             self.hypervisor.spawn(self._spec(d, flavor=old))
             changes["power_state"] = int(PowerState.RUNNING)

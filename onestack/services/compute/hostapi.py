@@ -32,6 +32,7 @@ from onestack.db.models import (
     ServerGroupMember,
     utcnow,
 )
+from onestack.hostlink import states
 from onestack.hostlink.states import TASK_EVENTS
 from onestack.hostlink.types import DesiredInstance, HostReport, ImageDisk, ImageRef
 from onestack.services.identity.context import ValidatedToken
@@ -40,7 +41,8 @@ from onestack.services.identity.tokens import TokenData
 log = logging.getLogger(__name__)
 
 #: Builds that fail leave the server in ERROR; other actions leave vm_state alone.
-ERROR_ON_FAILURE = {"spawning", "rebuilding", "resize_prep", "resize_reverting"}
+ERROR_ON_FAILURE = {states.SPAWNING, states.REBUILDING, states.RESIZE_PREP,
+                    states.RESIZE_REVERTING}
 
 
 @dataclass
@@ -171,7 +173,7 @@ class HostAPI:
             inst.task_state = None
             inst.task_args = {}
             inst.updated_at = utcnow()
-            if changes.get("vm_state") == "active" and inst.launched_at is None:
+            if changes.get("vm_state") == states.ACTIVE and inst.launched_at is None:
                 inst.launched_at = utcnow()
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
                           "Success", inst.host)
@@ -185,11 +187,11 @@ class HostAPI:
             if inst is None or inst.deleted or inst.task_state != expected_task_state:
                 return False
             if vm_state is None and expected_task_state in ERROR_ON_FAILURE:
-                vm_state = "error"
+                vm_state = states.ERROR
             if vm_state:
                 inst.vm_state = vm_state
             snapshot = inst.task_args.get("image_id") \
-                if expected_task_state == "image_snapshot" else None
+                if expected_task_state == states.IMAGE_SNAPSHOT else None
             inst.task_state = None
             inst.task_args = {}
             inst.updated_at = utcnow()
@@ -245,14 +247,14 @@ class HostAPI:
                     ServerGroupMember.instance_uuid == uuid)):
                 session.delete(member)
             now = utcnow()
-            inst.vm_state = "deleted"
+            inst.vm_state = states.DELETED
             inst.task_state = None
             inst.power_state = 0
             inst.deleted = True
             inst.deleted_at = now
             inst.terminated_at = now
             inst.updated_at = now
-            _finish_event(session, uuid, TASK_EVENTS["deleting"], "Success", inst.host)
+            _finish_event(session, uuid, TASK_EVENTS[states.DELETING], "Success", inst.host)
 
 
 # -- helpers ----------------------------------------------------------------------------
