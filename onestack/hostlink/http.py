@@ -24,6 +24,8 @@ reached is ``HostUnreachable``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hmac
 import inspect
@@ -39,7 +41,8 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from onestack.hostlink.codec import from_wire, to_wire
 from onestack.hostlink.credentials import (
@@ -273,9 +276,10 @@ class HttpHost:
                  timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
         self._host = host
         self.endpoint = endpoint
+        self._key = server_key(secret_digest)
         self._client = httpx.Client(
             base_url=endpoint.rstrip("/"), timeout=timeout, transport=transport,
-            headers={"Authorization": f"{SCHEME_SERVER} {server_key(secret_digest)}"})
+            headers={"Authorization": f"{SCHEME_SERVER} {self._key}"})
         self._waker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wake-{host}")
         self._wake_pending = threading.Event()
 
@@ -316,9 +320,15 @@ class HttpHost:
         return self._get(f"/console/{uuid}", lines=lines).text
 
     def serial_endpoint(self, uuid: str) -> SerialEndpoint:
-        result: SerialEndpoint = from_wire(SerialEndpoint,
-                                           self._get(f"/serial/{uuid}").json())
-        return result
+        """The host's WebSocket relay of the guest's serial console (the host's own
+        endpoint is a unix socket on its machine, of no use here); ``open_serial``
+        connects to it."""
+        self._get(f"/serial/{uuid}")   # the guest has one (FileNotFoundError if not)
+        base = self.endpoint.rstrip("/")
+        scheme, _, rest = base.partition("://")
+        ws = f"{'wss' if scheme == 'https' else 'ws'}://{rest}"
+        return SerialEndpoint(kind="websocket", address=f"{ws}/serial/{uuid}/ws",
+                              token=self._key)
 
     def uptime(self) -> str:
         return self._get("/uptime").text
@@ -365,16 +375,169 @@ def host_app(handle: ServerToHost, secret: str) -> Starlette:
     def capabilities(request: Request) -> Response:
         return JSONResponse(handle.capabilities())
 
-    return Starlette(routes=[
+    async def serial_ws(websocket: WebSocket) -> None:
+        given = websocket.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            await websocket.close(code=1008)
+            return
+        try:
+            endpoint = await _in_thread_call(handle.serial_endpoint,
+                                             websocket.path_params["uuid"])
+            if endpoint.kind != "unix":
+                raise FileNotFoundError(f"no local serial socket ({endpoint.kind})")
+            reader, writer = await asyncio.open_unix_connection(endpoint.address)
+        except Exception as exc:
+            log.warning("serial console of %s: %s", websocket.path_params["uuid"], exc)
+            await websocket.close(code=1011)
+            return
+        await websocket.accept()
+        await relay(websocket, reader, writer)
+
+    routes: list[BaseRoute] = [
         Route("/wake", authorized(wake), methods=["POST"]),
         Route("/console/{uuid}", authorized(console), methods=["GET"]),
         Route("/serial/{uuid}", authorized(serial), methods=["GET"]),
         Route("/uptime", authorized(uptime), methods=["GET"]),
         Route("/capabilities", authorized(capabilities), methods=["GET"]),
-    ])
+        WebSocketRoute("/serial/{uuid}/ws", serial_ws),
+    ]
+    return Starlette(routes=routes)
 
 
 async def _in_thread(endpoint: Callable[[Request], Response], request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(endpoint, request)
+
+
+async def _in_thread_call(func: Callable[[str], SerialEndpoint], arg: str) -> SerialEndpoint:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(func, arg)
+
+
+# -- serial consoles ---------------------------------------------------------------------------
+
+
+class SerialStream:
+    """What a serial console is read from and written to, whichever its endpoint: the
+    subset of asyncio's StreamReader/StreamWriter a relay uses."""
+
+    async def read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def wait_closed(self) -> None:
+        raise NotImplementedError
+
+
+class _UnixSerial(SerialStream):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def read(self, n: int) -> bytes:
+        return await self._reader.read(n)
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def wait_closed(self) -> None:
+        await self._writer.wait_closed()
+
+
+class _WebSocketSerial(SerialStream):
+    def __init__(self, connection: Any) -> None:
+        self._ws = connection
+        self._pending: list[bytes] = []
+
+    async def read(self, n: int) -> bytes:
+        import websockets
+
+        try:
+            message = await self._ws.recv()
+        except websockets.ConnectionClosed:
+            return b""
+        return message if isinstance(message, bytes) else str(message).encode()
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+
+    async def drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for data in pending:
+            await self._ws.send(data)
+
+    def close(self) -> None:
+        pass
+
+    async def wait_closed(self) -> None:
+        await self._ws.close()
+
+
+async def open_serial(endpoint: SerialEndpoint) -> SerialStream:
+    """Connect to a guest's serial console: a unix socket on this machine (the
+    in-process host), or a remote host's WebSocket relay (``HttpHost``)."""
+    if endpoint.kind == "unix":
+        reader, writer = await asyncio.open_unix_connection(endpoint.address)
+        return _UnixSerial(reader, writer)
+    from websockets.asyncio.client import connect
+
+    connection = await connect(
+        endpoint.address, open_timeout=10, max_size=None,
+        additional_headers={"Authorization": f"{SCHEME_SERVER} {endpoint.token}"})
+    return _WebSocketSerial(connection)
+
+
+async def relay(websocket: WebSocket, reader: Any, writer: Any, chunk: int = 4096) -> None:
+    """Bytes both ways between an accepted ``websocket`` and a stream (asyncio's
+    reader/writer or a ``SerialStream`` as both), until either side ends."""
+
+    async def to_guest() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                data = (message.get("text") or "").encode()
+            writer.write(data)
+            await writer.drain()
+
+    async def to_client() -> None:
+        while True:
+            data = await reader.read(chunk)
+            if not data:
+                return
+            await websocket.send_bytes(data)
+
+    tasks = [asyncio.create_task(to_guest()), asyncio.create_task(to_client())]
+    try:
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect,
+                                     ConnectionError, RuntimeError):
+                await task
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        if websocket.application_state == WebSocketState.CONNECTED and \
+                websocket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close()

@@ -17,7 +17,9 @@ host's instances, ports or images.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +82,8 @@ class Link:
     cloud: Cloud
     host: str
     restart_agent: Callable[[], None]
+    #: The guest's serial socket, on the host's machine.
+    serial_path: Callable[[str], str]
     server_url: str = ""
     credentials: CredentialStore | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +98,10 @@ def inprocess_link(tmp_path: Path) -> Iterator[Link]:
             services.stop_agent()
             services.start_agent()
 
-        yield Link("inprocess", cloud, cloud.config.host.name, restart)
+        def serial_path(uuid: str) -> str:
+            return services.agent.serial_endpoint(uuid).address
+
+        yield Link("inprocess", cloud, cloud.config.host.name, restart, serial_path)
 
 
 @contextlib.contextmanager
@@ -129,9 +136,12 @@ def http_link(tmp_path: Path) -> Iterator[Link]:
                 stop()
                 start()
 
+            def serial_path(uuid: str) -> str:
+                return current["standalone"].agent.serial_endpoint(uuid).address
+
             start()
             try:
-                yield Link("http", cloud, host, restart, server_url, store,
+                yield Link("http", cloud, host, restart, serial_path, server_url, store,
                            {"secret": secret})
             finally:
                 stop()
@@ -334,3 +344,60 @@ def test_snapshot(link: Link) -> None:
     wait_for(link.cloud, body["id"], "ACTIVE")
     # the server's spool of a streamed snapshot is gone
     assert not list((link.cloud.config.state_dir / "tmp").glob("snapshot-*"))
+
+
+class UpperEcho:
+    """A guest's serial port, as the test hears it: a unix socket that says
+    ``login: `` and echoes what it reads in capitals."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    conn.sendall(b"login: ")
+                    while data := conn.recv(4096):
+                        conn.sendall(data.upper())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(params=TRANSPORTS)
+def short_link(request: pytest.FixtureRequest) -> Iterator[Link]:
+    """``link`` on a short path: a unix socket's path has at most 107 bytes."""
+    base = Path(tempfile.mkdtemp(prefix="hl-", dir="/tmp"))
+    make = inprocess_link if request.param == "inprocess" else http_link
+    try:
+        with make(base) as link:
+            yield link
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_serial_console(short_link: Link) -> None:
+    """The serial console's websocket reaches the guest's serial port: a unix socket
+    of the server's own host, or a remote host's relay over HTTP."""
+    link = short_link
+    body = booted(link)
+    echo = UpperEcho(Path(link.serial_path(body["id"])))
+    try:
+        r = nova(link.cloud, "POST", f"/servers/{body['id']}/remote-consoles",
+                 microversion="2.6",
+                 json={"remote_console": {"protocol": "serial", "type": "serial"}})
+        assert r.status_code == 200, r.text
+        path = r.json()["remote_console"]["url"].split("127.0.0.1:5000", 1)[1]
+        with link.cloud.client.websocket_connect(path, subprotocols=["binary"]) as ws:
+            assert ws.receive_bytes() == b"login: "
+            ws.send_bytes(b"root\n")
+            assert ws.receive_bytes() == b"ROOT\n"
+    finally:
+        echo.close()

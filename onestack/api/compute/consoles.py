@@ -4,9 +4,10 @@
 Only the serial console exists (there is no VNC or SPICE server on the hosts). Its URL
 is ``ws://<public host>/compute/serial-console?token=<token>``; the token is short-lived
 (``CONSOLE_TOKEN_TTL``) and the websocket relays bytes both ways between the client and
-the unix socket of the guest's serial port, which the host's agent names
-(``compute.agents[host].serial_socket(uuid)``). The subprotocol ``binary`` (what
-websockify clients ask for) is accepted.
+the guest's serial port, where the host's handle says it is
+(``compute.host_links.get(host).serial_endpoint(uuid)``: a unix socket of this machine,
+or a remote host's WebSocket relay; ``hostlink.http.open_serial`` opens either). The
+subprotocol ``binary`` (what websockify clients ask for) is accepted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from onestack.api.compute.common import check_object, compute, only_keys
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member
 from onestack.common.errors import BadRequest, InvalidField, NotFound
+from onestack.hostlink.http import open_serial
 from onestack.services.compute import Compute
 
 log = logging.getLogger(__name__)
@@ -73,17 +75,18 @@ async def create_console(request: Request) -> Response:
 
 
 async def serial_console(websocket: WebSocket) -> None:
-    """Relay a serial console between the websocket and the guest's unix socket."""
+    """Relay a serial console between the websocket and the guest's serial port."""
     token = websocket.query_params.get("token") or ""
     service: Compute = websocket.app.state.compute
-    path = await run_in_threadpool(service.actions.console_socket, token) if token else None
-    if path is None:
+    endpoint = await run_in_threadpool(service.actions.console_endpoint, token) \
+        if token else None
+    if endpoint is None:
         await websocket.close(code=1008)
         return
     try:
-        reader, writer = await asyncio.open_unix_connection(str(path))
-    except OSError as exc:
-        log.warning("serial console socket %s: %s", path, exc)
+        reader = writer = await open_serial(endpoint)
+    except Exception as exc:   # OSError, or the remote relay's refusal
+        log.warning("serial console %s: %s", endpoint.address, exc)
         await websocket.close(code=1011)
         return
     offered = websocket.scope.get("subprotocols") or []

@@ -18,7 +18,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -39,6 +38,7 @@ from onestack.db.models import (
 )
 from onestack.hostlink import capabilities as caps
 from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
+from onestack.hostlink.types import SerialEndpoint
 from onestack.services.compute import policy, states
 from onestack.services.compute.scheduler import (
     COMPUTE_BINARY,
@@ -559,9 +559,10 @@ class ServerActions:
             self._consoles[token] = ConsoleTarget(uuid, host or "", now + CONSOLE_TOKEN_TTL)
         return token
 
-    def console_socket(self, token: str) -> Path | None:
-        """The unix socket a console token leads to; None if the token is unknown,
-        expired, or its server is gone from the host."""
+    def console_endpoint(self, token: str) -> SerialEndpoint | None:
+        """Where the serial console a console token leads to is (a unix socket here, or
+        a remote host's relay: ``hostlink.http.open_serial`` opens either); None if the
+        token is unknown, expired, or its server is gone from the host."""
         with self._consoles_lock:
             target = self._consoles.get(token)
         if target is None or target.expires < time.monotonic():
@@ -574,12 +575,9 @@ class ServerActions:
         if link is None:
             return None
         try:
-            endpoint = link.serial_endpoint(target.uuid)
-        except HostUnreachable:
+            return link.serial_endpoint(target.uuid)
+        except (HostUnreachable, FileNotFoundError):
             return None
-        if endpoint.kind != "unix":
-            return None  # a remote host's relay: the HTTP transport's (not yet)
-        return Path(endpoint.address)
 
     # -- os-instance-actions --------------------------------------------------------
 
