@@ -36,6 +36,7 @@ DRIVERS: dict[str, dict[str, str]] = {
         "fake": "onestack.drivers.network.dhcp.fake:FakeDhcp",
     },
     "l3": {
+        "linux": "onestack.drivers.network.l3.linux:LinuxL3",
         "noop": "onestack.drivers.network.l3.noop:NoopL3",
         "fake": "onestack.drivers.network.l3.fake:FakeL3",
     },
@@ -47,7 +48,7 @@ DRIVERS: dict[str, dict[str, str]] = {
 
 #: ``network_driver`` -> the driver of each kind.
 SHORTHANDS: dict[str, dict[str, str]] = {
-    "linux": {"l2": "linux", "dhcp": "linux", "l3": "noop", "firewall": "noop"},
+    "linux": {"l2": "linux", "dhcp": "linux", "l3": "linux", "firewall": "noop"},
     "fake": {"l2": "fake", "dhcp": "fake", "l3": "fake", "firewall": "fake"},
 }
 

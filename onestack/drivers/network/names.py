@@ -5,6 +5,10 @@
     <p>dh-<net>     the DHCP veth's bridge end (host namespace)
     <p>ns-<net>     the DHCP veth's other end, inside the DHCP namespace
     <p>qdhcp-<net>  the DHCP namespace (full network id: namespace names may be long)
+    <p>qrouter-<r>  a router's namespace (full router id)
+    <p>qr-<port>    a router's port on a tenant network, inside its namespace
+    <p>qg-<port>    a router's port on the external network, inside its namespace
+    <p>rt-<port>    the bridge end of a router port's veth (host namespace)
 
 ``<p>`` is the host's name prefix ("" in production, a few characters per simulated host
 in tests). Interface names are limited to 15 characters, so the id part is cut to
@@ -30,6 +34,10 @@ TAP = "tap"
 DHCP_BRIDGE_END = "dh-"
 DHCP_NAMESPACE_END = "ns-"
 DHCP_NAMESPACE = "qdhcp-"
+ROUTER_NAMESPACE = "qrouter-"
+ROUTER_INTERNAL = "qr-"
+ROUTER_GATEWAY = "qg-"
+ROUTER_BRIDGE_END = "rt-"
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
@@ -84,6 +92,25 @@ class Names:
 
     def dhcp_namespace(self, network_id: str) -> str:
         return f"{self.prefix}{DHCP_NAMESPACE}{network_id}"
+
+    def router_namespace(self, router_id: str) -> str:
+        return f"{self.prefix}{ROUTER_NAMESPACE}{router_id}"
+
+    def router_internal(self, port_id: str) -> str:
+        return self._link(ROUTER_INTERNAL, port_id)
+
+    def router_gateway(self, port_id: str) -> str:
+        return self._link(ROUTER_GATEWAY, port_id)
+
+    def router_bridge_end(self, port_id: str) -> str:
+        return self._link(ROUTER_BRIDGE_END, port_id)
+
+    def namespace_router(self, name: str) -> str | None:
+        """The router id of one of our router namespaces, else None."""
+        head = self.prefix + ROUTER_NAMESPACE
+        if name.startswith(head) and len(name) > len(head):
+            return name[len(head):]
+        return None
 
     def link_id(self, kind: str, name: str) -> str | None:
         """The (possibly shortened) id in a link name of this kind and prefix, else None."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import json
 import os
 import shlex
@@ -90,12 +91,15 @@ def call_in_namespace(name: str, fn: Callable[[], T]) -> T:
     return outcome["value"]
 
 
-def run(argv: list[str], *, check: bool = True, timeout: float = 30) -> str:
-    """Run a command (never through a shell); its stdout. A failure raises
-    ``NetworkDriverError`` naming the command and quoting its stderr."""
+def run(argv: list[str], *, check: bool = True, timeout: float = 30,
+        input: str | None = None) -> str:
+    """Run a command (never through a shell), with ``input`` on its stdin if given; its
+    stdout. A failure raises ``NetworkDriverError`` naming the command and quoting its
+    stderr."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              **({"input": input} if input is not None
+                                 else {"stdin": subprocess.DEVNULL}))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NetworkDriverError(f"{shlex.join(argv)} failed: {exc}") from exc
     if check and proc.returncode != 0:
@@ -180,3 +184,22 @@ def checked_id(kind: str, value: str) -> str:
         return check_id(kind, value)
     except ValueError as exc:
         raise NetworkDriverError(str(exc)) from exc
+
+
+def ensure_addresses(ns: str, ifname: str, wanted: list[str]) -> None:
+    """Make the global addresses of ``ifname`` in namespace ``ns`` exactly ``wanted``
+    ("10.0.0.1/24"; IPv6 ones added ``nodad``, usable at once); link-local ones stay."""
+    current = set()
+    for entry in ip_json("addr", "show", "dev", ifname, namespace=ns):
+        for addr in entry.get("addr_info", []):
+            if addr.get("scope") == "link":
+                continue
+            current.add(str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}")))
+    desired = [str(ipaddress.ip_interface(a)) for a in wanted]
+    for address in current - set(desired):
+        ip("addr", "del", address, "dev", ifname, namespace=ns)
+    for address in desired:
+        if address in current:
+            continue
+        extra = ["nodad"] if ipaddress.ip_interface(address).version == 6 else []
+        ip("addr", "add", address, "dev", ifname, *extra, namespace=ns)

@@ -19,7 +19,6 @@ editing the leases file while dnsmasq is restarted).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import shlex
@@ -155,7 +154,7 @@ class LinuxDhcp(DhcpDriver):
             link["flags"] = []
         if link.get("mtu") != spec.mtu or not netns.is_up(link):
             netns.ip("link", "set", inner, "mtu", mtu, "up", namespace=ns)
-        self._ensure_addresses(ns, inner, interface_addresses(spec))
+        netns.ensure_addresses(ns, inner, interface_addresses(spec))
         return remade
 
     @staticmethod
@@ -165,23 +164,6 @@ class LinuxDhcp(DhcpDriver):
         link-local one)."""
         for key, value in (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0")):
             netns.set_sysctl(f"net/ipv6/conf/{ifname}/{key}", value)
-
-    @staticmethod
-    def _ensure_addresses(ns: str, ifname: str, wanted: list[str]) -> None:
-        current = set()
-        for entry in netns.ip_json("addr", "show", "dev", ifname, namespace=ns):
-            for addr in entry.get("addr_info", []):
-                if addr.get("scope") == "link":
-                    continue
-                current.add(str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}")))
-        desired = [str(ipaddress.ip_interface(a)) for a in wanted]
-        for address in current - set(desired):
-            netns.ip("addr", "del", address, "dev", ifname, namespace=ns)
-        for address in desired:
-            if address in current:
-                continue
-            extra = ["nodad"] if ipaddress.ip_interface(address).version == 6 else []
-            netns.ip("addr", "add", address, "dev", ifname, *extra, namespace=ns)
 
     def _ensure_dnsmasq(self, spec: NetworkSpec, hosts: str, opts: str,
                         restart: bool = False) -> None:

@@ -1,0 +1,270 @@
+"""The Linux L3 driver: a namespace per router, veths into the networks' bridges,
+routes, and NAT with nftables.
+
+Per router (names in ``names.py``):
+
+    <p>brq<tenant net> ── <p>rt-<port> veth ─┐
+                                              │  namespace <p>qrouter-<router>:
+                               <p>qr-<port> ──┘  forwarding on (IPv4 and IPv6),
+                                                 the ports' addresses,
+    <p>brq<external net> ─ <p>rt-<port> veth ─┐  default route via the external
+                                              │  gateway, static routes,
+                               <p>qg-<port> ──┘  nftables table ``ip onestack``
+                                                 (+ each floating IP as /32 on qg-)
+
+NAT, in the router's namespace only, as one nftables table replaced in a single
+transaction (``nft -f``: the old table is deleted and the new one made atomically, and
+conntrack keeps existing flows' translations, so nothing established is dropped):
+
+- prerouting: each floating IP is DNATed to its fixed address;
+- postrouting: traffic between the router's own subnets that was not DNATed is left
+  alone; a fixed address with a floating IP is SNATed to it (wherever it goes, so a
+  guest reaching a neighbour's floating IP is seen by it as its own floating IP);
+  DNATed traffic that did not come in from outside is SNATed to the gateway address
+  (hairpin for guests without a floating IP, as Neutron does); with ``enable_snat``,
+  what leaves by the gateway port is SNATed to the gateway address.
+
+IPv6 is forwarded, never translated. The routes this driver adds are ``proto static``,
+so the ones it no longer wants are found and removed; connected routes come with the
+addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from pathlib import Path
+
+from onestack.drivers.network import netns
+from onestack.drivers.network.base import NetworkDriverError
+from onestack.drivers.network.l3.base import L3Driver, RouterPort, RouterSpec
+from onestack.drivers.network.l3.check import check_router
+from onestack.drivers.network.names import (
+    ROUTER_BRIDGE_END,
+    ROUTER_GATEWAY,
+    ROUTER_INTERNAL,
+    Names,
+    check_mac,
+)
+
+log = logging.getLogger(__name__)
+
+#: The nftables table each router namespace holds.
+NAT_TABLE = "onestack"
+
+Link = netns.Link
+
+
+def _network(text: str, version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A route's destination as ``ip -j route`` prints it ("default", "10.1.0.0/16", or
+    an address for a host route)."""
+    if text == "default":
+        return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
+    return ipaddress.ip_network(text, strict=False)
+
+
+def nat_ruleset(spec: RouterSpec, gateway_ifname: str | None) -> str:
+    """The ``nft -f`` script that replaces the router's NAT table with the spec's."""
+    prerouting, postrouting = [], []
+    gateway_ip = None
+    if spec.gateway is not None:
+        gateway_ip = next((str(ipaddress.ip_interface(a).ip) for a in spec.gateway.addresses
+                           if ipaddress.ip_interface(a).version == 4), None)
+    for fip in sorted(spec.floating_ips, key=lambda f: f.floating_ip):
+        prerouting.append(f"ip daddr {fip.floating_ip} dnat to {fip.fixed_ip}")
+    if gateway_ifname:
+        qg = f'"{gateway_ifname}"'
+        postrouting.append(f"iifname != {qg} oifname != {qg} ct status ! dnat accept")
+        for fip in sorted(spec.floating_ips, key=lambda f: f.floating_ip):
+            postrouting.append(f"ip saddr {fip.fixed_ip} snat to {fip.floating_ip}")
+        if gateway_ip:
+            postrouting.append(f"iifname != {qg} ct status dnat snat to {gateway_ip}")
+            if spec.enable_snat:
+                postrouting.append(f"oifname {qg} snat to {gateway_ip}")
+
+    def chain(name: str, hook: str, priority: str, rules: list[str]) -> str:
+        body = "".join(f"\t\t{rule}\n" for rule in rules)
+        return (f"\tchain {name} {{\n\t\ttype nat hook {hook} priority {priority}; "
+                f"policy accept;\n{body}\t}}\n")
+
+    return (f"table ip {NAT_TABLE}\n"
+            f"delete table ip {NAT_TABLE}\n"
+            f"table ip {NAT_TABLE} {{\n"
+            + chain("prerouting", "prerouting", "dstnat", prerouting)
+            + chain("postrouting", "postrouting", "srcnat", postrouting)
+            + "}\n")
+
+
+class LinuxL3(L3Driver):
+    name = "linux"
+    capabilities = {"routers": True, "static_routes": True, "snat": True,
+                    "floating_ips": True, "ipv6_routing": True}
+
+    def __init__(self, state_dir: Path | None = None, name_prefix: str = "",
+                 **_ignored: object) -> None:
+        self.names = Names(name_prefix)
+        self._lock = threading.RLock()
+        #: Router id -> the NAT script last applied by this process (a restarted one
+        #: applies it once more, which changes nothing that flows through).
+        self._applied: dict[str, str] = {}
+
+    # -- routers --------------------------------------------------------------------
+
+    def ensure_router(self, spec: RouterSpec) -> None:
+        try:
+            check_router(spec)
+        except ValueError as exc:
+            raise NetworkDriverError(f"router {spec.id}: {exc}") from exc
+        ns = self.names.router_namespace(spec.id)
+        with self._lock:
+            if ns not in netns.namespaces():
+                netns.ip("netns", "add", ns)
+                netns.ip("link", "set", "lo", "up", namespace=ns)
+                log.info("created namespace %s", ns)
+            netns.call_in_namespace(ns, self._forwarding)
+            links = netns.links()
+            inside = {link["ifname"]: link
+                      for link in netns.ip_json("-d", "link", "show", namespace=ns)}
+            wanted: dict[str, list[str]] = {}
+            for port in spec.interfaces:
+                inner = self.names.router_internal(port.id)
+                self._ensure_port(ns, port, inner, links, inside)
+                wanted[inner] = port.addresses
+            gateway_ifname = None
+            if spec.gateway is not None:
+                gateway_ifname = self.names.router_gateway(spec.gateway.id)
+                self._ensure_port(ns, spec.gateway, gateway_ifname, links, inside)
+                wanted[gateway_ifname] = [*spec.gateway.addresses,
+                                          *(f"{f.floating_ip}/32" for f in spec.floating_ips)]
+            for name in list(inside):
+                if name not in wanted and self._port_link(name):
+                    netns.ip("link", "del", name, namespace=ns)
+                    log.info("removed port %s of router %s", name, spec.id)
+            for name, addresses in wanted.items():
+                netns.ensure_addresses(ns, name, addresses)
+            self._ensure_routes(ns, spec, gateway_ifname)
+            script = nat_ruleset(spec, gateway_ifname)
+            if self._applied.get(spec.id) != script:
+                netns.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=script)
+                self._applied[spec.id] = script
+
+    @staticmethod
+    def _forwarding() -> None:
+        netns.set_sysctl("net/ipv4/ip_forward", "1")
+        netns.set_sysctl("net/ipv6/conf/all/forwarding", "1")
+
+    def _port_link(self, name: str) -> bool:
+        return any(self.names.link_id(kind, name) for kind in (ROUTER_INTERNAL, ROUTER_GATEWAY))
+
+    def _ensure_port(self, ns: str, port: RouterPort, inner: str, links: dict[str, Link],
+                     inside: dict[str, Link]) -> None:
+        """The port's veth: the bridge end on its network's bridge, the other end in the
+        router's namespace with the port's MAC and MTU (addresses: the caller)."""
+        bridge = self.names.bridge(port.network_id)
+        outer = self.names.router_bridge_end(port.id)
+        if bridge not in links:
+            raise NetworkDriverError(f"network {port.network_id} has no bridge ({bridge}) "
+                                     "on this host")
+        mtu, mac = str(port.mtu), check_mac(port.mac)
+        if outer in links:
+            netns.check_ours(links[outer], "veth", port.id)
+        if outer not in links or inner not in inside:
+            if outer in links:
+                netns.ip("link", "del", outer)
+            if inner in inside:
+                netns.ip("link", "del", inner, namespace=ns)
+            netns.ip("link", "add", outer, "mtu", mtu, "type", "veth",
+                     "peer", "name", inner, "mtu", mtu, "netns", ns)
+            netns.set_sysctl(f"net/ipv6/conf/{outer}/disable_ipv6", "1")
+            netns.call_in_namespace(ns, lambda: netns.set_sysctl(
+                f"net/ipv6/conf/{inner}/accept_ra", "0"))
+            links[outer] = {"ifname": outer}
+            inside[inner] = {"ifname": inner}
+            log.info("created port %s (%s) in %s", inner, outer, ns)
+        link = links[outer]
+        if link.get("master") != bridge or link.get("mtu") != port.mtu \
+                or not netns.is_up(link) or link.get("ifalias") != port.id:
+            netns.ip("link", "set", outer, "mtu", mtu, "master", bridge, "alias", port.id,
+                     "up")
+        link = inside[inner]
+        if link.get("address") != mac or link.get("mtu") != port.mtu \
+                or not netns.is_up(link):
+            netns.ip("link", "set", inner, "address", mac, "mtu", mtu, "alias", port.id,
+                     "up", namespace=ns)
+
+    @staticmethod
+    def _ensure_routes(ns: str, spec: RouterSpec, gateway_ifname: str | None) -> None:
+        wanted = {}
+        for raw in spec.external_gateways if gateway_ifname else []:
+            nexthop = ipaddress.ip_address(raw)
+            default = ipaddress.ip_network("0.0.0.0/0" if nexthop.version == 4 else "::/0")
+            wanted[(default, nexthop)] = ["dev", gateway_ifname or ""]
+        for route in spec.routes:
+            wanted[(ipaddress.ip_network(route.destination),
+                    ipaddress.ip_address(route.nexthop))] = []
+        for version in (4, 6):
+            for entry in netns.ip_json(f"-{version}", "route", "show", "proto", "static",
+                                       namespace=ns):
+                if "gateway" not in entry:
+                    continue
+                key = (_network(entry["dst"], version), ipaddress.ip_address(entry["gateway"]))
+                if key in wanted:
+                    wanted.pop(key)
+                    continue
+                netns.ip(f"-{version}", "route", "del", entry["dst"], "via", entry["gateway"],
+                         namespace=ns)
+        for (destination, nexthop), extra in wanted.items():
+            netns.ip(f"-{destination.version}", "route", "replace", str(destination), "via",
+                     str(nexthop), *extra, "proto", "static", namespace=ns)
+
+    def remove_router(self, router_id: str) -> None:
+        netns.checked_id("router", router_id)
+        with self._lock:
+            ns = self.names.router_namespace(router_id)
+            if ns in netns.namespaces():
+                self._delete_namespace(ns)
+            self._applied.pop(router_id, None)
+
+    def _delete_namespace(self, ns: str) -> None:
+        """Delete the namespace (its veth ends go with it, and their bridge ends with
+        them) once no process is in it; this driver starts none, so any is a stranger's
+        and keeps it (deleting the name would leave the namespace running, unreachable)."""
+        pids = netns.namespace_pids(ns)
+        if pids:
+            raise NetworkDriverError(
+                f"namespace {ns} holds processes that are not this host's (PIDs "
+                f"{', '.join(map(str, pids))}); it is left in place (end them and it goes "
+                "at the next removal)")
+        # The ports first: a deleted namespace's links go later, in the kernel's own time,
+        # and their bridge ends with them; deleted here, both are gone on return.
+        for link in netns.ip_json("link", "show", namespace=ns):
+            if self._port_link(link["ifname"]):
+                netns.ip("link", "del", link["ifname"], namespace=ns)
+        netns.ip("netns", "del", ns)
+        log.info("deleted namespace %s", ns)
+
+    def list_routers(self) -> list[str]:
+        return sorted(router_id for ns in netns.namespaces()
+                      if (router_id := self.names.namespace_router(ns)))
+
+    def cleanup(self) -> None:
+        errors = []
+        with self._lock:
+            for router_id in self.list_routers():
+                try:
+                    self.remove_router(router_id)
+                except NetworkDriverError as exc:
+                    errors.append(str(exc))
+            for name, link in netns.links().items():
+                if self.names.link_id(ROUTER_BRIDGE_END, name) \
+                        and netns.link_kind(link) == "veth":
+                    try:
+                        netns.ip("link", "del", name)
+                    except NetworkDriverError as exc:
+                        if name in netns.links():
+                            errors.append(str(exc))
+        if errors:
+            raise NetworkDriverError("cleanup incomplete: " + "; ".join(errors))
+
+
