@@ -21,7 +21,13 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from onestack.drivers.network.dhcp.base import DhcpDriver
+    from onestack.drivers.network.firewall.base import FirewallDriver
+    from onestack.drivers.network.l2.base import L2Driver
+    from onestack.drivers.network.l3.base import L3Driver
 
 
 class NetworkDriverError(Exception):
@@ -76,7 +82,13 @@ class PortSpec:
 class NetworkDriver(Protocol):
     """What the agent calls: the host's network as a whole. ``host.HostNetwork`` (the
     four drivers together, built by ``network.load``) is the implementation; see it and
-    each kind's ``base.py`` for what the methods do."""
+    each kind's ``base.py`` for what the methods do. Routers and security groups are
+    reached through their drivers (``l3``, ``firewall``)."""
+
+    l2: L2Driver
+    dhcp: DhcpDriver
+    l3: L3Driver
+    firewall: FirewallDriver
 
     @property
     def capabilities(self) -> dict[str, bool]: ...

@@ -88,7 +88,8 @@ def call_in_namespace(name: str, fn: Callable[[], T]) -> T:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    value: T = outcome["value"]
+    return value
 
 
 def run(argv: list[str], *, check: bool = True, timeout: float = 30,

@@ -16,8 +16,8 @@ import socket
 from typing import ClassVar
 
 from onestack.drivers.network.base import NetworkDriverError, NetworkSpec
-from onestack.drivers.network.dhcp.dnsmasq import check_mac, hosts_file, opts_file
-from onestack.drivers.network.names import check_id
+from onestack.drivers.network.dhcp.dnsmasq import hosts_file, opts_file
+from onestack.drivers.network.names import check_id, check_mac
 
 
 class DhcpDriver(abc.ABC):
