@@ -28,8 +28,7 @@ from onestack.api.compute.common import (
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, reader
 from onestack.common.errors import BadRequest, InvalidField, NotFound
-from onestack.db.models import Flavor
-from onestack.services.compute.flavors import SORT_KEYS, FlavorSpec
+from onestack.services.compute.flavors import SORT_KEYS, FlavorSpec, FlavorView
 
 if TYPE_CHECKING:
     from onestack.services.compute.flavors import Flavors
@@ -44,7 +43,7 @@ def _flavors(request: Request) -> Flavors:
     return compute(request).flavors
 
 
-def render_flavor(request: Request, flavor: Flavor, detail: bool = True,
+def render_flavor(request: Request, flavor: FlavorView, detail: bool = True,
                   with_specs: bool | None = None) -> dict[str, Any]:
     """A flavor as Nova shows it at the request's microversion; from 2.61 with its extra
     specs when the caller may read them (``with_specs``; None: ask the token)."""
@@ -65,7 +64,7 @@ def render_flavor(request: Request, flavor: Flavor, detail: bool = True,
     if with_specs is None:
         with_specs = _may_read_specs(request)
     if detail and v >= (2, 61) and with_specs:
-        body["extra_specs"] = {s.key: s.value for s in flavor.extra_specs}
+        body["extra_specs"] = dict(flavor.extra_specs)
     return body
 
 

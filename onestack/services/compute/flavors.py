@@ -82,6 +82,32 @@ def visible(ctx: ValidatedToken | None) -> ColumnElement[bool] | None:
     return or_(Flavor.is_public.is_(True), shared)
 
 
+@dataclass(frozen=True)
+class FlavorView:
+    """A flavor as the API renders it."""
+
+    id: str
+    name: str
+    vcpus: int
+    ram: int
+    disk: int
+    ephemeral: int
+    swap: int
+    rxtx_factor: float
+    is_public: bool
+    disabled: bool
+    description: str | None
+    extra_specs: dict[str, str]
+
+    @classmethod
+    def of(cls, flavor: Flavor) -> FlavorView:
+        return cls(id=flavor.id, name=flavor.name, vcpus=flavor.vcpus, ram=flavor.ram,
+                   disk=flavor.disk, ephemeral=flavor.ephemeral, swap=flavor.swap,
+                   rxtx_factor=flavor.rxtx_factor, is_public=flavor.is_public,
+                   disabled=flavor.disabled, description=flavor.description,
+                   extra_specs={s.key: s.value for s in flavor.extra_specs})
+
+
 class Flavors:
     def __init__(self, compute: Compute) -> None:
         self.compute = compute
@@ -133,14 +159,14 @@ class Flavors:
             raise not_found(flavor_id)
         return flavor
 
-    def get(self, ctx: ValidatedToken, flavor_id: str) -> Flavor:
+    def get(self, ctx: ValidatedToken, flavor_id: str) -> FlavorView:
         with self.db.session() as session:
-            return self._get(session, flavor_id, ctx)
+            return FlavorView.of(self._get(session, flavor_id, ctx))
 
     def list(self, ctx: ValidatedToken, *, is_public: bool | None = True,
              min_ram: int | None = None, min_disk: int | None = None,
              sort_key: str = "flavorid", sort_dir: str = "asc", limit: int | None = None,
-             marker: str | None = None) -> list[Flavor]:
+             marker: str | None = None) -> list[FlavorView]:
         """Nova's flavor list: non-admins see enabled public flavors and the private
         ones shared with them; admins choose with ``is_public`` (True: public ones and
         their project's private ones; False: private ones; None: all)."""
@@ -174,11 +200,11 @@ class Flavors:
                 if index is None:
                     raise BadRequest(f"marker [{marker}] not found")
                 rows = rows[index + 1:]
-        return rows[:limit] if limit else rows
+            return [FlavorView.of(f) for f in (rows[:limit] if limit else rows)]
 
     # -- flavor-manage --------------------------------------------------------------
 
-    def create(self, ctx: ValidatedToken, spec: FlavorSpec) -> Flavor:
+    def create(self, ctx: ValidatedToken, spec: FlavorSpec) -> FlavorView:
         policy.require_admin(ctx, "os_compute_api:os-flavor-manage:create")
         flavor_id = spec.id if spec.id not in (None, "", "auto") else str(uuid.uuid4())
         assert flavor_id is not None
@@ -197,18 +223,19 @@ class Flavors:
                     extra_specs=[], projects=[])
                 session.add(flavor)
                 session.flush()
-                return flavor
+                view = FlavorView.of(flavor)
         except IntegrityError:
             raise Conflict(f"Flavor with name {spec.name} already exists.") from None
+        return view
 
     def update_description(self, ctx: ValidatedToken, flavor_id: str,
-                           description: str | None) -> Flavor:
+                           description: str | None) -> FlavorView:
         policy.require_admin(ctx, "os_compute_api:os-flavor-manage:update")
         with self.db.session() as session:
             flavor = self._get(session, flavor_id, None)
             flavor.description = description
             flavor.updated_at = utcnow()
-            return flavor
+            return FlavorView.of(flavor)
 
     def delete(self, ctx: ValidatedToken, flavor_id: str) -> None:
         policy.require_admin(ctx, "os_compute_api:os-flavor-manage:delete")
@@ -220,13 +247,12 @@ class Flavors:
     def extra_specs(self, ctx: ValidatedToken, flavor_id: str) -> dict[str, str]:
         policy.require_reader(ctx, "os_compute_api:os-flavor-extra-specs:index",
                               ctx.project_id)
-        flavor = self.get(ctx, flavor_id)
-        return {s.key: s.value for s in flavor.extra_specs}
+        return dict(self.get(ctx, flavor_id).extra_specs)
 
     def extra_spec(self, ctx: ValidatedToken, flavor_id: str, key: str) -> str:
         policy.require_reader(ctx, "os_compute_api:os-flavor-extra-specs:show",
                               ctx.project_id)
-        specs = {s.key: s.value for s in self.get(ctx, flavor_id).extra_specs}
+        specs = self.get(ctx, flavor_id).extra_specs
         if key not in specs:
             raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key}.")
         return specs[key]
@@ -260,10 +286,11 @@ class Flavors:
 
     def access_list(self, ctx: ValidatedToken, flavor_id: str) -> builtins.list[str]:
         policy.require_admin(ctx, "os_compute_api:os-flavor-access")
-        flavor = self.get(ctx, flavor_id)
-        if flavor.is_public:
-            raise NotFound("Access list not available for public flavors.")
-        return sorted(p.project_id for p in flavor.projects)
+        with self.db.session() as session:
+            flavor = self._get(session, flavor_id, ctx)
+            if flavor.is_public:
+                raise NotFound("Access list not available for public flavors.")
+            return sorted(p.project_id for p in flavor.projects)
 
     def _verify_project(self, project_id: str) -> bool:
         try:
