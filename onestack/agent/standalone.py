@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onestack.agent.host import build_hypervisor, build_network, build_storage
+from onestack.agent.host import build_agent
 from onestack.agent.reconciler import Agent
 from onestack.common.config import Config
 from onestack.hostlink.http import HttpServerLink, host_app
@@ -45,31 +45,15 @@ def build_standalone_agent(config: Config, server_url: str, host: str, secret: s
                            advertise: str | None = None,
                            probe_kernel: Path | None = None) -> StandaloneAgent:
     """The agent of ``host`` for the server at ``server_url``, with the drivers
-    ``config`` names; its listener is advertised as ``advertise`` (default: the
-    listening address)."""
-    hc = config.host
+    ``config`` names, built as the in-process host is (``agent.host.build_agent``);
+    its listener is advertised as ``advertise`` (default: the listening address)."""
     endpoint = advertise or f"http://{_url_host(listen_host)}:{listen_port}"
     link = HttpServerLink(server_url, host, secret, endpoint=endpoint)
-    hv, st, net = build_hypervisor(config, probe_kernel), build_storage(config), \
-        build_network(config)
-    proxy = None
-    if hc.network_driver != "fake":
-        from onestack.agent.metadata_proxy import MetadataProxy
-
-        proxy = MetadataProxy(server_url, link.metadata_secret(), link.instance_for_address)
-
-    def overrides() -> dict[str, Any]:
-        return {"vcpus": hc.vcpus, "memory_mb": hc.memory_mib, "local_gb": hc.disk_gb,
-                "cpu_allocation_ratio": hc.cpu_allocation_ratio,
-                "ram_allocation_ratio": hc.ram_allocation_ratio,
-                "disk_allocation_ratio": hc.disk_allocation_ratio}
-
-    agent = Agent(host, link, hv, st, net, poll_interval=hc.poll_interval,
-                  shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
-                  report_extra=overrides, network_idle_seconds=hc.network_idle_seconds)
-    log.info("agent for host %s (server %s, listener %s): hypervisor %s, storage %s, "
-             "network %s", host, server_url, endpoint, hc.hypervisor_driver,
-             hc.storage_driver, hc.network_driver)
+    config.host.name = host
+    # the metadata proxy forwards guests' requests to the server's metadata API
+    config.server.public_url = server_url
+    agent = build_agent(config, link, probe_kernel=probe_kernel)
+    log.info("agent for host %s: server %s, listener %s", host, server_url, endpoint)
     return StandaloneAgent(agent, link, listen_host, listen_port, secret)
 
 
