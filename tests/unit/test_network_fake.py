@@ -289,3 +289,15 @@ def test_names_refuse_bad_prefixes_and_ids() -> None:
     with pytest.raises(ValueError):
         check_id("port", "a b")
     assert check_id("port", PORT) == PORT
+
+
+def test_cleanup_tries_every_kind_and_reports_together() -> None:
+    driver = fake()
+    driver.ensure_network(spec())
+    driver.l3.ensure_router(router())
+    driver.dhcp.record.fail_next("cleanup", "dnsmasq would not die")
+    with pytest.raises(NetworkDriverError, match="dhcp: dnsmasq would not die"):
+        driver.cleanup()
+    assert driver.l3.list_routers() == [] and driver.l2.list_networks() == []
+    for kind in ("l3", "firewall", "dhcp", "l2"):
+        assert ("cleanup", "") in getattr(driver, kind).record.calls, kind
