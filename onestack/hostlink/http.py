@@ -13,13 +13,14 @@ port of its own, and says where in each ``register`` call (``endpoint``). The se
 reaches it with ``HttpHost`` (console output, serial endpoint, uptime, capabilities,
 wake-up), authenticated by a key derived from the host's credential. ``wake`` never
 waits for the host: it is sent from a background thread, and a host that misses it
-converges at its next poll anyway.
+converges at its next poll anyway. The guest's serial console is relayed over a
+WebSocket of the listener; ``open_serial`` opens a serial endpoint of either kind.
 
 Errors are ``{"error": {"code", "type", "message"}}``. A refusal (401/403) is
-``HostLinkRefused``; a call the other side could not
-serve is ``HostLinkError`` with the status and the other side's message; a missing
-image or console is ``FileNotFoundError`` on both sides; a host that cannot be
-reached is ``HostUnreachable``.
+``HostLinkRefused``; a call the other side could not serve is ``HostLinkError`` with
+the status and the other side's message; a missing image or console is
+``FileNotFoundError`` on both sides; a host that cannot be reached is
+``HostUnreachable``.
 """
 
 from __future__ import annotations
