@@ -8,7 +8,7 @@ VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
 # Debian packages the project needs on the host (binaries checked before apt-get runs).
-APT_PACKAGES ?= qemu-utils dnsmasq-base dnsmasq-utils iproute2 nftables genisoimage
+APT_PACKAGES ?= qemu-utils dnsmasq-base dnsmasq-utils iproute2 nftables iptables genisoimage
 # The test image build (onestack image build-test) and its boot test.
 APT_PACKAGES += busybox-static syslinux syslinux-common mtools dosfstools cpio qemu-system-x86
 

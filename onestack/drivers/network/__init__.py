@@ -4,7 +4,7 @@
     l2        linux (bridges, taps), fake
     dhcp      linux (dnsmasq in qdhcp- namespaces), fake
     l3        linux (qrouter- namespaces, nftables NAT), noop, fake
-    firewall  noop (until the datapath issue brings linux), fake
+    firewall  linux (br_netfilter, iptables-nft physdev, conntrack), noop, fake
 
 ``[host] network_driver`` (``linux`` or ``fake``) picks a driver for each kind
 (``SHORTHANDS``); ``l2_driver``, ``dhcp_driver``, ``l3_driver`` and ``firewall_driver``
@@ -41,6 +41,7 @@ DRIVERS: dict[str, dict[str, str]] = {
         "fake": "onestack.drivers.network.l3.fake:FakeL3",
     },
     "firewall": {
+        "linux": "onestack.drivers.network.firewall.linux:LinuxFirewall",
         "noop": "onestack.drivers.network.firewall.noop:NoopFirewall",
         "fake": "onestack.drivers.network.firewall.fake:FakeFirewall",
     },
