@@ -155,7 +155,8 @@ class HostConfig:
     #: One network driver kind each, overriding what ``network_driver`` picks (empty:
     #: its pick). L2 (bridges, taps) ``linux`` | ``fake``; DHCP (dnsmasq, RA, metadata)
     #: ``linux`` | ``fake``; L3 (routers, NAT) ``linux`` | ``noop`` | ``fake``; firewall
-    #: (security groups) ``noop`` | ``fake``.
+    #: (security groups) ``linux`` | ``noop`` | ``fake`` (``network_driver = linux``
+    #: picks ``noop`` until the agent applies security groups).
     l2_driver: str = ""
     dhcp_driver: str = ""
     l3_driver: str = ""

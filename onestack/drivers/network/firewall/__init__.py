@@ -1,2 +1,2 @@
-"""The firewall drivers: security groups per port (``base.py``, ``fake.py``, ``noop.py``;
-the Linux one comes with the datapath issue)."""
+"""The firewall drivers: security groups per port (``base.py``, ``linux.py``,
+``noop.py``, ``fake.py``)."""

@@ -9,9 +9,9 @@ ingress, established and related traffic allowed, egress as the rules say; a por
 ``port_security_enabled`` false is not filtered at all (nor protected from spoofing).
 Every method is idempotent; failures raise ``NetworkDriverError``.
 
-Linux: nftables' bridge family has no conntrack on this kernel, so the real backend
-(the datapath issue) filters with br_netfilter + iptables-nft ``physdev`` matches and
-conntrack, or in an inet-family table on a routed hop (docs/design/host-network.md).
+Linux: nftables' bridge family has no conntrack on this kernel, so ``linux.py`` filters
+with br_netfilter + iptables-nft ``physdev`` matches and conntrack, as Neutron's Linux
+bridge agent does (docs/design/host-network.md says why, and what else would work).
 """
 
 from __future__ import annotations
