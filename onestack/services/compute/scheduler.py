@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,6 +41,9 @@ from onestack.db.models import (
 from onestack.db.models.base import utcnow
 from onestack.hostlink import capabilities as caps
 from onestack.services.compute.hosts import COMPUTE, Hosts
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 #: Flavor extra specs that require a host capability: ``capabilities:<name>``.
 CAPABILITY_SPEC = "capabilities:"
@@ -137,7 +140,7 @@ def flavor_disk_gb(flavor: dict[str, Any]) -> int:
 
 
 class Scheduler:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
 
     # -- what hosts have ------------------------------------------------------------
