@@ -63,15 +63,13 @@ class HostLink:
         self.credentials = CredentialStore(self.config.state_dir)
         self.scope = HostScope(services.db)
         self.handles: dict[str, HttpHost] = {}
+        self.digests: dict[str, str] = {}
 
     @property
-    def server_side(self) -> Any:
-        """The server's ``HostToServer`` (the host service)."""
-        for name in ("hosts", "host_service"):
-            impl = getattr(self.services, name, None)
-            if isinstance(impl, HostToServer):
-                return impl
-        return self.services.compute.hostapi
+    def server_side(self) -> HostToServer:
+        """The server's ``HostToServer``: the host service (``services.hosts``)."""
+        hosts: HostToServer = self.services.hosts
+        return hosts
 
     def authenticate(self, request: Request) -> str:
         parsed = parse_host_authorization(request.headers.get("authorization"))
@@ -96,38 +94,28 @@ class HostLink:
                 raise Refused(403, f"Host {host} may not act on this {name}.")
 
     def attach(self, host: str, endpoint: str | None) -> None:
-        """Keep a handle on the host's listener (a new one if it moved)."""
-        current = self.handles.get(host)
-        if not endpoint or (current is not None and current.endpoint == endpoint):
-            return
+        """Keep a handle on the host's listener in ``compute.host_links`` (a new one if
+        it moved, or if the host's credential was rotated: the key changed)."""
         secret_digest = self.credentials.digest_of(host)
-        if secret_digest is None:
+        if not endpoint or secret_digest is None:
+            return
+        current = self.handles.get(host)
+        if current is not None and (current.endpoint, self.digests.get(host)) == \
+                (endpoint, secret_digest):
             return
         handle = HttpHost(host, endpoint, secret_digest)
         self.handles[host] = handle
-        compute = self.services.compute
-        directory = getattr(compute, "host_links", None)   # a hostlink.HostDirectory
-        if directory is not None:
-            directory.add(handle)
-        else:
-            compute.agents[host] = handle
-        if current is None and isinstance(getattr(compute, "listeners", None), list):
-            # wake-ups coalesce in HttpHost, so a directory that wakes it too costs nothing
-            compute.listeners.append(
-                lambda changed, host=host: self._wake(host) if changed == host else None)
+        self.digests[host] = secret_digest
+        self.services.compute.host_links.add(handle)   # replaces the older handle
         if current is not None:
             current.close()
         log.info("host %s: its listener is at %s", host, endpoint)
-
-    def _wake(self, host: str) -> None:
-        handle = self.handles.get(host)
-        if handle is not None:
-            handle.wake()
 
     def close(self) -> None:
         for handle in self.handles.values():
             handle.close()
         self.handles.clear()
+        self.digests.clear()
 
 
 def _link(request: Request) -> HostLink:
