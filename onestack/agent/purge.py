@@ -21,6 +21,7 @@ The database, images, keys and logs stay: deleting the directory forgets the clo
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import Callable
@@ -59,7 +60,7 @@ class HostObjects:
 def pidfile_processes(state_dir: Path) -> dict[Path, int]:
     """Live processes named by pidfiles under ``state_dir`` whose command line names the
     pidfile's directory (so a PID reused by someone else is never taken for ours)."""
-    found = {}
+    found: dict[Path, int] = {}
     if not state_dir.is_dir():
         return found
     for name in PIDFILE_NAMES:
@@ -133,18 +134,18 @@ class HostPurge:
             return errors
         hv, net = self._drivers()
         for uuid in self._guests():
-            attempt(f"guest {uuid}", lambda uuid=uuid: hv.destroy(uuid))
+            attempt(f"guest {uuid}", functools.partial(hv.destroy, uuid))
         if self.disks_dir.is_dir():
             st = self._storage()
             for uuid in st.list_disks():
-                attempt(f"disk {uuid}", lambda uuid=uuid: st.delete_disk(uuid))
+                attempt(f"disk {uuid}", functools.partial(st.delete_disk, uuid))
             attempt(f"{self.disks_dir} (image bases)",
                     lambda: shutil.rmtree(self.disks_dir))
         attempt(f"networks and ports with prefix {self.config.host.name_prefix!r}",
                 net.cleanup)
         for pidfile, pid in pidfile_processes(self.state_dir).items():
             attempt(f"process {pid} ({pidfile})",
-                    lambda pidfile=pidfile, pid=pid: _end(pidfile, pid))
+                    functools.partial(_end, pidfile, pid))
         return errors
 
 
