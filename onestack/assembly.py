@@ -60,10 +60,16 @@ class Services:
         self.network.bootstrap(self.bootstrap.admin_project_id)
         self.compute = Compute(self.db, config, self.identity, self.images, self.network)
         self.compute.bootstrap()
+        # A change of routers or floating IPs wakes every host this process reaches.
+        self.network.listeners.append(self._wake_hosts)
         #: What hosts call (``hostlink.HostToServer``), whatever their transport.
         self.hosts = HostService(self.compute, self.network, self.images)
         #: This machine's host, when it runs in this process (the all-in-one mode).
         self.agent: Agent | None = None
+
+    def _wake_hosts(self) -> None:
+        for host in self.compute.host_links.names():
+            self.compute.notify(host)
 
     def start(self) -> None:
         """What the server does once it serves: run this machine's host in process if

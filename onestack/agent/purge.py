@@ -9,8 +9,9 @@ builds them, with the name prefix and drivers the objects were made with:
 1. each guest: the hypervisor's ``destroy`` (QEMU found by its pidfile, signalled only
    after its command line names the guest);
 2. each disk: the storage driver's ``delete_disk``, then the ``disks/`` tree (bases);
-3. the network: the driver's ``cleanup``, which ends the state directory's dnsmasq and
-   deletes every bridge, tap, veth and ``qdhcp-`` namespace with the prefix (a
+3. the network: the driver's ``cleanup``, which deletes every ``qrouter-`` namespace
+   (routers, with their NAT) and ends the state directory's dnsmasq and deletes every
+   bridge, tap, veth and ``qdhcp-`` namespace with the prefix (a
    namespace only once the processes in it that are ours are ended; a stranger's
    process keeps its namespace, and is reported);
 4. any process still named by a pidfile under the state directory whose command line
@@ -49,12 +50,13 @@ class HostObjects:
     disks: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     ports: list[str] = field(default_factory=list)
+    routers: list[str] = field(default_factory=list)
     #: Live processes named by pidfiles under the state directory.
     processes: dict[Path, int] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not (self.guests or self.disks or self.networks or self.ports
-                    or self.processes)
+                    or self.routers or self.processes)
 
 
 def pidfile_processes(state_dir: Path) -> dict[Path, int]:
@@ -108,6 +110,7 @@ class HostPurge:
                 objects.disks = self._storage().list_disks()
             objects.networks = net.list_networks()
             objects.ports = net.list_ports()
+            objects.routers = net.l3.list_routers()
         return objects
 
     def _guests(self) -> list[str]:

@@ -5,6 +5,10 @@ Level-triggered: at start, whenever the server notifies it (``wake``) and every
 
 - networks: every network with a port of an instance here gets its bridge, DHCP and
   metadata listener; networks no instance here uses any more are removed;
+- routers: every router of those networks is made exactly its desired state by the L3
+  driver (its namespace, ports, routes, SNAT and floating IPs; the networks it needs
+  besides, such as the external one, get their bridges); routers no longer desired
+  are removed;
 - instances: a pending task (``task_state``) is carried out (docs/design/
   compute-states.md); a steady instance is kept so (a guest that should run after a
   host restart is started again; one that powered itself off is reported ``stopped``);
@@ -25,6 +29,7 @@ tasks again.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import subprocess
 import tempfile
@@ -54,6 +59,7 @@ from onestack.drivers.network.base import (
     PortSpec,
     SubnetSpec,
 )
+from onestack.drivers.network.l3 import base as l3
 from onestack.drivers.storage.base import ImageSource, StorageDriver, StorageError
 from onestack.hostlink import capabilities as caps
 from onestack.hostlink import states
@@ -83,7 +89,8 @@ class Agent:
                  poll_interval: float = 5.0, shutdown_timeout: float = 60.0,
                  metadata_proxy: Any = None, workers: int = 4,
                  report_extra: Callable[[], dict[str, Any]] | None = None,
-                 network_idle_seconds: float = 60.0) -> None:
+                 network_idle_seconds: float = 60.0,
+                 external_gateway_on_host: bool = True) -> None:
         self.host = host
         self.control = control
         self.hypervisor = hypervisor
@@ -94,6 +101,11 @@ class Agent:
         self.metadata_proxy = metadata_proxy
         self.report_extra = report_extra or (lambda: {})
         self.network_idle_seconds = network_idle_seconds
+        self.external_gateway_on_host = external_gateway_on_host
+        #: Router id -> the spec last applied (so unchanged routers cost nothing).
+        self._routers: dict[str, l3.RouterSpec] = {}
+        #: The routers of the last pass's desired state (None: no pass yet).
+        self._wanted_routers: set[str] | None = None
         #: Network id -> when the last instance here stopped using it.
         self._unused_since: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-work")
@@ -169,7 +181,11 @@ class Agent:
         if self._recover is None:
             self._recover = {d.uuid for d in desired
                              if d.vm_state in RUNNING_STATES and d.task_state is None}
-        self._sync_networks([_network_spec(n) for n in state.networks])
+        routers = self._router_specs(state)
+        self._remove_routers(set(routers))
+        self._sync_networks([_network_spec(n, self.external_gateway_on_host)
+                             for n in state.networks])
+        self._sync_routers(routers)
         futures = []
         for d in desired:
             with self._lock:
@@ -208,7 +224,8 @@ class Agent:
                     log.exception("network %s: could not set it up on this host", spec.id)
                     continue
                 self._networks[spec.id] = spec
-            if self.metadata_proxy is not None and spec.id not in self._served:
+            if self.metadata_proxy is not None and spec.id not in self._served \
+                    and spec.dhcp_mac is not None:  # the listener is in the DHCP namespace
                 try:
                     sock = self.network.metadata_socket(spec.id)
                     if sock is not None:
@@ -247,6 +264,71 @@ class Agent:
             self._remove_network(network_id, "deleted" if network_id in deleted
                                  else "no instance uses it")
 
+    # -- routers ------------------------------------------------------------------------
+
+    def _runs_routers(self) -> bool:
+        return bool(self.network.l3.capabilities.get("routers"))
+
+    def _router_specs(self, state: wire.HostState) -> dict[str, l3.RouterSpec]:
+        """The L3 driver's spec of each desired router (a router that cannot be
+        translated is logged and left out: kept as it is if it exists, not removed)."""
+        if not self._runs_routers():
+            if state.routers and self._passes == 0:
+                log.warning("this host's L3 driver (%s) runs no routers; %d router(s) "
+                            "ignored", self.network.l3.name, len(state.routers))
+            return {}
+        networks = {n.id: n for n in state.networks}
+        specs: dict[str, l3.RouterSpec] = {}
+        for router in state.routers:
+            try:
+                specs[router.id] = _router_spec(router, networks)
+            except ValueError as exc:
+                log.warning("router %s: cannot be set up on this host: %s", router.id, exc)
+        return specs
+
+    def _remove_routers(self, wanted: set[str]) -> None:
+        """Remove the routers here that are not desired (before their networks go)."""
+        if not self._runs_routers():
+            return
+        try:
+            present = set(self.network.l3.list_routers()) | set(self._routers)
+        except Exception:
+            log.exception("could not list this host's routers")
+            return
+        for router_id in sorted(present - wanted):
+            self._remove_router(router_id, "not desired here")
+        self._wanted_routers = wanted
+
+    def _remove_router(self, router_id: str, why: str) -> None:
+        try:
+            self.network.l3.remove_router(router_id)
+        except NetworkDriverError as exc:
+            log.warning("router %s: could not remove it from this host: %s", router_id, exc)
+            return
+        except Exception:
+            log.exception("router %s: could not remove it from this host", router_id)
+            return
+        self._routers.pop(router_id, None)
+        log.info("router %s: removed from this host (%s)", router_id, why)
+
+    def _sync_routers(self, specs: dict[str, l3.RouterSpec]) -> None:
+        """Make each router its spec (the first pass applies every one once: a restarted
+        agent re-adopts them; the NAT table is replaced atomically, so conntrack keeps
+        established flows)."""
+        for router_id, spec in sorted(specs.items()):
+            if self._routers.get(router_id) == spec:
+                continue
+            try:
+                self.network.l3.ensure_router(spec)
+            except Exception:
+                log.exception("router %s: could not set it up on this host", router_id)
+                continue
+            self._routers[router_id] = spec
+            log.info("router %s: set up (%d interface(s), gateway %s, %d floating IP(s))",
+                     router_id, len(spec.interfaces),
+                     spec.gateway.addresses if spec.gateway else "none",
+                     len(spec.floating_ips))
+
     def _deleted_networks(self, network_ids: list[str]) -> set[str]:
         """Those of ``network_ids`` the cloud no longer has (none if it cannot tell)."""
         if not network_ids:
@@ -281,7 +363,17 @@ class Agent:
         """At a clean stop, remove what is already due, so nothing waits for a next
         start that may never come: networks deleted from the cloud, and networks unused
         for longer than ``network_idle_seconds``. Networks in use, or unused for less
-        time, stay with their DHCP (as guests do): a restart finds them ready."""
+        time, stay with their DHCP (as guests do): a restart finds them ready. Routers
+        not in the last desired state go too; desired ones stay (their guests' flows
+        keep running)."""
+        if self._wanted_routers is not None and self._runs_routers():
+            try:
+                present = set(self.network.l3.list_routers())
+            except Exception:
+                log.exception("could not list this host's routers")
+                present = set()
+            for router_id in sorted(present - self._wanted_routers):
+                self._remove_router(router_id, "not desired here")
         try:
             known = set(self._networks) | set(self.network.list_networks())
         except Exception:
@@ -624,11 +716,63 @@ def _volume_disk(volume: VolumeDisk) -> GuestDisk:
                           f"{kind or 'untyped'} volume.")
 
 
-def _network_spec(spec: wire.NetworkSpec) -> NetworkSpec:
-    """The network driver's spec for a wire network."""
+def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False
+                  ) -> NetworkSpec:
+    """The network driver's spec for a wire network. An external network's bridge holds
+    its IPv4 subnets' gateway addresses when ``external_gateway_on_host`` (the
+    all-in-one mode: the host is the external network's gateway)."""
+    host_addresses = []
+    if spec.external and external_gateway_on_host:
+        host_addresses = [f"{s.gateway_ip}/{ipaddress.ip_network(s.cidr).prefixlen}"
+                          for s in spec.subnets if s.ip_version == 4 and s.gateway_ip]
     return NetworkSpec(
-        id=spec.id, mtu=spec.mtu,
+        id=spec.id, mtu=spec.mtu, host_addresses=host_addresses,
         subnets=[SubnetSpec(**dataclasses.asdict(s)) for s in spec.subnets],
         dhcp_mac=spec.dhcp_mac, dhcp_ips=list(spec.dhcp_ips),
         hosts=[DhcpHost(port_id=h.port_id, mac=h.mac, ips=list(h.ips), hostname=h.hostname)
                for h in spec.hosts])
+
+
+def _router_spec(router: wire.RouterSpec, networks: dict[str, wire.NetworkSpec]
+                 ) -> l3.RouterSpec:
+    """The L3 driver's spec for a wire router: each port's addresses with the prefix
+    length of the subnet they are on, the external subnets' gateways as default routes,
+    the static routes and floating IPs. ValueError if a port's network or subnet is not
+    in ``networks`` (the desired state's networks)."""
+    def port(leg: wire.RouterPort) -> l3.RouterPort:
+        network = networks.get(leg.network_id)
+        if network is None:
+            raise ValueError(f"port {leg.port_id}: network {leg.network_id} is not known "
+                             "here")
+        subnets = [s for s in network.subnets
+                   if not leg.subnet_ids or s.id in leg.subnet_ids]
+        addresses = []
+        for raw in leg.ips:
+            ip = ipaddress.ip_address(raw)
+            cidr = next((ipaddress.ip_network(s.cidr) for s in subnets
+                         if ip in ipaddress.ip_network(s.cidr)), None)
+            if cidr is None:
+                raise ValueError(f"port {leg.port_id}: {raw} is on no subnet of network "
+                                 f"{leg.network_id}")
+            addresses.append(f"{ip}/{cidr.prefixlen}")
+        return l3.RouterPort(id=leg.port_id, network_id=leg.network_id, mac=leg.mac,
+                             addresses=addresses, mtu=network.mtu)
+
+    gateway = port(router.gateway) if router.gateway is not None else None
+    external_gateways: list[str] = []
+    if router.gateway is not None:
+        seen = set()
+        for s in networks[router.gateway.network_id].subnets:
+            if s.gateway_ip and s.ip_version not in seen and (
+                    not router.gateway.subnet_ids or s.id in router.gateway.subnet_ids):
+                seen.add(s.ip_version)
+                external_gateways.append(s.gateway_ip)
+    return l3.RouterSpec(
+        id=router.id, interfaces=[port(p) for p in router.interfaces], gateway=gateway,
+        external_gateways=external_gateways,
+        routes=[l3.Route(destination=r["destination"], nexthop=r["nexthop"])
+                for r in router.routes],
+        enable_snat=router.enable_snat,
+        floating_ips=[l3.FloatingIp(floating_ip=f.floating_ip, fixed_ip=f.fixed_ip,
+                                    id=f.port_id)
+                      for f in router.floating_ips if f.fixed_ip] if gateway else [])

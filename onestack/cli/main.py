@@ -108,6 +108,7 @@ def down(state_dir: StateDir = None,
                   f"{f', server PID {pid} running' if pid else ''}):")
     for what, items in (("guests", objects.guests), ("disks", objects.disks),
                         ("networks", objects.networks), ("ports", objects.ports),
+                        ("routers", objects.routers),
                         ("processes", [f"{p} ({f})" for f, p in objects.processes.items()])):
         console.print(f"  {what}: {', '.join(map(str, items)) or '-'}")
     if not purge:

@@ -167,6 +167,15 @@ class HostConfig:
     poll_interval: float = 5.0
     #: Seconds a network stays set up on a host after its last instance there is gone.
     network_idle_seconds: float = 60.0
+    #: The all-in-one (DevStack-style) external network: the host holds each external
+    #: subnet's gateway address (``[network] public_gateway``, 203.0.113.1 by default)
+    #: on the external network's bridge, so the host's shell reaches floating IPs and
+    #: routers' gateway addresses. Off for a host whose external network is a real one.
+    external_gateway_on_host: bool = True
+    #: Masquerade what leaves the external subnets through the host's other interfaces
+    #: (its default route), so guests reach beyond the host. Off by default: turning it
+    #: on NATs cloud traffic onto the machine's own network (docs/network.md).
+    external_masquerade: bool = False
     #: Resources reported to the scheduler; 0 means measure the machine.
     vcpus: int = 0
     memory_mib: int = 0

@@ -163,6 +163,8 @@ class NetworkSpec:
     #: "flat", "vxlan", ... and the segment (VNI) where it has one.
     network_type: str = "flat"
     segmentation_id: int | None = None
+    #: ``router:external``: routers' gateways and floating IPs live on it.
+    external: bool = False
 
 
 @dataclass

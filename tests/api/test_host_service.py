@@ -73,3 +73,19 @@ def test_routers_of_the_hosts_networks(quiet, env):
     assert spec.gateway is not None and spec.gateway.network_id == public["id"]
     assert [(f.floating_ip, f.fixed_ip, f.port_id) for f in spec.floating_ips] == [
         (floating, nic.ips[0], nic.id)]
+    # The external network comes with the routers (its bridge, no DHCP), marked external.
+    state = hosts.desired_state("host-a")
+    ext = next(n for n in state.networks if n.id == public["id"])
+    assert ext.external and ext.dhcp_mac is None and ext.hosts == []
+    assert [s.cidr for s in ext.subnets] == ["203.0.113.0/24"]
+    assert not next(n for n in state.networks if n.id == env.network).external
+
+
+def test_router_changes_wake_the_hosts(quiet, env):
+    woken = []
+    quiet.services.network.listeners.append(lambda: woken.append(1))
+    public = quiet.request("GET", "/network/v2.0/networks?name=public").json()["networks"][0]
+    r = quiet.request("POST", "/network/v2.0/routers", json={"router": {
+        "name": "r1", "external_gateway_info": {"network_id": public["id"]}}})
+    assert r.status_code == 201, r.text
+    assert woken

@@ -17,12 +17,15 @@ from onestack.drivers.storage.fake import FakeStorage, write_empty_qcow2
 from onestack.hostlink.types import (
     DesiredInstance,
     DhcpHost,
+    FloatingIPSpec,
     HostReport,
     HostState,
     ImageDisk,
     ImageRef,
     NetworkSpec,
     PortInfo,
+    RouterPort,
+    RouterSpec,
     SubnetSpec,
 )
 
@@ -41,13 +44,19 @@ class Control:
         self.uploads: dict[str, int] = {}
         #: Networks deleted from the cloud (every other network exists).
         self.deleted_networks: set[str] = set()
+        #: Routers in the desired state, and the networks they need besides.
+        self.routers: list[RouterSpec] = []
+        self.extra_networks: list[NetworkSpec] = []
 
     def register(self, report: HostReport) -> None:
         self.reports.append(report)
 
     def desired_state(self, host: str) -> HostState:
+        networks = self.networks(host)
         return HostState(host=host, instances=self.desired_instances(host),
-                         networks=self.networks(host))
+                         networks=networks + [n for n in self.extra_networks
+                                              if n.id not in {m.id for m in networks}],
+                         routers=list(self.routers))
 
     def desired_instances(self, host: str) -> list[DesiredInstance]:
         return [DesiredInstance(**vars(d)) for d in self.instances.values()]
@@ -352,3 +361,91 @@ def test_stop_keeps_everything_when_the_cloud_cannot_tell(tmp_path: Path,
     agent.network_idle_seconds = 3600
     agent.stop()
     assert agent.network.list_networks() == ["net-1", "net-2"]
+
+
+PUBLIC = NetworkSpec(id="public", mtu=1500, external=True, subnets=[SubnetSpec(
+    id="pub4", cidr="203.0.113.0/24", ip_version=4, gateway_ip="203.0.113.1",
+    enable_dhcp=False)])
+
+
+def a_router(fips: list[FloatingIPSpec] | None = None) -> RouterSpec:
+    return RouterSpec(
+        id="router-1",
+        interfaces=[RouterPort(port_id="rp-1", network_id="net-1", mac="fa:16:3e:00:00:0a",
+                               ips=["10.0.0.1"], subnet_ids=["s1"])],
+        gateway=RouterPort(port_id="gw-1", network_id="public", mac="fa:16:3e:00:00:0b",
+                           ips=["203.0.113.2"], subnet_ids=["pub4"]),
+        routes=[{"destination": "10.9.0.0/16", "nexthop": "10.0.0.9"}],
+        floating_ips=fips or [])
+
+
+def test_routers_follow_the_desired_state(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    control.extra_networks = [PUBLIC]
+    control.routers = [a_router()]
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    l3 = agent.network.l3
+    spec = l3.routers["router-1"]
+    assert spec.interfaces[0].addresses == ["10.0.0.1/24"]
+    assert spec.interfaces[0].mtu == 1450
+    assert spec.gateway is not None and spec.gateway.addresses == ["203.0.113.2/24"]
+    assert spec.external_gateways == ["203.0.113.1"]
+    assert [(r.destination, r.nexthop) for r in spec.routes] == [("10.9.0.0/16", "10.0.0.9")]
+    # The external network has its bridge, and the host holds its gateway address.
+    assert agent.network.l2.networks["public"].host_addresses == ["203.0.113.1/24"]
+    # Unchanged: not applied again; a floating IP: applied at the next pass.
+    calls = len(l3.record.calls)
+    agent.run_once(wait=True)
+    assert len(l3.record.calls) == calls
+    control.routers = [a_router([FloatingIPSpec(floating_ip="203.0.113.9",
+                                                fixed_ip="10.0.0.5", port_id=d.ports[0].id)])]
+    agent.run_once(wait=True)
+    assert [(f.floating_ip, f.fixed_ip) for f in l3.routers["router-1"].floating_ips] == \
+        [("203.0.113.9", "10.0.0.5")]
+    # A restarted agent applies each router once more (re-adoption), nothing else.
+    again = make_agent(tmp_path, control)
+    again.run_once(wait=True)
+    assert again.network.l3.list_routers() == ["router-1"]
+    # No longer desired: removed.
+    control.routers = []
+    again.run_once(wait=True)
+    assert again.network.l3.list_routers() == []
+
+
+def test_leftover_router_goes_and_clean_stop_removes_undesired(tmp_path: Path,
+                                                                image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    control.extra_networks = [PUBLIC]
+    control.routers = [a_router()]
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    # A router this host has but the cloud no longer wants, found at start.
+    stale = a_router()
+    stale.id = "router-old"
+    from onestack.agent.reconciler import _router_spec
+    agent.network.l3.ensure_router(_router_spec(stale, {"net-1": control.networks("h")[0],
+                                                        "public": PUBLIC}))
+    restarted = make_agent(tmp_path, control)
+    restarted.run_once(wait=True)
+    assert restarted.network.l3.list_routers() == ["router-1"]
+    control.routers = []
+    restarted._stop.set()
+    restarted._wanted_routers = set()
+    restarted.stop()
+    assert restarted.network.l3.list_routers() == []
+
+
+def test_router_on_an_unknown_network_is_skipped(tmp_path: Path, image: bytes) -> None:
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    control.routers = [a_router()]  # its external network is not in the desired state
+    agent = make_agent(tmp_path, control)
+    agent.run_once(wait=True)
+    assert agent.network.l3.list_routers() == []
+    assert d.vm_state == "active"

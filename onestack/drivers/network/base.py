@@ -69,6 +69,10 @@ class NetworkSpec:
     dhcp_ips: list[str] = field(default_factory=list)
     #: Every compute port on the network that should get a lease.
     hosts: list[DhcpHost] = field(default_factory=list)
+    #: Addresses the host itself holds on the network's bridge ("203.0.113.1/24"): the
+    #: external network's gateway in the all-in-one mode, so the host's shell reaches
+    #: floating IPs. Empty: the bridge has no address (every tenant network).
+    host_addresses: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -187,8 +187,9 @@ def checked_id(kind: str, value: str) -> str:
         raise NetworkDriverError(str(exc)) from exc
 
 
-def ensure_addresses(ns: str, ifname: str, wanted: list[str]) -> None:
-    """Make the global addresses of ``ifname`` in namespace ``ns`` exactly ``wanted``
+def ensure_addresses(ns: str | None, ifname: str, wanted: list[str]) -> None:
+    """Make the global addresses of ``ifname`` in namespace ``ns`` (None: the calling
+    thread's) exactly ``wanted``
     ("10.0.0.1/24"; IPv6 ones added ``nodad``, usable at once); link-local ones stay."""
     current = set()
     for entry in ip_json("addr", "show", "dev", ifname, namespace=ns):

@@ -50,9 +50,15 @@ class HostService:
         dns_names = {p: i.dns_name for i in instances for p in i.port_ids}
         groups = sorted({g for n in nics.values() for g in n.security_group_ids})
         networks = self.network.hostview.networks(host, dns_names)
+        # The routers of the networks here, and the networks they need besides (the
+        # external network of their gateways, their other subnets): bridges, no DHCP.
+        routers = self.network.hostview.routers([n.id for n in networks])
+        have = {n.id for n in networks}
+        legs = {p.network_id for r in routers
+                for p in [*r.interfaces, *([r.gateway] if r.gateway else [])]}
+        networks += self.network.hostview.router_networks(sorted(legs - have))
         return HostState(host=host, instances=[i.spec for i in instances],
-                         networks=networks,
-                         routers=self.network.hostview.routers([n.id for n in networks]),
+                         networks=networks, routers=routers,
                          security_groups=self.network.hostview.security_groups(groups))
 
     def existing_networks(self, network_ids: list[str]) -> list[str]:

@@ -11,12 +11,13 @@ known to the tags API and to ``GET /v2.0/``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Boolean, Integer, and_, delete, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
@@ -442,3 +443,23 @@ def list_page(session: Session, kind: Kind, stmt: Any, query: ListQuery,
     if query.page_reverse:
         items.reverse()
     return Page(items, has_more)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def changes_hosts(method: Callable[Concatenate[Any, _P], _R]
+                  ) -> Callable[Concatenate[Any, _P], _R]:
+    """For a method of a service object (with ``net``, the ``Networking``) whose change
+    hosts carry out (routers, floating IPs): once it has returned (its transaction
+    committed), ``net.changed()`` wakes the hosts, so the datapath follows at once
+    rather than at the next poll."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        result = method(self, *args, **kwargs)
+        self.net.changed()
+        return result
+
+    return wrapper

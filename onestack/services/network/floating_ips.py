@@ -31,6 +31,7 @@ from onestack.services.network.base import (
     Page,
     annotate,
     caller_project,
+    changes_hosts,
     forget_tags,
     list_page,
     new_id,
@@ -169,6 +170,7 @@ class FloatingIPs:
         fip.fixed_ip_address = address
         fip.router_id = routers[0].id
 
+    @changes_hosts
     def create(self, ctx: ValidatedToken, *, project_id: str | None,
                floating_network_id: Any, floating_ip_address: Any = None,
                subnet_id: Any = None, port_id: Any = None, fixed_ip_address: Any = None,
@@ -232,6 +234,7 @@ class FloatingIPs:
             fip = FLOATING_IPS.get_visible(session, ctx, fip_id)
             return page_of(session, FLOATING_IPS, [fip])
 
+    @changes_hosts
     def update(self, ctx: ValidatedToken, fip_id: str, changes: dict[str, Any]
                ) -> Page:
         with self.db.session() as session:
@@ -250,6 +253,7 @@ class FloatingIPs:
             session.flush()
             return page_of(session, FLOATING_IPS, [fip])
 
+    @changes_hosts
     def delete(self, ctx: ValidatedToken, fip_id: str) -> None:
         """Delete the floating IP and release its address."""
         with self.db.session() as session:

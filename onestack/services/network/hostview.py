@@ -126,7 +126,7 @@ class HostView:
                     continue
                 dhcp = self._dhcp_port(session, network, host)
                 specs.append(NetworkSpec(
-                    id=network.id, mtu=network.mtu,
+                    id=network.id, mtu=network.mtu, external=network.external,
                     subnets=[_subnet_spec(s) for s in network.subnets],
                     dhcp_mac=dhcp.mac_address if dhcp else None,
                     dhcp_ips=[a.ip_address for a in dhcp.fixed_ips] if dhcp else [],
@@ -137,6 +137,18 @@ class HostView:
             return specs
 
         return retrying(self.db, work)
+
+    def router_networks(self, network_ids: list[str]) -> list[NetworkSpec]:
+        """The networks ``network_ids`` as a host's routers need them (their bridges,
+        subnets and MTU), without DHCP: networks no instance of the host is on, but one
+        of its routers is (the external network of a gateway, a router's other subnets)."""
+        if not network_ids:
+            return []
+        with self.db.session() as session:
+            return [NetworkSpec(id=n.id, mtu=n.mtu, external=n.external,
+                                subnets=[_subnet_spec(s) for s in n.subnets])
+                    for n in session.scalars(select(Network).where(
+                        Network.id.in_(network_ids)).order_by(Network.id))]
 
     def routers(self, network_ids: list[str]) -> list[wire.RouterSpec]:
         """Every router with an interface on one of ``network_ids`` (the networks a host

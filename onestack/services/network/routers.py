@@ -33,6 +33,7 @@ from onestack.services.network.base import (
     Page,
     annotate,
     caller_project,
+    changes_hosts,
     forget_tags,
     list_page,
     new_id,
@@ -333,6 +334,7 @@ class Routers:
 
     # CRUD
 
+    @changes_hosts
     def create(self, ctx: ValidatedToken, *, project_id: str | None, name: str,
                description: str, admin_state_up: bool,
                external_gateway_info: dict[str, Any] | None,
@@ -364,6 +366,7 @@ class Routers:
         with self.db.session() as session:
             return page_of(session, ROUTERS, [ROUTERS.get_visible(session, ctx, router_id)])
 
+    @changes_hosts
     def update(self, ctx: ValidatedToken, router_id: str, changes: dict[str, Any]
                ) -> Page:
         def work(session: Session) -> Page:
@@ -385,6 +388,7 @@ class Routers:
             return page_of(session, ROUTERS, [router])
         return retrying(self.db, work)
 
+    @changes_hosts
     def delete(self, ctx: ValidatedToken, router_id: str) -> None:
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
@@ -401,6 +405,7 @@ class Routers:
 
     # static routes, one at a time (extraroute-atomic)
 
+    @changes_hosts
     def change_routes(self, ctx: ValidatedToken, router_id: str, routes: Any, add: bool
                       ) -> Page:
         with self.db.session() as session:
@@ -421,6 +426,7 @@ class Routers:
 
     # interfaces
 
+    @changes_hosts
     def add_interface(self, ctx: ValidatedToken, router_id: str, subnet_id: Any,
                       port_id: Any) -> InterfaceInfo:
         if subnet_id is not None and port_id is not None:
@@ -476,6 +482,7 @@ class Routers:
         bind_port_security_groups(session, port, [])
         return port
 
+    @changes_hosts
     def remove_interface(self, ctx: ValidatedToken, router_id: str, subnet_id: Any,
                          port_id: Any) -> InterfaceInfo:
         if subnet_id is None and port_id is None:

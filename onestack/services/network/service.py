@@ -9,6 +9,7 @@ a ``ValidatedToken`` applies Neutron's policy for it; ``*_in`` functions (e.g.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -47,7 +48,18 @@ class Networking:
         self.quotas = Quotas(self)
         #: The network's slice of each host's desired state (``services/hosts``).
         self.hostview = HostView(self)
+        #: Called (no arguments) after a change hosts carry out (routers, floating IPs:
+        #: ``base.changes_hosts``); the assembly wakes the hosts from here.
+        self.listeners: list[Callable[[], None]] = []
         register_defaults(db.engine, configured_defaults(config))
+
+    def changed(self) -> None:
+        """Tell the listeners that routers or floating IPs changed; never raises."""
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("a network change listener failed")
 
     def bootstrap(self, admin_project_id: str) -> None:
         """Create what a fresh cloud needs: the admin's external network (``public``, a

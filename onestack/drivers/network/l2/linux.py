@@ -74,6 +74,9 @@ class LinuxL2(L2Driver):
             netns.check_ours(link, "bridge", spec.id)
             if link.get("mtu") != spec.mtu or not netns.is_up(link):
                 netns.ip("link", "set", bridge, "mtu", str(spec.mtu), "up")
+        # The host's own addresses on it (the external network's gateway in the
+        # all-in-one mode); none on every other bridge.
+        netns.ensure_addresses(None, bridge, spec.host_addresses)
         # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
         tap_head = self.names.prefix + TAP
         for name, other in links.items():
