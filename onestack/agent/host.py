@@ -66,7 +66,8 @@ def build_agent(config: Config, control: HostToServer,
     agent = Agent(name, control, hv, st, net, poll_interval=hc.poll_interval,
                   shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
                   report_extra=overrides, network_idle_seconds=hc.network_idle_seconds,
-                  external_gateway_on_host=hc.external_gateway_on_host)
+                  external_gateway_on_host=hc.external_gateway_on_host,
+                  external_masquerade=hc.external_masquerade)
     log.info("agent for host %s: hypervisor %s, storage %s, network %s", name,
              hc.hypervisor_driver, hc.storage_driver, hc.network_driver)
     return agent

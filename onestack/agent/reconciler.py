@@ -90,7 +90,8 @@ class Agent:
                  metadata_proxy: Any = None, workers: int = 4,
                  report_extra: Callable[[], dict[str, Any]] | None = None,
                  network_idle_seconds: float = 60.0,
-                 external_gateway_on_host: bool = True) -> None:
+                 external_gateway_on_host: bool = True,
+                 external_masquerade: bool = False) -> None:
         self.host = host
         self.control = control
         self.hypervisor = hypervisor
@@ -102,6 +103,7 @@ class Agent:
         self.report_extra = report_extra or (lambda: {})
         self.network_idle_seconds = network_idle_seconds
         self.external_gateway_on_host = external_gateway_on_host
+        self.external_masquerade = external_masquerade
         #: Router id -> the spec last applied (so unchanged routers cost nothing).
         self._routers: dict[str, l3.RouterSpec] = {}
         #: The routers of the last pass's desired state (None: no pass yet).
@@ -183,7 +185,8 @@ class Agent:
                              if d.vm_state in RUNNING_STATES and d.task_state is None}
         routers = self._router_specs(state)
         self._remove_routers(set(routers))
-        self._sync_networks([_network_spec(n, self.external_gateway_on_host)
+        self._sync_networks([_network_spec(n, self.external_gateway_on_host,
+                                           self.external_masquerade)
                              for n in state.networks])
         self._sync_routers(routers)
         futures = []
@@ -716,17 +719,19 @@ def _volume_disk(volume: VolumeDisk) -> GuestDisk:
                           f"{kind or 'untyped'} volume.")
 
 
-def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False
-                  ) -> NetworkSpec:
+def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False,
+                  external_masquerade: bool = False) -> NetworkSpec:
     """The network driver's spec for a wire network. An external network's bridge holds
     its IPv4 subnets' gateway addresses when ``external_gateway_on_host`` (the
-    all-in-one mode: the host is the external network's gateway)."""
+    all-in-one mode: the host is the external network's gateway), and with
+    ``external_masquerade`` what comes from them leaves by the host's default route."""
     host_addresses = []
     if spec.external and external_gateway_on_host:
         host_addresses = [f"{s.gateway_ip}/{ipaddress.ip_network(s.cidr).prefixlen}"
                           for s in spec.subnets if s.ip_version == 4 and s.gateway_ip]
     return NetworkSpec(
         id=spec.id, mtu=spec.mtu, host_addresses=host_addresses,
+        masquerade=external_masquerade and bool(host_addresses),
         subnets=[SubnetSpec(**dataclasses.asdict(s)) for s in spec.subnets],
         dhcp_mac=spec.dhcp_mac, dhcp_ips=list(spec.dhcp_ips),
         hosts=[DhcpHost(port_id=h.port_id, mac=h.mac, ips=list(h.ips), hostname=h.hostname)

@@ -73,6 +73,10 @@ class NetworkSpec:
     #: external network's gateway in the all-in-one mode, so the host's shell reaches
     #: floating IPs. Empty: the bridge has no address (every tenant network).
     host_addresses: list[str] = field(default_factory=list)
+    #: Masquerade what comes from the subnets of ``host_addresses`` and leaves by
+    #: another interface of the host (its default route): guests behind routers reach
+    #: beyond the host. Off unless ``[host] external_masquerade``.
+    masquerade: bool = False
 
 
 @dataclass

@@ -13,7 +13,10 @@ shortened ids can collide, and another id's link is never touched.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import shutil
 import threading
 from pathlib import Path
 
@@ -58,6 +61,8 @@ class LinuxL2(L2Driver):
             if bridge in links and netns.ours(links[bridge], "bridge", network_id):
                 netns.ip("link", "del", bridge)
                 log.info("deleted bridge %s", bridge)
+            if self.masquerade_table(network_id) in self._masquerade_tables():
+                netns.run(["nft", "delete", "table", "ip", self.masquerade_table(network_id)])
 
     def _ensure_bridge(self, spec: NetworkSpec, links: dict[str, Link]) -> None:
         bridge = self.names.bridge(spec.id)
@@ -77,12 +82,39 @@ class LinuxL2(L2Driver):
         # The host's own addresses on it (the external network's gateway in the
         # all-in-one mode); none on every other bridge.
         netns.ensure_addresses(None, bridge, spec.host_addresses)
+        self._ensure_masquerade(spec, bridge)
         # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
         tap_head = self.names.prefix + TAP
         for name, other in links.items():
             if other.get("master") == bridge and name.startswith(tap_head) \
                     and other.get("mtu") != spec.mtu:
                 netns.ip("link", "set", name, "mtu", str(spec.mtu))
+
+    def masquerade_table(self, network_id: str) -> str:
+        """The host namespace's nftables table (``ip`` family) that masquerades what
+        leaves the network's host subnets by another interface."""
+        return f"{self.names.prefix}masq-{network_id}"
+
+    def _masquerade_tables(self) -> set[str]:
+        if shutil.which("nft") is None:
+            return set()
+        try:
+            out = netns.run(["nft", "-j", "list", "tables", "ip"]).strip()
+        except NetworkDriverError as exc:  # no nftables here: nothing of ours either
+            log.debug("no nftables tables listed: %s", exc)
+            return set()
+        head = f"{self.names.prefix}masq-"
+        return {item["table"]["name"] for item in (json.loads(out)["nftables"] if out else [])
+                if "table" in item and item["table"]["name"].startswith(head)}
+
+    def _ensure_masquerade(self, spec: NetworkSpec, bridge: str) -> None:
+        table = self.masquerade_table(spec.id)
+        if spec.masquerade and spec.host_addresses:
+            script = masquerade_ruleset(table, bridge, spec.host_addresses)
+            netns.set_sysctl("net/ipv4/ip_forward", "1")
+            netns.run(["nft", "-f", "-"], input=script)
+        elif table in self._masquerade_tables():
+            netns.run(["nft", "delete", "table", "ip", table])
 
     # -- ports ----------------------------------------------------------------------
 
@@ -160,5 +192,25 @@ class LinuxL2(L2Driver):
                     netns.ip("link", "del", name)
                 except NetworkDriverError as exc:
                     errors.append(str(exc))
+            try:
+                for table in self._masquerade_tables():
+                    netns.run(["nft", "delete", "table", "ip", table])
+            except NetworkDriverError as exc:
+                errors.append(str(exc))
         if errors:
             raise NetworkDriverError("cleanup incomplete: " + "; ".join(errors))
+
+
+def masquerade_ruleset(table: str, bridge: str, host_addresses: list[str]) -> str:
+    """The ``nft -f`` script that replaces ``table`` (atomically) with one masquerading
+    IPv4 from the subnets of ``host_addresses`` that leaves by any link but ``bridge``."""
+    cidrs = sorted({str(ipaddress.ip_interface(a).network) for a in host_addresses
+                    if ipaddress.ip_interface(a).version == 4})
+    rules = "".join(f'\t\tip saddr {cidr} oifname != "{bridge}" masquerade\n'
+                    for cidr in cidrs)
+    return (f"table ip {table}\n"
+            f"delete table ip {table}\n"
+            f"table ip {table} {{\n"
+            f"\tchain postrouting {{\n"
+            f"\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+            f"{rules}\t}}\n}}\n")
