@@ -184,7 +184,8 @@ class Agent:
             self._recover = {d.uuid for d in desired
                              if d.vm_state in RUNNING_STATES and d.task_state is None}
         routers = self._router_specs(state)
-        self._remove_routers(set(routers))
+        # Every desired router stays, even one that cannot be translated now.
+        self._remove_routers({r.id for r in state.routers})
         self._sync_networks([_network_spec(n, self.external_gateway_on_host,
                                            self.external_masquerade)
                              for n in state.networks])

@@ -449,3 +449,10 @@ def test_router_on_an_unknown_network_is_skipped(tmp_path: Path, image: bytes) -
     agent.run_once(wait=True)
     assert agent.network.l3.list_routers() == []
     assert d.vm_state == "active"
+    # One that exists and cannot be translated now is kept as it is, not removed.
+    control.extra_networks = [PUBLIC]
+    agent.run_once(wait=True)
+    assert agent.network.l3.list_routers() == ["router-1"]
+    control.extra_networks = []
+    agent.run_once(wait=True)
+    assert agent.network.l3.list_routers() == ["router-1"]
