@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -69,6 +69,9 @@ from onestack.services.network.security_groups import (
     port_security_group_ids,
 )
 
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
+
 #: How long a remote console URL stays valid (Nova's ``[consoleauth] token_ttl``).
 CONSOLE_TOKEN_TTL = 600
 #: Properties of the base image a snapshot does not inherit.
@@ -108,7 +111,7 @@ class ConsoleTarget:
 
 
 class ServerActions:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
         self._consoles: dict[str, ConsoleTarget] = {}
@@ -283,7 +286,7 @@ class ServerActions:
             demand = Demand(vcpus=new["vcpus"], memory_mb=new["ram"],
                             disk_gb=flavor_disk_gb(new), instance_uuid=inst.uuid,
                             capabilities=required_capabilities(new))
-            why = self.compute.scheduler.fits(session, inst.host, demand)
+            why = self.compute.scheduler.fits(session, inst.host or "", demand)
             if why is not None:
                 message = f"No valid host was found. {inst.host}: {why}."
                 inst.faults.append(InstanceFault(code=500, message=message[:255],

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,6 +38,9 @@ from onestack.hostlink.types import DesiredInstance, HostReport, ImageDisk, Imag
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.tokens import TokenData
 
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
+
 log = logging.getLogger(__name__)
 
 #: Builds that fail leave the server in ERROR; other actions leave vm_state alone.
@@ -56,7 +59,7 @@ class HostInstance:
 
 
 class HostAPI:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
         self.config = compute.config

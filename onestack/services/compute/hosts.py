@@ -18,7 +18,7 @@ import re
 import socket
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,6 +30,9 @@ from onestack.hostlink import capabilities as caps
 from onestack.hostlink.interfaces import HostUnreachable
 from onestack.services.compute import policy
 from onestack.services.identity.context import ValidatedToken
+
+if TYPE_CHECKING:
+    from onestack.services.compute.service import Compute
 
 #: Seconds without a heartbeat after which a service is "down" (Nova's default).
 SERVICE_DOWN_TIME = 60
@@ -92,7 +95,7 @@ def _is_int(value: str) -> bool:
 
 
 class Hosts:
-    def __init__(self, compute: Any) -> None:
+    def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.db = compute.db
         #: The host this server registered its control services on.
