@@ -68,3 +68,29 @@ def test_actions_the_host_cannot_do_are_501(quiet, env):
                "cannot: pause")
     nova_error(action(quiet, sid, {"createImage": {"name": "snap"}}), 501, "createImage")
     assert action(quiet, sid, {"suspend": None}).status_code == 202
+
+
+def test_features_the_hosts_drivers_lack_name_the_host(quiet, env):
+    """Interfaces, volumes, diagnostics, moves and rescue: the 501 says which host's
+    drivers cannot, when the host declared it; a server of another project is a 404."""
+    sid = boot(quiet, env)["id"]
+    set_capabilities(quiet, "host-a", attach_interface=False, volume_hotplug=False,
+                     diagnostics=False, live_migration=False, rescue=False)
+    host_says = "the drivers of host host-a cannot"
+    nova_error(nova(quiet, "POST", f"/servers/{sid}/os-interface",
+                    json={"interfaceAttachment": {}}), 501, host_says, "attach_interface")
+    nova_error(nova(quiet, "POST", f"/servers/{sid}/os-volume_attachments",
+                    json={"volumeAttachment": {"volumeId": "v1"}}), 501, host_says,
+               "volume_hotplug")
+    nova_error(nova(quiet, "GET", f"/servers/{sid}/diagnostics"), 501, host_says,
+               "diagnostics")
+    for name, capability in (("migrate", "live_migration"),
+                             ("os-migrateLive", "live_migration"),
+                             ("rescue", "rescue")):
+        nova_error(action(quiet, sid, {name: None}), 501, host_says, capability)
+    # Drivers that could still meet a control plane without the operation.
+    set_capabilities(quiet, "host-a", diagnostics=True)
+    nova_error(nova(quiet, "GET", f"/servers/{sid}/diagnostics"), 501,
+               "Unable to get diagnostics")
+    nova_error(action(quiet, "00000000-0000-0000-0000-000000000000", {"rescue": None}),
+               404)

@@ -37,6 +37,7 @@ from onestack.api.compute.validation import (
     check_uuid,
 )
 from onestack.common.errors import BadRequest, InvalidField, NotFound
+from onestack.hostlink import capabilities as caps
 from onestack.services.compute.actions import RebuildRequest
 from onestack.services.compute.server_requests import validate_user_data
 from onestack.services.identity.context import ValidatedToken
@@ -296,13 +297,15 @@ ACTIONS: dict[str, Handler] = {
 #: Nova's server actions this cloud does not have, and why: Nova's answer when a driver
 #: lacks a feature (501 ``The requested functionality is not supported``), rather than
 #: "There is no such action", which reads as a typo in the client.
-_MOVES = "servers cannot move between hosts in this cloud"
+#: Those a host's drivers decide (the capability they must declare) come first.
+BY_CAPABILITY: dict[str, str] = {
+    "migrate": caps.LIVE_MIGRATION, "os-migrateLive": caps.LIVE_MIGRATION,
+    "evacuate": caps.LIVE_MIGRATION, "rescue": caps.RESCUE, "unrescue": caps.RESCUE,
+}
 _NETWORK = "use the network API (ports, floating IPs) instead"
 UNSUPPORTED: dict[str, str] = {
-    "migrate": _MOVES, "os-migrateLive": _MOVES, "evacuate": _MOVES,
     "shelve": "there is no shelving", "shelveOffload": "there is no shelving",
     "unshelve": "there is no shelving",
-    "rescue": "there is no rescue mode", "unrescue": "there is no rescue mode",
     "changePassword": "there is no guest agent to set it",
     "createBackup": "use createImage, i.e. openstack server image create",
     "trigger_crash_dump": "the hypervisor cannot inject an NMI",
@@ -323,6 +326,11 @@ async def server_action(request: Request) -> Response:
         raise BadRequest("Malformed request body")
     name, value = next(iter(body.items()))
     handler = ACTIONS.get(name)
+    if handler is None and name in BY_CAPABILITY:
+        compute(request).actions.refuse_unsupported(ctx, server_id(request),
+                                                    BY_CAPABILITY[name], name,
+                                                    f"The requested functionality is not "
+                                                    f"supported: {name}.")
     if handler is None and name in UNSUPPORTED:
         compute(request).servers.get(ctx, server_id(request))  # 404 first, as Nova
         raise NotImplementedFault(f"The requested functionality is not supported: "

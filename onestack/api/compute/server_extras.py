@@ -18,7 +18,7 @@ all, answered the way Nova answers a cloud without them (instead of a bare 404):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +29,7 @@ from onestack.api.compute.common import NotImplementedFault, check_object, compu
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, member, reader, reads_and_writes
 from onestack.common.errors import BadRequest, NotFound
+from onestack.hostlink import capabilities as caps
 from onestack.services.compute import policy
 from onestack.services.compute.server_views import ServerView
 
@@ -59,6 +60,13 @@ def _interface(request: Request, entry: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _refuse(request: Request, capability: str, feature: str, otherwise: str) -> NoReturn:
+    """501: the server's host cannot do ``capability``, or this cloud has no such
+    operation (``otherwise``)."""
+    compute(request).actions.refuse_unsupported(caller(request), server_id(request),
+                                                capability, feature, otherwise)
+
+
 async def list_interfaces(request: Request) -> Response:
     entries = compute(request).servers.interfaces(caller(request), server_id(request))
     return json_response({"interfaceAttachments": [_interface(request, e) for e in entries]})
@@ -76,8 +84,9 @@ async def show_interface(request: Request) -> Response:
 async def attach_interface(request: Request) -> Response:
     _server(request)
     await _body(request, "interfaceAttachment")
-    raise NotImplementedFault("Attaching interfaces to a server is not supported by this "
-                              "cloud; create the server with the port or network instead.")
+    _refuse(request, caps.ATTACH_INTERFACE, "attach interface",
+            "Attaching interfaces to a server is not supported by this cloud; create the "
+            "server with the port or network instead.")
 
 
 async def detach_interface(request: Request) -> Response:
@@ -85,8 +94,8 @@ async def detach_interface(request: Request) -> Response:
     port_id = request.path_params["port_id"]
     if not any(e["port_id"] == port_id for e in entries):
         raise NotFound(f"Port {port_id} is not attached")
-    raise NotImplementedFault("Detaching interfaces from a server is not supported by "
-                              "this cloud.")
+    _refuse(request, caps.ATTACH_INTERFACE, "detach interface",
+            "Detaching interfaces from a server is not supported by this cloud.")
 
 
 # -- os-volume_attachments -----------------------------------------------------------------
@@ -106,8 +115,9 @@ async def show_volume_attachment(request: Request) -> Response:
 async def attach_volume(request: Request) -> Response:
     _server(request)
     await _body(request, "volumeAttachment")
-    raise NotImplementedFault("Attaching volumes is not supported by this cloud (it has "
-                              "no block storage service).")
+    _refuse(request, caps.VOLUME_HOTPLUG, "attach volume",
+            "Attaching volumes is not supported by this cloud (it has no block storage "
+            "service).")
 
 
 # -- diagnostics, password -----------------------------------------------------------------
@@ -116,7 +126,8 @@ async def attach_volume(request: Request) -> Response:
 async def diagnostics(request: Request) -> Response:
     _server(request)
     policy.require_admin(caller(request), "os_compute_api:os-server-diagnostics")
-    raise NotImplementedFault("Unable to get diagnostics, functionality not implemented")
+    _refuse(request, caps.DIAGNOSTICS, "diagnostics",
+            "Unable to get diagnostics, functionality not implemented")
 
 
 async def show_password(request: Request) -> Response:

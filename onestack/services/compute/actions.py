@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,6 +40,7 @@ from onestack.hostlink import capabilities as caps
 from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
 from onestack.hostlink.types import SerialEndpoint
 from onestack.services.compute import policy, states
+from onestack.services.compute.hosts import NotImplementedByHost
 from onestack.services.compute.scheduler import (
     COMPUTE_BINARY,
     Demand,
@@ -141,6 +142,18 @@ class ServerActions:
             record_action(session, ctx, inst, action)
             host = inst.host
         self.compute.notify(host)
+
+    def refuse_unsupported(self, ctx: ValidatedToken, server_id: str, capability: str,
+                           feature: str, otherwise: str) -> NoReturn:
+        """Nova's 501 for a server feature this cloud does not carry out: the server's
+        host declares whether its drivers can do ``capability``, and the answer names
+        that host's reason; where the drivers could, the control plane still lacks the
+        operation (``otherwise`` says so). A server the caller cannot see is a 404
+        first, as Nova answers."""
+        with self.db.session() as session:
+            inst = find_instance(session, ctx, server_id)
+            self.compute.hosts.require_capability(session, inst.host, capability, feature)
+        raise NotImplementedByHost(otherwise)
 
     def stop(self, ctx: ValidatedToken, server_id: str) -> None:
         self._task(ctx, server_id, action="stop", rule="os_compute_api:servers:stop",
