@@ -12,7 +12,6 @@ subprotocol ``binary`` (what websockify clients ask for) is accepted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -27,7 +26,7 @@ from onestack.api.compute.common import check_object, compute, only_keys
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member
 from onestack.common.errors import BadRequest, InvalidField, NotFound
-from onestack.hostlink.http import open_serial
+from onestack.hostlink.http import open_serial, relay
 from onestack.services.compute import Compute
 
 log = logging.getLogger(__name__)
@@ -91,38 +90,9 @@ async def serial_console(websocket: WebSocket) -> None:
         return
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol="binary" if "binary" in offered else None)
-
-    async def to_guest() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            if data is None:
-                data = (message.get("text") or "").encode()
-            writer.write(data)
-            await writer.drain()
-
-    async def to_client() -> None:
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                return
-            await websocket.send_bytes(data)
-
-    tasks = [asyncio.create_task(to_guest()), asyncio.create_task(to_client())]
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect,
-                                     ConnectionError, RuntimeError):
-                await task
+        await relay(websocket, reader, writer, CHUNK)
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
         if websocket.application_state == WebSocketState.CONNECTED and \
                 websocket.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
