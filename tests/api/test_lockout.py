@@ -81,15 +81,15 @@ def test_the_option_round_trips_through_the_users_api(cloud):
 
 def test_bootstrap_exempts_an_existing_admin_but_keeps_an_explicit_choice(cloud):
     ident = cloud.services.identity
-    ident.users.update(cloud.admin_user_id, {"options": {
+    ident.users.update(None, cloud.admin_user_id, {"options": {
         "ignore_lockout_failure_attempts": None}})  # an install from before the option
     bootstrap(ident, cloud.config.public_url)
-    assert ident.users.get(cloud.admin_user_id).options == {
+    assert ident.users.get(None, cloud.admin_user_id).options == {
         "ignore_lockout_failure_attempts": True}
-    ident.users.update(cloud.admin_user_id, {"options": {
+    ident.users.update(None, cloud.admin_user_id, {"options": {
         "ignore_lockout_failure_attempts": False}})
     bootstrap(ident, cloud.config.public_url)
-    assert ident.users.get(cloud.admin_user_id).options == {
+    assert ident.users.get(None, cloud.admin_user_id).options == {
         "ignore_lockout_failure_attempts": False}
 
 

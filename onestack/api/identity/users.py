@@ -24,7 +24,6 @@ from onestack.api.identity.projects import render_project
 from onestack.common.errors import InvalidField
 from onestack.db.models import User
 from onestack.services.identity.base import isotime
-from onestack.services.identity.policy import enforce
 
 #: Keystone's identity names: 1-255 characters, not only blanks.
 IdentityName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255,
@@ -94,7 +93,7 @@ def _options(options: UserOptions | None) -> dict[str, Any]:
 
 async def create_user(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_user")
+    identity(request).users.authorize_create(ctx)  # before the body: a 403, not a 400
     body = parse(UserCreate, body_part(await read_json(request), "user"), "user")
     users = identity(request).users
     password_hash = None
@@ -102,7 +101,7 @@ async def create_user(request: Request) -> Response:
         password_hash = await anyio.to_thread.run_sync(users.hash_new_password,
                                                         body.password)
     user = users.create(
-        name=body.name, domain_id=body.domain_id or ctx.domain_id or "default",
+        ctx, name=body.name, domain_id=body.domain_id or ctx.domain_id or "default",
         default_project_id=body.default_project_id, description=body.description or "",
         email=body.email, enabled=body.enabled, options=_options(body.options),
         extra=body.model_extra or {}, password_hash=password_hash)
@@ -111,13 +110,12 @@ async def create_user(request: Request) -> Response:
 
 async def list_users(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_users")
     wanted = filters(request, "name", "domain_id", "enabled")
     if ctx.domain_id is not None:
         # a domain-scoped token sees its own domain only, as in Keystone
         if wanted.setdefault("domain_id", ctx.domain_id) != ctx.domain_id:
             return json_response({"users": [], "links": list_links(request)})
-    users = identity(request).users.list(**wanted)
+    users = identity(request).users.list(ctx, **wanted)
     return json_response({"users": [render_user(request, u) for u in users],
                           "links": list_links(request)})
 
@@ -125,14 +123,14 @@ async def list_users(request: Request) -> Response:
 async def get_user(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:get_user", user_id=user_id)
-    return json_response({"user": render_user(request, identity(request).users.get(user_id))})
+    user = identity(request).users.get(ctx, user_id)
+    return json_response({"user": render_user(request, user)})
 
 
 async def update_user(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:update_user", user_id=user_id)
+    identity(request).users.authorize_update(ctx, user_id)  # before the body
     body = parse(UserUpdate, body_part(await read_json(request), "user"), "user")
     changes = body.model_dump(exclude_unset=True)
     if not changes:
@@ -143,21 +141,20 @@ async def update_user(request: Request) -> Response:
     if "options" in changes:
         changes["options"] = _options(body.options)
     users = identity(request).users
-    users.get(user_id)  # a 404 before the slow hash
+    users.get(None, user_id)  # a 404 before the slow hash (the caller was checked above)
     kwargs: dict[str, Any] = {}
     if "password" in changes:
         password = changes.pop("password")
         kwargs["password_hash"] = None if password is None else \
             await anyio.to_thread.run_sync(users.hash_new_password, password)
-    user = users.update(user_id, changes, **kwargs)
+    user = users.update(ctx, user_id, changes, **kwargs)
     return json_response({"user": render_user(request, user)})
 
 
 async def delete_user(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:delete_user", user_id=user_id)
-    identity(request).users.delete(user_id)
+    identity(request).users.delete(ctx, user_id)
     return no_content()
 
 
@@ -166,9 +163,9 @@ async def change_password(request: Request) -> Response:
     token, every route here needs one (so a user whose password expired asks an admin)."""
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:change_password", user_id=user_id)
+    identity(request).users.authorize_change_password(ctx, user_id)  # before the body
     body = parse(PasswordChange, body_part(await read_json(request), "user"), "user")
-    await identity(request).users.change_password(user_id, body.original_password,
+    await identity(request).users.change_password(ctx, user_id, body.original_password,
                                                   body.password)
     return no_content()
 
@@ -176,9 +173,8 @@ async def change_password(request: Request) -> Response:
 async def list_user_projects(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:list_user_projects", user_id=user_id)
     projects = identity(request).users.projects(
-        user_id, **filters(request, "name", "domain_id", "enabled"))
+        ctx, user_id, **filters(request, "name", "domain_id", "enabled"))
     return json_response({"projects": [render_project(request, p) for p in projects],
                           "links": list_links(request)})
 
@@ -186,8 +182,7 @@ async def list_user_projects(request: Request) -> Response:
 async def list_user_groups(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:list_groups_for_user", user_id=user_id)
-    groups = identity(request).groups.for_user(user_id, **filters(request, "name",
+    groups = identity(request).groups.for_user(ctx, user_id, **filters(request, "name",
                                                                   "domain_id"))
     return json_response({"groups": [render_group(request, g) for g in groups],
                           "links": list_links(request)})

@@ -73,7 +73,7 @@ def bootstrap(identity: Identity, public_url: str, admin_password: str | None = 
                                      options={EXEMPT_FROM_LOCKOUT: True})
     elif EXEMPT_FROM_LOCKOUT not in (user.options or {}):
         # installs made before the option: an operator's explicit false stays
-        identity.users.update(user.id, {"options": {EXEMPT_FROM_LOCKOUT: True}})
+        identity.users.update(None, user.id, {"options": {EXEMPT_FROM_LOCKOUT: True}})
     with identity.db.session() as session:
         admin_role = session.get(Role, roles["admin"])
         assert admin_role is not None

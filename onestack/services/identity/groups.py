@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import Conflict, InvalidField, NotFound
 from onestack.db.models import Assignment, Domain, Group, GroupMembership, User
 from onestack.services.identity.base import SubService, apply_filters, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 #: Columns of a group; every other attribute a client sends is kept in ``extra``.
 COLUMNS = ("name", "description")
@@ -140,8 +142,10 @@ class Groups(SubService):
             stmt = apply_filters(stmt, User, filters).order_by(User.name, User.id)
             return list(session.scalars(stmt))
 
-    def for_user(self, user_id: str, **filters: Any) -> builtins.list[Group]:
+    def for_user(self, ctx: ValidatedToken | None, user_id: str, **filters: Any
+                 ) -> builtins.list[Group]:
         """The groups a user is a member of, with equality filters on groups."""
+        authorize(ctx, "identity:list_groups_for_user", user_id=user_id)
         with self.db.session() as session:
             get_or_404(session, User, user_id, "user")
             stmt = select(Group).join(GroupMembership, GroupMembership.group_id == Group.id) \

@@ -105,3 +105,11 @@ def enforce(ctx: ValidatedToken, rule: str, **target: Any) -> None:
 
 def allowed(ctx: ValidatedToken, rule: str, **target: Any) -> bool:
     return RULES[rule](ctx, target)
+
+
+def authorize(ctx: ValidatedToken | None, rule: str, **target: Any) -> None:
+    """The check a service method makes for its caller: ``enforce`` for an API caller's
+    token, nothing for ``None`` (the system itself: bootstrap, ``onestack admin``, other
+    services, tests)."""
+    if ctx is not None:
+        enforce(ctx, rule, **target)

@@ -27,6 +27,8 @@ from onestack.db.models import (
     utcnow,
 )
 from onestack.services.identity.base import SubService, apply_filters, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 #: Keystone's user options (a null value removes an option).
 BOOLEAN_OPTIONS = (
@@ -133,12 +135,18 @@ class Users(SubService):
         """Store a new password hash and revoke the user's existing tokens."""
         self.store_password_hash(session, user, self.identity.hasher.hash(password))
 
-    async def change_password(self, user_id: str, original: str, password: str) -> None:
+    def authorize_change_password(self, ctx: ValidatedToken | None, user_id: str) -> None:
+        """The policy check of ``change_password``, made before the request body is read."""
+        authorize(ctx, "identity:change_password", user_id=user_id)
+
+    async def change_password(self, ctx: ValidatedToken | None, user_id: str, original: str,
+                              password: str) -> None:
         """A user's own password change (``POST /v3/users/{id}/password``).
 
         The original password authenticates the change, as a login would (failures
         count towards lockout); the user's existing tokens are revoked.
         """
+        self.authorize_change_password(ctx, user_id)
         self.check_new_password(password)
         failed = "Error when changing user password: Invalid user / password"
         with self.db.session() as session:
@@ -189,14 +197,21 @@ class Users(SubService):
                                f"User's default project ID cannot be a domain ID: "
                                f"{project_id}")
 
-    def create(self, *, name: str, domain_id: str = "default", password: str | None = None,
+    def authorize_create(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create``, made before the request body is read."""
+        authorize(ctx, "identity:create_user")
+
+    def create(self, ctx: ValidatedToken | None = None, *, name: str,
+               domain_id: str = "default", password: str | None = None,
                enabled: bool = True, default_project_id: str | None = None,
                description: str = "", email: str | None = None,
                options: dict[str, Any] | None = None, id: str | None = None,
                extra: dict[str, Any] | None = None,
                password_hash: str | None = None) -> User:
         """Create a user. Give ``password`` (hashed here, slowly) or ``password_hash``
-        (from ``hash_new_password`` run in a worker thread); an unknown domain is a 404."""
+        (from ``hash_new_password`` run in a worker thread); an unknown domain is a 404.
+        ``ctx`` is the API caller's token (None: the system itself)."""
+        self.authorize_create(ctx)
         if password is not None:
             password_hash = self.identity.hasher.hash(password)
         name = name.strip()
@@ -221,23 +236,30 @@ class Users(SubService):
             self.changed(session)
             return user
 
-    def get(self, user_id: str) -> User:
+    def get(self, ctx: ValidatedToken | None, user_id: str) -> User:
+        authorize(ctx, "identity:get_user", user_id=user_id)
         with self.db.session() as session:
             return get_or_404(session, User, user_id, "user")
 
-    def list(self, **filters: Any) -> list[User]:
+    def list(self, ctx: ValidatedToken | None, **filters: Any) -> list[User]:
         """Users matching equality filters (``name``, ``domain_id``, ``enabled``)."""
+        authorize(ctx, "identity:list_users")
         with self.db.session() as session:
             stmt = apply_filters(select(User), User, filters).order_by(User.name, User.id)
             return list(session.scalars(stmt))
 
-    def update(self, user_id: str, changes: dict[str, Any],
+    def authorize_update(self, ctx: ValidatedToken | None, user_id: str) -> None:
+        """The policy check of ``update``, made before the request body is read."""
+        authorize(ctx, "identity:update_user", user_id=user_id)
+
+    def update(self, ctx: ValidatedToken | None, user_id: str, changes: dict[str, Any],
                password_hash: str | None = _unset) -> User:
         """Apply a PATCH body (already shape-checked); unknown keys go to ``extra``.
 
         A new password comes as ``password_hash`` (None clears it); it revokes the
         user's tokens, as disabling the user does.
         """
+        self.authorize_update(ctx, user_id)
         with self.db.session() as session:
             user = get_or_404(session, User, user_id, "user")
             if "id" in changes and changes["id"] != user_id:
@@ -277,8 +299,9 @@ class Users(SubService):
             self.changed(session)
             return user
 
-    def delete(self, user_id: str) -> None:
+    def delete(self, ctx: ValidatedToken | None, user_id: str) -> None:
         """Delete a user with its role assignments, memberships and app credentials."""
+        authorize(ctx, "identity:delete_user", user_id=user_id)
         with self.db.session() as session:
             get_or_404(session, User, user_id, "user")
             self.delete_in(session, user_id)
@@ -293,8 +316,10 @@ class Users(SubService):
             session.delete(user)
         self.changed(session)
 
-    def projects(self, user_id: str, **filters: Any) -> builtins.list[Project]:
+    def projects(self, ctx: ValidatedToken | None, user_id: str, **filters: Any
+                 ) -> builtins.list[Project]:
         """The projects the user holds a role on (directly, by group or inherited)."""
+        authorize(ctx, "identity:list_user_projects", user_id=user_id)
         with self.db.session() as session:
             get_or_404(session, User, user_id, "user")
             ids = self.identity.assignments.project_ids_for_user(session, user_id)
