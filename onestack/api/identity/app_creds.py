@@ -13,8 +13,6 @@ from onestack.api.common import body_part, caller, json_response, no_content, pa
 from onestack.api.identity.common import Text, identity, list_links, self_link
 from onestack.common.errors import InvalidField
 from onestack.db.models import ApplicationCredential
-from onestack.services.identity.app_creds import _check_unrestricted as check_unrestricted
-from onestack.services.identity.policy import enforce
 
 FIELD = "application_credential"
 
@@ -51,14 +49,13 @@ def render_app_cred(request: Request, cred: ApplicationCredential,
 async def create_app_cred(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:create_application_credential", user_id=user_id)
-    check_unrestricted(ctx)  # before the body: a refusal must not depend on it
+    service = identity(request).app_creds
+    service.authorize_create(ctx, user_id)  # before the body: a 403, whatever it holds
     body = parse(AppCredCreate, body_part(await read_json(request), FIELD), FIELD)
     if body.access_rules:
         raise InvalidField(f"{FIELD}/access_rules",
                            "access rules are not supported by this cloud; leave them out")
     roles = [r.model_dump(exclude_none=True) for r in body.roles] if body.roles else None
-    service = identity(request).app_creds
     cred, secret = await service.create(
         ctx, user_id, name=body.name, description=body.description or "",
         secret=body.secret, expires_at=body.expires_at, roles=roles,
@@ -70,9 +67,8 @@ async def create_app_cred(request: Request) -> Response:
 async def list_app_creds(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:list_application_credentials", user_id=user_id)
     service = identity(request).app_creds
-    creds = service.list(user_id, name=request.query_params.get("name"))
+    creds = service.list(ctx, user_id, name=request.query_params.get("name"))
     roles = service.roles_of(creds)
     return json_response({"application_credentials": [render_app_cred(request, c, roles)
                                                       for c in creds],
@@ -82,16 +78,14 @@ async def list_app_creds(request: Request) -> Response:
 async def get_app_cred(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:get_application_credential", user_id=user_id)
     service = identity(request).app_creds
-    cred = service.get(user_id, request.path_params["cred_id"])
+    cred = service.get(ctx, user_id, request.path_params["cred_id"])
     return json_response({FIELD: render_app_cred(request, cred, service.roles_of([cred]))})
 
 
 async def delete_app_cred(request: Request) -> Response:
     ctx = caller(request)
     user_id = request.path_params["user_id"]
-    enforce(ctx, "identity:delete_application_credential", user_id=user_id)
     identity(request).app_creds.delete(ctx, user_id, request.path_params["cred_id"])
     return no_content()
 

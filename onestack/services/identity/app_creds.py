@@ -29,6 +29,7 @@ from onestack.common.errors import (
 from onestack.db.models import ApplicationCredential, Role, User, utcnow
 from onestack.services.identity.base import SubService, get_or_404, new_id
 from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize, enforce
 
 AUTH_FAILED = "The request you have made requires authentication."
 FIELD = "application_credential"
@@ -145,13 +146,20 @@ class ApplicationCredentials(SubService):
                 out.append(role_id)
         return out
 
+    def authorize_create(self, ctx: ValidatedToken, user_id: str) -> None:
+        """The policy checks of ``create``, made before the request body is read (a
+        refusal must not depend on the body)."""
+        enforce(ctx, "identity:create_application_credential", user_id=user_id)
+        _check_unrestricted(ctx)
+
     async def create(self, ctx: ValidatedToken, user_id: str, *, name: str,
                      description: str = "", secret: str | None = None,
                      expires_at: str | None = None,
                      roles: list[dict[str, str]] | None = None, unrestricted: bool = False,
                      ) -> tuple[ApplicationCredential, str]:
-        """Create a credential for the caller; returns it and its secret (shown once)."""
-        _check_unrestricted(ctx)
+        """Create a credential for the caller; returns it and its secret (shown once).
+        Only a caller's token makes one: it is bound to the token's project."""
+        self.authorize_create(ctx, user_id)
         if user_id != ctx.user_id:
             raise Forbidden("You are not authorized to perform the requested action: "
                             "Cannot create an application credential for another user.")
@@ -189,7 +197,9 @@ class ApplicationCredentials(SubService):
                 ApplicationCredential.name == name)):
             raise self._duplicate(name)
 
-    def list(self, user_id: str, name: str | None = None) -> list[ApplicationCredential]:
+    def list(self, ctx: ValidatedToken | None, user_id: str, name: str | None = None
+             ) -> list[ApplicationCredential]:
+        authorize(ctx, "identity:list_application_credentials", user_id=user_id)
         with self.db.session() as session:
             get_or_404(session, User, user_id, "user")
             stmt = select(ApplicationCredential).where(
@@ -198,16 +208,20 @@ class ApplicationCredentials(SubService):
                 stmt = stmt.where(ApplicationCredential.name == name)
             return list(session.scalars(stmt.order_by(ApplicationCredential.name)))
 
-    def get(self, user_id: str, cred_id: str) -> ApplicationCredential:
+    def get(self, ctx: ValidatedToken | None, user_id: str, cred_id: str
+            ) -> ApplicationCredential:
+        authorize(ctx, "identity:get_application_credential", user_id=user_id)
         with self.db.session() as session:
             cred = session.get(ApplicationCredential, cred_id)
             if cred is None or cred.user_id != user_id:
                 raise NotFound(f"Could not find Application Credential: {cred_id}.")
             return cred
 
-    def delete(self, ctx: ValidatedToken, user_id: str, cred_id: str) -> None:
+    def delete(self, ctx: ValidatedToken | None, user_id: str, cred_id: str) -> None:
         """Delete a credential; the tokens made with it stop working at once."""
-        _check_unrestricted(ctx)
+        if ctx is not None:
+            enforce(ctx, "identity:delete_application_credential", user_id=user_id)
+            _check_unrestricted(ctx)
         with self.db.session() as session:
             cred = session.get(ApplicationCredential, cred_id)
             if cred is None or cred.user_id != user_id:
