@@ -30,7 +30,6 @@ from onestack.api.identity.common import Text, filters, identity, list_links, se
 from onestack.common.errors import BadRequest, InvalidField
 from onestack.db.models import Domain, Project
 from onestack.services.identity.context import ValidatedToken
-from onestack.services.identity.policy import enforce
 from onestack.services.identity.projects import check_tags
 
 ProjectName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64,
@@ -98,7 +97,7 @@ def _tag_filter(request: Request, name: str) -> list[str] | None:
 
 async def create_project(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_project")
+    identity(request).projects.authorize_create(ctx)  # before the body: a 403, not a 400
     body = parse(ProjectCreate, body_part(await read_json(request), "project"), "project")
     _unique_tags(body.tags, "project/tags")
     extra = body.model_extra or {}
@@ -121,7 +120,7 @@ async def create_project(request: Request) -> Response:
         # Keystone: the domain of a domain-scoped token, else the default domain
         domain_id = ctx.domain_id or "default"
     project = ident.projects.create(
-        name=body.name, domain_id=domain_id, parent_id=body.parent_id,
+        ctx, name=body.name, domain_id=domain_id, parent_id=body.parent_id,
         description=body.description or "", enabled=body.enabled, tags=body.tags,
         options=options, extra=extra)
     return json_response({"project": render_project(request, project)}, status=201)
@@ -129,8 +128,8 @@ async def create_project(request: Request) -> Response:
 
 async def list_projects(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_projects")
     ident = identity(request)
+    ident.projects.authorize_list(ctx)
     wanted = filters(request, "name", "domain_id", "enabled", "parent_id")
     if ctx.domain_id is not None:
         # a domain-scoped token sees its own domain only, as in Keystone
@@ -144,7 +143,7 @@ async def list_projects(request: Request) -> Response:
         body = [render_domain_as_project(request, d) for d in domains]
         return json_response({"projects": body, "links": list_links(request)})
     projects = ident.projects.list(
-        **wanted, tags=_tag_filter(request, "tags"),
+        ctx, **wanted, tags=_tag_filter(request, "tags"),
         tags_any=_tag_filter(request, "tags-any"), not_tags=_tag_filter(request, "not-tags"),
         not_tags_any=_tag_filter(request, "not-tags-any"))
     return json_response({"projects": [render_project(request, p) for p in projects],
@@ -197,8 +196,7 @@ def _hierarchy(request: Request, ctx: ValidatedToken, project: Project,
 async def get_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:get_project", project_id=project_id)
-    project = identity(request).projects.get(project_id)
+    project = identity(request).projects.show(ctx, project_id)
     body = render_project(request, project)
     _hierarchy(request, ctx, project, body)
     return json_response({"project": body})
@@ -207,7 +205,7 @@ async def get_project(request: Request) -> Response:
 async def update_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:update_project", project_id=project_id)
+    identity(request).projects.authorize_update(ctx, project_id)  # before the body
     body = parse(ProjectUpdate, body_part(await read_json(request), "project"), "project")
     changes = body.model_dump(exclude_unset=True)
     if not changes:
@@ -218,15 +216,14 @@ async def update_project(request: Request) -> Response:
         if key in changes and changes[key] is None:
             raise InvalidField(f"project/{key}", "None is not allowed")
     _unique_tags(body.tags, "project/tags")
-    project = identity(request).projects.update(project_id, changes)
+    project = identity(request).projects.update(ctx, project_id, changes)
     return json_response({"project": render_project(request, project)})
 
 
 async def delete_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:delete_project", project_id=project_id)
-    identity(request).projects.delete(project_id)
+    identity(request).projects.delete(ctx, project_id)
     return no_content()
 
 
@@ -239,34 +236,31 @@ def _tags_body(request: Request, tags: list[str]) -> dict[str, Any]:
 async def list_project_tags(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:list_project_tags", project_id=project_id)
-    return json_response(_tags_body(request, identity(request).projects.tags(project_id)))
+    return json_response(_tags_body(request, identity(request).projects.tags(ctx, project_id)))
 
 
 async def update_project_tags(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:update_project_tags", project_id=project_id)
+    identity(request).projects.authorize_set_tags(ctx, project_id)  # before the body
     tags = (await read_json(request)).get("tags")
     if not isinstance(tags, list):
         raise InvalidField("tags", "is a required property and must be an array")
-    tags = identity(request).projects.set_tags(project_id, tags)
+    tags = identity(request).projects.set_tags(ctx, project_id, tags)
     return json_response(_tags_body(request, tags))
 
 
 async def delete_project_tags(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:delete_project_tags", project_id=project_id)
-    identity(request).projects.set_tags(project_id, [])
+    identity(request).projects.clear_tags(ctx, project_id)
     return no_content()
 
 
 async def check_project_tag(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:get_project_tag", project_id=project_id)
-    identity(request).projects.check_tag(project_id, request.path_params["tag"])
+    identity(request).projects.check_tag(ctx, project_id, request.path_params["tag"])
     return no_content()
 
 
@@ -274,9 +268,7 @@ async def add_project_tag(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
     tag = request.path_params["tag"]
-    enforce(ctx, "identity:create_project_tag", project_id=project_id)
-    check_tags([tag], "tag")
-    identity(request).projects.add_tag(project_id, tag)
+    identity(request).projects.add_tag(ctx, project_id, tag)
     location = f"{base_url(request)}/v3/projects/{quote(project_id, safe='')}/tags/" \
         f"{quote(tag, safe='')}"
     return Response(status_code=201, headers={"Location": location})
@@ -285,8 +277,7 @@ async def add_project_tag(request: Request) -> Response:
 async def delete_project_tag(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
-    enforce(ctx, "identity:delete_project_tag", project_id=project_id)
-    identity(request).projects.remove_tag(project_id, request.path_params["tag"])
+    identity(request).projects.remove_tag(ctx, project_id, request.path_params["tag"])
     return no_content()
 
 

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
 from onestack.db.models import ApplicationCredential, Assignment, Domain, Project, ProjectTag
 from onestack.services.identity.base import SubService, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 #: Keystone's ``max_project_tree_depth``: projects in one branch, top-level included.
 MAX_DEPTH = 5
@@ -148,7 +150,12 @@ class Projects(SubService):
 
     # -- CRUD -----------------------------------------------------------------------
 
-    def create(self, *, name: str, domain_id: str | None = None, parent_id: str | None = None,
+    def authorize_create(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create``, made before the request body is read."""
+        authorize(ctx, "identity:create_project")
+
+    def create(self, ctx: ValidatedToken | None = None, *, name: str,
+               domain_id: str | None = None, parent_id: str | None = None,
                description: str = "", enabled: bool = True, tags: list[str] | None = None,
                options: dict[str, Any] | None = None, id: str | None = None,
                extra: dict[str, Any] | None = None) -> Project:
@@ -204,11 +211,20 @@ class Projects(SubService):
             self.changed(session)
             return project
 
+    def show(self, ctx: ValidatedToken | None, project_id: str) -> Project:
+        """``get`` for a caller (``get`` itself stays context-free: compute calls it)."""
+        authorize(ctx, "identity:get_project", project_id=project_id)
+        return self.get(project_id)
+
     def get(self, project_id: str) -> Project:
         with self.db.session() as session:
             return get_or_404(session, Project, project_id, "project")
 
-    def list(self, *, name: str | None = None, domain_id: str | None = None,
+    def authorize_list(self, ctx: ValidatedToken | None) -> None:
+        authorize(ctx, "identity:list_projects")
+
+    def list(self, ctx: ValidatedToken | None, *, name: str | None = None,
+             domain_id: str | None = None,
              enabled: bool | None = None, parent_id: str | None = None,
              ids: Iterable[str] | None = None, tags: builtins.list[str] | None = None,
              tags_any: builtins.list[str] | None = None, not_tags: builtins.list[str] | None = None,
@@ -219,6 +235,7 @@ class Projects(SubService):
         at least one of them; ``not_tags_any``: has none of them. ``parent_id`` may name
         a domain, meaning the domain's top-level projects.
         """
+        self.authorize_list(ctx)
         stmt = select(Project)
         if name is not None:
             stmt = stmt.where(Project.name == name)
@@ -248,8 +265,14 @@ class Projects(SubService):
         with self.db.session() as session:
             return list(session.scalars(stmt.order_by(Project.name, Project.id)))
 
-    def update(self, project_id: str, changes: dict[str, Any]) -> Project:
+    def authorize_update(self, ctx: ValidatedToken | None, project_id: str) -> None:
+        """The policy check of ``update``, made before the request body is read."""
+        authorize(ctx, "identity:update_project", project_id=project_id)
+
+    def update(self, ctx: ValidatedToken | None, project_id: str, changes: dict[str, Any]
+               ) -> Project:
         """Apply a PATCH body (already shape-checked); unknown keys go to ``extra``."""
+        self.authorize_update(ctx, project_id)
         with self.db.session() as session:
             project = get_or_404(session, Project, project_id, "project")
             if "id" in changes and changes["id"] != project_id:
@@ -319,8 +342,9 @@ class Projects(SubService):
         session.flush()
         session.refresh(project, ["tags"])
 
-    def delete(self, project_id: str) -> None:
+    def delete(self, ctx: ValidatedToken | None, project_id: str) -> None:
         """Delete a leaf project with its role assignments and application credentials."""
+        authorize(ctx, "identity:delete_project", project_id=project_id)
         with self.db.session() as session:
             project = get_or_404(session, Project, project_id, "project")
             _check_mutable(project, "delete")
@@ -340,16 +364,28 @@ class Projects(SubService):
 
     # -- tags -----------------------------------------------------------------------
 
-    def tags(self, project_id: str) -> builtins.list[str]:
+    def tags(self, ctx: ValidatedToken | None, project_id: str) -> builtins.list[str]:
+        authorize(ctx, "identity:list_project_tags", project_id=project_id)
         return [t.name for t in self.get(project_id).tags]
 
-    def check_tag(self, project_id: str, tag: str) -> None:
+    def check_tag(self, ctx: ValidatedToken | None, project_id: str, tag: str) -> None:
         """Raise ``NotFound`` unless the project has the tag."""
-        if tag not in self.tags(project_id):
+        authorize(ctx, "identity:get_project_tag", project_id=project_id)
+        if tag not in self.tags(None, project_id):
             raise NotFound(f"Could not find project tag: {tag}.")
 
-    def set_tags(self, project_id: str, tags: builtins.list[str]) -> builtins.list[str]:
+    def authorize_set_tags(self, ctx: ValidatedToken | None, project_id: str) -> None:
+        """The policy check of ``set_tags``, made before the request body is read."""
+        authorize(ctx, "identity:update_project_tags", project_id=project_id)
+
+    def clear_tags(self, ctx: ValidatedToken | None, project_id: str) -> None:
+        authorize(ctx, "identity:delete_project_tags", project_id=project_id)
+        self.set_tags(None, project_id, [])
+
+    def set_tags(self, ctx: ValidatedToken | None, project_id: str, tags: builtins.list[str]
+                 ) -> builtins.list[str]:
         """Replace every tag of the project; returns the new tags."""
+        self.authorize_set_tags(ctx, project_id)
         tags = check_tags(tags, "tags")
         with self.db.session() as session:
             project = get_or_404(session, Project, project_id, "project")
@@ -358,8 +394,10 @@ class Projects(SubService):
             self.changed(session)
             return [t.name for t in project.tags]
 
-    def add_tag(self, project_id: str, tag: str) -> None:
+    def add_tag(self, ctx: ValidatedToken | None, project_id: str, tag: str) -> None:
         """Add one tag (adding a tag the project has already is no change)."""
+        authorize(ctx, "identity:create_project_tag", project_id=project_id)
+        check_tags([tag], "tag")
         with self.db.session() as session:
             project = get_or_404(session, Project, project_id, "project")
             _check_mutable(project, "create tags for")
@@ -369,7 +407,8 @@ class Projects(SubService):
                 self._set_tags(session, project, [*names, tag])
                 self.changed(session)
 
-    def remove_tag(self, project_id: str, tag: str) -> None:
+    def remove_tag(self, ctx: ValidatedToken | None, project_id: str, tag: str) -> None:
+        authorize(ctx, "identity:delete_project_tag", project_id=project_id)
         with self.db.session() as session:
             project = get_or_404(session, Project, project_id, "project")
             _check_mutable(project, "delete tags of")

@@ -323,4 +323,4 @@ class Users(SubService):
         with self.db.session() as session:
             get_or_404(session, User, user_id, "user")
             ids = self.identity.assignments.project_ids_for_user(session, user_id)
-        return self.identity.projects.list(ids=ids, **filters)
+        return self.identity.projects.list(None, ids=ids, **filters)
