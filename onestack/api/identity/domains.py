@@ -12,7 +12,6 @@ from starlette.routing import Route
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
 from onestack.api.identity.common import filters, identity, list_links, self_link
 from onestack.db.models import Domain
-from onestack.services.identity.policy import enforce
 
 
 class DomainCreate(BaseModel):
@@ -38,19 +37,18 @@ def render_domain(request: Request, d: Domain) -> dict[str, Any]:
 
 async def create_domain(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_domain")
+    identity(request).domains.authorize_create(ctx)  # before the body: a 403, not a 400
     body = parse(DomainCreate, body_part(await read_json(request), "domain"), "domain")
     extra = body.model_extra or {}
     domain = identity(request).domains.create(
-        name=body.name, description=body.description, enabled=body.enabled,
+        ctx, name=body.name, description=body.description, enabled=body.enabled,
         id=body.explicit_domain_id, extra=extra)
     return json_response({"domain": render_domain(request, domain)}, status=201)
 
 
 async def list_domains(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_domains")
-    domains = identity(request).domains.list(**filters(request, "name", "enabled"))
+    domains = identity(request).domains.list(ctx, **filters(request, "name", "enabled"))
     return json_response({"domains": [render_domain(request, d) for d in domains],
                           "links": list_links(request)})
 
@@ -58,24 +56,22 @@ async def list_domains(request: Request) -> Response:
 async def get_domain(request: Request) -> Response:
     ctx = caller(request)
     domain_id = request.path_params["domain_id"]
-    enforce(ctx, "identity:get_domain", domain_id=domain_id)
-    return json_response({"domain": render_domain(request,
-                                                  identity(request).domains.get(domain_id))})
+    domain = identity(request).domains.get(ctx, domain_id)
+    return json_response({"domain": render_domain(request, domain)})
 
 
 async def update_domain(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:update_domain")
+    identity(request).domains.authorize_update(ctx)  # before the body
     body = parse(DomainUpdate, body_part(await read_json(request), "domain"), "domain")
     changes = body.model_dump(exclude_unset=True)
-    domain = identity(request).domains.update(request.path_params["domain_id"], changes)
+    domain = identity(request).domains.update(ctx, request.path_params["domain_id"], changes)
     return json_response({"domain": render_domain(request, domain)})
 
 
 async def delete_domain(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:delete_domain")
-    identity(request).domains.delete(request.path_params["domain_id"])
+    identity(request).domains.delete(ctx, request.path_params["domain_id"])
     return no_content()
 
 

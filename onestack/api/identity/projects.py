@@ -136,7 +136,7 @@ async def list_projects(request: Request) -> Response:
         if wanted.setdefault("domain_id", ctx.domain_id) != ctx.domain_id:
             return json_response({"projects": [], "links": list_links(request)})
     if query_bool(request, "is_domain"):
-        domains = ident.domains.list(**{k: v for k, v in wanted.items()
+        domains = ident.domains.list(None, **{k: v for k, v in wanted.items()
                                         if k in ("name", "enabled")})
         if "domain_id" in wanted or "parent_id" in wanted:
             domains = []  # projects acting as domains have neither

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import Conflict, Forbidden, InvalidField
 from onestack.db.models import Assignment, Domain, Group, Project, Role, User
 from onestack.services.identity.base import SubService, apply_filters, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 DEFAULT_DOMAIN_ID = "default"
 
@@ -28,8 +30,14 @@ class Domains(SubService):
             return session.scalar(select(Domain).where(Domain.name == ref["name"]))
         raise InvalidField(path, "needs an id or a name")
 
-    def create(self, *, name: str, description: str = "", enabled: bool = True,
-               id: str | None = None, extra: dict[str, Any] | None = None) -> Domain:
+    def authorize_create(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create``, made before the request body is read."""
+        authorize(ctx, "identity:create_domain")
+
+    def create(self, ctx: ValidatedToken | None = None, *, name: str, description: str = "",
+               enabled: bool = True, id: str | None = None,
+               extra: dict[str, Any] | None = None) -> Domain:
+        self.authorize_create(ctx)
         with self.db.session() as session:
             if session.scalar(select(Domain.id).where(Domain.name == name)):
                 raise Conflict(f"Conflict occurred attempting to store domain - "
@@ -43,16 +51,24 @@ class Domains(SubService):
                 raise Conflict(f"A domain named {name!r} already exists.") from None
             return domain
 
-    def get(self, domain_id: str) -> Domain:
+    def get(self, ctx: ValidatedToken | None, domain_id: str) -> Domain:
+        authorize(ctx, "identity:get_domain", domain_id=domain_id)
         with self.db.session() as session:
             return get_or_404(session, Domain, domain_id, "domain")
 
-    def list(self, **filters: Any) -> list[Domain]:
+    def list(self, ctx: ValidatedToken | None, **filters: Any) -> list[Domain]:
+        authorize(ctx, "identity:list_domains")
         with self.db.session() as session:
             stmt = apply_filters(select(Domain), Domain, filters).order_by(Domain.name)
             return list(session.scalars(stmt))
 
-    def update(self, domain_id: str, changes: dict[str, Any]) -> Domain:
+    def authorize_update(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``update``, made before the request body is read."""
+        authorize(ctx, "identity:update_domain")
+
+    def update(self, ctx: ValidatedToken | None, domain_id: str, changes: dict[str, Any]
+               ) -> Domain:
+        self.authorize_update(ctx)
         with self.db.session() as session:
             domain = get_or_404(session, Domain, domain_id, "domain")
             if "name" in changes and changes["name"] != domain.name:
@@ -68,8 +84,9 @@ class Domains(SubService):
             self.changed(session)
             return domain
 
-    def delete(self, domain_id: str) -> None:
+    def delete(self, ctx: ValidatedToken | None, domain_id: str) -> None:
         """Delete a disabled domain with everything in it."""
+        authorize(ctx, "identity:delete_domain")
         with self.db.session() as session:
             domain = get_or_404(session, Domain, domain_id, "domain")
             if domain.enabled:
