@@ -30,7 +30,7 @@ def new_group(cloud, name: str, *members: str, domain_id: str = "default") -> st
     groups = cloud.services.identity.groups
     group_id = groups.create(name=name, domain_id=domain_id).id
     for user_id in members:
-        groups.add_user(group_id, user_id)
+        groups.add_user(None, group_id, user_id)
     return group_id
 
 

@@ -13,7 +13,7 @@ from onestack.api.common import body_part, caller, json_response, no_content, pa
 from onestack.api.identity.common import Text, filters, identity, list_links, self_link
 from onestack.common.errors import InvalidField
 from onestack.db.models import Group
-from onestack.services.identity.policy import enforce
+from onestack.services.identity.context import ValidatedToken
 
 GroupName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255,
                                              pattern=r"\S")]
@@ -41,23 +41,23 @@ def render_group(request: Request, g: Group) -> dict[str, Any]:
 
 async def create_group(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_group")
+    identity(request).groups.authorize_create(ctx)  # before the body: a 403, not a 400
     body = parse(GroupCreate, body_part(await read_json(request), "group"), "group")
     group = identity(request).groups.create(
-        name=body.name, domain_id=body.domain_id or ctx.domain_id or "default",
+        ctx, name=body.name, domain_id=body.domain_id or ctx.domain_id or "default",
         description=body.description or "", extra=body.model_extra or {})
     return json_response({"group": render_group(request, group)}, status=201)
 
 
 async def list_groups(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_groups")
+    identity(request).groups.authorize_list(ctx)  # before the domain-scoped empty answer
     wanted = filters(request, "name", "domain_id")
     if ctx.domain_id is not None:
         # a domain-scoped token sees its own domain only, as in Keystone
         if wanted.setdefault("domain_id", ctx.domain_id) != ctx.domain_id:
             return json_response({"groups": [], "links": list_links(request)})
-    groups = identity(request).groups.list(**wanted)
+    groups = identity(request).groups.list(ctx, **wanted)
     return json_response({"groups": [render_group(request, g) for g in groups],
                           "links": list_links(request)})
 
@@ -65,15 +65,14 @@ async def list_groups(request: Request) -> Response:
 async def get_group(request: Request) -> Response:
     ctx = caller(request)
     group_id = request.path_params["group_id"]
-    enforce(ctx, "identity:get_group", group_id=group_id)
-    return json_response({"group": render_group(request,
-                                                identity(request).groups.get(group_id))})
+    group = identity(request).groups.get(ctx, group_id)
+    return json_response({"group": render_group(request, group)})
 
 
 async def update_group(request: Request) -> Response:
     ctx = caller(request)
     group_id = request.path_params["group_id"]
-    enforce(ctx, "identity:update_group", group_id=group_id)
+    identity(request).groups.authorize_update(ctx, group_id)  # before the body
     body = parse(GroupUpdate, body_part(await read_json(request), "group"), "group")
     changes = body.model_dump(exclude_unset=True)
     if not changes:
@@ -81,15 +80,14 @@ async def update_group(request: Request) -> Response:
     for key in ("name", "domain_id"):
         if key in changes and changes[key] is None:
             raise InvalidField(f"group/{key}", "None is not allowed")
-    group = identity(request).groups.update(group_id, changes)
+    group = identity(request).groups.update(ctx, group_id, changes)
     return json_response({"group": render_group(request, group)})
 
 
 async def delete_group(request: Request) -> Response:
     ctx = caller(request)
     group_id = request.path_params["group_id"]
-    enforce(ctx, "identity:delete_group", group_id=group_id)
-    identity(request).groups.delete(group_id)
+    identity(request).groups.delete(ctx, group_id)
     return no_content()
 
 
@@ -99,35 +97,31 @@ async def list_group_users(request: Request) -> Response:
 
     ctx = caller(request)
     group_id = request.path_params["group_id"]
-    enforce(ctx, "identity:list_users_in_group", group_id=group_id)
-    users = identity(request).groups.users(group_id, **filters(request, "name", "domain_id",
-                                                                "enabled"))
+    users = identity(request).groups.users(ctx, group_id, **filters(request, "name",
+                                                                     "domain_id", "enabled"))
     return json_response({"users": [render_user(request, u) for u in users],
                           "links": list_links(request)})
 
 
-def _membership(request: Request, rule: str) -> tuple[str, str]:
-    ctx = caller(request)
-    group_id, user_id = request.path_params["group_id"], request.path_params["user_id"]
-    enforce(ctx, rule, group_id=group_id, user_id=user_id)
-    return group_id, user_id
+def _membership(request: Request) -> tuple[ValidatedToken, str, str]:
+    return caller(request), request.path_params["group_id"], request.path_params["user_id"]
 
 
 async def add_user_to_group(request: Request) -> Response:
-    group_id, user_id = _membership(request, "identity:add_user_to_group")
-    identity(request).groups.add_user(group_id, user_id)
+    ctx, group_id, user_id = _membership(request)
+    identity(request).groups.add_user(ctx, group_id, user_id)
     return no_content()
 
 
 async def check_user_in_group(request: Request) -> Response:
-    group_id, user_id = _membership(request, "identity:check_user_in_group")
-    identity(request).groups.check_user(group_id, user_id)
+    ctx, group_id, user_id = _membership(request)
+    identity(request).groups.check_user(ctx, group_id, user_id)
     return no_content()
 
 
 async def remove_user_from_group(request: Request) -> Response:
-    group_id, user_id = _membership(request, "identity:remove_user_from_group")
-    identity(request).groups.remove_user(group_id, user_id)
+    ctx, group_id, user_id = _membership(request)
+    identity(request).groups.remove_user(ctx, group_id, user_id)
     return no_content()
 
 

@@ -110,6 +110,7 @@ async def create_user(request: Request) -> Response:
 
 async def list_users(request: Request) -> Response:
     ctx = caller(request)
+    identity(request).users.authorize_list(ctx)  # before the domain-scoped empty answer
     wanted = filters(request, "name", "domain_id", "enabled")
     if ctx.domain_id is not None:
         # a domain-scoped token sees its own domain only, as in Keystone

@@ -32,9 +32,15 @@ def _conflict(name: str, domain_id: str) -> Conflict:
 
 
 class Groups(SubService):
-    def create(self, *, name: str, domain_id: str = "default", description: str = "",
-               id: str | None = None, extra: dict[str, Any] | None = None) -> Group:
+    def authorize_create(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create``, made before the request body is read."""
+        authorize(ctx, "identity:create_group")
+
+    def create(self, ctx: ValidatedToken | None = None, *, name: str,
+               domain_id: str = "default", description: str = "", id: str | None = None,
+               extra: dict[str, Any] | None = None) -> Group:
         """Create a group; an unknown domain is a 404, a taken name a 409."""
+        self.authorize_create(ctx)
         name = name.strip()
         extra = {k: v for k, v in (extra or {}).items() if k not in COLUMNS + FIXED}
         with self.db.session() as session:
@@ -53,18 +59,29 @@ class Groups(SubService):
             self.changed(session)
             return group
 
-    def get(self, group_id: str) -> Group:
+    def get(self, ctx: ValidatedToken | None, group_id: str) -> Group:
+        authorize(ctx, "identity:get_group", group_id=group_id)
         with self.db.session() as session:
             return get_or_404(session, Group, group_id, "group")
 
-    def list(self, **filters: Any) -> list[Group]:
+    def authorize_list(self, ctx: ValidatedToken | None) -> None:
+        authorize(ctx, "identity:list_groups")
+
+    def list(self, ctx: ValidatedToken | None, **filters: Any) -> list[Group]:
         """Groups matching equality filters (``name``, ``domain_id``)."""
+        self.authorize_list(ctx)
         with self.db.session() as session:
             stmt = apply_filters(select(Group), Group, filters).order_by(Group.name, Group.id)
             return list(session.scalars(stmt))
 
-    def update(self, group_id: str, changes: dict[str, Any]) -> Group:
+    def authorize_update(self, ctx: ValidatedToken | None, group_id: str) -> None:
+        """The policy check of ``update``, made before the request body is read."""
+        authorize(ctx, "identity:update_group", group_id=group_id)
+
+    def update(self, ctx: ValidatedToken | None, group_id: str, changes: dict[str, Any]
+               ) -> Group:
         """Apply a PATCH body (already shape-checked); unknown keys go to ``extra``."""
+        self.authorize_update(ctx, group_id)
         with self.db.session() as session:
             group = get_or_404(session, Group, group_id, "group")
             if "id" in changes and changes["id"] != group_id:
@@ -89,8 +106,9 @@ class Groups(SubService):
             self.changed(session)
             return group
 
-    def delete(self, group_id: str) -> None:
+    def delete(self, ctx: ValidatedToken | None, group_id: str) -> None:
         """Delete a group with its memberships and role assignments."""
+        authorize(ctx, "identity:delete_group", group_id=group_id)
         with self.db.session() as session:
             get_or_404(session, Group, group_id, "group")
             self.delete_in(session, group_id)
@@ -109,22 +127,25 @@ class Groups(SubService):
         get_or_404(session, Group, group_id, "group")
         get_or_404(session, User, user_id, "user")
 
-    def add_user(self, group_id: str, user_id: str) -> None:
+    def add_user(self, ctx: ValidatedToken | None, group_id: str, user_id: str) -> None:
         """Make the user a member (being one already is no change)."""
+        authorize(ctx, "identity:add_user_to_group", group_id=group_id, user_id=user_id)
         with self.db.session() as session:
             self._both(session, group_id, user_id)
             if session.get(GroupMembership, (user_id, group_id)) is None:
                 session.add(GroupMembership(user_id=user_id, group_id=group_id))
                 self.changed(session)
 
-    def check_user(self, group_id: str, user_id: str) -> None:
+    def check_user(self, ctx: ValidatedToken | None, group_id: str, user_id: str) -> None:
         """Raise ``NotFound`` unless both exist and the user is a member."""
+        authorize(ctx, "identity:check_user_in_group", group_id=group_id, user_id=user_id)
         with self.db.session() as session:
             self._both(session, group_id, user_id)
             if session.get(GroupMembership, (user_id, group_id)) is None:
                 raise NotFound(f"User {user_id} is not a member of group {group_id}.")
 
-    def remove_user(self, group_id: str, user_id: str) -> None:
+    def remove_user(self, ctx: ValidatedToken | None, group_id: str, user_id: str) -> None:
+        authorize(ctx, "identity:remove_user_from_group", group_id=group_id, user_id=user_id)
         with self.db.session() as session:
             self._both(session, group_id, user_id)
             membership = session.get(GroupMembership, (user_id, group_id))
@@ -133,8 +154,10 @@ class Groups(SubService):
             session.delete(membership)
             self.changed(session)
 
-    def users(self, group_id: str, **filters: Any) -> builtins.list[User]:
+    def users(self, ctx: ValidatedToken | None, group_id: str, **filters: Any
+              ) -> builtins.list[User]:
         """The members of a group, with equality filters on users."""
+        authorize(ctx, "identity:list_users_in_group", group_id=group_id)
         with self.db.session() as session:
             get_or_404(session, Group, group_id, "group")
             stmt = select(User).join(GroupMembership, GroupMembership.user_id == User.id) \

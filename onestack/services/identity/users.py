@@ -241,9 +241,12 @@ class Users(SubService):
         with self.db.session() as session:
             return get_or_404(session, User, user_id, "user")
 
+    def authorize_list(self, ctx: ValidatedToken | None) -> None:
+        authorize(ctx, "identity:list_users")
+
     def list(self, ctx: ValidatedToken | None, **filters: Any) -> list[User]:
         """Users matching equality filters (``name``, ``domain_id``, ``enabled``)."""
-        authorize(ctx, "identity:list_users")
+        self.authorize_list(ctx)
         with self.db.session() as session:
             stmt = apply_filters(select(User), User, filters).order_by(User.name, User.id)
             return list(session.scalars(stmt))
