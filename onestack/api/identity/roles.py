@@ -13,7 +13,6 @@ from onestack.api.common import body_part, caller, json_response, no_content, pa
 from onestack.api.identity.common import identity, list_links, self_link
 from onestack.common.errors import BadRequest
 from onestack.db.models import Role
-from onestack.services.identity.policy import enforce
 
 ROLE_NAME = r"\S"  # at least one non-blank character, as Keystone's schema asks
 
@@ -64,20 +63,19 @@ def query_value(request: Request, name: str) -> str | None:
 
 async def create_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_role")
+    identity(request).roles.authorize_create(ctx)  # before the body: a 403, not a 400
     body = parse(RoleCreate, body_part(await read_json(request), "role"), "role")
     # Keystone assigns the id itself; an id in the body is ignored
     extra = {k: v for k, v in (body.model_extra or {}).items() if k not in ("id", "links")}
     role = identity(request).roles.create(
-        name=body.name, domain_id=body.domain_id, description=body.description or "",
+        ctx, name=body.name, domain_id=body.domain_id, description=body.description or "",
         options=body.options.model_dump(exclude_unset=True), extra=extra)
     return json_response({"role": render_role(request, role)}, status=201)
 
 
 async def list_roles(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_roles")
-    roles = identity(request).roles.list(name=query_value(request, "name"),
+    roles = identity(request).roles.list(ctx, name=query_value(request, "name"),
                                          domain_id=query_value(request, "domain_id") or None)
     return json_response({"roles": [render_role(request, r) for r in roles],
                           "links": list_links(request)})
@@ -85,14 +83,13 @@ async def list_roles(request: Request) -> Response:
 
 async def get_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:get_role")
-    role = identity(request).roles.get(request.path_params["role_id"])
+    role = identity(request).roles.get(ctx, request.path_params["role_id"])
     return json_response({"role": render_role(request, role)})
 
 
 async def update_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:update_role")
+    identity(request).roles.authorize_update(ctx)  # before the body
     data = body_part(await read_json(request), "role")
     if not data:
         raise BadRequest("Invalid input for field 'role': {} does not have enough "
@@ -102,14 +99,13 @@ async def update_role(request: Request) -> Response:
     if "options" in changes:
         changes["options"] = body.options.model_dump(exclude_unset=True)
     changes.pop("links", None)
-    role = identity(request).roles.update(request.path_params["role_id"], changes)
+    role = identity(request).roles.update(ctx, request.path_params["role_id"], changes)
     return json_response({"role": render_role(request, role)})
 
 
 async def delete_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:delete_role")
-    identity(request).roles.delete(request.path_params["role_id"])
+    identity(request).roles.delete(ctx, request.path_params["role_id"])
     return no_content()
 
 
@@ -123,41 +119,36 @@ def _inference(request: Request, prior: Role, implied: Role) -> dict[str, Any]:
 
 async def create_implied_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_implied_role")
     prior, implied = identity(request).roles.create_implied(
-        request.path_params["prior_role_id"], request.path_params["implied_role_id"])
+        ctx, request.path_params["prior_role_id"], request.path_params["implied_role_id"])
     return json_response(_inference(request, prior, implied), status=201)
 
 
 async def get_implied_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:get_implied_role")
     prior, implied = identity(request).roles.get_implied(
-        request.path_params["prior_role_id"], request.path_params["implied_role_id"])
+        ctx, request.path_params["prior_role_id"], request.path_params["implied_role_id"])
     return json_response(_inference(request, prior, implied))
 
 
 async def check_implied_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:check_implied_role")
-    identity(request).roles.get_implied(request.path_params["prior_role_id"],
-                                        request.path_params["implied_role_id"])
+    identity(request).roles.check_implied(ctx, request.path_params["prior_role_id"],
+                                          request.path_params["implied_role_id"])
     return no_content()
 
 
 async def delete_implied_role(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:delete_implied_role")
-    identity(request).roles.delete_implied(request.path_params["prior_role_id"],
+    identity(request).roles.delete_implied(ctx, request.path_params["prior_role_id"],
                                            request.path_params["implied_role_id"])
     return no_content()
 
 
 async def list_implied_roles(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_implied_roles")
     prior, implied = identity(request).roles.list_implied(
-        request.path_params["prior_role_id"])
+        ctx, request.path_params["prior_role_id"])
     return json_response({
         "role_inference": {"prior_role": role_ref(request, prior),
                            "implies": [role_ref(request, r) for r in implied]},
@@ -166,8 +157,7 @@ async def list_implied_roles(request: Request) -> Response:
 
 async def list_role_inferences(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_role_inference_rules")
-    rules = identity(request).roles.list_inferences()
+    rules = identity(request).roles.list_inferences(ctx)
     return json_response({"role_inferences": [
         {"prior_role": role_ref(request, prior),
          "implies": [role_ref(request, r) for r in implied]}

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.db.models import Assignment, Domain, ImpliedRole, Role
 from onestack.services.identity.base import SubService, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 #: Roles nothing may imply (Keystone's ``[assignment] prohibited_implied_role``).
 PROHIBITED_IMPLIED_ROLES = ("admin",)
@@ -56,9 +58,15 @@ class Roles(SubService):
             stmt = stmt.where(Role.id != except_id)
         return session.scalar(stmt) is not None
 
-    def create(self, *, name: str, domain_id: str | None = None, description: str = "",
+    def authorize_create(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create``, made before the request body is read."""
+        authorize(ctx, "identity:create_role")
+
+    def create(self, ctx: ValidatedToken | None = None, *, name: str,
+               domain_id: str | None = None, description: str = "",
                id: str | None = None, options: dict[str, Any] | None = None,
                extra: dict[str, Any] | None = None) -> Role:
+        self.authorize_create(ctx)
         with self.db.session() as session:
             if domain_id is not None and session.get(Domain, domain_id) is None:
                 raise NotFound(f"Could not find domain: {domain_id}.")
@@ -81,12 +89,15 @@ class Roles(SubService):
             return session.scalar(select(Role).where(Role.name == name,
                                                      Role.domain_id.is_(None)))
 
-    def get(self, role_id: str) -> Role:
+    def get(self, ctx: ValidatedToken | None, role_id: str) -> Role:
+        authorize(ctx, "identity:get_role")
         with self.db.session() as session:
             return get_or_404(session, Role, role_id, "role")
 
-    def list(self, name: str | None = None, domain_id: str | None = None) -> list[Role]:
+    def list(self, ctx: ValidatedToken | None, name: str | None = None, domain_id: str | None = None
+             ) -> list[Role]:
         """Global roles, or with ``domain_id`` the roles specific to that domain."""
+        authorize(ctx, "identity:list_roles")
         with self.db.session() as session:
             stmt = select(Role).where(Role.domain_id.is_(None) if domain_id is None
                                       else Role.domain_id == domain_id)
@@ -94,7 +105,12 @@ class Roles(SubService):
                 stmt = stmt.where(Role.name == name)
             return list(session.scalars(stmt.order_by(Role.name, Role.id)))
 
-    def update(self, role_id: str, changes: dict[str, Any]) -> Role:
+    def authorize_update(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``update``, made before the request body is read."""
+        authorize(ctx, "identity:update_role")
+
+    def update(self, ctx: ValidatedToken | None, role_id: str, changes: dict[str, Any]) -> Role:
+        self.authorize_update(ctx)
         """Change name, description, options or extra attributes.
 
         An immutable role accepts only the change that makes it mutable again.
@@ -128,8 +144,9 @@ class Roles(SubService):
             self.changed(session)
             return role
 
-    def delete(self, role_id: str) -> None:
+    def delete(self, ctx: ValidatedToken | None, role_id: str) -> None:
         """Delete a role with its assignments and inference rules."""
+        authorize(ctx, "identity:delete_role")
         with self.db.session() as session:
             role = get_or_404(session, Role, role_id, "role")
             if _is_immutable(role):
@@ -155,9 +172,11 @@ class Roles(SubService):
                 session.add(ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
                 self.changed(session)
 
-    def create_implied(self, prior_id: str, implied_id: str) -> tuple[Role, Role]:
+    def create_implied(self, ctx: ValidatedToken | None, prior_id: str, implied_id: str
+                       ) -> tuple[Role, Role]:
         """``PUT /v3/roles/{prior}/implies/{implied}``, with Keystone's checks and a
         refusal of rules that would make a role imply itself."""
+        authorize(ctx, "identity:create_implied_role")
         with self.db.session() as session:
             implied = get_or_404(session, Role, implied_id, "role")
             prior = get_or_404(session, Role, prior_id, "role")
@@ -192,7 +211,14 @@ class Roles(SubService):
                     todo.append(child)
         return seen
 
-    def get_implied(self, prior_id: str, implied_id: str) -> tuple[Role, Role]:
+    def check_implied(self, ctx: ValidatedToken | None, prior_id: str, implied_id: str) -> None:
+        """Raise ``NotFound`` unless ``prior`` implies ``implied`` directly."""
+        authorize(ctx, "identity:check_implied_role")
+        self.get_implied(None, prior_id, implied_id)
+
+    def get_implied(self, ctx: ValidatedToken | None, prior_id: str, implied_id: str
+                    ) -> tuple[Role, Role]:
+        authorize(ctx, "identity:get_implied_role")
         with self.db.session() as session:
             prior = get_or_404(session, Role, prior_id, "role")
             implied = get_or_404(session, Role, implied_id, "role")
@@ -200,7 +226,8 @@ class Roles(SubService):
                 raise NotFound(f"{prior_id} does not imply {implied_id}.")
             return prior, implied
 
-    def delete_implied(self, prior_id: str, implied_id: str) -> None:
+    def delete_implied(self, ctx: ValidatedToken | None, prior_id: str, implied_id: str) -> None:
+        authorize(ctx, "identity:delete_implied_role")
         with self.db.session() as session:
             get_or_404(session, Role, prior_id, "role")
             get_or_404(session, Role, implied_id, "role")
@@ -210,8 +237,10 @@ class Roles(SubService):
             session.delete(rule)
             self.changed(session)
 
-    def list_implied(self, prior_id: str) -> tuple[Role, builtins.list[Role]]:
+    def list_implied(self, ctx: ValidatedToken | None, prior_id: str
+                     ) -> tuple[Role, builtins.list[Role]]:
         """The roles one prior role implies directly."""
+        authorize(ctx, "identity:list_implied_roles")
         with self.db.session() as session:
             prior = get_or_404(session, Role, prior_id, "role")
             implied = list(session.scalars(
@@ -219,8 +248,10 @@ class Roles(SubService):
                 .where(ImpliedRole.prior_role_id == prior_id).order_by(Role.name)))
             return prior, implied
 
-    def list_inferences(self) -> builtins.list[tuple[Role, builtins.list[Role]]]:
+    def list_inferences(self, ctx: ValidatedToken | None
+                        ) -> builtins.list[tuple[Role, builtins.list[Role]]]:
         """Every inference rule, grouped by prior role."""
+        authorize(ctx, "identity:list_role_inference_rules")
         with self.db.session() as session:
             roles = {r.id: r for r in session.scalars(select(Role))}
             rules: dict[str, builtins.list[Role]] = {}
