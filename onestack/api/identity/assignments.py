@@ -15,7 +15,6 @@ from onestack.api.identity.common import identity, list_links
 from onestack.api.identity.roles import query_value, render_role
 from onestack.common.errors import BadRequest
 from onestack.services.identity.assignments import AssignmentNames, RoleAssignment
-from onestack.services.identity.policy import enforce
 
 Handler = Callable[[Request], Any]
 
@@ -30,34 +29,27 @@ def _grant_handlers(target: str, actor: str, inherited: bool) -> dict[str, Handl
         return {f"{target}_id": p[f"{target}_id"], f"{actor}_id": p[f"{actor}_id"],
                 "inherited": inherited}
 
-    def policy_target(request: Request) -> dict[str, Any]:
-        return dict(request.path_params)
-
     async def create(request: Request) -> Response:
         ctx = caller(request)
-        enforce(ctx, "identity:create_grant", **policy_target(request))
-        identity(request).assignments.create_grant(request.path_params["role_id"],
+        identity(request).assignments.create_grant(ctx, request.path_params["role_id"],
                                                    **args(request))
         return no_content()
 
     async def check(request: Request) -> Response:
         ctx = caller(request)
-        enforce(ctx, "identity:check_grant", **policy_target(request))
-        identity(request).assignments.check_grant(request.path_params["role_id"],
+        identity(request).assignments.check_grant(ctx, request.path_params["role_id"],
                                                   **args(request))
         return no_content()
 
     async def revoke(request: Request) -> Response:
         ctx = caller(request)
-        enforce(ctx, "identity:revoke_grant", **policy_target(request))
-        identity(request).assignments.revoke_grant(request.path_params["role_id"],
+        identity(request).assignments.revoke_grant(ctx, request.path_params["role_id"],
                                                    **args(request))
         return no_content()
 
     async def list_(request: Request) -> Response:
         ctx = caller(request)
-        enforce(ctx, "identity:list_grants", **policy_target(request))
-        roles = identity(request).assignments.list_grants(**args(request))
+        roles = identity(request).assignments.list_grants(ctx, **args(request))
         return json_response({"roles": [render_role(request, r) for r in roles],
                               "links": list_links(request)})
 
@@ -154,7 +146,7 @@ def render_assignment(request: Request, e: RoleAssignment,
 
 async def list_role_assignments(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_role_assignments")
+    identity(request).assignments.authorize_list_role_assignments(ctx)  # before the query
     user_id, group_id = _filter(request, "user.id"), _filter(request, "group.id")
     project_id = _filter(request, "scope.project.id")
     domain_id = _filter(request, "scope.domain.id")
@@ -185,7 +177,7 @@ async def list_role_assignments(request: Request) -> Response:
 
     service = identity(request).assignments
     entries = service.list_role_assignments(
-        role_id=_filter(request, "role.id"), user_id=user_id, group_id=group_id,
+        ctx, role_id=_filter(request, "role.id"), user_id=user_id, group_id=group_id,
         project_id=project_id, domain_id=domain_id, include_subtree=include_subtree,
         inherited=inherited, effective=effective, system=system)
     names = service.names(entries) if include_names else None

@@ -29,6 +29,8 @@ from onestack.db.models import (
     User,
 )
 from onestack.services.identity.base import SubService, get_or_404
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 USER_PROJECT = "UserProject"
 GROUP_PROJECT = "GroupProject"
@@ -292,10 +294,12 @@ class Assignments(SubService):
                         f"or group: {key['actor_id']}, project, domain, or system: "
                         f"{key['target_id']}.")
 
-    def create_grant(self, role_id: str, *, user_id: str | None = None,
+    def create_grant(self, ctx: ValidatedToken | None, role_id: str, *, user_id: str | None = None,
                      group_id: str | None = None, project_id: str | None = None,
                      domain_id: str | None = None, inherited: bool = False) -> None:
         """Grant a role to a user or group on a project or domain (idempotent)."""
+        authorize(ctx, "identity:create_grant", role_id=role_id, user_id=user_id, group_id=group_id,
+                  project_id=project_id, domain_id=domain_id)
         with self.db.session() as session:
             role, project, key = self._grant_key(
                 session, role_id, user_id=user_id, group_id=group_id,
@@ -307,9 +311,11 @@ class Assignments(SubService):
             self.grant(session, str(key["type"]), str(key["actor_id"]),
                        str(key["target_id"]), role_id, inherited)
 
-    def check_grant(self, role_id: str, *, user_id: str | None = None,
+    def check_grant(self, ctx: ValidatedToken | None, role_id: str, *, user_id: str | None = None,
                     group_id: str | None = None, project_id: str | None = None,
                     domain_id: str | None = None, inherited: bool = False) -> Role:
+        authorize(ctx, "identity:check_grant", role_id=role_id, user_id=user_id, group_id=group_id,
+                  project_id=project_id, domain_id=domain_id)
         with self.db.session() as session:
             role, _, key = self._grant_key(
                 session, role_id, user_id=user_id, group_id=group_id,
@@ -319,13 +325,15 @@ class Assignments(SubService):
             assert role is not None
             return role
 
-    def revoke_grant(self, role_id: str, *, user_id: str | None = None,
+    def revoke_grant(self, ctx: ValidatedToken | None, role_id: str, *, user_id: str | None = None,
                      group_id: str | None = None, project_id: str | None = None,
                      domain_id: str | None = None, inherited: bool = False) -> None:
         """Remove a grant; tokens relying on it stop validating at once.
 
         The user or group need not exist any more (grants of deleted actors can go).
         """
+        authorize(ctx, "identity:revoke_grant", role_id=role_id, user_id=user_id,
+                  group_id=group_id, project_id=project_id, domain_id=domain_id)
         with self.db.session() as session:
             _, _, key = self._grant_key(
                 session, role_id, user_id=user_id, group_id=group_id,
@@ -337,10 +345,12 @@ class Assignments(SubService):
             session.delete(row)
             self.changed(session)
 
-    def list_grants(self, *, user_id: str | None = None, group_id: str | None = None,
-                    project_id: str | None = None, domain_id: str | None = None,
-                    inherited: bool = False) -> list[Role]:
+    def list_grants(self, ctx: ValidatedToken | None, *, user_id: str | None = None,
+                    group_id: str | None = None, project_id: str | None = None,
+                    domain_id: str | None = None, inherited: bool = False) -> list[Role]:
         """The roles granted directly to the actor on the target."""
+        authorize(ctx, "identity:list_grants", user_id=user_id, group_id=group_id,
+                  project_id=project_id, domain_id=domain_id)
         with self.db.session() as session:
             _, _, key = self._grant_key(
                 session, None, user_id=user_id, group_id=group_id, project_id=project_id,
@@ -354,8 +364,13 @@ class Assignments(SubService):
 
     # -- listing --------------------------------------------------------------------
 
+    def authorize_list_role_assignments(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``list_role_assignments``, made before the query is read."""
+        authorize(ctx, "identity:list_role_assignments")
+
     def list_role_assignments(
-            self, *, role_id: str | None = None, user_id: str | None = None,
+            self, ctx: ValidatedToken | None, *, role_id: str | None = None,
+            user_id: str | None = None,
             group_id: str | None = None, project_id: str | None = None,
             domain_id: str | None = None, include_subtree: bool = False,
             inherited: bool | None = None, effective: bool = False,
@@ -365,6 +380,7 @@ class Assignments(SubService):
         ``inherited``: None for all grants, True for inherited ones only, False for the
         others. ``system``: there are no system grants, so ``"all"`` lists nothing.
         """
+        self.authorize_list_role_assignments(ctx)
         if system == "all" and not effective:
             return []
         with self.db.session() as session:
