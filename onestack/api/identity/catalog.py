@@ -13,7 +13,6 @@ from onestack.api.common import body_part, caller, json_response, no_content, pa
 from onestack.api.identity.common import Text, filters, identity, list_links, self_link
 from onestack.common.errors import InvalidField
 from onestack.db.models import Endpoint, Region, Service
-from onestack.services.identity.policy import enforce
 
 Name = Annotated[Text, Field(min_length=1, max_length=255)]
 RegionId = Annotated[Text, Field(min_length=1, max_length=255, pattern=r"^[^/]+$")]
@@ -109,7 +108,7 @@ def render_endpoint(request: Request, e: Endpoint) -> dict[str, Any]:
 
 async def _create_region(request: Request, path_id: str | None) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_region")
+    identity(request).catalog.authorize_create_region(ctx)  # before the body
     body = parse(RegionBody, body_part(await read_json(request), "region"), "region")
     region_id = body.id
     if path_id is not None:
@@ -120,7 +119,7 @@ async def _create_region(request: Request, path_id: str | None) -> Response:
                                             f"{path_id!r} != {region_id!r}")
         region_id = path_id
     region = identity(request).catalog.create_region(
-        id=region_id, description=body.description or "",
+        ctx, id=region_id, description=body.description or "",
         parent_region_id=body.parent_region_id, extra=_extra(body))
     return json_response({"region": render_region(request, region)}, status=201)
 
@@ -135,33 +134,30 @@ async def create_region_with_id(request: Request) -> Response:
 
 async def list_regions(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_regions")
-    regions = identity(request).catalog.list_regions(**filters(request, "parent_region_id"))
+    regions = identity(request).catalog.list_regions(ctx, **filters(request, "parent_region_id"))
     return json_response({"regions": [render_region(request, r) for r in regions],
                           "links": list_links(request)})
 
 
 async def get_region(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:get_region")
-    region = identity(request).catalog.get_region(request.path_params["region_id"])
+    region = identity(request).catalog.get_region(ctx, request.path_params["region_id"])
     return json_response({"region": render_region(request, region)})
 
 
 async def update_region(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:update_region")
+    identity(request).catalog.authorize_update_region(ctx)  # before the body
     region_id = request.path_params["region_id"]
     body = parse(RegionBody, body_part(await read_json(request), "region"), "region")
     region = identity(request).catalog.update_region(
-        region_id, _changes(body, "region", region_id))
+        ctx, region_id, _changes(body, "region", region_id))
     return json_response({"region": render_region(request, region)})
 
 
 async def delete_region(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:delete_region")
-    identity(request).catalog.delete_region(request.path_params["region_id"])
+    identity(request).catalog.delete_region(ctx, request.path_params["region_id"])
     return no_content()
 
 
@@ -169,46 +165,43 @@ async def delete_region(request: Request) -> Response:
 
 async def create_service(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_service")
+    identity(request).catalog.authorize_create_service(ctx)  # before the body
     body = parse(ServiceCreate, body_part(await read_json(request), "service"), "service")
     service = identity(request).catalog.create_service(
-        type=body.type, name=body.name or "", description=body.description or "",
+        ctx, type=body.type, name=body.name or "", description=body.description or "",
         enabled=body.enabled, extra=_extra(body))
     return json_response({"service": render_service(request, service)}, status=201)
 
 
 async def list_services(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_services")
-    services = identity(request).catalog.list_services(**filters(request, "type", "name"))
+    services = identity(request).catalog.list_services(ctx, **filters(request, "type", "name"))
     return json_response({"services": [render_service(request, s) for s in services],
                           "links": list_links(request)})
 
 
 async def get_service(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:get_service")
-    service = identity(request).catalog.get_service(request.path_params["service_id"])
+    service = identity(request).catalog.get_service(ctx, request.path_params["service_id"])
     return json_response({"service": render_service(request, service)})
 
 
 async def update_service(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:update_service")
+    identity(request).catalog.authorize_update_service(ctx)  # before the body
     service_id = request.path_params["service_id"]
     body = parse(ServiceUpdate, body_part(await read_json(request), "service"), "service")
     changes = _changes(body, "service", service_id, not_null=("type", "enabled"))
     for key in ("name", "description"):
         if key in changes and changes[key] is None:
             changes[key] = ""
-    service = identity(request).catalog.update_service(service_id, changes)
+    service = identity(request).catalog.update_service(ctx, service_id, changes)
     return json_response({"service": render_service(request, service)})
 
 
 async def delete_service(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:delete_service")
-    identity(request).catalog.delete_service(request.path_params["service_id"])
+    identity(request).catalog.delete_service(ctx, request.path_params["service_id"])
     return no_content()
 
 
@@ -216,10 +209,10 @@ async def delete_service(request: Request) -> Response:
 
 async def create_endpoint(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:create_endpoint")
+    identity(request).catalog.authorize_create_endpoint(ctx)  # before the body
     body = parse(EndpointCreate, body_part(await read_json(request), "endpoint"), "endpoint")
     endpoint = identity(request).catalog.create_endpoint(
-        service_id=body.service_id, interface=body.interface, url=body.url,
+        ctx, service_id=body.service_id, interface=body.interface, url=body.url,
         region_id=body.region_id, legacy_region=body.region, enabled=body.enabled,
         extra=_extra(body))
     return json_response({"endpoint": render_endpoint(request, endpoint)}, status=201)
@@ -227,35 +220,32 @@ async def create_endpoint(request: Request) -> Response:
 
 async def list_endpoints(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:list_endpoints")
     endpoints = identity(request).catalog.list_endpoints(
-        **filters(request, "service_id", "interface", "region_id"))
+        ctx, **filters(request, "service_id", "interface", "region_id"))
     return json_response({"endpoints": [render_endpoint(request, e) for e in endpoints],
                           "links": list_links(request)})
 
 
 async def get_endpoint(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:get_endpoint")
-    endpoint = identity(request).catalog.get_endpoint(request.path_params["endpoint_id"])
+    endpoint = identity(request).catalog.get_endpoint(ctx, request.path_params["endpoint_id"])
     return json_response({"endpoint": render_endpoint(request, endpoint)})
 
 
 async def update_endpoint(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:update_endpoint")
+    identity(request).catalog.authorize_update_endpoint(ctx)  # before the body
     endpoint_id = request.path_params["endpoint_id"]
     body = parse(EndpointUpdate, body_part(await read_json(request), "endpoint"), "endpoint")
     changes = _changes(body, "endpoint", endpoint_id,
                        not_null=("service_id", "interface", "url", "enabled"))
-    endpoint = identity(request).catalog.update_endpoint(endpoint_id, changes)
+    endpoint = identity(request).catalog.update_endpoint(ctx, endpoint_id, changes)
     return json_response({"endpoint": render_endpoint(request, endpoint)})
 
 
 async def delete_endpoint(request: Request) -> Response:
     ctx = caller(request)
-    enforce(ctx, "identity:delete_endpoint")
-    identity(request).catalog.delete_endpoint(request.path_params["endpoint_id"])
+    identity(request).catalog.delete_endpoint(ctx, request.path_params["endpoint_id"])
     return no_content()
 
 

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
 from onestack.db.models import Endpoint, Region, Service
 from onestack.services.identity.base import SubService, apply_filters, get_or_404, new_id
+from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 
 INTERFACES = ("public", "internal", "admin")
 
@@ -139,9 +141,15 @@ class Catalog(SubService):
             parent = session.get(Region, current)
             current = parent.parent_region_id if parent else None
 
-    def create_region(self, *, id: str | None = None, description: str = "",
+    def authorize_create_region(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create_region``, made before the request body is read."""
+        authorize(ctx, "identity:create_region")
+
+    def create_region(self, ctx: ValidatedToken | None = None, *, id: str | None = None,
+                      description: str = "",
                       parent_region_id: str | None = None,
                       extra: dict[str, Any] | None = None) -> Region:
+        self.authorize_create_region(ctx)
         region_id = id or new_id()
         with self.db.session() as session:
             if session.get(Region, region_id) is not None:
@@ -159,16 +167,24 @@ class Catalog(SubService):
             self.changed(session)
             return region
 
-    def get_region(self, region_id: str) -> Region:
+    def get_region(self, ctx: ValidatedToken | None, region_id: str) -> Region:
+        authorize(ctx, "identity:get_region")
         with self.db.session() as session:
             return get_or_404(session, Region, region_id, "region")
 
-    def list_regions(self, **filters: Any) -> list[Region]:
+    def list_regions(self, ctx: ValidatedToken | None, **filters: Any) -> list[Region]:
+        authorize(ctx, "identity:list_regions")
         with self.db.session() as session:
             stmt = apply_filters(select(Region), Region, filters).order_by(Region.id)
             return list(session.scalars(stmt))
 
-    def update_region(self, region_id: str, changes: dict[str, Any]) -> Region:
+    def authorize_update_region(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``update_region``, made before the request body is read."""
+        authorize(ctx, "identity:update_region")
+
+    def update_region(self, ctx: ValidatedToken | None, region_id: str,
+                      changes: dict[str, Any]) -> Region:
+        self.authorize_update_region(ctx)
         with self.db.session() as session:
             region = get_or_404(session, Region, region_id, "region")
             if "parent_region_id" in changes:
@@ -183,8 +199,9 @@ class Catalog(SubService):
             self.changed(session)
             return region
 
-    def delete_region(self, region_id: str) -> None:
+    def delete_region(self, ctx: ValidatedToken | None, region_id: str) -> None:
         """Delete a region and its descendants; refused while any has endpoints."""
+        authorize(ctx, "identity:delete_region")
         with self.db.session() as session:
             get_or_404(session, Region, region_id, "region")
             children: dict[str, list[str]] = {}
@@ -210,8 +227,14 @@ class Catalog(SubService):
 
     # -- services -------------------------------------------------------------------
 
-    def create_service(self, *, type: str, name: str = "", description: str = "",
+    def authorize_create_service(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create_service``, made before the request body is read."""
+        authorize(ctx, "identity:create_service")
+
+    def create_service(self, ctx: ValidatedToken | None = None, *, type: str, name: str = "",
+                       description: str = "",
                        enabled: bool = True, extra: dict[str, Any] | None = None) -> Service:
+        self.authorize_create_service(ctx)
         with self.db.session() as session:
             service = Service(id=new_id(), type=type, name=name, description=description,
                               enabled=enabled, extra=extra or {})
@@ -220,17 +243,25 @@ class Catalog(SubService):
             self.changed(session)
             return service
 
-    def get_service(self, service_id: str) -> Service:
+    def get_service(self, ctx: ValidatedToken | None, service_id: str) -> Service:
+        authorize(ctx, "identity:get_service")
         with self.db.session() as session:
             return get_or_404(session, Service, service_id, "service")
 
-    def list_services(self, **filters: Any) -> list[Service]:
+    def list_services(self, ctx: ValidatedToken | None, **filters: Any) -> list[Service]:
+        authorize(ctx, "identity:list_services")
         with self.db.session() as session:
             stmt = apply_filters(select(Service), Service, filters).order_by(
                 Service.type, Service.name, Service.id)
             return list(session.scalars(stmt))
 
-    def update_service(self, service_id: str, changes: dict[str, Any]) -> Service:
+    def authorize_update_service(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``update_service``, made before the request body is read."""
+        authorize(ctx, "identity:update_service")
+
+    def update_service(self, ctx: ValidatedToken | None, service_id: str,
+                       changes: dict[str, Any]) -> Service:
+        self.authorize_update_service(ctx)
         with self.db.session() as session:
             service = get_or_404(session, Service, service_id, "service")
             for key in ("type", "name", "description", "enabled"):
@@ -243,8 +274,9 @@ class Catalog(SubService):
             self.changed(session)
             return service
 
-    def delete_service(self, service_id: str) -> None:
+    def delete_service(self, ctx: ValidatedToken | None, service_id: str) -> None:
         """Delete a service and every endpoint of it."""
+        authorize(ctx, "identity:delete_service")
         with self.db.session() as session:
             service = get_or_404(session, Service, service_id, "service")
             session.execute(delete(Endpoint).where(Endpoint.service_id == service_id))
@@ -262,11 +294,17 @@ class Catalog(SubService):
             raise InvalidField("endpoint/region_id",
                                f"could not find region {region_id} in the region table")
 
-    def create_endpoint(self, *, service_id: str, interface: str, url: str,
+    def authorize_create_endpoint(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``create_endpoint``, made before the request body is read."""
+        authorize(ctx, "identity:create_endpoint")
+
+    def create_endpoint(self, ctx: ValidatedToken | None = None, *, service_id: str,
+                        interface: str, url: str,
                         region_id: str | None = None, legacy_region: str | None = None,
                         enabled: bool = True, extra: dict[str, Any] | None = None) -> Endpoint:
         """Create an endpoint. ``legacy_region`` is the deprecated ``region`` attribute:
         used when ``region_id`` is absent, and the region is created if missing."""
+        self.authorize_create_endpoint(ctx)
         check_url(url, "endpoint/url")
         with self.db.session() as session:
             if region_id is None and legacy_region is not None:
@@ -283,17 +321,25 @@ class Catalog(SubService):
             self.changed(session)
             return endpoint
 
-    def get_endpoint(self, endpoint_id: str) -> Endpoint:
+    def get_endpoint(self, ctx: ValidatedToken | None, endpoint_id: str) -> Endpoint:
+        authorize(ctx, "identity:get_endpoint")
         with self.db.session() as session:
             return get_or_404(session, Endpoint, endpoint_id, "endpoint")
 
-    def list_endpoints(self, **filters: Any) -> list[Endpoint]:
+    def list_endpoints(self, ctx: ValidatedToken | None, **filters: Any) -> list[Endpoint]:
+        authorize(ctx, "identity:list_endpoints")
         with self.db.session() as session:
             stmt = apply_filters(select(Endpoint), Endpoint, filters).order_by(
                 Endpoint.service_id, Endpoint.region_id, Endpoint.interface, Endpoint.id)
             return list(session.scalars(stmt))
 
-    def update_endpoint(self, endpoint_id: str, changes: dict[str, Any]) -> Endpoint:
+    def authorize_update_endpoint(self, ctx: ValidatedToken | None) -> None:
+        """The policy check of ``update_endpoint``, made before the request body is read."""
+        authorize(ctx, "identity:update_endpoint")
+
+    def update_endpoint(self, ctx: ValidatedToken | None, endpoint_id: str,
+                        changes: dict[str, Any]) -> Endpoint:
+        self.authorize_update_endpoint(ctx)
         changes = dict(changes)
         if "url" in changes:
             check_url(changes["url"], "endpoint/url")
@@ -318,7 +364,8 @@ class Catalog(SubService):
             self.changed(session)
             return endpoint
 
-    def delete_endpoint(self, endpoint_id: str) -> None:
+    def delete_endpoint(self, ctx: ValidatedToken | None, endpoint_id: str) -> None:
+        authorize(ctx, "identity:delete_endpoint")
         with self.db.session() as session:
             endpoint = get_or_404(session, Endpoint, endpoint_id, "endpoint")
             session.delete(endpoint)
