@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,18 +17,16 @@ from onestack.api.common import (
 from onestack.api.identity.common import identity, list_links
 from onestack.api.identity.domains import render_domain
 from onestack.api.identity.projects import render_project
-from onestack.common.errors import Forbidden, Unauthorized
-from onestack.db.models import Domain, Project
+from onestack.common.errors import Unauthorized
 from onestack.services.identity.context import ValidatedToken
-from onestack.services.identity.policy import enforce
 
 
-def _subject(request: Request) -> tuple[ValidatedToken, ValidatedToken]:
+def _subject(request: Request, action: str) -> tuple[ValidatedToken, ValidatedToken]:
     ctx = caller(request)
     token = request.headers.get("x-subject-token")
     if not token:
         raise Unauthorized("X-Subject-Token is missing.")
-    subject = identity(request).tokens.validate_subject(token)
+    subject = identity(request).tokens.validate_subject(ctx, token, action)
     return ctx, subject
 
 
@@ -42,58 +39,36 @@ async def issue_token(request: Request) -> Response:
 
 
 async def validate_token(request: Request) -> Response:
-    ctx, subject = _subject(request)
-    enforce(ctx, "identity:validate_token", user_id=subject.user_id)
+    _, subject = _subject(request, "validate")
     body = identity(request).tokens.render_json(subject,
                                                 catalog=not query_bool(request, "nocatalog"))
     return json_bytes_response(body, headers={"X-Subject-Token": subject.token})
 
 
 async def check_token(request: Request) -> Response:
-    ctx, subject = _subject(request)
-    enforce(ctx, "identity:check_token", user_id=subject.user_id)
+    _, subject = _subject(request, "check")
     return Response(status_code=200, headers={"X-Subject-Token": subject.token})
 
 
 async def revoke_token(request: Request) -> Response:
-    ctx, subject = _subject(request)
-    enforce(ctx, "identity:revoke_token", user_id=subject.user_id)
-    identity(request).tokens.revoke(subject)
+    ctx, subject = _subject(request, "revoke")
+    identity(request).tokens.revoke(ctx, subject)
     return no_content()
 
 
 async def auth_catalog(request: Request) -> Response:
-    ctx = caller(request)
-    enforce(ctx, "identity:get_auth_catalog")
-    if ctx.project is None and ctx.domain is None:
-        raise Forbidden("The authenticated token is not scoped, so it has no catalog.")
-    body = identity(request).tokens.render(ctx)["token"]["catalog"]
+    body = identity(request).tokens.catalog(caller(request))
     return json_response({"catalog": body, "links": list_links(request)})
 
 
 async def auth_projects(request: Request) -> Response:
-    ctx = caller(request)
-    enforce(ctx, "identity:get_auth_projects")
-    ident = identity(request)
-    with ident.db.session() as session:
-        ids = ident.assignments.project_ids_for_user(session, ctx.user_id)
-        projects = list(session.scalars(select(Project).where(
-            Project.id.in_(ids), Project.enabled.is_(True)).order_by(Project.name)))
-        enabled_domains = set(session.scalars(select(Domain.id).where(
-            Domain.enabled.is_(True))))
-    return json_response({"projects": [render_project(request, p) for p in projects
-                                       if p.domain_id in enabled_domains],
+    projects = identity(request).tokens.projects(caller(request))
+    return json_response({"projects": [render_project(request, p) for p in projects],
                           "links": list_links(request)})
 
 
 async def auth_domains(request: Request) -> Response:
-    ctx = caller(request)
-    enforce(ctx, "identity:get_auth_domains")
-    ident = identity(request)
-    with ident.db.session() as session:
-        ids = ident.assignments.domain_ids_for_user(session, ctx.user_id)
-        domains = list(session.scalars(select(Domain).where(
-            Domain.id.in_(ids), Domain.enabled.is_(True)).order_by(Domain.name)))
+    domains = identity(request).tokens.domains(caller(request))
     return json_response({"domains": [render_domain(request, d) for d in domains],
                           "links": list_links(request)})
 

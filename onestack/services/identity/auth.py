@@ -21,6 +21,7 @@ from onestack.common.errors import BadRequest, Forbidden, InvalidField, NotFound
 from onestack.db.models import Domain, Project, RevocationEvent, User, utcnow
 from onestack.services.identity.base import isotime
 from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.policy import authorize
 from onestack.services.identity.throttle import FailedLogins
 from onestack.services.identity.tokens import (
     InvalidToken,
@@ -95,12 +96,17 @@ class Tokens:
         self._cache[token] = (revision, vt)
         return vt
 
-    def validate_subject(self, token: str) -> ValidatedToken:
-        """Like ``validate`` for ``X-Subject-Token``: a bad token is a 404."""
+    def validate_subject(self, ctx: ValidatedToken | None, token: str,
+                         action: str = "validate") -> ValidatedToken:
+        """Like ``validate`` for ``X-Subject-Token``: a bad token is a 404. ``action``
+        (``validate``, ``check`` or ``revoke``) names the caller's policy rule,
+        ``identity:<action>_token``, checked against the subject's user."""
         try:
-            return self.validate(token)
+            vt = self.validate(token)
         except Unauthorized as exc:
             raise TokenNotFound(exc.message) from None
+        authorize(ctx, f"identity:{action}_token", user_id=vt.user_id)
+        return vt
 
     def _revocation_events(self, session: Session, revision: tuple) -> list[tuple]:
         if self._revocations is None or self._revocations[0] != revision:
@@ -310,8 +316,9 @@ class Tokens:
 
     # -- revocation -----------------------------------------------------------------
 
-    def revoke(self, vt: ValidatedToken) -> None:
+    def revoke(self, ctx: ValidatedToken | None, vt: ValidatedToken) -> None:
         """Revoke one token (and every token rescoped from it)."""
+        authorize(ctx, "identity:revoke_token", user_id=vt.user_id)
         with self.identity.db.session() as session:
             session.add(RevocationEvent(audit_id=vt.data.audit_ids[0],
                                         issued_before=time.time(), revoked_at=time.time()))
@@ -322,6 +329,35 @@ class Tokens:
         now = time.time()
         session.add(RevocationEvent(user_id=user_id, issued_before=now, revoked_at=now))
         self.identity.bump_revision(session)
+
+    # -- what a token may reach (/v3/auth/...) ---------------------------------------
+
+    def catalog(self, ctx: ValidatedToken) -> list[dict[str, Any]]:
+        """The catalog of the caller's (scoped) token."""
+        authorize(ctx, "identity:get_auth_catalog")
+        if ctx.project is None and ctx.domain is None:
+            raise Forbidden("The authenticated token is not scoped, so it has no catalog.")
+        catalog: list[dict[str, Any]] = self.render(ctx)["token"]["catalog"]
+        return catalog
+
+    def projects(self, ctx: ValidatedToken) -> list[Project]:
+        """The enabled projects (in enabled domains) the caller may scope a token to."""
+        authorize(ctx, "identity:get_auth_projects")
+        with self.identity.db.session() as session:
+            ids = self.identity.assignments.project_ids_for_user(session, ctx.user_id)
+            projects = list(session.scalars(select(Project).where(
+                Project.id.in_(ids), Project.enabled.is_(True)).order_by(Project.name)))
+            enabled_domains = set(session.scalars(select(Domain.id).where(
+                Domain.enabled.is_(True))))
+        return [p for p in projects if p.domain_id in enabled_domains]
+
+    def domains(self, ctx: ValidatedToken) -> list[Domain]:
+        """The enabled domains the caller may scope a token to."""
+        authorize(ctx, "identity:get_auth_domains")
+        with self.identity.db.session() as session:
+            ids = self.identity.assignments.domain_ids_for_user(session, ctx.user_id)
+            return list(session.scalars(select(Domain).where(
+                Domain.id.in_(ids), Domain.enabled.is_(True)).order_by(Domain.name)))
 
     # -- rendering ------------------------------------------------------------------
 
