@@ -5,6 +5,10 @@ user/project/domain the request is about) and answers yes or no. Administrators 
 `admin` role on the token's scope) may do everything; other users manage only
 themselves: their own user record, password, application credentials, projects, groups
 and tokens.
+
+The identity service methods check these rules themselves: a method the API calls takes
+the caller's token first and calls ``authorize`` (``None`` is the system itself and
+passes); its ``authorize_*`` companion lets a route refuse before reading the body.
 """
 
 from __future__ import annotations
