@@ -47,13 +47,15 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision."""
+        """Bring the schema to the newest revision of every branch (services add their
+        tables on branches of their own that start from a shared revision; ``heads``
+        applies them all, in dependency order)."""
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection_url"] = self.url
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
