@@ -3,7 +3,8 @@
 QEMU's user-mode network (slirp) gives the guest DHCP on 169.254.169.0/24 and IPv6 router
 advertisements; ``guestfwd`` sends the guest's connections to 169.254.169.254:80 through
 ``guestfwd_relay.py`` to a small HTTP server this test runs on 127.0.0.1. Nothing touches
-the host's interfaces.
+the host's interfaces. ``hostfwd`` forwards a loopback port to the guest's port 22, where
+the stock ``ssh`` client logs in with the key the metadata handed out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -79,10 +81,18 @@ def metadata() -> Iterator[Metadata]:
         server.server_close()
 
 
-def boot(image: Path, port: int, console: Path) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def boot(image: Path, port: int, console: Path, ssh_port: int = 0) -> subprocess.Popen[bytes]:
     relay = f"{sys.executable} {RELAY} {port}"
     netdev = ("user,id=n0,ipv4=on,net=169.254.169.0/24,ipv6=on,ipv6-prefix=fd00:5::,"
               f"ipv6-prefixlen=64,guestfwd=tcp:169.254.169.254:80-cmd:{relay}")
+    if ssh_port:
+        netdev += f",hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
     return subprocess.Popen(
         ["qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-nographic",
          "-display", "none", "-monitor", "none", "-nodefaults",
@@ -105,6 +115,14 @@ def wait_for(console: Path, proc: subprocess.Popen[bytes], text: str, timeout: f
     pytest.fail(f"no {text!r} on the console within {timeout} s:\n{out}")
 
 
+def uptime(console_text: str, step: str) -> float:
+    """The guest uptime stamped on a step's marker line."""
+    for line in console_text.splitlines():
+        if f"{MARKER} {step}" in line:
+            return float(line.split("]", 1)[0].lstrip("["))
+    raise AssertionError(f"no {step} marker")
+
+
 def markers(console_text: str) -> dict[str, str]:
     """First word after the marker -> the rest of that line."""
     found: dict[str, str] = {}
@@ -122,22 +140,45 @@ def test_image_is_a_safe_small_qcow2(test_image: Path) -> None:
     assert build_test_image() == test_image  # cached
 
 
+def ssh(key: Path, port: int, user: str, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ssh", "-i", str(key), "-p", str(port), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+         "-o", "ConnectTimeout=30", f"{user}@127.0.0.1", command],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
+                    reason="needs openssh-client")
 def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
                                    tmp_path: Path) -> None:
     instance = str(uuid.uuid4())
     token = uuid.uuid4().hex
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@host", "-f",
+                    str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
     metadata.files = {
         "/openstack/latest/meta_data.json": json.dumps(
-            {"uuid": instance, "name": "test-vm", "hostname": "test-vm"}).encode(),
+            {"uuid": instance, "name": "test-vm", "hostname": "test-vm",
+             "public_keys": {"mykey": public + "\n", "other": "ssh-rsa AAAAB3 x@y"}}
+        ).encode(),
         "/openstack/latest/user_data": f"#!/bin/sh\necho user-data-says {token}\n".encode(),
     }
     console = tmp_path / "console.log"
     started = time.monotonic()
-    proc = boot(test_image, metadata.server_address[1], console)
+    ssh_port = free_port()
+    proc = boot(test_image, metadata.server_address[1], console, ssh_port)
     try:
         wait_for(console, proc, f"{MARKER} init started", BOOT_TIMEOUT)
         to_init = time.monotonic() - started
         out = wait_for(console, proc, f"{MARKER} done", BOOT_TIMEOUT)
+        as_cirros = ssh(key, ssh_port, "cirros", "id -un; hostname; cat /proc/uptime")
+        as_root = ssh(key, ssh_port, "root", "id -u")
+        stranger = tmp_path / "stranger"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                       check=True)
+        refused = ssh(stranger, ssh_port, "cirros", "true")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -150,4 +191,13 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
     assert found["metadata"] == f"ok uuid={instance}"
     assert f"user-data-says {token}" in out
     assert found["user-data"] == "ran rc=0"
+    # SSH as the cirros image offers it: both keys of public_keys installed, dropbear
+    # listening; the stock client logs in as cirros and as root with the metadata key.
+    assert found["ssh"] == "ok keys=2 users=cirros,root"
+    assert as_cirros.returncode == 0, as_cirros.stderr
+    assert as_cirros.stdout.splitlines()[:2] == ["cirros", "test-vm"]
+    assert as_root.returncode == 0 and as_root.stdout.strip() == "0", as_root.stderr
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    print(f"ssh ok marker at {uptime(out, 'ssh')} s of guest uptime; "
+          f"done at {uptime(out, 'done')} s")
     assert "/openstack/latest/user_data" in metadata.requests

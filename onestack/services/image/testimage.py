@@ -1,12 +1,14 @@
 """A tiny BIOS-bootable qcow2 test image, built from Debian packages only.
 
-``build_test_image`` fetches three packages with ``apt-get download`` (the cloud kernel,
-busybox-static and syslinux-common), unpacks them with ``dpkg-deb -x`` into a scratch
-directory (nothing is installed on the host), and assembles:
+``build_test_image`` fetches its packages with ``apt-get download`` (the cloud kernel,
+busybox-static, syslinux-common, and Debian's dropbear SSH server with the shared
+libraries it links), unpacks them with ``dpkg-deb -x`` into a scratch directory (nothing
+is installed on the host), and assembles:
 
 - an initramfs (cpio newc, gzip; written here, so device nodes need no root) holding
-  busybox, the virtio and ACPI power button modules, an ``/init`` script and acpid's
-  power button handler;
+  busybox, the virtio and ACPI power button modules, an ``/init`` script, acpid's
+  power button handler, and ``dropbear``/``dropbearkey`` with only the shared objects
+  their ``DT_NEEDED`` entries reach (and the dynamic loader), read from the ELF files;
 - a raw disk with syslinux's MBR and one FAT16 partition (``mkfs.fat --offset``,
   ``mcopy``, ``syslinux --offset --install``: no root, no loop devices) holding the
   kernel, the initramfs and ``syslinux.cfg``;
@@ -21,6 +23,14 @@ over IPv4 as soon as it has an address (as cloud-init does), then waits for its 
 SLAAC address, prints its addresses, fetches and runs a ``#!`` user data, and prints a
 ``[<uptime>] ONESTACK-TEST: ...`` line on the serial console for every step (the guest's
 uptime in seconds: where its boot time goes).
+
+SSH, as the cirros image offers it: the public key(s) of the metadata service
+(``public_keys`` of ``meta_data.json``; the EC2 ``public-keys/0/openssh-key`` when the
+OpenStack tree is not there) go to ``authorized_keys`` of both login users, ``cirros``
+(uid 1000, what Tempest's ``image_ssh_user`` defaults to) and ``root``; dropbear then
+listens on port 22 (IPv4 and IPv6; key logins only, no passwords) and the console says
+``ssh ok``. Host keys are made by dropbear itself on the first connection (``-R``), one
+per guest, so booting pays nothing for them.
 
 Results are cached under ``<cache>/test-image/`` keyed on a hash of every input (the
 package versions, the scripts, this module's build constants), so a second build is
@@ -48,18 +58,32 @@ from pathlib import Path
 from onestack.common.errors import OneStackError
 
 #: Bump when the layout changes in a way the hashed inputs do not show.
-BUILD_VERSION = "3"
+BUILD_VERSION = "4"
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
-PACKAGES = ("busybox-static", "syslinux-common")
+#: dropbear-bin and the packages holding the shared objects it needs (which files are
+#: taken is decided by the binaries' DT_NEEDED entries, not by this list).
+SSH_PACKAGES = ("dropbear-bin", "libc6", "libcrypt1", "libtomcrypt1", "libtommath1",
+                "libgmp10", "zlib1g")
+PACKAGES = ("busybox-static", "syslinux-common", *SSH_PACKAGES)
+#: The SSH binaries copied from dropbear-bin (path in the package and in the guest).
+SSH_BINARIES = ("usr/sbin/dropbear", "usr/bin/dropbearkey")
+#: Where Debian's dynamic loader and libraries live (the loader's built-in search path).
+LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")
+LOADER = "lib64/ld-linux-x86-64.so.2"
+#: Guest users: cirros (as the cirros image, Tempest's default image_ssh_user) and root.
+PASSWD = ("root:*:0:0:root:/root:/bin/sh\n"
+          "cirros:*:1000:1000:cirros:/home/cirros:/bin/sh\n")
+GROUP = "root:x:0:\ncirros:x:1000:\n"
 #: Kernel modules the guest needs (their dependencies are added from .modinfo): virtio,
-#: and the ACPI power button as an input device (``button``, ``evdev``) for acpid.
-MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "button", "evdev")
+#: the ACPI power button as an input device (``button``, ``evdev``) for acpid, and the
+#: virtio RNG (the hypervisor gives one; dropbear's first key wants the pool ready).
+MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "button", "evdev", "virtio_rng")
 #: Host tools and the Debian package each comes from.
 HOST_TOOLS = {"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg",
               "mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux",
               "qemu-img": "qemu-utils"}
 
-FAT_MIB = 24  # the kernel is 14 MB (LZ4) and the initramfs about 1.5 MB
+FAT_MIB = 24  # the kernel is 14 MB (LZ4) and the initramfs about 3.5 MB
 PART_START = 2048  # sectors: the partition starts at 1 MiB
 MARKER = "ONESTACK-TEST:"
 FILE_TIME = 1_700_000_000  # mtime of the files on the FAT (2023-11-14)
@@ -88,6 +112,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /run /tmp
+mount -t devpts devpts /dev/pts 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 mark() { read -r up _ </proc/uptime; echo "[$up] ONESTACK-TEST: $*"; }
 mark "init started kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -137,8 +162,33 @@ if fetch "$md/meta_data.json" /run/meta_data.json; then
     name=$(sed -n 's/.*"name" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
     [ -n "$name" ] && hostname "$name"
     mark "metadata ok uuid=$uuid"
+    # public_keys: {"name": "ssh-... key", ...} (one key per line; \n and \/ unescaped)
+    sed -n 's/.*"public_keys" *: *{\([^}]*\)}.*/\1/p' /run/meta_data.json \
+        | sed 's/", *"/"\n"/g' | sed -n 's/^ *"[^"]*" *: *"\(.*\)" *$/\1/p' \
+        | sed 's/\\n/\n/g; s/\\\//\//g' | grep -v '^ *$' > /run/keys
 else
     mark "metadata failed"
+    # The EC2 tree's key, as the cirros image reads it (one try: metadata is not there).
+    timeout 10 wget -q -O /run/keys \
+        http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key 2>/dev/null
+fi
+[ -f /run/keys ] || : > /run/keys
+for home in /root /home/cirros; do
+    mkdir -p "$home/.ssh"
+    cp /run/keys "$home/.ssh/authorized_keys"
+    chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"
+done
+chown -R cirros:cirros /home/cirros
+# -R: host keys made on the first connection (none at boot); -s: keys only, no passwords.
+dropbear -R -s -E -p 22 -P /run/dropbear.pid 2>/run/dropbear.log
+i=0
+while ! netstat -ltn 2>/dev/null | grep -q ':22 ' && [ $i -lt 50 ]; do
+    sleep 0.05; i=$((i + 1))
+done
+if netstat -ltn 2>/dev/null | grep -q ':22 '; then
+    mark "ssh ok keys=$(grep -c . /run/keys) users=cirros,root"
+else
+    mark "ssh failed"; cat /run/dropbear.log
 fi
 
 if [ -e /sys/class/net/eth0 ]; then
@@ -362,7 +412,8 @@ def _download(packages: Iterable[Package], debs: Path) -> None:
 def _input_hash(packages: Iterable[Package]) -> str:
     h = hashlib.sha256()
     for part in (BUILD_VERSION, str(FAT_MIB), " ".join(MODULES), SYSLINUX_CFG, INIT,
-                 UDHCPC_SCRIPT, ACPI_POWER_BUTTON, *(p.deb_name for p in packages)):
+                 UDHCPC_SCRIPT, ACPI_POWER_BUTTON, PASSWD, GROUP, " ".join(SSH_BINARIES),
+                 *(p.deb_name for p in packages)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -388,8 +439,9 @@ def _assemble(scratch: Path, packages: list[Package], debs: Path, image: Path,
 
     step("building the initramfs")
     modules = _module_closure(root / "lib" / "modules" / kver, MODULES)
+    binaries = {b: (root / b).read_bytes() for b in SSH_BINARIES}
     initrd = scratch / "initrd.gz"
-    initrd.write_bytes(_initramfs(busybox, modules))
+    initrd.write_bytes(_initramfs(busybox, modules, binaries, _shared_objects(root, binaries)))
 
     step("making the disk")
     raw = scratch / "disk.raw"
@@ -414,7 +466,7 @@ def _modinfo(ko: Path, field: str) -> list[str]:
 
 def _module_closure(moddir: Path, names: Iterable[str]) -> list[Path]:
     """The modules and their dependencies, dependencies first (insmod order)."""
-    index = {ko.name.removesuffix(".ko"): ko for ko in moddir.rglob("*.ko")}
+    index = {ko.name.removesuffix(".ko").replace("-", "_"): ko for ko in moddir.rglob("*.ko")}
     order: list[Path] = []
     seen: set[str] = set()
 
@@ -432,6 +484,79 @@ def _module_closure(moddir: Path, names: Iterable[str]) -> list[Path]:
     for name in names:
         visit(name)
     return order
+
+
+def _elf_needed(data: bytes) -> tuple[list[str], str | None]:
+    """A 64-bit little-endian ELF file's DT_NEEDED names and its PT_INTERP, if any."""
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise TestImageError("not a 64-bit little-endian ELF file")
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+    dynamic: tuple[int, int] | None = None
+    interp = None
+    for i in range(phnum):
+        p_type, _flags, offset, vaddr, _paddr, filesz = struct.unpack_from(
+            "<IIQQQQ", data, phoff + i * phentsize)
+        if p_type == 1:  # PT_LOAD
+            loads.append((vaddr, offset, filesz))
+        elif p_type == 2:  # PT_DYNAMIC
+            dynamic = (offset, filesz)
+        elif p_type == 3:  # PT_INTERP
+            interp = data[offset:offset + filesz].rstrip(b"\0").decode()
+    if dynamic is None:
+        return [], interp
+
+    def file_offset(vaddr: int) -> int:
+        for start, offset, size in loads:
+            if start <= vaddr < start + size:
+                return offset + vaddr - start
+        raise TestImageError(f"ELF address {vaddr:#x} is in no loaded segment")
+
+    needed_at: list[int] = []
+    strtab = None
+    for pos in range(dynamic[0], dynamic[0] + dynamic[1], 16):
+        tag, value = struct.unpack_from("<qQ", data, pos)
+        if tag == 0:  # DT_NULL
+            break
+        if tag == 1:  # DT_NEEDED
+            needed_at.append(value)
+        elif tag == 5:  # DT_STRTAB
+            strtab = file_offset(value)
+    if strtab is None:
+        raise TestImageError("ELF file has DT_NEEDED but no DT_STRTAB")
+    names = [data[strtab + at:data.index(b"\0", strtab + at)].decode() for at in needed_at]
+    return names, interp
+
+
+def _shared_objects(root: Path, binaries: dict[str, bytes]) -> dict[str, bytes]:
+    """Guest path -> contents of every shared object the binaries need (transitively),
+    found in the unpacked packages' library directories, and the dynamic loader."""
+    found: dict[str, bytes] = {}
+    pending = list(binaries.values())
+    seen: set[str] = set()
+    while pending:
+        needed, interp = _elf_needed(pending.pop())
+        if interp is not None and interp.lstrip("/") != LOADER:
+            raise TestImageError(f"unexpected dynamic loader {interp}")
+        for name in needed:
+            if name in seen:
+                continue
+            seen.add(name)
+            for d in LIB_DIRS:
+                path = root / d / name
+                if path.exists():
+                    data = path.read_bytes()  # through symlinks: one regular file
+                    found[f"{LIB_DIRS[0]}/{name}"] = data
+                    pending.append(data)
+                    break
+            else:
+                raise TestImageError(f"shared object {name} is in none of the packages")
+    loader = root / LOADER
+    if not loader.exists():
+        raise TestImageError(f"{LOADER} missing from the packages")
+    found[LOADER] = loader.read_bytes()
+    return found
 
 
 class _Newc:
@@ -469,10 +594,12 @@ class _Newc:
         return self.out.getvalue()
 
 
-def _initramfs(busybox: Path, modules: list[Path]) -> bytes:
+def _initramfs(busybox: Path, modules: list[Path], binaries: dict[str, bytes] | None = None,
+               libraries: dict[str, bytes] | None = None) -> bytes:
     cpio = _Newc()
     for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys",
-              "run", "tmp", "root", "lib", "lib/modules", "etc/acpi", "etc/acpi/PWRF"):
+              "run", "tmp", "root", "lib", "lib/modules", "etc/acpi", "etc/acpi/PWRF",
+              "etc/dropbear", "home", "home/cirros", "lib64", *LIB_DIRS[:1]):
         cpio.directory(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3)
@@ -480,8 +607,13 @@ def _initramfs(busybox: Path, modules: list[Path]) -> bytes:
     cpio.file("init", INIT.encode(), 0o755)
     cpio.file("etc/udhcpc.script", UDHCPC_SCRIPT.encode(), 0o755)
     cpio.file("etc/acpi/PWRF/00000080", ACPI_POWER_BUTTON.encode(), 0o755)
-    cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-    cpio.file("etc/group", b"root:x:0:\n")
+    cpio.file("etc/passwd", PASSWD.encode())
+    cpio.file("etc/group", GROUP.encode())
+    cpio.file("etc/shells", b"/bin/sh\n")
+    for path, data in (binaries or {}).items():
+        cpio.file(path, data, 0o755)
+    for path, data in (libraries or {}).items():
+        cpio.file(path, data, 0o755)
     cpio.file("etc/hostname", b"onestack-test\n")
     names = []
     for ko in modules:
