@@ -209,6 +209,31 @@ class ComputeConfig:
 
 
 @dataclass
+class VolumeConfig:
+    """The Block Storage service (Cinder): its backend, quotas and API defaults."""
+
+    #: Where volumes live: ``local`` (qcow2 files under ``<state_dir>/volumes``),
+    #: ``rbd`` (a Ceph pool) or ``fake`` (memory only, for tests).
+    backend: str = "local"
+    #: Default per-project quotas (Cinder's defaults); -1 is unlimited.
+    quota_volumes: int = 10
+    quota_snapshots: int = 10
+    quota_gigabytes: int = 1000
+    quota_backups: int = 10
+    quota_backup_gigabytes: int = 1000
+    quota_groups: int = 10
+    #: Largest single volume, GiB (Cinder's ``per_volume_size_limit``; -1: none).
+    per_volume_size_limit: int = -1
+    #: The volume type volumes get when none is asked for (made at first start).
+    default_volume_type: str = "__DEFAULT__"
+    default_availability_zone: str = "nova"
+    #: Default and largest page size of lists (Cinder's ``osapi_max_limit``).
+    max_limit: int = 1000
+    #: Worker threads running backend operations (copies, clones, uploads).
+    workers: int = 4
+
+
+@dataclass
 class Config:
     state_dir: Path = field(default_factory=default_state_dir)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -218,6 +243,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     host: HostConfig = field(default_factory=HostConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    volume: VolumeConfig = field(default_factory=VolumeConfig)
 
     @property
     def database_url(self) -> str:
@@ -243,7 +269,8 @@ class Config:
         return self.state_dir / "logs"
 
 
-_SECTIONS = ("server", "database", "identity", "network", "image", "host", "compute")
+_SECTIONS = ("server", "database", "identity", "network", "image", "host", "compute",
+             "volume")
 
 
 def _coerce(value: str, current: Any) -> Any:
