@@ -145,7 +145,7 @@ def test_initramfs_holds_init_and_modules(tmp_path: Path) -> None:
 def test_cache_key_covers_every_script_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
     packages = [Package("busybox-static", "1:1.35.0-4", "amd64")]
     key = testimage._input_hash(packages)
-    for name in ("INIT", "UDHCPC_SCRIPT", "ACPI_POWER_BUTTON", "SYSLINUX_CFG"):
+    for name in ("INIT", "UDHCPC_SCRIPT", "ACPI_POWER_BUTTON", "SYSLINUX_CFG", "PASSWD"):
         with monkeypatch.context() as patch:
             patch.setattr(testimage, name, getattr(testimage, name) + "# changed\n")
             assert testimage._input_hash(packages) != key, name
@@ -153,3 +153,59 @@ def test_cache_key_covers_every_script_and_module(monkeypatch: pytest.MonkeyPatc
         patch.setattr(testimage, "MODULES", (*testimage.MODULES, "vsock"))
         assert testimage._input_hash(packages) != key
     assert testimage._input_hash([Package("busybox-static", "1:1.35.0-5", "amd64")]) != key
+
+
+def test_elf_needed_reads_the_dynamic_section() -> None:
+    needed, interp = testimage._elf_needed(Path("/bin/sh").read_bytes())
+    assert "libc.so.6" in needed
+    assert interp == "/" + testimage.LOADER
+    with pytest.raises(testimage.TestImageError, match="ELF"):
+        testimage._elf_needed(b"#!/bin/sh\n" + b"\0" * 64)
+
+
+def test_shared_objects_follow_needed_from_the_packages(tmp_path: Path) -> None:
+    """The closure of /bin/sh's libraries, found in a tree laid out as the packages are
+    (the library directory of the host stands in for the unpacked libc6)."""
+    root = tmp_path / "root"
+    libdir = root / testimage.LIB_DIRS[0]
+    libdir.mkdir(parents=True)
+    host_libc = Path("/", testimage.LIB_DIRS[0], "libc.so.6")
+    shutil.copyfile(host_libc, libdir / "libc.so.6")
+    binaries = {"usr/sbin/dropbear": Path("/bin/sh").read_bytes()}
+    with pytest.raises(testimage.TestImageError, match="ld-linux"):
+        testimage._shared_objects(root, binaries)
+    (root / "lib64").mkdir()
+    shutil.copyfile(Path("/", testimage.LOADER), root / testimage.LOADER)
+    found = testimage._shared_objects(root, binaries)
+    assert set(found) == {f"{testimage.LIB_DIRS[0]}/libc.so.6", testimage.LOADER}
+    (libdir / "libc.so.6").unlink()
+    with pytest.raises(testimage.TestImageError, match="libc.so.6"):
+        testimage._shared_objects(root, binaries)
+
+
+def test_initramfs_holds_the_ssh_server_and_its_users(tmp_path: Path) -> None:
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(b"\x7fELF fake busybox")
+    entries = read_newc(gzip.decompress(testimage._initramfs(
+        busybox, [], {"usr/sbin/dropbear": b"\x7fELF db"},
+        {"lib64/ld-linux-x86-64.so.2": b"\x7fELF ld"})))
+    assert entries["usr/sbin/dropbear"] == (0o100755, b"\x7fELF db", (0, 0))
+    assert entries["lib64/ld-linux-x86-64.so.2"][1] == b"\x7fELF ld"
+    assert b"cirros:*:1000:1000:cirros:/home/cirros:/bin/sh" in entries["etc/passwd"][1]
+    assert entries["etc/shells"][1] == b"/bin/sh\n"
+    assert "etc/dropbear" in entries and "home/cirros" in entries
+    init = entries["init"][1].decode()
+    assert "dropbear -R -s" in init and "authorized_keys" in init
+
+
+def test_init_takes_every_public_key_from_meta_data_json(tmp_path: Path) -> None:
+    """The key extraction of /init, run by the host's sh on a meta_data.json as the
+    metadata service writes it (the keys' trailing newline escaped)."""
+    script = testimage.INIT.split("# public_keys:", 1)[1].split("> /run/keys", 1)[0]
+    script = script.split("\n", 1)[1].replace("/run/meta_data.json", str(tmp_path / "md"))
+    (tmp_path / "md").write_text(
+        '{"uuid": "u", "public_keys": {"a": "ssh-ed25519 AAAA a@b\\n", '
+        '"b": "ssh-rsa B/C+= c d"}, "keys": [{"name": "a"}], "name": "vm"}')
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines() == ["ssh-ed25519 AAAA a@b", "ssh-rsa B/C+= c d"]

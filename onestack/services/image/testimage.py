@@ -58,7 +58,7 @@ from pathlib import Path
 from onestack.common.errors import OneStackError
 
 #: Bump when the layout changes in a way the hashed inputs do not show.
-BUILD_VERSION = "4"
+BUILD_VERSION = "5"
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 #: dropbear-bin and the packages holding the shared objects it needs (which files are
 #: taken is decided by the binaries' DT_NEEDED entries, not by this list).
@@ -534,7 +534,8 @@ def _shared_objects(root: Path, binaries: dict[str, bytes]) -> dict[str, bytes]:
     found in the unpacked packages' library directories, and the dynamic loader."""
     found: dict[str, bytes] = {}
     pending = list(binaries.values())
-    seen: set[str] = set()
+    loader_name = LOADER.rsplit("/", 1)[1]
+    seen: set[str] = {loader_name}  # libc needs the loader: it goes to LOADER only
     while pending:
         needed, interp = _elf_needed(pending.pop())
         if interp is not None and interp.lstrip("/") != LOADER:
@@ -552,11 +553,13 @@ def _shared_objects(root: Path, binaries: dict[str, bytes]) -> dict[str, bytes]:
                     break
             else:
                 raise TestImageError(f"shared object {name} is in none of the packages")
-    loader = root / LOADER
-    if not loader.exists():
-        raise TestImageError(f"{LOADER} missing from the packages")
-    found[LOADER] = loader.read_bytes()
-    return found
+    # libc6 ships the loader in its library directory and LOADER as an absolute symlink
+    # to it, which must not be followed out of the unpacked tree.
+    for candidate in (*(root / d / loader_name for d in LIB_DIRS), root / LOADER):
+        if candidate.is_file() and not candidate.is_symlink():
+            found[LOADER] = candidate.read_bytes()
+            return found
+    raise TestImageError(f"{LOADER} missing from the packages")
 
 
 class _Newc:
