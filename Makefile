@@ -14,7 +14,7 @@ APT_PACKAGES += busybox-static syslinux syslinux-common mtools dosfstools cpio q
 
 STAMP := $(VENV)/.installed
 
-.PHONY: up test deps system-deps lint clean
+.PHONY: up test deps system-deps lint clean conformance
 
 up: deps
 	$(VENV)/bin/onestack up $(ARGS)
@@ -39,6 +39,11 @@ $(STAMP): pyproject.toml
 lint: deps
 	$(VENV)/bin/ruff check onestack tests bench
 	$(VENV)/bin/python -m mypy
+
+# OpenStack's conformance suite (Tempest, in its own venv under build/) against a fresh
+# `onestack up`; not part of `make test`. ARGS: --services identity,compute,... --real
+conformance: deps
+	$(VENV)/bin/python tools/conformance/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
