@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -117,10 +118,9 @@ def wait_for(console: Path, proc: subprocess.Popen[bytes], text: str, timeout: f
 
 def uptime(console_text: str, step: str) -> float:
     """The guest uptime stamped on a step's marker line."""
-    for line in console_text.splitlines():
-        if f"{MARKER} {step}" in line:
-            return float(line.split("]", 1)[0].lstrip("["))
-    raise AssertionError(f"no {step} marker")
+    match = re.search(rf"\[\s*([0-9.]+)\] {MARKER} {step}\b", console_text)
+    assert match, f"no {step} marker"
+    return float(match.group(1))
 
 
 def markers(console_text: str) -> dict[str, str]:
