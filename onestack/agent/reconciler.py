@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from onestack.agent.firewall import FirewallSync
 from onestack.common.revert import Reverter
 from onestack.common.uptime import local_uptime
 from onestack.drivers.hypervisor.base import (
@@ -123,6 +124,8 @@ class Agent:
         self._recover: set[str] | None = None
         self._passes = 0
         self._host_info: HostInfo | None = None
+        #: Security groups: the firewall of this host's ports (``agent.firewall``).
+        self._firewall = FirewallSync(network.firewall)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -190,8 +193,11 @@ class Agent:
                                            self.external_masquerade)
                              for n in state.networks])
         self._sync_routers(routers)
+        self._firewall.sync(state)  # before any guest is plugged (onestack.agent.firewall)
         futures = []
         for d in desired:
+            if not self._firewall.covers(d):
+                continue  # its filters are not in place: not plugged unfiltered
             with self._lock:
                 if d.uuid in self._in_flight:
                     continue

@@ -156,7 +156,7 @@ class HostConfig:
     #: its pick). L2 (bridges, taps) ``linux`` | ``fake``; DHCP (dnsmasq, RA, metadata)
     #: ``linux`` | ``fake``; L3 (routers, NAT) ``linux`` | ``noop`` | ``fake``; firewall
     #: (security groups) ``linux`` | ``noop`` | ``fake`` (``network_driver = linux``
-    #: picks ``noop`` until the agent applies security groups).
+    #: picks ``linux``: br_netfilter and iptables, docs/design/host-network.md).
     l2_driver: str = ""
     dhcp_driver: str = ""
     l3_driver: str = ""

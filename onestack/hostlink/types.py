@@ -71,6 +71,15 @@ DISK_KINDS: dict[str, type] = {"image": ImageDisk, "rbd": RbdDisk, "volume": Vol
 
 
 @dataclass
+class AllowedAddressPair:
+    """A port's allowed address pair: it may also send from ``ip_address`` (an address
+    or a prefix) with ``mac_address`` (None: the port's own MAC)."""
+
+    ip_address: str
+    mac_address: str | None = None
+
+
+@dataclass
 class PortInfo:
     """One NIC of an instance: its port and the network it is on."""
 
@@ -81,6 +90,7 @@ class PortInfo:
     ips: list[str] = field(default_factory=list)
     security_group_ids: list[str] = field(default_factory=list)
     port_security_enabled: bool = True
+    allowed_address_pairs: list[AllowedAddressPair] = field(default_factory=list)
 
 
 @dataclass

@@ -68,4 +68,21 @@ def test_port_security_off_and_stale_chains() -> None:
     out = lines(4, [port(port_security_enabled=False)], frozenset({stale}))
     assert not any(PORT[:11] in line for line in out)
     assert f":{stale} - [0:0]" in out and f"-X {stale}" in out
-    assert "-A t1sg-chain -j ACCEPT" in out
+    # Only what is bridged on this host's bridges is accepted at the end (not what the
+    # host routes).
+    assert "-A t1sg-chain -i t1brq+ -m physdev --physdev-is-bridged -j ACCEPT" in out
+    assert "-A t1sg-chain -j ACCEPT" not in out
+
+
+def test_icmp_in_an_ipv6_rule_is_icmpv6_and_spoofed_ndp_is_checked() -> None:
+    rules = [SecurityGroupRule("ingress", "IPv6", "icmp", 128, None),
+             SecurityGroupRule("ingress", "IPv4", "ipv6-icmp")]
+    out = lines(6, [port(rules=rules)])
+    i, o, s = (Chains(NAMES).port(k, PORT) for k in "ios")
+    assert f"-A {i} -p ipv6-icmp --icmpv6-type 128 -j RETURN" in out
+    assert not lines(4, [port(rules=rules)]).count(f"-A {i} -p ipv6-icmp -j RETURN")
+    # Neighbour advertisements go through anti-spoofing (only DAD from :: before it).
+    jump = out.index(f"-A {o} -j {s}")
+    assert out.index(f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type 136 -j RETURN") > jump
+    assert all("--icmpv6-type 136" not in line for line in out[:jump]
+               if line.startswith(f"-A {o} "))

@@ -69,7 +69,7 @@ def test_one_kind_overrides_the_shorthand(tmp_path: Path) -> None:
     assert isinstance(driver.l3, NoopL3) and isinstance(driver.firewall, NoopFirewall)
     assert network.load("linux", state_dir=tmp_path).drivers() == {
         "l2": "linux", "dhcp": "linux", "l3": network.SHORTHANDS["linux"]["l3"],
-        "firewall": "noop"}
+        "firewall": "linux"}
     with pytest.raises(ValueError, match="unknown network driver 'nope'"):
         network.load("nope")
     with pytest.raises(ValueError, match="unknown l3 network driver 'nope'"):

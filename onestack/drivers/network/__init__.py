@@ -49,7 +49,7 @@ DRIVERS: dict[str, dict[str, str]] = {
 
 #: ``network_driver`` -> the driver of each kind.
 SHORTHANDS: dict[str, dict[str, str]] = {
-    "linux": {"l2": "linux", "dhcp": "linux", "l3": "linux", "firewall": "noop"},
+    "linux": {"l2": "linux", "dhcp": "linux", "l3": "linux", "firewall": "linux"},
     "fake": {"l2": "fake", "dhcp": "fake", "l3": "fake", "firewall": "fake"},
 }
 

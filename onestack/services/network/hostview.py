@@ -72,7 +72,12 @@ class HostView:
                                    mtu=mtus.get(p.network_id, 1500),
                                    ips=[a.ip_address for a in p.fixed_ips],
                                    security_group_ids=sorted(groups.get(p.id, [])),
-                                   port_security_enabled=p.port_security_enabled)
+                                   port_security_enabled=p.port_security_enabled,
+                                   allowed_address_pairs=[
+                                       wire.AllowedAddressPair(
+                                           ip_address=a.ip_address,
+                                           mac_address=a.mac_address or None)
+                                       for a in p.allowed_address_pairs])
                     for p in ports}
 
     def security_groups(self, group_ids: list[str]) -> list[wire.SecurityGroupRuleSet]:

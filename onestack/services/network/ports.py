@@ -42,6 +42,7 @@ from onestack.services.network.base import (
     ListQuery,
     Page,
     caller_project,
+    changes_hosts,
     invalid_input,
     new_id,
     owns,
@@ -485,6 +486,7 @@ class Ports:
         if action == "update_port" and attrs.get("mac_address") is not None:
             raise policy_error("update_port:mac_address")
 
+    @changes_hosts  # a new member of security groups (remote groups' addresses)
     def create(self, ctx: ValidatedToken, *, network_id: str, project_id: str | None = None,
                **attrs: Any) -> Page:
         """Create a port; ``attrs`` are ``create_port_in``'s keyword arguments."""
@@ -520,6 +522,7 @@ class Ports:
             port = PORT.get_visible(session, ctx, port_id)
             return base.page_of(session, PORT, [port])
 
+    @changes_hosts  # groups, port security, address pairs, addresses: the firewalls
     def update(self, ctx: ValidatedToken, port_id: str, changes: dict[str, Any]) -> Page:
         """Apply ``changes`` (``create_port_in``'s argument names; ``binding`` a dict)."""
         def work(session: Session) -> Page:
@@ -620,6 +623,7 @@ class Ports:
         for request in sorted(wanted, key=lambda r: r.ip_address is None):
             ipam.allocate_ip(session, request.subnet, request.ip_address, port=port)
 
+    @changes_hosts
     def delete(self, ctx: ValidatedToken, port_id: str) -> None:
         with self.db.session() as session:
             port = PORT.get_visible(session, ctx, port_id)

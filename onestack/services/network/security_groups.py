@@ -34,6 +34,7 @@ from onestack.services.network.base import (
     Page,
     annotate,
     caller_project,
+    changes_hosts,
     forget_tags,
     list_page,
     new_id,
@@ -445,6 +446,7 @@ class SecurityGroups:
 
     # rules
 
+    @changes_hosts  # the hosts' firewalls follow at once
     def create_rule(self, ctx: ValidatedToken, spec: RuleSpec,
                     project_id: str | None = None) -> Page:
         columns = validate_rule(spec)
@@ -486,6 +488,7 @@ class SecurityGroups:
         with self.db.session() as session:
             return page_of(session, RULES, [RULES.get_visible(session, ctx, rule_id)])
 
+    @changes_hosts
     def delete_rule(self, ctx: ValidatedToken, rule_id: str) -> None:
         with self.db.session() as session:
             rule = RULES.get_visible(session, ctx, rule_id)

@@ -32,13 +32,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from pathlib import Path
 
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import NetworkDriverError
 from onestack.drivers.network.firewall.base import FirewallDriver, PortRules, SecurityGroupRule
 from onestack.drivers.network.firewall.check import ICMP_PROTOCOLS, check_ports
-from onestack.drivers.network.names import Names
+from onestack.drivers.network.names import BRIDGE, Names
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,16 @@ log = logging.getLogger(__name__)
 TOOLS = {4: ("iptables-restore", "iptables", "IPv4"),
          6: ("ip6tables-restore", "ip6tables", "IPv6")}
 #: ICMPv6 types a port always receives (MLD, router advertisement, neighbour
-#: solicitation and advertisement) and may always send (the same less RA).
-ICMPV6_IN = (130, 131, 132, 134, 135, 136)
-ICMPV6_OUT = (130, 131, 132, 133, 135, 136)
+#: solicitation and advertisement) and may always send from its own addresses (the
+#: same less RA, plus router solicitation).
+ICMPV6_IN = (130, 131, 132, 134, 135, 136, 143)
+ICMPV6_OUT = (130, 131, 132, 133, 135, 136, 143)
+#: ICMPv6 types sent from the unspecified address before a port has one (MLD reports,
+#: duplicate address detection), to link-local multicast only.
+ICMPV6_UNSPECIFIED = (131, 135, 143)
+#: How often (seconds) the driver re-reads the kernel's chains rather than trusting what
+#: it applied last (someone may have flushed them).
+RECHECK_SECONDS = 60.0
 PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp",
                   "icmpv6": "ipv6-icmp", "132": "sctp"}
 
@@ -93,8 +101,9 @@ def _match(rule: SecurityGroupRule, version: int) -> list[str] | None:
     if not protocol or protocol == "any":
         return []
     if protocol in ICMP_PROTOCOLS or protocol in ("icmp", "ipv6-icmp"):
+        # As Neutron: "icmp" in an IPv6 rule means ICMPv6; ICMPv6 in IPv4 matches nothing.
         wanted = "icmp" if version == 4 else "ipv6-icmp"
-        if protocol != wanted:
+        if version == 4 and protocol == "ipv6-icmp":
             return None
         args = ["-p", wanted]
         if rule.port_range_min is not None:
@@ -158,15 +167,15 @@ def port_rules(port: PortRules, version: int, group_members: dict[str, list[str]
         lines.append(f"-A {o} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp "
                      "--sport 68 --dport 67 -j RETURN")
     else:
-        lines += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
-                  for t in ICMPV6_OUT if t in (133, 135, 136)]
+        lines += [f"-A {o} -s ::/128 -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type {t} "
+                  "-j RETURN" for t in ICMPV6_UNSPECIFIED]
     lines.append(f"-A {o} -j {s}")
     if version == 4:
         lines += [f"-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN",
                   f"-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP"]
     else:
         lines += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
-                  for t in ICMPV6_OUT if t not in (133, 135, 136)]
+                  for t in ICMPV6_OUT]
         lines += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
                   f"-A {o} -p udp -m udp --sport 546 --dport 547 -j RETURN",
                   f"-A {o} -p udp -m udp --sport 547 --dport 546 -j DROP"]
@@ -193,24 +202,36 @@ def port_rules(port: PortRules, version: int, group_members: dict[str, list[str]
     return lines
 
 
+def wanted_chains(ports: list[PortRules], chains: Chains) -> list[str]:
+    """Our chains for these ports (the same in both families)."""
+    return [chains.top, chains.fallback,
+            *(chains.port(k, p.port_id) for p in sorted(ports, key=lambda p: p.port_id)
+              if p.port_security_enabled for k in "ios")]
+
+
 def ruleset(ports: list[PortRules], group_members: dict[str, list[str]], version: int,
             names: Names, existing: set[str]) -> str:
     """The ``iptables-restore --noflush`` input for one family: our chains declared
     (so flushed) and refilled; ``existing`` chains of ours no longer wanted emptied and
-    deleted."""
+    deleted.
+
+    The top chain ends by accepting what is bridged on this host's bridges (the
+    filtered ports' frames have passed their chains by then; the others, such as a
+    router's or DHCP's legs, are not filtered): what the host routes itself goes on
+    through the rest of FORWARD, as its own firewall says."""
     chains = Chains(names)
     filtered = [p for p in sorted(ports, key=lambda p: p.port_id) if p.port_security_enabled]
-    wanted = [chains.top, chains.fallback]
+    wanted = wanted_chains(ports, chains)
     body = []
     for port in filtered:
         tap = names.tap(port.port_id)
-        i, o, s = (chains.port(k, port.port_id) for k in "ios")
-        wanted += [i, o, s]
+        i, o = chains.port("i", port.port_id), chains.port("o", port.port_id)
         body += [f"-A {chains.top} -m physdev --physdev-out {tap} --physdev-is-bridged "
                  f"-j {i}",
                  f"-A {chains.top} -m physdev --physdev-in {tap} --physdev-is-bridged "
                  f"-j {o}"]
-    body.append(f"-A {chains.top} -j ACCEPT")
+    body.append(f"-A {chains.top} -i {names.prefix}{BRIDGE}+ -m physdev "
+                "--physdev-is-bridged -j ACCEPT")
     body.append(f"-A {chains.fallback} -j DROP")
     for port in filtered:
         body += port_rules(port, version, group_members, chains)
@@ -218,6 +239,23 @@ def ruleset(ports: list[PortRules], group_members: dict[str, list[str]], version
     lines = ["*filter", *(f":{chain} - [0:0]" for chain in [*wanted, *stale]), *body,
              *(f"-X {chain}" for chain in stale), "COMMIT", ""]
     return "\n".join(lines)
+
+
+def load_br_netfilter() -> bool:
+    """br_netfilter loaded (``modprobe`` it if its sysctls are missing); False if it
+    cannot be (then nothing bridged can be filtered)."""
+    if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        return True
+    try:
+        netns.run(["modprobe", "br_netfilter"])
+    except NetworkDriverError as exc:
+        log.error("br_netfilter could not be loaded (%s): security groups cannot filter "
+                  "bridged traffic on this host", exc)
+        return False
+    loaded = Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists()
+    if loaded:
+        log.info("loaded br_netfilter (security groups filter bridged traffic)")
+    return loaded
 
 
 class LinuxFirewall(FirewallDriver):
@@ -233,20 +271,29 @@ class LinuxFirewall(FirewallDriver):
         self._lock = threading.RLock()
         #: family -> the input last applied by this process.
         self._applied: dict[int, str] = {}
+        #: family -> our chains as last applied (trusted until the next recheck).
+        self._known: dict[int, set[str]] = {}
+        #: family -> when the kernel's chains and the FORWARD hook were last read.
+        self._checked: dict[int, float] = {}
+        load_br_netfilter()
 
     def _existing(self, version: int) -> set[str]:
         out = netns.run([TOOLS[version][1], "-w", "-t", "filter", "-S"])
         return {line.split()[1] for line in out.splitlines()
                 if line.startswith("-N ") and self.chains.ours(line.split()[1])}
 
-    def _hook(self, version: int) -> None:
-        """FORWARD jumps to our top chain (made empty first if it is new)."""
+    def _hook(self, version: int) -> set[str]:
+        """FORWARD jumps to our top chain (made empty first if it is new); our chains
+        as the kernel has them."""
         tool, top = TOOLS[version][1], self.chains.top
-        if top not in self._existing(version):
+        existing = self._existing(version)
+        if top not in existing:
             netns.run([tool, "-w", "-t", "filter", "-N", top])
+            existing.add(top)
         rules = netns.run([tool, "-w", "-t", "filter", "-S", "FORWARD"])
         if f"-A FORWARD -j {top}" not in rules.splitlines():
             netns.run([tool, "-w", "-t", "filter", "-I", "FORWARD", "-j", top])
+        return existing
 
     def apply(self, ports: list[PortRules], group_members: dict[str, list[str]]) -> None:
         try:
@@ -257,16 +304,31 @@ class LinuxFirewall(FirewallDriver):
             for key in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
                 if not netns.set_sysctl(f"net/bridge/{key}", "1"):
                     raise NetworkDriverError(
-                        "br_netfilter is not loaded (no net.bridge sysctls): bridged "
-                        "traffic cannot be filtered (modprobe br_netfilter)")
+                        "br_netfilter is not loaded (no net.bridge sysctls) and could not "
+                        "be loaded: bridged traffic cannot be filtered, so no port is "
+                        "(run modprobe br_netfilter as root, or pick firewall_driver = "
+                        "noop knowingly)")
+            wanted = set(wanted_chains(ports, self.chains))
             for version in (4, 6):
-                self._hook(version)
-                script = ruleset(ports, group_members, version, self.names,
-                                 self._existing(version))
-                if self._applied.get(version) == script:
+                now = time.monotonic()
+                recheck = version not in self._known or \
+                    now - self._checked.get(version, 0.0) > RECHECK_SECONDS
+                if recheck:
+                    existing = self._hook(version)
+                    self._checked[version] = now
+                else:
+                    existing = self._known[version]
+                script = ruleset(ports, group_members, version, self.names, existing)
+                if not recheck and self._applied.get(version) == script:
                     continue
-                netns.run([TOOLS[version][0], "-w", "--noflush"], input=script)
+                try:
+                    netns.run([TOOLS[version][0], "-w", "--noflush"], input=script)
+                except NetworkDriverError:
+                    self._known.pop(version, None)  # read the kernel's next time
+                    self._applied.pop(version, None)
+                    raise
                 self._applied[version] = script
+                self._known[version] = wanted
 
     def list_ports(self) -> list[str]:
         prefix = self.names.prefix + "i"
@@ -288,3 +350,5 @@ class LinuxFirewall(FirewallDriver):
                                     *(f"-X {c}" for c in sorted(existing)), "COMMIT", ""])
                 netns.run([TOOLS[version][0], "-w", "--noflush"], input=script)
             self._applied.clear()
+            self._known.clear()
+            self._checked.clear()
