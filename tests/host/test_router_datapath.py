@@ -1,4 +1,5 @@
-"""Routers from the API to a real guest: SNAT, a floating IP, re-adoption, disassociation.
+"""Routers from the API to a real guest: SNAT, a floating IP, SSH, re-adoption,
+disassociation.
 
 One ``onestack up`` with the real drivers (QEMU under TCG, Linux bridges, dnsmasq, the
 Linux L3 driver) runs in a namespace of the test's own, which plays the host and the
@@ -9,9 +10,13 @@ router's gateway leads to. Nothing leaves it.
 One guest on a tenant network behind a router with its gateway on ``public``; its user
 data starts busybox ``httpd`` (port 80) and a persistent ``nc`` echo (port 7000), then
 fetches a page from a listener here, which records the peer (SNAT: the router's gateway
-address). Then a floating IP: the page is fetched from the guest through it, an echo
-connection through it survives a ``kill -9`` of the server and the re-adoption of the
-router, and after disassociation the address is dead within a second.
+address). Then a floating IP: the page is fetched from the guest through it, the stock
+``ssh`` client logs in through it with the keypair the server was created with (as
+Tempest's scenario tests do: ``cirros@<floating IP>``), an echo connection through it
+survives a ``kill -9`` of the server and the re-adoption of the router while the guest
+keeps running (same QEMU process, no second boot, its uptime going on), and after
+disassociation the address is dead within a second. The guest's security group allows
+exactly what is tested (tcp/22, tcp/80, tcp/7000, ICMP): ingress is denied otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -105,6 +111,16 @@ def outside(host: NetnsHost) -> Iterator[list[str]]:
 def guest(host: NetnsHost, image_file: Path, outside: list[str],
           tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("cloud")
+    key = tmp / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                   check=True)
+    openstack(host, "keypair", "create", "--public-key", f"{key}.pub", "key1")
+    openstack(host, "security", "group", "create", "sg1")
+    for rule in (["--protocol", "tcp", "--dst-port", "22"],
+                 ["--protocol", "tcp", "--dst-port", "80"],
+                 ["--protocol", "tcp", "--dst-port", "7000"],
+                 ["--protocol", "icmp"]):
+        openstack(host, "security", "group", "rule", "create", "--ingress", *rule, "sg1")
     openstack(host, "image", "create", "--disk-format", "qcow2", "--container-format",
               "bare", "--file", str(image_file), "--public", "testimg")
     openstack(host, "network", "create", "net1")
@@ -119,10 +135,11 @@ def guest(host: NetnsHost, image_file: Path, outside: list[str],
     user_data = tmp / "user-data.sh"
     user_data.write_text(USER_DATA)
     openstack(host, "server", "create", "--image", "testimg", "--flavor", "m1.nano",
-              "--network", "net1", "--user-data", str(user_data), "--wait", "vm1",
-              timeout=300)
+              "--network", "net1", "--user-data", str(user_data), "--key-name", "key1",
+              "--security-group", "sg1", "--wait", "vm1", timeout=300)
     server = openstack(host, "server", "show", "vm1")
-    return {"router": router["id"], "gateway_ip": gateway_ip, "server": server["id"]}
+    return {"router": router["id"], "gateway_ip": gateway_ip, "server": server["id"],
+            "key": key}
 
 
 def console(host: NetnsHost) -> str:
@@ -166,11 +183,46 @@ def test_guest_reaches_the_outside_through_snat(host: NetnsHost, guest: dict,
     assert guest["gateway_ip"] in outside
 
 
-def test_floating_ip_restart_and_disassociation(host: NetnsHost, guest: dict) -> None:
-    fip = openstack(host, "floating", "ip", "create", "public")["floating_ip_address"]
-    openstack(host, "server", "add", "floating", "ip", "vm1", fip, json_output=False)
+@pytest.fixture(scope="module")
+def fip(host: NetnsHost, guest: dict) -> str:
+    address = openstack(host, "floating", "ip", "create", "public")["floating_ip_address"]
+    openstack(host, "server", "add", "floating", "ip", "vm1", address, json_output=False)
+    return str(address)
+
+
+def ssh(key: Path, address: str, command: str, user: str = "cirros",
+        ) -> subprocess.CompletedProcess[str]:
+    """The stock client, as a user types it (plus batch mode and no known_hosts file)."""
+    return subprocess.run(
+        ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o",
+         "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+         f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs openssh-client")
+def test_ssh_to_the_floating_ip_with_the_servers_keypair(host: NetnsHost, guest: dict,
+                                                         fip: str) -> None:
+    wait_console(host, r"ONESTACK-TEST: ssh (ok|failed)")
+    done = wait_for(lambda: (r := ssh(guest["key"], fip, "id -un; hostname")).returncode
+                    == 0 and r, 60, interval=1, what=f"ssh cirros@{fip}")
+    assert done.stdout.split() == ["cirros", "vm1"]
+    # The key is the keypair's: another key is refused.
+    other = guest["key"].with_name("other")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    refused = ssh(other, fip, "true")
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+
+
+def test_floating_ip_restart_and_disassociation(host: NetnsHost, guest: dict,
+                                                fip: str) -> None:
     page = wait_for(lambda: _get(fip), 30, interval=0.2, what=f"http://{fip}/")
     assert "hello from vm1" in page
+    qemu_before = _qemu_pids(host)
+    assert len(qemu_before) == 1, qemu_before
+    boots_before = console(host).count("ONESTACK-TEST: init started")
+    uptime_before = _guest_uptime(guest["key"], fip)
 
     # An established flow through the floating IP outlives the server (kill -9) and the
     # agent's re-adoption of the router.
@@ -187,6 +239,12 @@ def test_floating_ip_restart_and_disassociation(host: NetnsHost, guest: dict) ->
         assert _read_line(flow) == b"after\n"
     finally:
         flow.close()
+    # The guest was not restarted: the same QEMU process, one boot on its console, and
+    # its uptime went on.
+    assert _qemu_pids(host) == qemu_before
+    assert console(host).count("ONESTACK-TEST: init started") == boots_before == 1
+    uptime_after = _guest_uptime(guest["key"], fip)
+    assert uptime_after > uptime_before, (uptime_before, uptime_after)
 
     openstack(host, "server", "remove", "floating", "ip", "vm1", fip, json_output=False)
     removed = time.monotonic()
@@ -197,6 +255,18 @@ def test_floating_ip_restart_and_disassociation(host: NetnsHost, guest: dict) ->
     print(f"floating IP dead {time.monotonic() - removed:.2f} s after disassociation")
     time.sleep(0.5)
     assert not reachable(fip, 80, timeout=1.0)
+
+
+def _qemu_pids(host: NetnsHost) -> dict[str, int]:
+    return {str(path.parent): pid for path, pid in host.pidfile_processes().items()
+            if path.name == "qemu.pid"}
+
+
+def _guest_uptime(key: Path, address: str) -> float:
+    """The guest's /proc/uptime, read over SSH through the floating IP."""
+    done = ssh(key, address, "cat /proc/uptime")
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[0])
 
 
 def _get(address: str) -> str | None:
