@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 APT_PACKAGES ?= qemu-utils dnsmasq-base dnsmasq-utils iproute2 nftables iptables genisoimage
 # The test image build (onestack image build-test) and its boot test.
 APT_PACKAGES += busybox-static syslinux syslinux-common mtools dosfstools cpio qemu-system-x86
+# The dashboard's browser tests (tests/dashboard): Playwright drives this Chromium.
+APT_PACKAGES += chromium
 # Host tests and the README tour reach guests as users do: ssh (and ssh-keygen) to a
 # floating IP, ping.
 APT_PACKAGES += openssh-client iputils-ping

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from onestack import dashboard
 from onestack.api import compute as compute_api
 from onestack.api import hostlink as hostlink_api
 from onestack.api import identity as identity_api
@@ -82,13 +83,17 @@ def create_app(config: Config, services: AppServices) -> Starlette:
         log.info("shutting down")
         services.close()
 
+    web = dashboard.create()   # the web dashboard: a client of the routes above
     app = Starlette(
         lifespan=lifespan,
         routes=[*identity_api.routes, *image_api.routes, *network_api.routes,
-                *compute_api.routes, *metadata_api.routes, *hostlink_api.routes],
+                *compute_api.routes, *metadata_api.routes, *hostlink_api.routes,
+                dashboard.mount(web)],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )
     app.add_middleware(RequestContextMiddleware, public_url=config.public_url)
+    app.add_middleware(dashboard.BrowserRedirect)
+    dashboard.attach(web, app, config.public_url)
     app.state.config = config
     app.state.services = services
     app.state.identity = services.identity
