@@ -1,7 +1,7 @@
 """Where the program is put together: the one place that knows every layer.
 
-- ``Services``: the server side (database, identity, image, network, compute and the
-  host service), built once per process: ``onestack up``, the tests, the dashboard.
+- ``Services``: the server side (database, identity, image, network, compute, volume
+  and the host service), built once per process: ``onestack up``, the tests, the dashboard.
   With ``[host] agent`` on, ``start()`` also runs this machine's host in the same
   process (the all-in-one mode), over the in-process transport.
 - ``build_host``: a host's agent for a given ``HostToServer`` link: the in-process one
@@ -29,6 +29,7 @@ from onestack.services.identity import Identity
 from onestack.services.identity.bootstrap import BootstrapResult, bootstrap
 from onestack.services.image import Images
 from onestack.services.network import Networking
+from onestack.services.volume import Volumes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class Services:
         self.network.bootstrap(self.bootstrap.admin_project_id)
         self.compute = Compute(self.db, config, self.identity, self.images, self.network)
         self.compute.bootstrap()
+        #: Block Storage (Cinder v3); compute attaches its volumes through
+        #: ``volume.attachments`` (the contract is in services/volume/attachments.py).
+        self.volume = Volumes(self.db, config, self.identity, self.images)
+        self.volume.bootstrap()
         # A change of routers or floating IPs wakes every host this process reaches.
         self.network.listeners.append(self._wake_hosts)
         #: What hosts call (``hostlink.HostToServer``), whatever their transport.
@@ -104,4 +109,5 @@ class Services:
 
     def close(self) -> None:
         self.stop_agent()
+        self.volume.close()
         self.db.dispose()

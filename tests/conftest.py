@@ -29,6 +29,8 @@ TEST_ENV = {
     "ONESTACK_HOST_HYPERVISOR_DRIVER": "fake",
     "ONESTACK_HOST_STORAGE_DRIVER": "fake",
     "ONESTACK_HOST_NETWORK_DRIVER": "fake",
+    # Volumes in memory (tests/api/test_volume_local.py runs the local backend).
+    "ONESTACK_VOLUME_BACKEND": "fake",
     "ONESTACK_HOST_NAME": "compute-1",
     "ONESTACK_HOST_POLL_INTERVAL": "1.0",
 }

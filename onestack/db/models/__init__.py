@@ -61,6 +61,18 @@ from onestack.db.models.network_l3 import (
     SecurityGroupPortBinding,
     SecurityGroupRule,
 )
+from onestack.db.models.network_pools import SubnetPool
+from onestack.db.models.volume import (
+    QosSpecs,
+    Snapshot,
+    Volume,
+    VolumeAttachment,
+    VolumeMessage,
+    VolumeQuota,
+    VolumeTransfer,
+    VolumeType,
+    VolumeTypeProject,
+)
 
 __all__ = [
     "ApplicationCredential", "Assignment", "Base", "Domain", "Endpoint", "Group",
@@ -72,9 +84,12 @@ __all__ = [
     "AllocationPool", "AllowedAddressPair", "DnsNameserver", "ExtraDhcpOpt", "HostRoute",
     "IPAllocation", "Network", "NetworkTag", "Port", "StandardAttributes", "Subnet",
     "DefaultSecurityGroup", "FloatingIP", "NetworkQuota", "Router", "RouterPort", "RouterRoute",
-    "SecurityGroup", "SecurityGroupPortBinding", "SecurityGroupRule",
+    "SecurityGroup", "SecurityGroupPortBinding", "SecurityGroupRule", "SubnetPool",
     # compute
     "ComputeNode", "ComputeQuota", "ComputeService", "Flavor", "FlavorExtraSpec",
     "FlavorProject", "Instance", "InstanceAction", "InstanceActionEvent", "InstanceFault",
     "InstanceMetadata", "InstanceTag", "KeyPair", "ServerGroup", "ServerGroupMember",
+    # volume
+    "QosSpecs", "Snapshot", "Volume", "VolumeAttachment", "VolumeMessage", "VolumeQuota",
+    "VolumeTransfer", "VolumeType", "VolumeTypeProject",
 ]

@@ -29,6 +29,8 @@ SERVICES: list[tuple[str, str, str]] = [
     ("image", "glance", "/image"),
     ("network", "neutron", "/network"),
     ("compute", "nova", "/compute/v2.1"),
+    ("block-storage", "cinder", "/volume/v3"),
+    ("volumev3", "cinderv3", "/volume/v3"),
 ]
 
 

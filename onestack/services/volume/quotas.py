@@ -1,0 +1,144 @@
+"""Block Storage quotas: ``volumes``, ``gigabytes``, ``snapshots`` (and the
+``backups``, ``backup_gigabytes``, ``groups``, ``per_volume_gigabytes`` Cinder also
+shows), each also per volume type (``volumes_<type>``, ``gigabytes_<type>``,
+``snapshots_<type>``).
+
+Usage is counted from the rows themselves (a volume counts from the moment its row is
+written until the row is deleted; ``gigabytes`` adds snapshots' sizes, as Cinder
+does), so it cannot drift from the truth after a crash. A check and the row it admits
+are written under one lock, in one transaction (one server process per database; see
+docs/design/volumes.md).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from onestack.common.config import Config
+from onestack.common.errors import BadRequest, PayloadTooLarge
+from onestack.db import Database
+from onestack.db.models import Snapshot, Volume, VolumeQuota, VolumeType
+
+BASE = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups",
+        "per_volume_gigabytes")
+PER_TYPE = ("volumes", "gigabytes", "snapshots")
+
+#: Held around every quota check and the insert it admits.
+LOCK = threading.RLock()
+
+
+class VolumeQuotas:
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db = db
+        self.config = config.volume
+
+    def defaults(self, session: Session) -> dict[str, int]:
+        c = self.config
+        values = {"volumes": c.quota_volumes, "gigabytes": c.quota_gigabytes,
+                  "snapshots": c.quota_snapshots, "backups": c.quota_backups,
+                  "backup_gigabytes": c.quota_backup_gigabytes, "groups": c.quota_groups,
+                  "per_volume_gigabytes": c.per_volume_size_limit}
+        for name in session.scalars(select(VolumeType.name)):
+            for resource in PER_TYPE:
+                values[f"{resource}_{name}"] = -1
+        return values
+
+    def limits(self, session: Session, project_id: str) -> dict[str, int]:
+        values = self.defaults(session)
+        for row in session.scalars(select(VolumeQuota).where(
+                VolumeQuota.project_id == project_id)):
+            values[row.resource] = row.hard_limit
+        return values
+
+    def usage(self, session: Session, project_id: str) -> dict[str, int]:
+        types = dict(session.execute(select(VolumeType.id, VolumeType.name)).all())
+        used: dict[str, int] = {name: 0 for name in BASE}
+        for name in types.values():
+            for resource in PER_TYPE:
+                used[f"{resource}_{name}"] = 0
+        for type_id, count, size in session.execute(
+                select(Volume.volume_type_id, func.count(), func.coalesce(func.sum(Volume.size), 0))
+                .where(Volume.project_id == project_id).group_by(Volume.volume_type_id)):
+            used["volumes"] += count
+            used["gigabytes"] += size
+            if type_id in types:
+                used[f"volumes_{types[type_id]}"] += count
+                used[f"gigabytes_{types[type_id]}"] += size
+        for type_id, count, size in session.execute(
+                select(Snapshot.volume_type_id, func.count(),
+                       func.coalesce(func.sum(Snapshot.size), 0))
+                .where(Snapshot.project_id == project_id).group_by(Snapshot.volume_type_id)):
+            used["snapshots"] += count
+            used["gigabytes"] += size
+            if type_id in types:
+                used[f"snapshots_{types[type_id]}"] += count
+                used[f"gigabytes_{types[type_id]}"] += size
+        return used
+
+    def check(self, session: Session, project_id: str, type_name: str | None,
+              volumes: int = 0, snapshots: int = 0, gigabytes: int = 0,
+              size: int | None = None) -> None:
+        """Refuse (413, Cinder's messages) what would take the project over a limit.
+        Call with ``LOCK`` held, in the transaction that writes the row."""
+        limits = self.limits(session, project_id)
+        per_volume = limits.get("per_volume_gigabytes", -1)
+        if size is not None and per_volume >= 0 and size > per_volume:
+            raise BadRequest(f"Invalid input received: Volume size {size}G exceeds the "
+                             f"{per_volume}G per-volume limit.")
+        used = self.usage(session, project_id)
+        wanted = {"volumes": volumes, "snapshots": snapshots, "gigabytes": gigabytes}
+        for resource, delta in wanted.items():
+            names = [resource] + ([f"{resource}_{type_name}"] if type_name else [])
+            for name in names:
+                limit = limits.get(name, -1)
+                if delta <= 0 or limit < 0 or used.get(name, 0) + delta <= limit:
+                    continue
+                if resource == "gigabytes":
+                    raise PayloadTooLarge(
+                        f"Requested volume or snapshot exceeds allowed {name} quota. "
+                        f"Requested {delta}G, quota is {limit}G and {used.get(name, 0)}G "
+                        "has been consumed.")
+                raise PayloadTooLarge(f"Maximum number of {resource} allowed ({limit}) "
+                                      f"exceeded for quota '{name}'.")
+
+    def show(self, project_id: str, usage: bool = False) -> dict[str, Any]:
+        with self.db.session() as session:
+            limits = self.limits(session, project_id)
+            if not usage:
+                return {"id": project_id, **limits}
+            used = self.usage(session, project_id)
+        return {"id": project_id, **{name: {"limit": limit, "in_use": used.get(name, 0),
+                                            "reserved": 0, "allocated": 0}
+                                     for name, limit in limits.items()}}
+
+    def update(self, project_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        with self.db.session() as session:
+            known = self.defaults(session)
+            for name, raw in values.items():
+                if name not in known:
+                    raise BadRequest(f"Bad key(s) in quota set: {name}")
+                if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+                    raise BadRequest(f"Quota value {raw!r} for {name} must be an integer.")
+                try:
+                    value = int(raw)
+                except ValueError:
+                    raise BadRequest(f"Quota value {raw!r} for {name} must be an "
+                                     "integer.") from None
+                if value < -1 or value > 0x7FFFFFFF:
+                    raise BadRequest(f"Invalid input received: Quota limit {value} for "
+                                     f"{name} must be -1 or between 0 and 2147483647.")
+                row = session.get(VolumeQuota, (project_id, name))
+                if row is None:
+                    session.add(VolumeQuota(project_id=project_id, resource=name,
+                                            hard_limit=value))
+                else:
+                    row.hard_limit = value
+        return self.show(project_id)
+
+    def reset(self, project_id: str) -> None:
+        with self.db.session() as session:
+            session.execute(delete(VolumeQuota).where(VolumeQuota.project_id == project_id))

@@ -1,0 +1,249 @@
+"""Volume types (with extra specs and project access) and QoS specs (stored and shown,
+not enforced). A type's ``volume_backend_name`` extra spec picks the backend its
+volumes are made on; ``multiattach: "<is> True"`` lets its volumes be attached to more
+than one server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onestack.common.errors import BadRequest, Conflict, NotFound
+from onestack.db import Database
+from onestack.db.models import QosSpecs, Volume, VolumeType, VolumeTypeProject, utcnow
+from onestack.services.volume.common import (
+    UUID_RE,
+    Ctx,
+    check_bool,
+    check_metadata,
+    check_string,
+    field_error,
+    is_admin,
+)
+
+
+def is_multiattach(volume_type: VolumeType | None) -> bool:
+    spec = (volume_type.extra_specs or {}).get("multiattach", "") if volume_type else ""
+    return str(spec).replace(" ", "").lower() in ("<is>true", "true")
+
+
+class VolumeTypes:
+    def __init__(self, db: Database, default_name: str) -> None:
+        self.db = db
+        self.default_name = default_name
+
+    def bootstrap(self) -> None:
+        """The default type exists (Cinder's ``__DEFAULT__``)."""
+        with self.db.session() as session:
+            if session.scalar(select(VolumeType).where(
+                    VolumeType.name == self.default_name)) is None:
+                session.add(VolumeType(id=str(uuid.uuid4()), name=self.default_name,
+                                       description="Default Volume Type", is_public=True,
+                                       extra_specs={}))
+
+    # -- lookups ----------------------------------------------------------------------
+
+    def _accessible(self, session: Session, ctx: Ctx, vt: VolumeType) -> bool:
+        if vt.is_public or is_admin(ctx):
+            return True
+        assert ctx is not None
+        return session.get(VolumeTypeProject, (vt.id, ctx.project_id or "")) is not None
+
+    def find(self, session: Session, ctx: Ctx, name_or_id: str) -> VolumeType:
+        vt = session.get(VolumeType, name_or_id) if UUID_RE.match(name_or_id) else None
+        if vt is None:
+            vt = session.scalar(select(VolumeType).where(VolumeType.name == name_or_id))
+        if vt is None or not self._accessible(session, ctx, vt):
+            raise NotFound(f"Volume type {name_or_id} could not be found.")
+        return vt
+
+    def default(self, session: Session) -> VolumeType:
+        vt = session.scalar(select(VolumeType).where(VolumeType.name == self.default_name))
+        if vt is None:
+            raise NotFound(f"Default volume type {self.default_name} could not be found.")
+        return vt
+
+    def get(self, ctx: Ctx, name_or_id: str) -> VolumeType:
+        with self.db.session() as session:
+            if name_or_id == "default":
+                return self.default(session)
+            return self.find(session, ctx, name_or_id)
+
+    def list_types(self, ctx: Ctx, is_public: str | None = None) -> list[VolumeType]:
+        with self.db.session() as session:
+            types = list(session.scalars(select(VolumeType).order_by(VolumeType.created_at)))
+            if is_admin(ctx) and is_public is not None and is_public.lower() == "none":
+                return types
+            if is_admin(ctx) and is_public is not None:
+                wanted = check_bool(is_public, "is_public")
+                return [t for t in types if t.is_public == wanted]
+            return [t for t in types if self._accessible(session, ctx, t)]
+
+    # -- changes (administrators; the route checks) -----------------------------------
+
+    def create(self, body: dict[str, Any]) -> VolumeType:
+        name = check_string(body.get("name"), "volume_type/name", allow_none=False)
+        assert name is not None
+        if not name.strip():
+            raise field_error("volume_type/name", name, "The name must not be empty.")
+        description = check_string(body.get("description"), "volume_type/description")
+        is_public = check_bool(body.get("os-volume-type-access:is_public", True),
+                               "os-volume-type-access:is_public")
+        specs = check_metadata(body.get("extra_specs"), "volume_type/extra_specs")
+        with self.db.session() as session:
+            if session.scalar(select(VolumeType).where(VolumeType.name == name)):
+                raise Conflict(f"Volume Type {name} already exists.")
+            vt = VolumeType(id=str(uuid.uuid4()), name=name, description=description,
+                            is_public=is_public, extra_specs=specs)
+            session.add(vt)
+        return vt
+
+    def update(self, ctx: Ctx, type_id: str, body: dict[str, Any]) -> VolumeType:
+        with self.db.session() as session:
+            vt = self.find(session, ctx, type_id)
+            if "name" in body and body["name"] is not None:
+                name = check_string(body["name"], "volume_type/name", allow_none=False)
+                if name != vt.name and session.scalar(
+                        select(VolumeType).where(VolumeType.name == name)):
+                    raise Conflict(f"Volume Type {name} already exists.")
+                assert name is not None
+                vt.name = name
+            if "description" in body:
+                vt.description = check_string(body["description"], "volume_type/description")
+            if "is_public" in body:
+                vt.is_public = check_bool(body["is_public"], "is_public")
+            vt.updated_at = utcnow()
+        return vt
+
+    def delete(self, ctx: Ctx, type_id: str) -> None:
+        with self.db.session() as session:
+            vt = self.find(session, ctx, type_id)
+            if vt.name == self.default_name:
+                raise BadRequest("Invalid volume type: Default volume type can not be "
+                                 "deleted.")
+            if session.scalar(select(Volume.id).where(Volume.volume_type_id == vt.id)):
+                raise BadRequest("Target volume type is still in use.")
+            session.delete(vt)
+
+    def set_extra_specs(self, ctx: Ctx, type_id: str, specs: Any) -> dict[str, str]:
+        specs = check_metadata(specs, "extra_specs")
+        with self.db.session() as session:
+            vt = self.find(session, ctx, type_id)
+            vt.extra_specs = {**(vt.extra_specs or {}), **specs}
+            return dict(vt.extra_specs)
+
+    def delete_extra_spec(self, ctx: Ctx, type_id: str, key: str) -> None:
+        with self.db.session() as session:
+            vt = self.find(session, ctx, type_id)
+            if key not in (vt.extra_specs or {}):
+                raise NotFound(f"Volume Type {type_id} has no extra specs with key {key}.")
+            vt.extra_specs = {k: v for k, v in vt.extra_specs.items() if k != key}
+
+    def access(self, ctx: Ctx, type_id: str) -> list[dict[str, str]]:
+        with self.db.session() as session:
+            vt = self.find(session, ctx, type_id)
+            if vt.is_public:
+                raise NotFound("Access list not available for public volume types.")
+            return [{"volume_type_id": vt.id, "project_id": row.project_id}
+                    for row in session.scalars(select(VolumeTypeProject).where(
+                        VolumeTypeProject.volume_type_id == vt.id))]
+
+    def change_access(self, ctx: Ctx, type_id: str, project_id: Any, add: bool) -> None:
+        if not isinstance(project_id, str) or not project_id:
+            raise BadRequest("Missing required element 'project' in request body.")
+        with self.db.session() as session:
+            vt = self.find(session, ctx, type_id)
+            if vt.is_public:
+                raise BadRequest("Invalid volume type: Type access modification is not "
+                                 "applicable to public volume type.")
+            row = session.get(VolumeTypeProject, (vt.id, project_id))
+            if add:
+                if row is not None:
+                    raise Conflict(f"Volume type access for {vt.id} / {project_id} "
+                                   "combination already exists.")
+                session.add(VolumeTypeProject(volume_type_id=vt.id, project_id=project_id))
+            else:
+                if row is None:
+                    raise NotFound(f"Volume type access not found for {vt.id} / "
+                                   f"{project_id} combination.")
+                session.delete(row)
+
+    # -- QoS specs (stored only) ------------------------------------------------------
+
+    def find_qos(self, session: Session, qos_id: str) -> QosSpecs:
+        qos = session.get(QosSpecs, qos_id) if UUID_RE.match(qos_id) else None
+        if qos is None:
+            raise NotFound(f"QoS Specs {qos_id} could not be found.")
+        return qos
+
+    def list_qos(self) -> list[QosSpecs]:
+        with self.db.session() as session:
+            return list(session.scalars(select(QosSpecs).order_by(QosSpecs.created_at)))
+
+    def get_qos(self, qos_id: str) -> QosSpecs:
+        with self.db.session() as session:
+            return self.find_qos(session, qos_id)
+
+    def create_qos(self, body: dict[str, Any]) -> QosSpecs:
+        body = dict(body)
+        name = check_string(body.pop("name", None), "qos_specs/name", allow_none=False)
+        consumer = body.pop("consumer", "back-end")
+        if consumer not in ("front-end", "back-end", "both"):
+            raise BadRequest(f"Invalid input received: consumer {consumer!r} must be one "
+                             "of front-end, back-end or both.")
+        specs = check_metadata(body, "qos_specs")
+        with self.db.session() as session:
+            if session.scalar(select(QosSpecs).where(QosSpecs.name == name)):
+                raise Conflict(f"QoS Specs {name} already exists.")
+            assert name is not None
+            qos = QosSpecs(id=str(uuid.uuid4()), name=name, consumer=consumer, specs=specs)
+            session.add(qos)
+        return qos
+
+    def set_qos_keys(self, qos_id: str, specs: Any) -> dict[str, str]:
+        specs = check_metadata(specs, "qos_specs")
+        with self.db.session() as session:
+            qos = self.find_qos(session, qos_id)
+            qos.specs = {**(qos.specs or {}), **specs}
+            return dict(qos.specs)
+
+    def delete_qos(self, qos_id: str, force: bool = False) -> None:
+        with self.db.session() as session:
+            qos = self.find_qos(session, qos_id)
+            users = list(session.scalars(select(VolumeType).where(
+                VolumeType.qos_specs_id == qos.id)))
+            if users and not force:
+                raise BadRequest(f"QoS Specs {qos.id} is still associated with entities.")
+            for vt in users:
+                vt.qos_specs_id = None
+            session.delete(qos)
+
+    def associate_qos(self, ctx: Ctx, qos_id: str, type_id: str | None, add: bool) -> None:
+        if not type_id:
+            raise BadRequest("Invalid input received: vol_type_id is required.")
+        with self.db.session() as session:
+            qos = self.find_qos(session, qos_id)
+            vt = self.find(session, ctx, type_id)
+            if add and vt.qos_specs_id not in (None, qos.id):
+                raise BadRequest(f"Invalid input received: Type {vt.id} is already "
+                                 "associated with another qos specs.")
+            vt.qos_specs_id = qos.id if add else None
+
+    def qos_associations(self, qos_id: str) -> list[dict[str, str]]:
+        with self.db.session() as session:
+            qos = self.find_qos(session, qos_id)
+            return [{"association_type": "volume_type", "name": vt.name, "id": vt.id}
+                    for vt in session.scalars(select(VolumeType).where(
+                        VolumeType.qos_specs_id == qos.id))]
+
+    def qos_for_type(self, session: Session, type_id: str | None) -> dict[str, Any] | None:
+        vt = session.get(VolumeType, type_id) if type_id else None
+        if vt is None or not vt.qos_specs_id:
+            return None
+        qos = session.get(QosSpecs, vt.qos_specs_id)
+        if qos is None or qos.consumer == "back-end":
+            return None
+        return dict(qos.specs or {})
