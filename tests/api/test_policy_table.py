@@ -493,12 +493,16 @@ def test_every_route_follows_the_policy_table(cloud: Cloud) -> None:
                 body = body_for(world, path, bodies.get(key))
                 headers = headers_for(world, path, body)
                 r = cloud.request(send, url, token=world.token(token_name), headers=headers,
-                                  content=body)
+                                  content=body, follow_redirects=False)
                 assert r.status_code in range(500) or r.status_code == 501, \
                     f"{send} {url} as {token_name}: {r.text}"
+                status = r.status_code
+                if status in (302, 303) and r.headers.get("location", "").startswith(
+                        "/dashboard/login"):
+                    status = 401   # the dashboard sends a caller without a session there
                 if token_name == "admin" and send in SAFE:
-                    admin_status = r.status_code  # nothing to find for anyone
-                got[token_name] = classify(r.status_code, admin_status, absent)
+                    admin_status = status  # nothing to find for anyone
+                got[token_name] = classify(status, admin_status, absent)
                 if got[token_name] == "unknown":
                     got[token_name] = expected[token_name] if not record else "unknown"
                 if send not in SAFE and r.status_code < 300:
