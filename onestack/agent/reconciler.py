@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from onestack.agent.firewall import FirewallSync
+from onestack.agent.volumes import VolumeAttacher, volume_disk
 from onestack.common.revert import Reverter
 from onestack.common.uptime import local_uptime
 from onestack.drivers.hypervisor.base import (
@@ -124,6 +125,10 @@ class Agent:
         self._recover: set[str] | None = None
         self._passes = 0
         self._host_info: HostInfo | None = None
+        #: Volume attachments (onestack.agent.volumes), and the last desired state's by
+        #: instance.
+        self.volumes = VolumeAttacher(hypervisor, control)
+        self._attachments: dict[str, list[wire.VolumeAttachment]] = {}
         #: Security groups: the firewall of this host's ports (``agent.firewall``).
         self._firewall = FirewallSync(network.firewall)
 
@@ -183,6 +188,10 @@ class Agent:
         self.register()
         state = self.control.desired_state(self.host)
         desired = state.instances
+        attachments: dict[str, list[wire.VolumeAttachment]] = {}
+        for attachment in state.attachments:
+            attachments.setdefault(attachment.instance_uuid, []).append(attachment)
+        self._attachments = attachments
         if self._recover is None:
             self._recover = {d.uuid for d in desired
                              if d.vm_state in RUNNING_STATES and d.task_state is None}
@@ -214,6 +223,8 @@ class Agent:
         again = False
         try:
             again = self.converge(d)
+            if not again:
+                self.volumes.converge(d, self._attachments.get(d.uuid, []))
         except Exception:
             log.exception("instance %s: converging failed", d.uuid)
         finally:
@@ -532,12 +543,14 @@ class Agent:
         return iso
 
     def _spec(self, d: DesiredInstance, flavor: dict[str, Any] | None = None) -> GuestSpec:
-        disk = self.storage.disk(d.uuid)
-        if disk is None:
-            raise StorageError(f"The server's disk is missing on host {self.host}.")
-        disks = [GuestDisk(kind="rbd" if disk.kind == "rbd" else "file",
-                           source=str(disk.path), format=disk.format, boot_index=0)]
-        disks += [_volume_disk(v) for v in d.disks if isinstance(v, VolumeDisk)]
+        disks: list[GuestDisk] = []
+        if not isinstance(d.root_disk, VolumeDisk):  # booted from a volume: no local disk
+            disk = self.storage.disk(d.uuid)
+            if disk is None:
+                raise StorageError(f"The server's disk is missing on host {self.host}.")
+            disks.append(GuestDisk(kind="rbd" if disk.kind == "rbd" else "file",
+                                   source=str(disk.path), format=disk.format, boot_index=0))
+        disks += [volume_disk(v) for v in d.disks if isinstance(v, VolumeDisk)]
         return GuestSpec(
             uuid=d.uuid, name=d.hostname or d.name,
             vcpus=int(flavor["vcpus"]) if flavor else d.vcpus,
@@ -550,10 +563,11 @@ class Agent:
     def _build(self, d: DesiredInstance) -> None:
         """Disk, taps, guest; what this call took is released if it fails."""
         with Reverter() as revert:
-            had_disk = self.storage.disk(d.uuid) is not None
-            self.storage.create_disk(d.uuid, self._image_source(d), d.root_gb)
-            if not had_disk:
-                revert.add(self.storage.delete_disk, d.uuid)
+            if not isinstance(d.root_disk, VolumeDisk):  # a volume is there already
+                had_disk = self.storage.disk(d.uuid) is not None
+                self.storage.create_disk(d.uuid, self._image_source(d), d.root_gb)
+                if not had_disk:
+                    revert.add(self.storage.delete_disk, d.uuid)
             revert.add(self._unplug, d)
             self._plug(d)
             revert.add(self.hypervisor.destroy, d.uuid)
@@ -577,6 +591,7 @@ class Agent:
         self.storage.delete_disk(d.uuid)
         self.control.set_port_status([p.id for p in d.ports], "DOWN")
         self.control.instance_deleted(d.uuid)
+        self.volumes.forget(d.uuid)
 
     def _task_powering_off(self, d: DesiredInstance) -> None:
         self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
@@ -709,21 +724,6 @@ class Agent:
                 if not self._in_flight:
                     return
             time.sleep(0.01)
-
-
-def _volume_disk(volume: VolumeDisk) -> GuestDisk:
-    """The hypervisor's disk for an attached volume, from its connection info (Cinder's
-    ``driver_volume_type`` and ``data``)."""
-    kind = volume.connection.get("driver_volume_type", "")
-    data = volume.connection.get("data", {})
-    if kind == "rbd":
-        return GuestDisk(kind="rbd", source=str(data["name"]), format="raw",
-                         boot_index=volume.boot_index, user=str(data.get("auth_username", "")))
-    if kind in ("local", "file"):
-        return GuestDisk(kind="file", source=str(data["device_path"]),
-                         format=str(data.get("format", "raw")), boot_index=volume.boot_index)
-    raise HypervisorError(f"Volume {volume.volume_id}: this host cannot attach a "
-                          f"{kind or 'untyped'} volume.")
 
 
 def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False,

@@ -257,6 +257,9 @@ class HttpServerLink:
     def instance_deleted(self, uuid: str) -> None:
         self._call("instance_deleted", uuid)
 
+    def report_attachments(self, uuid: str, attachment_ids: list[str]) -> None:
+        self._call("report_attachments", uuid, attachment_ids)
+
     def metadata_secret(self) -> bytes:
         result: bytes = self._call("metadata_secret")
         return result

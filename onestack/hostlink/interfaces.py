@@ -85,6 +85,11 @@ class HostToServer(Protocol):
         """The host released everything: delete the ports the server created, unbind the
         others, soft-delete the row."""
 
+    def report_attachments(self, uuid: str, attachment_ids: list[str]) -> None:
+        """The volume attachments the instance has now (hot-plugged into its running
+        guest, or on the command line of a guest that does not run): attachments in
+        it are completed, detaches of attachments not in it are finished."""
+
     # -- the metadata proxy -----------------------------------------------------------
 
     def metadata_secret(self) -> bytes:

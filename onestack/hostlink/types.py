@@ -241,6 +241,8 @@ class VolumeAttachment:
     instance_uuid: str
     device: str = ""
     connection: dict[str, Any] = field(default_factory=dict)
+    #: The volume's size: an attached volume extended to more is grown in the guest.
+    size_gb: int = 0
 
 
 # -- one host's desired state -----------------------------------------------------------

@@ -19,6 +19,9 @@ from typing import ClassVar, Literal
 
 from onestack.hostlink.states import PowerState  # the one definition, re-exported
 
+#: virtio-blk's serial is 20 bytes: the guest sees the volume id's first 20 characters.
+VOLUME_SERIAL_LENGTH = 20
+
 
 class HypervisorError(Exception):
     """A guest operation failed; the message is shown to the user in ``fault``."""
@@ -48,6 +51,18 @@ class GuestDisk:
     boot_index: int | None = 0
     user: str = ""
     read_only: bool = False
+    #: A block-storage volume's id: the disk is then hot-pluggable (``attach_volume``)
+    #: and the guest sees ``VOLUME_SERIAL_LENGTH`` characters of the id as its serial
+    #: (``/dev/disk/by-id/virtio-<serial>``, as OpenStack guests expect).
+    volume_id: str = ""
+    #: rbd only: a ``ceph.conf`` (monitors, keyring) for QEMU's RBD client; empty:
+    #: librbd's default search.
+    conf: str = ""
+
+    @property
+    def serial(self) -> str:
+        """What the guest reads as the disk's serial (virtio-blk keeps 20 bytes)."""
+        return self.volume_id[:VOLUME_SERIAL_LENGTH]
 
     @classmethod
     def file(cls, path: Path | str, format: str = "qcow2",
@@ -146,3 +161,27 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     def serial_socket(self, uuid: str) -> Path:
         """A unix socket speaking the guest's serial console (for remote consoles)."""
+
+    # --- volumes (``VOLUME_HOTPLUG``) ------------------------------------------------------
+
+    def attach_volume(self, uuid: str, disk: GuestDisk) -> None:
+        """Hot-plug ``disk`` (a volume: ``disk.volume_id`` set) into the running guest;
+        it stays in the guest's spec, so a restarted guest has it again. A no-op if it
+        is attached; HypervisorError if the guest does not run."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot hot-plug volumes")
+
+    def detach_volume(self, uuid: str, volume_id: str, timeout: float = 30.0) -> None:
+        """Unplug the volume, waiting up to ``timeout`` seconds for the guest to release
+        it (HypervisorError if it does not); a no-op if it is not attached. A guest that
+        does not run only has the volume taken out of its spec."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot hot-plug volumes")
+
+    def attached_volumes(self, uuid: str) -> dict[str, int]:
+        """The volumes attached to the guest (by id) and the size in bytes the guest
+        sees for each; {} for an unknown guest."""
+        return {}
+
+    def resize_volume(self, uuid: str, volume_id: str, size_bytes: int) -> None:
+        """Grow an attached volume to ``size_bytes`` and tell the guest (a no-op if it
+        is that size already)."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot resize attached volumes")

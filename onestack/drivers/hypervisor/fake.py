@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from onestack.drivers.hypervisor.base import (
+    GuestDisk,
     GuestSpec,
     HostInfo,
     HypervisorDriver,
@@ -93,6 +94,10 @@ class FakeDriver(HypervisorDriver):
                              "memory_mib": spec.memory_mib,
                              "disks": [f"{d.kind}:{d.source}" for d in spec.disks],
                              "nics": [nic.port_id for nic in spec.nics]}
+            # The volumes it starts with; a volume's size is its file's, else 1 GiB.
+            guest["volumes"] = {d.volume_id: {"source": d.source, "serial": d.serial,
+                                              "size": _fake_size(d)}
+                                for d in spec.disks if d.volume_id}
         guest["boots"] += 1
         guest["state"] = int(PowerState.RUNNING)
         guest["console"] += [
@@ -202,6 +207,56 @@ class FakeDriver(HypervisorDriver):
         base = self.instances_dir or Path("/nonexistent/fake-hypervisor")
         return base / uuid / "console.sock"
 
+    # --- volumes ---------------------------------------------------------------------------
+
+    def attach_volume(self, uuid: str, disk: GuestDisk) -> None:
+        if not disk.volume_id:
+            raise HypervisorError("Only a volume (a disk with a volume id) can be hot-plugged")
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or guest["state"] not in (PowerState.RUNNING, PowerState.PAUSED):
+                raise HypervisorError(f"Cannot attach volume {disk.volume_id} to guest "
+                                      f"{uuid}: it is not running")
+            volumes = guest.setdefault("volumes", {})
+            if disk.volume_id in volumes:
+                return
+            volumes[disk.volume_id] = {"source": disk.source, "serial": disk.serial,
+                                       "size": _fake_size(disk)}
+            guest["spec"]["disks"].append(f"{disk.kind}:{disk.source}")
+            self._log(uuid, f"virtio-blk {disk.serial} attached")
+            self._save()
+
+    def detach_volume(self, uuid: str, volume_id: str, timeout: float = 30.0) -> None:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or volume_id not in guest.get("volumes", {}):
+                return
+            gone = guest["volumes"].pop(volume_id)
+            with_kind = [d for d in guest["spec"]["disks"] if d.endswith(":" + gone["source"])]
+            for entry in with_kind[:1]:
+                guest["spec"]["disks"].remove(entry)
+            self._log(uuid, f"virtio-blk {gone['serial']} detached")
+            self._save()
+
+    def attached_volumes(self, uuid: str) -> dict[str, int]:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or guest["state"] not in (PowerState.RUNNING, PowerState.PAUSED):
+                return {}
+            return {v: int(info["size"]) for v, info in guest.get("volumes", {}).items()}
+
+    def resize_volume(self, uuid: str, volume_id: str, size_bytes: int) -> None:
+        with self._lock:
+            guest = self._get(uuid)
+            volumes = guest.get("volumes", {}) if guest else {}
+            if volume_id not in volumes:
+                raise HypervisorError(f"Volume {volume_id} is not attached to guest {uuid}")
+            if volumes[volume_id]["size"] < size_bytes:
+                volumes[volume_id]["size"] = size_bytes
+                self._log(uuid, f"virtio-blk {volumes[volume_id]['serial']} capacity "
+                                f"{size_bytes} bytes")
+                self._save()
+
     def _move(self, uuid: str, verb: str, moves: dict[PowerState, PowerState]) -> None:
         with self._lock:
             guest = self._get(uuid)
@@ -212,3 +267,11 @@ class FakeDriver(HypervisorDriver):
                 self._log(uuid, verb)
                 self._set(uuid, moves[state])
                 self._save()
+
+
+def _fake_size(disk: GuestDisk) -> int:
+    """A fake volume's size: its file's apparent size if there is one, else 1 GiB."""
+    try:
+        return os.stat(disk.source).st_size if disk.kind == "file" else 1 << 30
+    except OSError:
+        return 1 << 30

@@ -9,6 +9,7 @@ Every guest lives in ``<instances_dir>/<uuid>/``::
     console.log      everything the serial console printed, appended across restarts
     qemu.log         what QEMU itself said during its current run (``-D``)
     saved-state      the guest's memory while it is suspended
+    volumes.json     the attached volumes' hot-plug slots (PCIe root ports)
 
 QEMU daemonizes (and starts its own session), so guests outlive the agent: a new
 ``QemuDriver`` over the same directory finds them through the pidfiles. A pidfile is
@@ -67,9 +68,10 @@ QEMU_LOG = "qemu.log"
 SPEC_FILE = "spec.json"
 SAVED_STATE = "saved-state"
 SAVED_STATE_PARTIAL = "saved-state.partial"
+VOLUMES_FILE = "volumes.json"
 #: Everything ``destroy`` removes; anything else (a disk someone put there) is left alone.
 RUNTIME_FILES = (PIDFILE, QMP_SOCKET, CONSOLE_SOCKET, CONSOLE_LOG, QEMU_LOG, SPEC_FILE,
-                 SAVED_STATE, SAVED_STATE_PARTIAL)
+                 SAVED_STATE, SAVED_STATE_PARTIAL, VOLUMES_FILE)
 #: The accelerator probe's verdict, beside the instances dir (one per host).
 ACCEL_PROBE_FILE = "accel-probe.json"
 
@@ -78,6 +80,14 @@ START_TIMEOUT = 60.0  # QEMU's parent exits once the daemon has initialised
 EXIT_TIMEOUT = 10.0  # after ``quit`` or SIGKILL
 QMP_TIMEOUT = 10.0
 SAVE_TIMEOUT = 600.0  # memory to saved-state and back
+#: Free PCIe root ports every guest gets for volume hot-plug (q35's root bus has no
+#: hot-plug; each hot-plugged device needs a port of its own), besides one per volume
+#: it boots with.
+HOTPLUG_PORTS = 8
+#: A volume's QEMU names: its device (``-device ... id=``) and block node.
+VOLUME_DEVICE_PREFIX = "volume-"
+#: How long a hot unplug waits for the guest to release the device.
+DETACH_TIMEOUT = 30.0
 #: A graceful power off presses the ACPI power button again after this many seconds.
 ACPI_REPRESS_INTERVAL = 5.0
 #: How long the KVM probe may take to show a booted kernel.
@@ -118,6 +128,11 @@ DEAD_RUN_STATES = ("shutdown", "guest-panicked", "internal-error")
 def _opt(value: str | Path) -> str:
     """A value for QEMU's ``key=value,...`` option syntax (commas are doubled)."""
     return str(value).replace(",", ",,")
+
+
+def _rbd_escape(value: str) -> str:
+    """A value in QEMU's ``rbd:`` file name, where ``:`` separates options."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def spec_to_json(spec: GuestSpec) -> dict[str, Any]:
@@ -247,11 +262,12 @@ class QemuDriver(HypervisorDriver):
         caps.PAUSE: True, caps.SUSPEND: True, caps.SNAPSHOT: True, caps.RESIZE: True,
         caps.SERIAL_CONSOLE: True, caps.CONFIG_DRIVE: True, caps.RBD_DISKS: True,
         caps.LIVE_MIGRATION: False, caps.ATTACH_INTERFACE: False,
-        caps.VOLUME_HOTPLUG: False, caps.DIAGNOSTICS: False, caps.RESCUE: False,
+        caps.VOLUME_HOTPLUG: True, caps.DIAGNOSTICS: False, caps.RESCUE: False,
     }
 
     def __init__(self, instances_dir: Path, accel: str = "auto", name_prefix: str = "",
-                 qemu_binary: str | None = None, probe_kernel: Path | None = None) -> None:
+                 qemu_binary: str | None = None, probe_kernel: Path | None = None,
+                 ceph_conf: str = "", ceph_user: str = "") -> None:
         if accel not in ("auto", "kvm", "tcg"):
             raise ValueError(f"accel must be auto, kvm or tcg, not {accel!r}")
         self.instances_dir = Path(instances_dir).resolve()
@@ -259,6 +275,9 @@ class QemuDriver(HypervisorDriver):
         self.name_prefix = name_prefix
         self.qemu_binary = qemu_binary
         self.probe_kernel = probe_kernel
+        #: This host's Ceph client (``[ceph] conf``, ``user``), for an rbd disk that
+        #: names none of its own.
+        self.ceph_conf, self.ceph_user = ceph_conf, ceph_user
         #: Why ``accel`` is what it is (for logs and ``onestack admin`` output).
         self.accel_reason = ""
         self._accel: str | None = None
@@ -461,6 +480,162 @@ class QemuDriver(HypervisorDriver):
     def serial_socket(self, uuid: str) -> Path:
         return self._dir(uuid) / CONSOLE_SOCKET
 
+    # --- volumes --------------------------------------------------------------------------
+
+    def attach_volume(self, uuid: str, disk: GuestDisk) -> None:
+        """``blockdev-add`` the volume's node, then ``device_add`` a virtio-blk-pci on a
+        free root port with the volume's serial; the spec file gains the disk so a
+        restart keeps it."""
+        if not disk.volume_id:
+            raise HypervisorError("Only a volume (a disk with a volume id) can be hot-plugged")
+        with self._guest_lock(uuid):
+            if self._pid(uuid) is None:
+                raise HypervisorError(f"Cannot attach volume {disk.volume_id} to guest "
+                                      f"{uuid}: it is not running")
+            gdir = self._dir(uuid)
+            ports = self._volume_ports(uuid)
+            node, device = _volume_names(disk.volume_id)
+            try:
+                with self._qmp(uuid) as qmp:
+                    if disk.volume_id in _plugged_volumes(qmp):
+                        return
+                    used = set(ports.values())
+                    port = next((p for p in _port_ids(self._port_count(uuid))
+                                 if p not in used), None)
+                    if port is None:
+                        raise HypervisorError(
+                            f"Guest {uuid} has no free hot-plug slot for volume "
+                            f"{disk.volume_id} (it has {len(ports)} volume(s) attached); "
+                            "stop and start it to get more.")
+                    with contextlib.suppress(QmpError):  # a half-made earlier attempt
+                        qmp.execute("blockdev-del", {"node-name": node})
+                    qmp.execute("blockdev-add", _blockdev(disk, node))
+                    try:
+                        qmp.execute("device_add", {
+                            "driver": "virtio-blk-pci", "id": device, "drive": node,
+                            "bus": port, "serial": disk.serial})
+                    except QmpError:
+                        with contextlib.suppress(QmpError):
+                            qmp.execute("blockdev-del", {"node-name": node})
+                        raise
+            except QmpError as exc:
+                raise self._error(uuid, f"Attaching volume {disk.volume_id} failed: "
+                                  f"{exc}") from exc
+            ports[disk.volume_id] = port
+            _write_json(gdir / VOLUMES_FILE, ports)
+            self._update_spec(uuid, add=disk)
+            log.info("guest %s: volume %s attached on %s", uuid, disk.volume_id, port)
+
+    def detach_volume(self, uuid: str, volume_id: str,
+                      timeout: float = DETACH_TIMEOUT) -> None:
+        """``device_del``, wait for ``DEVICE_DELETED`` (the guest released it), then
+        ``blockdev-del``; the spec file loses the disk."""
+        with self._guest_lock(uuid):
+            gdir = self._dir(uuid)
+            if not gdir.is_dir():
+                return
+            node, device = _volume_names(volume_id)
+            if self._pid(uuid) is not None:
+                try:
+                    with self._qmp(uuid) as qmp:
+                        if volume_id in _plugged_volumes(qmp):
+                            try:
+                                qmp.execute("device_del", {"id": device})
+                            except QmpError as exc:
+                                if "in progress" not in str(exc):  # asked before
+                                    raise
+                            if qmp.wait_event("DEVICE_DELETED", timeout,
+                                              device=device) is None:
+                                raise HypervisorError(
+                                    f"Guest {uuid} did not release volume {volume_id} "
+                                    f"within {timeout:.0f} s (is it still booting, or "
+                                    "is the disk in use?)")
+                    with self._qmp(uuid) as qmp, contextlib.suppress(QmpError):
+                        qmp.execute("blockdev-del", {"node-name": node})
+                except QmpError as exc:
+                    raise self._error(uuid, f"Detaching volume {volume_id} failed: "
+                                      f"{exc}") from exc
+            ports = self._volume_ports(uuid)
+            if ports.pop(volume_id, None) is not None:
+                _write_json(gdir / VOLUMES_FILE, ports)
+            self._update_spec(uuid, remove=volume_id)
+            log.info("guest %s: volume %s detached", uuid, volume_id)
+
+    def attached_volumes(self, uuid: str) -> dict[str, int]:
+        """From QMP ``query-block``: each volume device and the size of its node."""
+        if self._pid(uuid) is None:
+            return {}
+        try:
+            with self._qmp(uuid) as qmp:
+                return _plugged_volumes(qmp)
+        except QmpError as exc:
+            raise HypervisorError(f"Cannot list the volumes of guest {uuid}: {exc}") from exc
+
+    def resize_volume(self, uuid: str, volume_id: str, size_bytes: int) -> None:
+        """``block_resize`` of the volume's node: QEMU grows the file (or the RBD
+        image) and the guest's virtio-blk sees a capacity change."""
+        node, _ = _volume_names(volume_id)
+        with self._guest_lock(uuid):
+            try:
+                with self._qmp(uuid) as qmp:
+                    current = _plugged_volumes(qmp).get(volume_id)
+                    if current is None:
+                        raise HypervisorError(f"Volume {volume_id} is not attached to "
+                                              f"guest {uuid}")
+                    if current >= size_bytes:
+                        return
+                    qmp.execute("block_resize", {"node-name": node, "size": size_bytes})
+            except QmpError as exc:
+                raise self._error(uuid, f"Resizing volume {volume_id} failed: {exc}") from exc
+        log.info("guest %s: volume %s grown to %d bytes", uuid, volume_id, size_bytes)
+
+    def _volume_ports(self, uuid: str) -> dict[str, str]:
+        try:
+            data = json.loads((self._dir(uuid) / VOLUMES_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _port_count(self, uuid: str) -> int:
+        spec = self._saved_spec(uuid)
+        return _hotplug_port_count(spec) if spec is not None else 0
+
+    def _update_spec(self, uuid: str, add: GuestDisk | None = None,
+                     remove: str | None = None) -> None:
+        """The saved spec with a volume added or removed (what the next start uses, and
+        what ``reboot`` compares with)."""
+        path = self._dir(uuid) / SPEC_FILE
+        spec = self._saved_spec(uuid)
+        if spec is None:
+            return
+        gone = add.volume_id if add is not None else remove
+        disks = [d for d in spec.disks if not (d.volume_id and d.volume_id == gone)]
+        if add is not None:
+            disks.append(add)
+        spec.disks = disks
+        _write_json(path, spec_to_json(spec))
+
+    def _volume_args(self, spec: GuestSpec) -> list[str]:
+        """The hot-plug root ports, and each volume as a ``-blockdev`` node and a
+        virtio-blk-pci with its serial: a volume the guest boots from on the root bus,
+        the others on root ports (so they can be unplugged)."""
+        args: list[str] = []
+        for i, port in enumerate(_port_ids(_hotplug_port_count(spec))):
+            args += ["-device", f"pcie-root-port,id={port},chassis={i + 1}"]
+        ports = _boot_volume_ports(spec)
+        for disk in spec.disks:
+            if not disk.volume_id:
+                continue
+            if disk.kind == "file" and not Path(disk.source).exists():
+                raise HypervisorError(f"Volume {disk.volume_id}: {disk.source} does not exist")
+            node, device = _volume_names(disk.volume_id)
+            args += ["-blockdev", json.dumps(_blockdev(disk, node), sort_keys=True)]
+            where = f",bus={ports[disk.volume_id]}" if disk.volume_id in ports else ""
+            boot = f",bootindex={disk.boot_index}" if disk.boot_index is not None else ""
+            args += ["-device", f"virtio-blk-pci,id={device},drive={node},"
+                                f"serial={_opt(disk.serial)}{where}{boot}"]
+        return args
+
     # --- processes ----------------------------------------------------------------------
 
     def _dir(self, uuid: str) -> Path:
@@ -573,8 +748,10 @@ class QemuDriver(HypervisorDriver):
         ``rbd`` image is opened by QEMU's RBD client (raw, writeback cache)."""
         if not spec.disks:
             raise HypervisorError(f"Guest {spec.uuid} has no disk to boot from")
-        args: list[str] = []
+        args: list[str] = self._volume_args(spec)
         for i, disk in enumerate(spec.disks):
+            if disk.volume_id:
+                continue  # on the command line as -blockdev (_volume_args)
             if disk.kind == "file":
                 path = Path(disk.source).resolve()
                 if not path.exists():
@@ -583,8 +760,10 @@ class QemuDriver(HypervisorDriver):
                 cache = "none" if _direct_io_works(path) else "writeback"
                 source = f"file={_opt(path)},format={disk.format}"
             elif disk.kind == "rbd":
-                user = f":id={disk.user}" if disk.user else ""
-                source = f"file={_opt(f'rbd:{disk.source}{user}')},format=raw"
+                user, conf = disk.user or self.ceph_user, disk.conf or self.ceph_conf
+                options = (f":id={_rbd_escape(user)}" if user else "") + \
+                    (f":conf={_rbd_escape(conf)}" if conf else "")
+                source = f"file={_opt(f'rbd:{disk.source}{options}')},format=raw"
                 cache = "writeback"
             else:
                 raise HypervisorError(f"This hypervisor cannot open a {disk.kind} disk")
@@ -647,6 +826,7 @@ class QemuDriver(HypervisorDriver):
         accel = self.accel
         args = self._command_line(spec, accel, incoming)
         _write_json(gdir / SPEC_FILE, spec_to_json(spec))
+        _write_json(gdir / VOLUMES_FILE, _boot_volume_ports(spec))
         for name in (PIDFILE, QMP_SOCKET, CONSOLE_SOCKET):
             (gdir / name).unlink(missing_ok=True)
         log.debug("guest %s: %s", spec.uuid, shlex.join(args))
@@ -765,6 +945,72 @@ class QemuDriver(HypervisorDriver):
         if kernels:
             return max(kernels, key=lambda k: k.stat().st_mtime)
         return None
+
+# --- volumes -------------------------------------------------------------------------------
+
+
+def _volume_names(volume_id: str) -> tuple[str, str]:
+    """(block node name, device id) of a volume: node names are at most 31 characters,
+    so the node takes the id's hex digits."""
+    return "vol" + volume_id.replace("-", "")[:28], VOLUME_DEVICE_PREFIX + volume_id
+
+
+def _port_ids(count: int) -> list[str]:
+    return [f"hotplug{i}" for i in range(count)]
+
+
+def _hotplug_port_count(spec: GuestSpec) -> int:
+    """One root port per volume the guest starts with, plus ``HOTPLUG_PORTS`` free."""
+    return HOTPLUG_PORTS + sum(1 for d in spec.disks
+                               if d.volume_id and d.boot_index is None)
+
+
+def _boot_volume_ports(spec: GuestSpec) -> dict[str, str]:
+    """The root port of each (non-boot) volume the guest starts with, in spec order."""
+    volumes = [d.volume_id for d in spec.disks if d.volume_id and d.boot_index is None]
+    return dict(zip(volumes, _port_ids(len(volumes)), strict=True))
+
+
+def _blockdev(disk: GuestDisk, node: str) -> dict[str, Any]:
+    """A volume's ``blockdev-add`` arguments: a file (qcow2 or raw; O_DIRECT where the
+    filesystem allows it) or an RBD image opened by QEMU's own librbd client."""
+    if disk.kind == "file":
+        path = Path(disk.source)
+        direct = _direct_io_works(path) if path.exists() else False
+        protocol: dict[str, Any] = {"driver": "file", "filename": str(path)}
+    elif disk.kind == "rbd":
+        pool, _, image = disk.source.partition("/")
+        if not pool or not image:
+            raise HypervisorError(f"Volume {disk.volume_id}: {disk.source!r} is not "
+                                  "<pool>/<image>")
+        direct = False
+        protocol = {"driver": "rbd", "pool": pool, "image": image}
+        if disk.user:
+            protocol["user"] = disk.user
+        if disk.conf:
+            protocol["conf"] = disk.conf
+    else:
+        raise HypervisorError(f"This hypervisor cannot open a {disk.kind} volume")
+    fmt = disk.format if disk.format in ("qcow2", "raw") else "raw"
+    return {"driver": fmt, "node-name": node, "read-only": disk.read_only,
+            "discard": "unmap", "cache": {"direct": direct, "no-flush": False},
+            "file": protocol}
+
+
+def _plugged_volumes(qmp: QmpClient) -> dict[str, int]:
+    """Volume id -> size in bytes of every volume device the guest has (``query-block``:
+    a device added with ``drive=<node>`` shows as ``/machine/peripheral/<id>/...``)."""
+    found: dict[str, int] = {}
+    prefix = f"/machine/peripheral/{VOLUME_DEVICE_PREFIX}"
+    for backend in qmp.execute("query-block"):
+        qdev = str(backend.get("qdev", ""))
+        if not qdev.startswith(prefix):
+            continue
+        volume_id = qdev[len(prefix):].split("/", 1)[0]
+        image = (backend.get("inserted") or {}).get("image") or {}
+        found[volume_id] = int(image.get("virtual-size", 0))
+    return found
+
 
 def probe_kvm(binary: str, target: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     """Boot ``target`` (a kernel, or a qcow2 disk) under KVM; (it works, what happened).

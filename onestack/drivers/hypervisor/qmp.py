@@ -1,9 +1,11 @@
 """A small synchronous QMP client (QEMU's JSON monitor protocol over a unix socket).
 
 The driver's QMP use is a handful of short request/response exchanges (``query-status``,
-``stop``, ``cont``, ``system_reset``, ``migrate``, ``quit``), one connection per
-operation, so a blocking socket and ``json`` are all it needs; asynchronous events that
-arrive in between are kept in ``QmpClient.events`` and otherwise ignored.
+``stop``, ``cont``, ``system_reset``, ``migrate``, ``quit``, the volume hot-plug's
+``blockdev-add``/``device_add``/``device_del``), one connection per operation, so a
+blocking socket and ``json`` are all it needs; asynchronous events that arrive in
+between are kept in ``QmpClient.events``, and ``wait_event`` waits for one (a hot
+unplug's ``DEVICE_DELETED``).
 
 QEMU's QMP socket serves one client at a time: keep connections short.
 
@@ -18,6 +20,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +138,36 @@ class QmpClient:
                                error.get("class", ""))
             if "return" in message:
                 return message["return"]
+
+    def wait_event(self, name: str, timeout: float, **data: Any) -> dict[str, Any] | None:
+        """The first event ``name`` whose ``data`` has these items (kept ones first, then
+        arriving ones); None if none came within ``timeout`` seconds."""
+        def matches(event: dict[str, Any]) -> bool:
+            found = event.get("data") or {}
+            return event.get("event") == name and all(found.get(k) == v
+                                                      for k, v in data.items())
+
+        for event in self.events:
+            if matches(event):
+                self.events.remove(event)
+                return event
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._sock.settimeout(left)
+                try:
+                    message = self._read()
+                except QmpError as exc:
+                    if isinstance(exc.__cause__, TimeoutError):
+                        return None
+                    raise
+                if "event" not in message:
+                    continue
+                if matches(message):
+                    return message
+                self.events.append(message)
+        finally:
+            self._sock.settimeout(self.timeout)

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -34,7 +34,13 @@ from onestack.db.models import (
 )
 from onestack.hostlink import states
 from onestack.hostlink.states import TASK_EVENTS
-from onestack.hostlink.types import DesiredInstance, HostReport, ImageDisk, ImageRef
+from onestack.hostlink.types import (
+    DesiredInstance,
+    HostReport,
+    ImageDisk,
+    ImageRef,
+    VolumeAttachment,
+)
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.tokens import TokenData
 
@@ -56,6 +62,8 @@ class HostInstance:
     #: The instance's ports in order, and the name DHCP hands its guest.
     port_ids: list[str]
     dns_name: str
+    #: The volumes its host should have attached to it (block storage's slice).
+    attachments: list[VolumeAttachment] = field(default_factory=list)
 
 
 class HostAPI:
@@ -105,6 +113,10 @@ class HostAPI:
                 image = images.get(row.image_ref) if row.image_ref else None
                 disks: list[Any] = [ImageDisk(image=image, size_gb=row.root_gb)] \
                     if image is not None else []
+                volumes, attachments = self.compute.volume_attachments.host_view(row)
+                if any(v.boot_index == 0 for v in volumes):
+                    disks = []  # booted from a volume
+                disks += volumes
                 spec = DesiredInstance(
                     uuid=row.uuid, name=row.display_name, hostname=row.hostname,
                     vm_state=row.vm_state, task_state=row.task_state,
@@ -115,7 +127,7 @@ class HostAPI:
                     old_flavor=dict(row.old_flavor) if row.old_flavor else None)
                 result.append(HostInstance(
                     spec=spec, port_ids=[p["port_id"] for p in row.ports],
-                    dns_name=row.hostname or row.display_name))
+                    dns_name=row.hostname or row.display_name, attachments=attachments))
             return result
 
     @staticmethod
@@ -242,6 +254,7 @@ class HostAPI:
                 return
             ports = [dict(p) for p in inst.ports]
         self.compute.network.hostview.release_ports(ports)
+        self.compute.volume_attachments.release(uuid)
         with self.db.session() as session:
             inst = session.get(Instance, uuid, with_for_update=True)
             if inst is None or inst.deleted:

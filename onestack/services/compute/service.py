@@ -10,13 +10,15 @@ Each sub-service gets this object and reaches its siblings and the other service
   scheduler (which host runs an instance);
 - hostapi: compute's slice of what hosts call (``services/hosts`` puts the slices
   together); host_links: the hosts this process can call;
-- metadata: the documents the metadata service serves a guest.
+- metadata: the documents the metadata service serves a guest;
+- volume_attachments: a server's volumes (attach, detach, boot from volume) through the
+  volume service, ``volume`` (set by the assembly; None: no block storage).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onestack.common.config import Config
 from onestack.db.engine import Database
@@ -33,6 +35,7 @@ from onestack.services.compute.server_groups import ServerGroups
 from onestack.services.compute.server_metadata import ServerMetadata
 from onestack.services.compute.servers import Servers
 from onestack.services.compute.usage import Usage
+from onestack.services.compute.volume_attachments import VolumeAttachments
 
 if TYPE_CHECKING:
     from onestack.services.identity.service import Identity
@@ -67,6 +70,9 @@ class Compute:
         self.actions = ServerActions(self)
         self.hostapi = HostAPI(self)
         self.metadata = MetadataService(self)
+        #: The Block Storage service (``onestack.services.volume``), when there is one.
+        self.volume: Any = None
+        self.volume_attachments = VolumeAttachments(self)
 
     def notify(self, host: str | None) -> None:
         """Tell ``host``'s agent its desired state changed."""

@@ -57,7 +57,11 @@ class HostService:
         legs = {p.network_id for r in routers
                 for p in [*r.interfaces, *([r.gateway] if r.gateway else [])]}
         networks += self.network.hostview.router_networks(sorted(legs - have))
+        # Block storage's slice: the volumes attached to those instances (compute keeps
+        # each server's attachments, with the volume service's connection info).
+        attachments = [a for i in instances for a in i.attachments]
         return HostState(host=host, instances=[i.spec for i in instances],
+                         attachments=attachments,
                          networks=networks, routers=routers,
                          security_groups=self.network.hostview.security_groups(groups))
 
@@ -114,6 +118,9 @@ class HostService:
 
     def instance_deleted(self, uuid: str) -> None:
         self.compute.hostapi.instance_deleted(uuid)
+
+    def report_attachments(self, uuid: str, attachment_ids: list[str]) -> None:
+        self.compute.volume_attachments.report(uuid, attachment_ids)
 
     # -- the metadata proxy -----------------------------------------------------------
 
