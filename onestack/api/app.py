@@ -21,6 +21,7 @@ from onestack.api import identity as identity_api
 from onestack.api import image as image_api
 from onestack.api import metadata as metadata_api
 from onestack.api import network as network_api
+from onestack.api import volume as volume_api
 from onestack.api.faults import render_error
 from onestack.api.middleware import RequestContextMiddleware
 from onestack.common import errors
@@ -31,6 +32,7 @@ from onestack.services.hosts import HostService
 from onestack.services.identity import Identity
 from onestack.services.image import Images
 from onestack.services.network import Networking
+from onestack.services.volume import Volumes
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class AppServices(Protocol):
     network: Networking
     compute: Compute
     hosts: HostService
+    volume: Volumes
 
     def start(self) -> None: ...
 
@@ -87,8 +90,8 @@ def create_app(config: Config, services: AppServices) -> Starlette:
     app = Starlette(
         lifespan=lifespan,
         routes=[*identity_api.routes, *image_api.routes, *network_api.routes,
-                *compute_api.routes, *metadata_api.routes, *hostlink_api.routes,
-                dashboard.mount(web)],
+                *compute_api.routes, *volume_api.routes, *metadata_api.routes,
+                *hostlink_api.routes, dashboard.mount(web)],
         exception_handlers={errors.OneStackError: onestack_error, HTTPException: http_error},
     )
     app.add_middleware(RequestContextMiddleware, public_url=config.public_url)

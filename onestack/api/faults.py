@@ -56,11 +56,25 @@ def nova_body(exc: OneStackError) -> dict[str, Any]:
     return {fault: {"code": exc.status, "message": exc.message}}
 
 
+_CINDER_GENERIC = {400: "badRequest", 401: "unauthorized", 403: "forbidden",
+                   404: "itemNotFound", 405: "badMethod", 409: "conflictingRequest",
+                   413: "overLimit", 415: "badMediaType", 429: "overLimit",
+                   501: "notImplemented", 503: "serviceUnavailable"}
+
+
+def cinder_body(exc: OneStackError) -> dict[str, Any]:
+    """Cinder's ``{"<faultName>": {"message": "...", "code": 400}}`` (the names of
+    ``cinder.api.openstack.wsgi.Fault``); a 500 is a ``computeFault`` there too."""
+    fault = _CINDER_GENERIC.get(exc.status, "computeFault")
+    return {fault: {"message": exc.message, "code": exc.status}}
+
+
 #: First path segment -> body builder; anything else is Identity (Keystone's body).
 RENDERERS: dict[str, Callable[[OneStackError], dict[str, Any]]] = {
     "network": neutron_body,
     "image": glance_body,
     "compute": nova_body,
+    "volume": cinder_body,
 }
 
 

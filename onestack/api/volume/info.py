@@ -1,0 +1,137 @@
+"""The smaller Block Storage routes: availability zones, services, user messages
+(3.3+), extensions, pools, and backups (501: not implemented by this cloud)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import json_response
+from onestack.api.volume.common import (
+    admin,
+    cinder_time,
+    context,
+    links,
+    path_id,
+    query_flag,
+    reader,
+    reads_and_writes,
+    volumes,
+)
+from onestack.api.volume.microversion import require
+from onestack.db.models import VolumeMessage, utcnow
+from onestack.services.volume.common import NotImplementedFault
+
+
+async def list_zones(request: Request) -> Response:
+    context(request)
+    zone = volumes(request).config.volume.default_availability_zone
+    return json_response({"availabilityZoneInfo": [{"zoneName": zone,
+                                                    "zoneState": {"available": True}}]})
+
+
+async def list_services(request: Request) -> Response:
+    context(request)
+    service = volumes(request)
+    zone = service.config.volume.default_availability_zone
+    now = cinder_time(utcnow())
+    rows: list[dict[str, Any]] = [{"binary": "cinder-scheduler", "host": "onestack", "zone": zone,
+             "status": "enabled", "state": "up", "updated_at": now,
+             "disabled_reason": None}]
+    for name in sorted(service._backends):
+        rows.append({"binary": "cinder-volume", "host": f"onestack@{name}", "zone": zone,
+                     "status": "enabled", "state": "up", "updated_at": now,
+                     "disabled_reason": None, "replication_status": "disabled",
+                     "active_backend_id": None, "frozen": False})
+    binary = request.query_params.get("binary")
+    if binary:
+        rows = [r for r in rows if r["binary"] == binary]
+    return json_response({"services": rows})
+
+
+def render_message(request: Request, msg: VolumeMessage) -> dict[str, Any]:
+    return {"id": msg.id, "resource_type": msg.resource_type,
+            "resource_uuid": msg.resource_uuid, "event_id": msg.event_id,
+            "message_level": msg.message_level, "user_message": msg.user_message,
+            "request_id": None, "created_at": cinder_time(msg.created_at),
+            "guaranteed_until": cinder_time(msg.expires_at),
+            "links": links(request, "messages", msg.id)}
+
+
+async def list_messages(request: Request) -> Response:
+    require(request, (3, 3))
+    ctx = context(request)
+    found = volumes(request).list_messages(ctx)
+    return json_response({"messages": [render_message(request, m) for m in found]})
+
+
+async def message_item(request: Request) -> Response:
+    require(request, (3, 3))
+    ctx = context(request)
+    message_id = path_id(request, "message_id")
+    if request.method == "DELETE":
+        volumes(request).delete_message(ctx, message_id)
+        return Response(status_code=204)
+    return json_response({"message": render_message(
+        request, volumes(request).get_message(ctx, message_id))})
+
+
+async def list_extensions(request: Request) -> Response:
+    context(request)
+    names = [("AvailabilityZones", "os-availability-zone"), ("Quotas", "os-quota-sets"),
+             ("VolumeTransfer", "os-volume-transfer"), ("Types", "types"),
+             ("QoSSpecs", "qos-specs"), ("VolumeActions", "os-volume-actions"),
+             ("AdminActions", "os-admin-actions"), ("Services", "os-services"),
+             ("UsedLimits", "os-used-limits"), ("VolumeTypeAccess",
+                                                 "os-volume-type-access")]
+    return json_response({"extensions": [
+        {"name": name, "alias": alias, "description": f"{name} support.",
+         "links": [], "namespace": "", "updated": "2013-01-01T00:00:00+00:00"}
+        for name, alias in names]})
+
+
+async def get_pools(request: Request) -> Response:
+    context(request)
+    service = volumes(request)
+    pools = []
+    for name, backend in sorted(service._backends.items()):
+        body: dict[str, Any] = {"name": f"onestack@{name}#{name}"}
+        if query_flag(request, "detail"):
+            used, total = backend.usage()
+            body["capabilities"] = {
+                "volume_backend_name": name, "storage_protocol": backend.storage_protocol,
+                "total_capacity_gb": round(total / (1 << 30), 2),
+                "free_capacity_gb": round((total - used) / (1 << 30), 2),
+                "allocated_capacity_gb": None, "multiattach": bool(
+                    backend.capabilities.get("multiattach")),
+                "thin_provisioning_support": bool(
+                    backend.capabilities.get("thin_provisioning")),
+                "driver_version": "1.0", "vendor_name": "OneStack",
+                "pool_name": name, "reserved_percentage": 0,
+                "timestamp": None}
+        pools.append(body)
+    return json_response({"pools": pools})
+
+
+async def backups(request: Request) -> Response:
+    context(request)
+    raise NotImplementedFault("Volume backups are not implemented by this cloud (use "
+                              "snapshots, or upload the volume to an image).")
+
+
+routes = [
+    Route("/v3/{project_id}/os-availability-zone", reader(list_zones), methods=["GET"]),
+    Route("/v3/{project_id}/os-services", admin(list_services), methods=["GET"]),
+    Route("/v3/{project_id}/messages", reader(list_messages), methods=["GET"]),
+    Route("/v3/{project_id}/messages/{message_id}", reads_and_writes(message_item),
+          methods=["GET", "DELETE"]),
+    Route("/v3/{project_id}/extensions", reader(list_extensions), methods=["GET"]),
+    Route("/v3/{project_id}/scheduler-stats/get_pools", admin(get_pools), methods=["GET"]),
+    Route("/v3/{project_id}/backups", reads_and_writes(backups), methods=["GET", "POST"]),
+    Route("/v3/{project_id}/backups/detail", reader(backups), methods=["GET"]),
+    Route("/v3/{project_id}/backups/{backup_id}", reads_and_writes(backups),
+          methods=["GET", "DELETE"]),
+]

@@ -1,0 +1,172 @@
+"""/v3/{project_id}/snapshots: volume snapshots and their metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import json_response, read_json
+from onestack.api.volume.common import (
+    cinder_time,
+    context,
+    filters,
+    member,
+    next_link,
+    path_id,
+    query_flag,
+    reader,
+    reads_and_writes,
+    sort_and_page,
+    volumes,
+)
+from onestack.api.volume.microversion import version
+from onestack.common.errors import BadRequest, Forbidden
+from onestack.db.models import Snapshot
+from onestack.services.volume.common import field_error
+
+SORT_KEYS = ("id", "name", "status", "size", "created_at", "updated_at", "volume_id")
+
+
+def render_snapshot(request: Request, snap: Snapshot, is_admin: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": snap.id, "name": snap.name, "description": snap.description,
+        "status": snap.status, "size": snap.size, "volume_id": snap.volume_id,
+        "created_at": cinder_time(snap.created_at), "updated_at": cinder_time(snap.updated_at),
+        "metadata": dict(snap.metadata_ or {}),
+        "os-extended-snapshot-attributes:project_id": snap.project_id,
+        "os-extended-snapshot-attributes:progress":
+            "100%" if snap.status == "available" else "0%",
+    }
+    v = version(request)
+    if v >= (3, 14):
+        body["group_snapshot_id"] = None
+    if v >= (3, 41):
+        body["user_id"] = snap.user_id
+    if v >= (3, 65):
+        body["consumes_quota"] = True
+    return body
+
+
+async def _list(request: Request, detail: bool) -> Response:
+    ctx = context(request)
+    service = volumes(request)
+    found = service.list_snapshots(ctx, filters(request),
+                                   all_tenants=query_flag(request, "all_tenants"))
+    page, more, total = sort_and_page(request, found, SORT_KEYS,
+                                      lambda s, k: getattr(s, k), lambda s: s.id,
+                                      service.config.volume.max_limit)
+    if detail:
+        items = [render_snapshot(request, s, ctx.is_admin) for s in page]
+    else:
+        items = [{k: v for k, v in render_snapshot(request, s, ctx.is_admin).items()
+                  if not k.startswith("os-extended")} for s in page]
+    body: dict[str, Any] = {"snapshots": items}
+    if more and page:
+        body["snapshots_links"] = next_link(request, "snapshots", page[-1].id)
+    if version(request) >= (3, 45) and query_flag(request, "with_count"):
+        body["count"] = total
+    return json_response(body)
+
+
+async def list_snapshots(request: Request) -> Response:
+    return await _list(request, detail=False)
+
+
+async def list_snapshots_detail(request: Request) -> Response:
+    return await _list(request, detail=True)
+
+
+async def create_snapshot(request: Request) -> Response:
+    ctx = context(request)
+    body = await read_json(request)
+    spec = body.get("snapshot")
+    if not isinstance(spec, dict):
+        raise field_error("snapshot", spec, "'snapshot' is a required property")
+    if version(request) >= (3, 66) and "force" not in spec:
+        spec = {**spec, "force": True}  # 3.66: in-use volumes need no force
+    snap = volumes(request).create_snapshot(ctx, spec)
+    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin)},
+                         status=202)
+
+
+async def show_snapshot(request: Request) -> Response:
+    ctx = context(request)
+    snap = volumes(request).get_snapshot(ctx, path_id(request, "snapshot_id"))
+    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin)})
+
+
+async def update_snapshot(request: Request) -> Response:
+    ctx = context(request)
+    snapshot_id = path_id(request, "snapshot_id")
+    volumes(request).get_snapshot(ctx, snapshot_id)
+    body = await read_json(request)
+    spec = body.get("snapshot")
+    if not isinstance(spec, dict):
+        raise field_error("snapshot", spec, "'snapshot' is a required property")
+    snap = volumes(request).update_snapshot(ctx, snapshot_id, spec)
+    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin)})
+
+
+async def delete_snapshot(request: Request) -> Response:
+    ctx = context(request)
+    volumes(request).delete_snapshot(ctx, path_id(request, "snapshot_id"))
+    return Response(status_code=202)
+
+
+async def snapshot_metadata(request: Request) -> Response:
+    ctx = context(request)
+    snapshot_id = path_id(request, "snapshot_id")
+    service = volumes(request)
+    snap = service.get_snapshot(ctx, snapshot_id)
+    if request.method == "GET":
+        return json_response({"metadata": dict(snap.metadata_ or {})})
+    body = await read_json(request)
+    if "metadata" not in body:
+        raise field_error("metadata", body, "'metadata' is a required property")
+    meta = service.set_snapshot_metadata(ctx, snapshot_id, body["metadata"],
+                                         replace=request.method == "PUT")
+    return json_response({"metadata": meta})
+
+
+async def snapshot_action(request: Request) -> Response:
+    ctx = context(request)
+    snapshot_id = path_id(request, "snapshot_id")
+    service = volumes(request)
+    service.get_snapshot(ctx, snapshot_id)
+    body = await read_json(request)
+    if len(body) != 1:
+        raise BadRequest("Malformed request body: exactly one action is expected.")
+    action, args = next(iter(body.items()))
+    if action not in ("os-reset_status", "os-force_delete"):
+        raise BadRequest(f"There is no such action: {action}")
+    if not ctx.is_admin:
+        raise Forbidden(f"Policy doesn't allow volume_extension:snapshot_admin_actions:"
+                        f"{action[3:]} to be performed.")
+    if action == "os-reset_status":
+        if not isinstance(args, dict) or "status" not in args:
+            raise field_error("os-reset_status", args, "'status' is a required property")
+        service.reset_snapshot_status(ctx, snapshot_id, args["status"])
+    else:
+        service.delete_snapshot(ctx, snapshot_id, force=True)
+    return Response(status_code=202)
+
+
+routes = [
+    Route("/v3/{project_id}/snapshots", reader(list_snapshots), methods=["GET"]),
+    Route("/v3/{project_id}/snapshots", member(create_snapshot), methods=["POST"]),
+    Route("/v3/{project_id}/snapshots/detail", reader(list_snapshots_detail),
+          methods=["GET"]),
+    Route("/v3/{project_id}/snapshots/{snapshot_id}", reader(show_snapshot),
+          methods=["GET"]),
+    Route("/v3/{project_id}/snapshots/{snapshot_id}", member(update_snapshot),
+          methods=["PUT"]),
+    Route("/v3/{project_id}/snapshots/{snapshot_id}", member(delete_snapshot),
+          methods=["DELETE"]),
+    Route("/v3/{project_id}/snapshots/{snapshot_id}/metadata",
+          reads_and_writes(snapshot_metadata), methods=["GET", "POST", "PUT"]),
+    Route("/v3/{project_id}/snapshots/{snapshot_id}/action", member(snapshot_action),
+          methods=["POST"]),
+]

@@ -1,0 +1,200 @@
+"""/v3/{project_id}/types (volume types, extra specs, access) and /qos-specs (stored,
+not enforced). Reads for every project-scoped caller, changes for administrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import json_response, read_json
+from onestack.api.volume.common import (
+    admin,
+    context,
+    path_id,
+    query,
+    reader,
+    reads_and_admin_writes,
+    volumes,
+)
+from onestack.common.errors import BadRequest, NotFound
+from onestack.db.models import QosSpecs, VolumeType
+from onestack.services.volume.common import field_error
+
+
+def render_type(vt: VolumeType, is_admin: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": vt.id, "name": vt.name, "description": vt.description,
+                            "is_public": vt.is_public,
+                            "os-volume-type-access:is_public": vt.is_public,
+                            "extra_specs": dict(vt.extra_specs or {})}
+    if is_admin:
+        body["qos_specs_id"] = vt.qos_specs_id
+    return body
+
+
+async def list_types(request: Request) -> Response:
+    ctx = context(request)
+    found = volumes(request).types.list_types(ctx, query(request, "is_public"))
+    return json_response({"volume_types": [render_type(t, ctx.is_admin) for t in found]})
+
+
+async def create_type(request: Request) -> Response:
+    ctx = context(request)
+    body = await read_json(request)
+    spec = body.get("volume_type")
+    if not isinstance(spec, dict):
+        raise field_error("volume_type", spec, "'volume_type' is a required property")
+    vt = volumes(request).types.create(spec)
+    return json_response({"volume_type": render_type(vt, ctx.is_admin)})
+
+
+async def show_type(request: Request) -> Response:
+    ctx = context(request)
+    service = volumes(request).types
+    type_id = path_id(request, "type_id")
+    if request.method == "GET":
+        return json_response({"volume_type": render_type(service.get(ctx, type_id),
+                                                         ctx.is_admin)})
+    if request.method == "DELETE":
+        service.delete(ctx, type_id)
+        return Response(status_code=202)
+    service.get(ctx, type_id)
+    body = await read_json(request)
+    spec = body.get("volume_type")
+    if not isinstance(spec, dict):
+        raise field_error("volume_type", spec, "'volume_type' is a required property")
+    return json_response({"volume_type": render_type(service.update(ctx, type_id, spec),
+                                                     ctx.is_admin)})
+
+
+async def type_extra_specs(request: Request) -> Response:
+    ctx = context(request)
+    service = volumes(request).types
+    type_id = path_id(request, "type_id")
+    vt = service.get(ctx, type_id)
+    if request.method == "GET":
+        return json_response({"extra_specs": dict(vt.extra_specs or {})})
+    body = await read_json(request)
+    if "extra_specs" not in body:
+        raise field_error("extra_specs", body, "'extra_specs' is a required property")
+    service.set_extra_specs(ctx, type_id, body["extra_specs"])
+    return json_response({"extra_specs": body["extra_specs"]})
+
+
+async def type_extra_spec(request: Request) -> Response:
+    ctx = context(request)
+    service = volumes(request).types
+    type_id, key = path_id(request, "type_id"), path_id(request, "key")
+    vt = service.get(ctx, type_id)
+    if request.method == "GET":
+        if key not in (vt.extra_specs or {}):
+            raise NotFound(f"Volume Type {type_id} has no extra specs with key {key}.")
+        return json_response({key: vt.extra_specs[key]})
+    if request.method == "DELETE":
+        service.delete_extra_spec(ctx, type_id, key)
+        return Response(status_code=202)
+    body = await read_json(request)
+    if key not in body or len(body) != 1:
+        raise BadRequest("Request body and URI mismatch")
+    service.set_extra_specs(ctx, type_id, body)
+    return json_response(body)
+
+
+async def type_action(request: Request) -> Response:
+    ctx = context(request)
+    service = volumes(request).types
+    type_id = path_id(request, "type_id")
+    service.get(ctx, type_id)
+    body = await read_json(request)
+    if len(body) != 1:
+        raise BadRequest("Malformed request body: exactly one action is expected.")
+    action, args = next(iter(body.items()))
+    if action not in ("addProjectAccess", "removeProjectAccess"):
+        raise BadRequest(f"There is no such action: {action}")
+    project = args.get("project") if isinstance(args, dict) else None
+    service.change_access(ctx, type_id, project, add=action == "addProjectAccess")
+    return Response(status_code=202)
+
+
+async def type_access(request: Request) -> Response:
+    ctx = context(request)
+    access = volumes(request).types.access(ctx, path_id(request, "type_id"))
+    return json_response({"volume_type_access": access})
+
+
+def render_qos(qos: QosSpecs) -> dict[str, Any]:
+    return {"id": qos.id, "name": qos.name, "consumer": qos.consumer,
+            "specs": dict(qos.specs or {})}
+
+
+async def list_qos(request: Request) -> Response:
+    context(request)
+    return json_response({"qos_specs": [render_qos(q)
+                                        for q in volumes(request).types.list_qos()]})
+
+
+async def create_qos(request: Request) -> Response:
+    context(request)
+    body = await read_json(request)
+    spec = body.get("qos_specs")
+    if not isinstance(spec, dict):
+        raise field_error("qos_specs", spec, "'qos_specs' is a required property")
+    return json_response({"qos_specs": render_qos(volumes(request).types.create_qos(spec))})
+
+
+async def qos_item(request: Request) -> Response:
+    context(request)
+    service = volumes(request).types
+    qos_id = path_id(request, "qos_id")
+    if request.method == "GET":
+        return json_response({"qos_specs": render_qos(service.get_qos(qos_id))})
+    if request.method == "DELETE":
+        force = (query(request, "force") or "").lower() in ("1", "true", "yes")
+        service.delete_qos(qos_id, force=force)
+        return Response(status_code=202)
+    service.get_qos(qos_id)
+    body = await read_json(request)
+    spec = body.get("qos_specs")
+    return json_response({"qos_specs": service.set_qos_keys(qos_id, spec)})
+
+
+async def qos_associate(request: Request) -> Response:
+    ctx = context(request)
+    service = volumes(request).types
+    qos_id = path_id(request, "qos_id")
+    add = request.url.path.endswith("/associate")
+    service.associate_qos(ctx, qos_id, query(request, "vol_type_id"), add=add)
+    return Response(status_code=202)
+
+
+async def qos_associations(request: Request) -> Response:
+    context(request)
+    return json_response({"qos_associations": volumes(request).types.qos_associations(
+        path_id(request, "qos_id"))})
+
+
+routes = [
+    Route("/v3/{project_id}/types", reader(list_types), methods=["GET"]),
+    Route("/v3/{project_id}/types", admin(create_type), methods=["POST"]),
+    Route("/v3/{project_id}/types/{type_id}", reads_and_admin_writes(show_type),
+          methods=["GET", "PUT", "DELETE"]),
+    Route("/v3/{project_id}/types/{type_id}/extra_specs",
+          reads_and_admin_writes(type_extra_specs), methods=["GET", "POST"]),
+    Route("/v3/{project_id}/types/{type_id}/extra_specs/{key}",
+          reads_and_admin_writes(type_extra_spec), methods=["GET", "PUT", "DELETE"]),
+    Route("/v3/{project_id}/types/{type_id}/action", admin(type_action), methods=["POST"]),
+    Route("/v3/{project_id}/types/{type_id}/os-volume-type-access", admin(type_access),
+          methods=["GET"]),
+    Route("/v3/{project_id}/qos-specs", admin(list_qos), methods=["GET"]),
+    Route("/v3/{project_id}/qos-specs", admin(create_qos), methods=["POST"]),
+    Route("/v3/{project_id}/qos-specs/{qos_id}", admin(qos_item),
+          methods=["GET", "PUT", "DELETE"]),
+    Route("/v3/{project_id}/qos-specs/{qos_id}/associate", admin(qos_associate),
+          methods=["GET"]),
+    Route("/v3/{project_id}/qos-specs/{qos_id}/disassociate", admin(qos_associate),
+          methods=["GET"]),
+    Route("/v3/{project_id}/qos-specs/{qos_id}/associations", admin(qos_associations),
+          methods=["GET"]),
+]

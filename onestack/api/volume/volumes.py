@@ -1,0 +1,366 @@
+"""/v3/{project_id}/volumes: volumes, their actions and metadata."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.api.common import json_response, read_json
+from onestack.api.volume.common import (
+    cinder_time,
+    context,
+    filters,
+    links,
+    member,
+    next_link,
+    path_id,
+    query,
+    query_flag,
+    reader,
+    reads_and_writes,
+    sort_and_page,
+    volumes,
+)
+from onestack.api.volume.microversion import version
+from onestack.common.errors import BadRequest, Forbidden, NotFound
+from onestack.db.models import Volume, VolumeAttachment
+from onestack.services.volume.common import NotImplementedFault, check_bool, field_error
+
+SORT_KEYS = ("id", "name", "status", "size", "availability_zone", "created_at",
+             "updated_at", "bootable", "display_name", "volume_type", "project_id")
+CREATE_KEYS = {"size", "availability_zone", "source_volid", "description", "multiattach",
+               "snapshot_id", "backup_id", "name", "imageRef", "volume_type", "metadata",
+               "consistencygroup_id", "display_name", "display_description", "image_id",
+               "group_id", "source_replica", "scheduler_hints"}
+
+
+def render_attachment(att: VolumeAttachment) -> dict[str, Any]:
+    return {"server_id": att.instance_uuid, "attachment_id": att.id,
+            "attached_at": cinder_time(att.attach_time), "host_name": att.attached_host,
+            "volume_id": att.volume_id, "device": att.mountpoint, "id": att.volume_id}
+
+
+def render_volume(request: Request, vol: Volume, attachments: list[VolumeAttachment],
+                  type_names: dict[str, str], is_admin: bool) -> dict[str, Any]:
+    v = version(request)
+    body: dict[str, Any] = {
+        "id": vol.id, "name": vol.name, "description": vol.description,
+        "status": vol.status, "size": vol.size, "availability_zone": vol.availability_zone,
+        "created_at": cinder_time(vol.created_at), "updated_at": cinder_time(vol.updated_at),
+        "attachments": [render_attachment(a) for a in attachments
+                        if a.attach_status == "attached"],
+        "links": links(request, "volumes", vol.id),
+        "metadata": dict(vol.metadata_ or {}),
+        "bootable": "true" if vol.bootable else "false", "encrypted": False,
+        "multiattach": vol.multiattach, "replication_status": None,
+        "consistencygroup_id": None, "snapshot_id": vol.snapshot_id,
+        "source_volid": vol.source_volid, "user_id": vol.user_id,
+        "volume_type": type_names.get(vol.volume_type_id or "", None),
+        "os-vol-tenant-attr:tenant_id": vol.project_id,
+        "os-vol-mig-status-attr:migstat": None, "os-vol-mig-status-attr:name_id": None,
+    }
+    if is_admin:
+        body["os-vol-host-attr:host"] = f"onestack@{vol.backend}#{vol.backend}"
+    if vol.image_metadata:
+        body["volume_image_metadata"] = {k: str(val) for k, val in vol.image_metadata.items()}
+    if v >= (3, 13):
+        body["group_id"] = None
+    if v >= (3, 21):
+        body["provider_id"] = None
+    if v >= (3, 48):
+        body["service_uuid"] = None
+        body["shared_targets"] = False
+    if v >= (3, 61) and is_admin:
+        body["cluster_name"] = None
+    if v >= (3, 63):
+        body["volume_type_id"] = vol.volume_type_id
+    if v >= (3, 64):
+        body["encryption_key_id"] = None
+    if v >= (3, 65):
+        body["consumes_quota"] = True
+    return body
+
+
+def _one(request: Request, vol: Volume, is_admin: bool) -> dict[str, Any]:
+    service = volumes(request)
+    atts = service.volume_attachments([vol.id])[vol.id]
+    return render_volume(request, vol, atts, service.type_names(), is_admin)
+
+
+def _metadata_filter(request: Request, items: list[Volume]) -> list[Volume]:
+    raw = query(request, "metadata")
+    if not raw:
+        return items
+    try:
+        wanted = json.loads(raw)
+    except ValueError:
+        try:
+            import ast
+            wanted = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            raise BadRequest(f"Invalid input received: metadata filter {raw!r} is not an "
+                             "object.") from None
+    if not isinstance(wanted, dict):
+        raise BadRequest(f"Invalid input received: metadata filter {raw!r} is not an "
+                         "object.")
+    return [v for v in items if all((v.metadata_ or {}).get(k) == str(val)
+                                    for k, val in wanted.items())]
+
+
+async def _list(request: Request, detail: bool) -> Response:
+    ctx = context(request)
+    service = volumes(request)
+    wanted = filters(request)
+    wanted.pop("metadata", None)
+    found = service.list_volumes(ctx, wanted, all_tenants=query_flag(request, "all_tenants"))
+    found = _metadata_filter(request, found)
+    types = service.type_names()
+
+    def key_of(vol: Volume, key: str) -> Any:
+        if key == "display_name":
+            return vol.name
+        if key == "volume_type":
+            return types.get(vol.volume_type_id or "")
+        return getattr(vol, key)
+
+    page, more, total = sort_and_page(request, found, SORT_KEYS, key_of, lambda v: v.id,
+                                      service.config.volume.max_limit)
+    if detail:
+        atts = service.volume_attachments([v.id for v in page])
+        items = [render_volume(request, v, atts[v.id], types, ctx.is_admin) for v in page]
+    else:
+        items = [{"id": v.id, "name": v.name, "links": links(request, "volumes", v.id)}
+                 for v in page]
+    body: dict[str, Any] = {"volumes": items}
+    if more and page:
+        body["volumes_links"] = next_link(request, "volumes/detail" if detail else "volumes",
+                                          page[-1].id)
+    if version(request) >= (3, 45) and query_flag(request, "with_count"):
+        body["count"] = total
+    return json_response(body)
+
+
+async def list_volumes(request: Request) -> Response:
+    return await _list(request, detail=False)
+
+
+async def list_volumes_detail(request: Request) -> Response:
+    return await _list(request, detail=True)
+
+
+async def volume_summary(request: Request) -> Response:
+    ctx = context(request)
+    found = volumes(request).list_volumes(ctx, {},
+                                          all_tenants=query_flag(request, "all_tenants"))
+    body: dict[str, Any] = {"total_size": sum(v.size for v in found),
+                            "total_count": len(found)}
+    if version(request) >= (3, 36):
+        meta: dict[str, list[str]] = {}
+        for vol in found:
+            for key, value in (vol.metadata_ or {}).items():
+                meta.setdefault(key, [])
+                if value not in meta[key]:
+                    meta[key].append(value)
+        body["metadata"] = meta
+    return json_response({"volume-summary": body})
+
+
+async def create_volume(request: Request) -> Response:
+    ctx = context(request)
+    body = await read_json(request)
+    spec = body.get("volume")
+    if not isinstance(spec, dict):
+        raise field_error("volume", spec, "'volume' is a required property")
+    unknown = set(spec) - CREATE_KEYS
+    if unknown:
+        raise field_error("volume", spec, f"Additional properties are not allowed "
+                          f"({', '.join(repr(u) for u in sorted(unknown))} were unexpected)")
+    if spec.get("backup_id"):
+        raise NotImplementedFault("Volume backups are not implemented by this cloud, so "
+                                  "no volume can be restored from one.")
+    if spec.get("consistencygroup_id") or spec.get("group_id"):
+        raise NotImplementedFault("Consistency groups and generic volume groups are not "
+                                  "implemented by this cloud.")
+    image = spec.get("imageRef") or spec.get("image_id")
+    if image is not None and not isinstance(image, str):
+        raise field_error("volume/imageRef", image, f"{image!r} is not of type 'string'")
+    for key in ("snapshot_id", "source_volid", "volume_type", "availability_zone"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise field_error(f"volume/{key}", spec[key],
+                              f"{spec[key]!r} is not of type 'string'")
+    if "size" not in spec and not (spec.get("snapshot_id") or spec.get("source_volid")):
+        raise field_error("volume", spec, "'size' is a required property")
+    vol = volumes(request).create_volume(
+        ctx, spec.get("size"), image_id=image or None,
+        name=spec.get("name", spec.get("display_name")),
+        description=spec.get("description", spec.get("display_description")),
+        snapshot_id=spec.get("snapshot_id") or None,
+        source_volid=spec.get("source_volid") or None,
+        volume_type=spec.get("volume_type") or None,
+        availability_zone=spec.get("availability_zone") or None,
+        metadata=spec.get("metadata"), multiattach=spec.get("multiattach", False),
+        project_id=ctx.project_id)
+    return json_response({"volume": _one(request, vol, ctx.is_admin)}, status=202)
+
+
+async def show_volume(request: Request) -> Response:
+    ctx = context(request)
+    vol = volumes(request).get_volume(ctx, path_id(request, "volume_id"))
+    return json_response({"volume": _one(request, vol, ctx.is_admin)})
+
+
+async def update_volume(request: Request) -> Response:
+    ctx = context(request)
+    volume_id = path_id(request, "volume_id")
+    volumes(request).get_volume(ctx, volume_id)  # 404 before the body is read
+    body = await read_json(request)
+    spec = body.get("volume")
+    if not isinstance(spec, dict):
+        raise field_error("volume", spec, "'volume' is a required property")
+    vol = volumes(request).update_volume(ctx, volume_id, spec)
+    return json_response({"volume": _one(request, vol, ctx.is_admin)})
+
+
+async def delete_volume(request: Request) -> Response:
+    ctx = context(request)
+    cascade = check_bool(query(request, "cascade") or "false", "cascade")
+    force = check_bool(query(request, "force") or "false", "force")
+    if force and not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow volume:force_delete to be performed.")
+    volumes(request).delete_volume(ctx, path_id(request, "volume_id"), cascade=cascade,
+                                   force=force)
+    return Response(status_code=202)
+
+
+# -- actions -----------------------------------------------------------------------------
+
+#: Cinder actions this cloud does not carry out (501).
+UNIMPLEMENTED_ACTIONS = {
+    "os-migrate_volume": "Volume migration", "os-migrate_volume_completion":
+    "Volume migration", "os-revert": "Reverting a volume to a snapshot",
+    "os-reimage": "Re-imaging a volume", "os-enable_replication": "Replication",
+    "os-disable_replication": "Replication", "os-failover_replication": "Replication",
+    "os-list_replication_targets": "Replication", "os-promote-replica": "Replication",
+    "os-reenable-replica": "Replication", "os-unmanage": "Unmanaging a volume",
+    "os-attach": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-detach": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-reserve": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-unreserve": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-begin_detaching": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-roll_detaching": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-initialize_connection": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-terminate_connection": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-force_detach": "Forcing a detach (delete the attachment instead)",
+    "os-retype": "Retyping a volume",
+}
+ADMIN_ACTIONS = ("os-reset_status", "os-force_delete")
+
+
+async def volume_action(request: Request) -> Response:
+    ctx = context(request)
+    volume_id = path_id(request, "volume_id")
+    service = volumes(request)
+    service.get_volume(ctx, volume_id)  # 404 before the body
+    body = await read_json(request)
+    if len(body) != 1:
+        raise BadRequest("Malformed request body: exactly one action is expected.")
+    action, args = next(iter(body.items()))
+    if action in ADMIN_ACTIONS and not ctx.is_admin:
+        raise Forbidden(f"Policy doesn't allow volume_extension:volume_admin_actions:"
+                        f"{action[3:]} to be performed.")
+    if action in UNIMPLEMENTED_ACTIONS:
+        raise NotImplementedFault(f"{UNIMPLEMENTED_ACTIONS[action]} is not implemented by "
+                                  "this cloud.")
+    if action == "os-extend":
+        if not isinstance(args, dict) or "new_size" not in args:
+            raise field_error("os-extend", args, "'new_size' is a required property")
+        service.extend(ctx, volume_id, args["new_size"],
+                       attached_allowed=version(request) >= (3, 42))
+        return Response(status_code=202)
+    if action == "os-reset_status":
+        if not isinstance(args, dict):
+            raise field_error("os-reset_status", args, "is not of type 'object'")
+        service.reset_status(ctx, volume_id, args)
+        return Response(status_code=202)
+    if action == "os-force_delete":
+        service.delete_volume(ctx, volume_id, force=True)
+        return Response(status_code=202)
+    if action == "os-set_bootable":
+        if not isinstance(args, dict) or "bootable" not in args:
+            raise field_error("os-set_bootable", args, "'bootable' is a required property")
+        service.set_bootable(ctx, volume_id, args["bootable"])
+        return Response(status_code=200)
+    if action == "os-update_readonly_flag":
+        if not isinstance(args, dict):
+            raise field_error("os-update_readonly_flag", args, "is not of type 'object'")
+        service.set_readonly(ctx, volume_id, args.get("readonly"))
+        return Response(status_code=202)
+    if action == "os-volume_upload_image":
+        if not isinstance(args, dict):
+            raise field_error("os-volume_upload_image", args, "is not of type 'object'")
+        result = service.upload_to_image(ctx, volume_id, args)
+        return json_response({"os-volume_upload_image": result}, status=202)
+    raise BadRequest(f"There is no such action: {action}")
+
+
+# -- metadata ----------------------------------------------------------------------------
+
+
+async def volume_metadata(request: Request) -> Response:
+    ctx = context(request)
+    volume_id = path_id(request, "volume_id")
+    service = volumes(request)
+    vol = service.get_volume(ctx, volume_id)
+    if request.method == "GET":
+        return json_response({"metadata": dict(vol.metadata_ or {})})
+    body = await read_json(request)
+    if "metadata" not in body:
+        raise field_error("metadata", body, "'metadata' is a required property")
+    meta = service.set_metadata(ctx, volume_id, body["metadata"],
+                                replace=request.method == "PUT")
+    return json_response({"metadata": meta})
+
+
+async def volume_metadata_item(request: Request) -> Response:
+    ctx = context(request)
+    volume_id = path_id(request, "volume_id")
+    key = path_id(request, "key")
+    service = volumes(request)
+    vol = service.get_volume(ctx, volume_id)
+    if request.method == "GET":
+        if key not in (vol.metadata_ or {}):
+            raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
+        return json_response({"meta": {key: vol.metadata_[key]}})
+    if request.method == "DELETE":
+        service.delete_metadata_key(ctx, volume_id, key)
+        return Response(status_code=200)
+    body = await read_json(request)
+    meta = body.get("meta")
+    if not isinstance(meta, dict) or len(meta) != 1:
+        raise BadRequest("Malformed request body: 'meta' must hold exactly one item.")
+    if key not in meta:
+        raise BadRequest("Request body and URI mismatch")
+    service.set_metadata(ctx, volume_id, meta, replace=False)
+    return json_response({"meta": meta})
+
+
+routes = [
+    Route("/v3/{project_id}/volumes", reader(list_volumes), methods=["GET"]),
+    Route("/v3/{project_id}/volumes", member(create_volume), methods=["POST"]),
+    Route("/v3/{project_id}/volumes/detail", reader(list_volumes_detail), methods=["GET"]),
+    Route("/v3/{project_id}/volumes/summary", reader(volume_summary), methods=["GET"]),
+    Route("/v3/{project_id}/volumes/{volume_id}", reader(show_volume), methods=["GET"]),
+    Route("/v3/{project_id}/volumes/{volume_id}", member(update_volume), methods=["PUT"]),
+    Route("/v3/{project_id}/volumes/{volume_id}", member(delete_volume),
+          methods=["DELETE"]),
+    Route("/v3/{project_id}/volumes/{volume_id}/action", member(volume_action),
+          methods=["POST"]),
+    Route("/v3/{project_id}/volumes/{volume_id}/metadata", reads_and_writes(volume_metadata),
+          methods=["GET", "POST", "PUT"]),
+    Route("/v3/{project_id}/volumes/{volume_id}/metadata/{key}",
+          reads_and_writes(volume_metadata_item), methods=["GET", "PUT", "DELETE"]),
+]
