@@ -84,6 +84,17 @@ class NetworkConfig:
     public_gateway: str = ""
     public_pool_start: str = ""
     public_pool_end: str = ""
+    #: The external network's IPv6 subnet (documentation prefix by default; empty: none)
+    #: and its gateway (empty: the first address, 2001:db8::1). Routers' gateway ports
+    #: get an address on it and tenant IPv6 prefixes are routed to them, never NATed.
+    public_ipv6_cidr: str = "2001:db8::/64"
+    public_ipv6_gateway: str = ""
+    #: The default IPv6 subnet pool ``onestack up`` makes (shared, ``is_default``):
+    #: tenant subnets made with ``--use-default-subnet-pool`` get the next free /64 of
+    #: it. A documentation range that does not meet ``public_ipv6_cidr``; empty: no pool.
+    default_ipv6_subnetpool_prefix: str = "2001:db8:8000::/33"
+    default_ipv6_subnetpool_name: str = "shared-default-subnetpool-v6"
+    default_ipv6_subnetpool_prefixlen: int = 64
     #: The physical network the external network is a flat network on.
     public_physical_network: str = "public"
     #: Physical networks admins may name in provider attributes (comma-separated).

@@ -176,7 +176,7 @@ def test_pagination_descending_with_nulls(cloud):
         if not nxt:
             break
         path = "subnets?" + urlsplit(nxt[0]).query
-    assert seen == expected and len(seen) == 4  # the public subnet too
+    assert seen == expected and len(seen) == 5  # the public subnets (IPv4, IPv6) too
 
 
 def test_pagination_errors(cloud):

@@ -224,14 +224,14 @@ def test_bootstrap_public_network(cloud):
     assert public["router:external"] is True and public["shared"] is False
     assert public["project_id"] == cloud.admin_project_id
     assert public["provider:network_type"] == "flat"
-    (sub,) = get(cloud, f"subnets?network_id={public['id']}")["subnets"]
+    (sub,) = get(cloud, f"subnets?network_id={public['id']}&ip_version=4")["subnets"]
     assert sub["cidr"] == "203.0.113.0/24" and sub["gateway_ip"] == "203.0.113.1"
     assert sub["allocation_pools"] == [{"start": "203.0.113.2", "end": "203.0.113.254"}]
     assert sub["enable_dhcp"] is False
     # idempotent: a second start leaves it alone
     cloud.services.network.bootstrap(cloud.admin_project_id)
     assert get(cloud, "networks?name=public")["networks"] == nets
-    assert len(get(cloud, f"subnets?network_id={public['id']}")["subnets"]) == 1
+    assert len(get(cloud, f"subnets?network_id={public['id']}")["subnets"]) == 2  # + IPv6
 
 
 def test_bootstrap_is_configurable(tmp_path):
@@ -243,7 +243,7 @@ def test_bootstrap_is_configurable(tmp_path):
     services = Services(config, admin_password=ADMIN_PASSWORD)
     try:
         with services.db.session() as session:
-            (sub,) = session.query(Subnet).all()
+            (sub,) = session.query(Subnet).filter_by(ip_version=4).all()
             assert sub.cidr == "192.0.2.0/24" and sub.gateway_ip == "192.0.2.1"
             assert [(p.first_ip, p.last_ip) for p in sub.allocation_pools] == [
                 ("192.0.2.100", "192.0.2.150")]
@@ -252,7 +252,7 @@ def test_bootstrap_is_configurable(tmp_path):
     again = Services(config)  # restart on the same state dir
     try:
         with again.db.session() as session:
-            assert session.query(Subnet).count() == 1
+            assert session.query(Subnet).count() == 2  # IPv4 and IPv6
     finally:
         again.close()
 

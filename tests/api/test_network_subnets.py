@@ -110,7 +110,7 @@ def test_gateway_and_pools(cloud, net):
         {"destination": f"172.16.{i}.0/24", "nexthop": "10.9.0.9"} for i in range(21)]},
      400, "HostRoutesExhausted"),
     ({"cidr": "10.9.0.0/24", "ipv6_ra_mode": "slaac"}, 400, "InvalidInput"),
-    ({"cidr": "10.9.0.0/24", "subnetpool_id": "pool"}, 400, None),
+    ({"cidr": "10.9.0.0/24", "subnetpool_id": "pool"}, 404, "SubnetPoolNotFound"),
     ({"ip_version": 4}, 400, "InvalidInput"),
 ])
 def test_validation(cloud, net, attrs, status, type_):

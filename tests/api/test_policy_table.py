@@ -190,6 +190,12 @@ class World:
         self.call("PUT", f"/network/v2.0/ports/{body['port']['id']}/tags/t1")
         return body["port"]["id"]
 
+    def make_subnetpool(self) -> str:
+        body = self.call("POST", "/network/v2.0/subnetpools",
+                         json={"subnetpool": {"name": f"sp-{self.n}",
+                                              "prefixes": ["10.200.0.0/16"]}})
+        return body["subnetpool"]["id"]
+
     def make_router(self) -> str:
         body = self.call("POST", "/network/v2.0/routers",
                          json={"router": {"name": f"r-{self.n}"}})
@@ -348,6 +354,7 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "port_id": (lambda: w.get("server_port")) if "/servers/" in path
         else (lambda: w.get("port")),
         "router_id": lambda: w.get("router"),
+        "subnetpool_id": lambda: w.get("subnetpool"),
         "floatingip_id": lambda: w.get("floating_ip"),
         "rule_id": lambda: w.get("rule"),
         "collection": lambda: "networks",

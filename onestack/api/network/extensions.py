@@ -60,6 +60,10 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
     ("extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a "
      "router on server side by atomically adding/removing extra routes"),
+    ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a "
+     "subnet pool"),
+    ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a "
+     "subnetpool as the default."),
     ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute "
      "to Floating IP resource"),
 ]

@@ -90,7 +90,8 @@ def render_subnet(subnet: Subnet, page: Page) -> dict[str, Any]:
         "host_routes": [{"destination": r.destination, "nexthop": r.nexthop}
                         for r in subnet.host_routes],
         "enable_dhcp": subnet.enable_dhcp, "ipv6_ra_mode": subnet.ipv6_ra_mode,
-        "ipv6_address_mode": subnet.ipv6_address_mode, "subnetpool_id": None,
+        "ipv6_address_mode": subnet.ipv6_address_mode,
+        "subnetpool_id": subnet.subnetpool_id,
     })
     return body
 
@@ -99,12 +100,11 @@ async def create_subnet(request: Request) -> Response:
     ctx = caller(request)
     raw = await read_member(request, "subnet")
     data = parse_member(SubnetCreate, raw, "subnet")
-    if data.subnetpool_id or data.use_default_subnetpool:
-        raise BadRequest("Subnet pools are not supported: give the subnet a cidr.")
-    if data.cidr is None:
+    pooled = bool(data.subnetpool_id or data.use_default_subnetpool)
+    if data.cidr is None and not pooled:
         raise BadRequest("Invalid input for operation: a cidr must be specified in the "
                          "absence of a subnet pool.", fault="InvalidInput")
-    if data.prefixlen is not None:
+    if data.prefixlen is not None and not pooled:
         raise BadRequest("Invalid input for operation: prefixlen may only be given with a "
                          "subnet pool.", fault="InvalidInput")
     dump = data.model_dump(exclude_unset=True)
@@ -116,7 +116,8 @@ async def create_subnet(request: Request) -> Response:
         dns_nameservers=data.dns_nameservers, host_routes=dump.get("host_routes"),
         enable_dhcp=data.enable_dhcp, ipv6_ra_mode=data.ipv6_ra_mode,
         ipv6_address_mode=data.ipv6_address_mode, project_id=project_of(data),
-        tags=data.tags)
+        tags=data.tags, subnetpool_id=data.subnetpool_id,
+        use_default_subnetpool=data.use_default_subnetpool, prefixlen=data.prefixlen)
     return show(request, "subnet", render_subnet(page.one(), page), status=201)
 
 

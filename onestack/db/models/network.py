@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -97,6 +98,8 @@ class Network(StandardAttributes, Base):
 
 class Subnet(StandardAttributes, Base):
     __tablename__ = "subnets"
+    __table_args__ = (Index("ix_subnets_subnetpool_cidr", "subnetpool_id", "cidr",
+                            unique=True),)
     network_id: Mapped[str] = mapped_column(
         ForeignKey("networks.id", ondelete="CASCADE"), index=True)
     ip_version: Mapped[int] = mapped_column(Integer)
@@ -105,6 +108,8 @@ class Subnet(StandardAttributes, Base):
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16))
     ipv6_address_mode: Mapped[str | None] = mapped_column(String(16))
+    #: The subnet pool the CIDR was allocated from (``network_pools.SubnetPool``).
+    subnetpool_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     network: Mapped[Network] = relationship(back_populates="subnets", lazy="joined")
     allocation_pools: Mapped[list[AllocationPool]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="AllocationPool.position")

@@ -5,8 +5,10 @@ version, not overlapping another subnet of the network), the gateway (inside the
 CIDR, not its IPv4 network or broadcast address; ``None`` means no gateway), the
 allocation pools (inside the CIDR, not overlapping, not containing the gateway), DNS
 servers, host routes, and the IPv6 RA/address modes (SLAAC and DHCPv6-stateless need a
-/64). Creating a SLAAC subnet gives every existing port of the network (router
-interfaces excepted) its EUI-64 address at once.
+/64). A subnet may take its CIDR from a subnet pool (``subnetpools.py``): named, or the
+default pool of its IP version (``use_default_subnetpool``). Creating a SLAAC subnet
+gives every existing port of the network (router interfaces excepted) its EUI-64
+address at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from onestack.db.models import (
 )
 from onestack.db.models.base import utcnow
 from onestack.services.identity.context import ValidatedToken
-from onestack.services.network import base, ipam
+from onestack.services.network import base, ipam, subnetpools
 from onestack.services.network.base import (
     Kind,
     ListQuery,
@@ -229,6 +231,14 @@ def check_ipv6_modes(ip_version: int, prefixlen: int, ra_mode: str | None,
                             "be /64")
 
 
+def _check_pool_affinity(network: Network, ip_version: int, pool_id: str | None) -> None:
+    """Subnets of one IP version on a network all come from the same pool (or none)."""
+    for other in network.subnets:
+        if other.ip_version == ip_version and other.subnetpool_id != pool_id:
+            raise BadRequest("Subnets hosted on the same network must be allocated from the "
+                             "same subnet pool.", fault="NetworkSubnetPoolAffinityError")
+
+
 class Subnets:
     """Subnet lifecycle: create, list, show, update, delete."""
 
@@ -237,13 +247,19 @@ class Subnets:
         self.db = net.db
         self.config = net.config.network
 
-    def create(self, ctx: ValidatedToken, *, network_id: str, cidr: str, ip_version: int,
+    def create(self, ctx: ValidatedToken, *, network_id: str, cidr: str | None,
+               ip_version: int,
                name: str = "", description: str = "", gateway_ip: str | None = UNSET,
                allocation_pools: list[dict[str, str]] | None = None,
                dns_nameservers: list[str] | None = None,
                host_routes: list[dict[str, str]] | None = None, enable_dhcp: bool = True,
                ipv6_ra_mode: str | None = None, ipv6_address_mode: str | None = None,
-               project_id: str | None = None, tags: list[str] | None = None) -> Page:
+               project_id: str | None = None, tags: list[str] | None = None,
+               subnetpool_id: str | None = None, use_default_subnetpool: bool = False,
+               prefixlen: int | None = None) -> Page:
+        """Create a subnet; with ``subnetpool_id`` (or ``use_default_subnetpool``) its
+        CIDR comes from the pool (``cidr`` then names a block of the pool, or is None:
+        the first free block of ``prefixlen``, the pool's default length if None)."""
         project = caller_project(ctx, project_id, "create_subnet")
 
         def work(session: Session) -> Page:
@@ -251,13 +267,27 @@ class Subnets:
             if not owns(ctx, network.project_id):
                 raise policy_error("create_subnet")
             check_quota(session, project, "subnet")
+            chosen = cidr
+            pool = subnetpools.pool_for_subnet(
+                session, ctx, subnetpool_id=subnetpool_id,
+                use_default=use_default_subnetpool, ip_version=ip_version)
+            if pool is not None:
+                _check_pool_affinity(network, ip_version, pool.id)
+                chosen = subnetpools.allocate(session, pool, project, cidr=cidr,
+                                              prefixlen=prefixlen, ip_version=ip_version)
+            else:
+                _check_pool_affinity(network, ip_version, None)
+            if chosen is None:
+                raise invalid_input("a cidr must be specified in the absence of a subnet "
+                                    "pool.")
             subnet = self.create_in(
-                session, network=network, project_id=project, cidr=cidr,
+                session, network=network, project_id=project, cidr=chosen,
                 ip_version=ip_version, name=name, description=description,
                 gateway_ip=gateway_ip, allocation_pools=allocation_pools,
                 dns_nameservers=dns_nameservers, host_routes=host_routes,
                 enable_dhcp=enable_dhcp, ipv6_ra_mode=ipv6_ra_mode,
-                ipv6_address_mode=ipv6_address_mode, tags=tags)
+                ipv6_address_mode=ipv6_address_mode, tags=tags,
+                subnetpool_id=pool.id if pool is not None else None)
             return base.page_of(session, SUBNET, [subnet])
         return retrying(self.db, work)
 
@@ -268,7 +298,7 @@ class Subnets:
                   dns_nameservers: list[str] | None = None,
                   host_routes: list[dict[str, str]] | None = None, enable_dhcp: bool = True,
                   ipv6_ra_mode: str | None = None, ipv6_address_mode: str | None = None,
-                  tags: list[str] | None = None) -> Subnet:
+                  tags: list[str] | None = None, subnetpool_id: str | None = None) -> Subnet:
         """Create a subnet with internal privileges (checks, no policy or quota)."""
         if ip_version not in (4, 6):
             raise BadRequest(f"Invalid input for ip_version. Reason: {ip_version} is not in "
@@ -293,7 +323,8 @@ class Subnets:
             id=new_id(), project_id=project_id, network=network, name=name,
             description=description, ip_version=ip_version, cidr=str(net),
             gateway_ip=gateway, enable_dhcp=enable_dhcp, ipv6_ra_mode=ipv6_ra_mode,
-            ipv6_address_mode=ipv6_address_mode, allocation_pools=ipam.pool_rows(pools))
+            ipv6_address_mode=ipv6_address_mode, allocation_pools=ipam.pool_rows(pools),
+            subnetpool_id=subnetpool_id)
         self._set_nameservers(subnet, dns_nameservers or [])
         self._set_routes(subnet, host_routes or [])
         session.add(subnet)
