@@ -26,11 +26,15 @@ def build_hypervisor(config: Config, probe_kernel: Path | None = None) -> Hyperv
     hc = config.host
     return hypervisor.load(hc.hypervisor_driver, instances_dir=config.state_dir / "instances",
                            accel=hc.accel, name_prefix=hc.name_prefix,
-                           probe_kernel=probe_kernel)
+                           probe_kernel=probe_kernel, ceph_conf=config.ceph.conf,
+                           ceph_user=config.ceph.user)
 
 
 def build_storage(config: Config) -> StorageDriver:
-    return storage.load(config.host.storage_driver, root=config.state_dir / "disks")
+    c = config.ceph  # for ``rbd``; the other drivers ignore it
+    return storage.load(config.host.storage_driver, root=config.state_dir / "disks",
+                        ceph_conf=c.conf, ceph_keyring=c.keyring, ceph_user=c.user,
+                        images_pool=c.images_pool, vms_pool=c.vms_pool)
 
 
 def build_network(config: Config) -> NetworkDriver:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, TypedDict
 import typer
 from rich.console import Console
 
+from onestack.ceph.cli import ceph_app
 from onestack.cli import server_lock
 from onestack.cli.clouds import (
     CLOUD_NAME,
@@ -36,7 +37,16 @@ def up(state_dir: StateDir = None,
        host: Annotated[str | None, typer.Option(help="Address to listen on "
                                                 "[default: 127.0.0.1].")] = None,
        port: Annotated[int | None, typer.Option(help="Port to listen on "
-                                                "[default: 5000].")] = None) -> None:
+                                                "[default: 5000].")] = None,
+       storage: Annotated[str | None, typer.Option(
+           help="Disks and images: local (qcow2 overlays, image files) or rbd (RBD "
+           "clones and images in Ceph; see `onestack ceph up`) [default: local].")] = None,
+       ceph_conf: Annotated[Path | None, typer.Option(
+           help="rbd: the cluster's ceph.conf ([ceph] conf).")] = None,
+       ceph_keyring: Annotated[Path | None, typer.Option(
+           help="rbd: the client's keyring ([ceph] keyring).")] = None,
+       ceph_user: Annotated[str | None, typer.Option(
+           help="rbd: the cephx user, client.<user> [default: onestack].")] = None) -> None:
     """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
     import uvicorn
 
@@ -44,7 +54,15 @@ def up(state_dir: StateDir = None,
     from onestack.assembly import Services
     from onestack.common.logging import setup_logging
 
-    config = load_config(state_dir, server_host=host, server_port=port)
+    if storage not in (None, "local", "rbd"):
+        console.print(f"[red]--storage must be local or rbd, not {storage!r}[/]")
+        raise typer.Exit(2)
+    config = load_config(
+        state_dir, server_host=host, server_port=port, host_storage_driver=storage,
+        image_store={"local": "file", "rbd": "rbd"}.get(storage or ""),
+        ceph_conf=str(ceph_conf.absolute()) if ceph_conf else None,
+        ceph_keyring=str(ceph_keyring.absolute()) if ceph_keyring else None,
+        ceph_user=ceph_user)
     try:
         # Held until this process ends; `onestack down` checks it.
         _lock = server_lock.hold(config.state_dir, config.host)  # noqa: F841
@@ -319,6 +337,8 @@ def agent(
     finally:
         standalone.close()
 
+
+app.add_typer(ceph_app, name="ceph")
 
 image_app = typer.Typer(help="Images: the bootable test image.", no_args_is_help=True)
 app.add_typer(image_app, name="image")

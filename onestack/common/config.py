@@ -143,6 +143,9 @@ class ImageConfig:
     api_limit_max: int = 1000
     #: fsync image data before an upload is reported done (durable across a crash).
     fsync: bool = True
+    #: Where image data lives: ``file`` (``<state_dir>/images``) or ``rbd`` (RBD images
+    #: with a protected snapshot in ``[ceph] images_pool``; ``onestack up --storage rbd``).
+    store: str = "file"
 
 
 @dataclass
@@ -158,7 +161,7 @@ class HostConfig:
     #: are told apart from the machine's own, several hosts (or test runs) share one
     #: machine, and cleanup finds exactly its own objects. At most 6 characters.
     name_prefix: str = "os"
-    #: Drivers: hypervisor ``qemu`` | ``fake``; storage ``local`` | ``fake``; network
+    #: Drivers: hypervisor ``qemu`` | ``fake``; storage ``local`` | ``rbd`` | ``fake``; network
     #: ``linux`` | ``fake``, which picks the four network drivers below at once.
     hypervisor_driver: str = "qemu"
     storage_driver: str = "local"
@@ -195,6 +198,22 @@ class HostConfig:
     cpu_allocation_ratio: float = 16.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0
+
+
+@dataclass
+class CephConfig:
+    """The Ceph cluster of the ``rbd`` backends (``onestack up --storage rbd``): a local
+    one from ``onestack ceph up`` or a production one, the same code path."""
+
+    #: ``ceph.conf`` of the cluster (monitors' addresses) and the client's keyring.
+    conf: str = ""
+    keyring: str = ""
+    #: The cephx client (``client.<user>``) OneStack and QEMU connect as.
+    user: str = "onestack"
+    #: Pools: images (with a protected snapshot each), boot disks, volumes.
+    images_pool: str = "images"
+    vms_pool: str = "vms"
+    volumes_pool: str = "volumes"
 
 
 @dataclass
@@ -254,6 +273,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     host: HostConfig = field(default_factory=HostConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    ceph: CephConfig = field(default_factory=CephConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
 
     @property

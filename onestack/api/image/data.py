@@ -8,6 +8,7 @@ the image size.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 from collections.abc import AsyncIterator
@@ -127,10 +128,11 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def read_file(file: BinaryIO, offset: int, length: int) -> AsyncIterator[bytes]:
-    fd = file.fileno()
+    # The store's own positioned read (an RBD image), else pread(2) on the file.
+    read_at = getattr(file, "pread", None) or functools.partial(os.pread, file.fileno())
     try:
         while length > 0:
-            chunk = await asyncio.to_thread(os.pread, fd, min(READ_CHUNK, length), offset)
+            chunk = await asyncio.to_thread(read_at, min(READ_CHUNK, length), offset)
             if not chunk:
                 break
             offset += len(chunk)

@@ -1,4 +1,5 @@
-"""Storage drivers by name: ``local`` (qcow2 overlays) and ``fake`` (API tests)."""
+"""Storage drivers by name: ``local`` (qcow2 overlays), ``rbd`` (RBD clones in Ceph) and
+``fake`` (API tests)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from onestack.drivers.storage.base import Disk, ImageSource, StorageDriver, Stor
 
 DRIVERS = {
     "local": "onestack.drivers.storage.local:LocalStorage",
+    "rbd": "onestack.drivers.storage.rbd:RbdStorage",
     "fake": "onestack.drivers.storage.fake:FakeStorage",
 }
 

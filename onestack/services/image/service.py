@@ -28,7 +28,7 @@ from onestack.services.image.data import ImageData, reset_to_queued
 from onestack.services.image.listing import ListQuery, list_images
 from onestack.services.image.members import Members
 from onestack.services.image.quotas import Quotas
-from onestack.services.image.store import ImageStore
+from onestack.services.image.store import make_image_store
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Images:
         self.db = db
         self.config = config
         self.identity = identity
-        self.store = ImageStore(config.state_dir / "images", fsync=config.image.fsync)
+        self.store = make_image_store(config)
         self.quotas = Quotas(db, config)
         self.members = Members(self)
         self.data = ImageData(self)

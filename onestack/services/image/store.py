@@ -1,4 +1,5 @@
-"""The local image store: one file per image under ``<state_dir>/images/``.
+"""The image store: one file per image under ``<state_dir>/images/`` (``file``), or
+RBD images in a Ceph pool (``rbd``, ``RbdImageStore`` at the end of this module).
 
 Layout::
 
@@ -225,3 +226,101 @@ def _checked(image_id: str) -> str:
     if not UUID_RE.match(image_id):
         raise ValueError(f"not an image id: {image_id!r}")
     return image_id
+
+
+class RbdPartialFile(PartialFile):
+    """Data received into a local temporary file (hashed and inspected there, before
+    anything else reads it); committing it into the store writes it into RBD."""
+
+    def __init__(self, store: RbdImageStore, image_id: str) -> None:
+        super().__init__(store.root, image_id, store.fsync)
+        self._store = store
+        self._image_id = image_id
+
+    def commit(self, destination: Path) -> None:
+        if destination.parent == self._store.staging:
+            super().commit(destination)  # staged data stays local until its import
+            return
+        self.finish()
+        self._store.put(self._image_id, self.path)
+        self.committed = True
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class RbdImageStore(ImageStore):
+    """Image data as RBD images ``<images_pool>/<image-id>`` with a protected snapshot
+    ``snap`` (what boot disks and volumes are cloned from); an image is complete once
+    its snapshot exists. Uploads and staged data pass through local files under
+    ``root`` first (hashed and inspected before they reach the cluster).
+
+    Deleting an image that clones still use renames it ``<image-id>.deleted``; the last
+    clone's deletion removes it (the rbd storage and volume drivers do)."""
+
+    def __init__(self, root: Path, settings: Any, pool: str, fsync: bool = True) -> None:
+        from onestack.ceph.client import client_for
+
+        super().__init__(root, fsync)
+        self.pool = pool
+        self.client = client_for(settings)
+
+    def new_partial(self, image_id: str) -> PartialFile:
+        return RbdPartialFile(self, _checked(image_id))
+
+    def put(self, image_id: str, source: Path) -> None:
+        """Write ``source`` as the image's data (then snapshot and protect it)."""
+        self.client.write_image(self.pool, _checked(image_id), source)
+
+    def open(self, image_id: str) -> BinaryIO | None:
+        from onestack.ceph.client import SNAP
+
+        rbd = self.client.rbd
+        try:
+            reader = self.client.reader(self.pool, _checked(image_id), SNAP)
+        except (rbd.ImageNotFound, rbd.ObjectNotFound):
+            return None
+        return reader  # type: ignore[return-value]
+
+    def exists(self, image_id: str) -> bool:
+        return self.client.has_snap(self.pool, _checked(image_id))
+
+    def promote_staged(self, image_id: str) -> None:
+        staged = self.staged_path(image_id)
+        if not staged.exists():
+            raise FileNotFoundError(staged)
+        self.put(image_id, staged)
+        staged.unlink(missing_ok=True)
+
+    def delete(self, image_id: str) -> None:
+        _checked(image_id)
+        with contextlib.suppress(FileNotFoundError):
+            self.staged_path(image_id).unlink()
+        if self.client.remove_image(self.pool, image_id):
+            return
+        # Clones (boot disks, volumes) still use its snapshot: set it aside; the last
+        # clone's deletion removes it.
+        with self.client.ioctx(self.pool) as ioctx:
+            self.client.rbd.RBD().rename(ioctx, image_id, f"{image_id}.deleted")
+        log.info("image %s: data kept as %s/%s.deleted while clones use it", image_id,
+                 self.pool, image_id)
+
+    def image_ids(self) -> set[str]:
+        ids = {p.name for p in self.staging.iterdir() if p.is_file() and UUID_RE.match(p.name)}
+        ids.update(n for n in self.client.names(self.pool) if UUID_RE.match(n))
+        return ids
+
+
+def make_image_store(config: Any) -> ImageStore:
+    """The store ``[image] store`` names: ``file`` or ``rbd``."""
+    root = config.state_dir / "images"
+    if config.image.store == "rbd":
+        from onestack.ceph.client import CephSettings
+
+        c = config.ceph
+        if not c.conf:
+            raise ValueError("[image] store = rbd needs [ceph] conf (--ceph-conf)")
+        return RbdImageStore(root, CephSettings(conf=c.conf, keyring=c.keyring, user=c.user),
+                             c.images_pool, fsync=config.image.fsync)
+    if config.image.store != "file":
+        raise ValueError(f"unknown image store {config.image.store!r} (file or rbd)")
+    return ImageStore(root, fsync=config.image.fsync)
