@@ -17,20 +17,36 @@ APT_PACKAGES += chromium
 # floating IP, ping.
 APT_PACKAGES += openssh-client iputils-ping
 
+# Only the rbd backend needs Ceph (`make ceph-deps`; `make test` runs the Ceph tests):
+# a one-machine cluster (onestack ceph up), the Python bindings and QEMU's rbd driver.
+CEPH_PACKAGES ?= ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd qemu-block-extra
+
 STAMP := $(VENV)/.installed
 
-.PHONY: up test deps system-deps lint clean conformance
+.PHONY: up test deps system-deps ceph-deps lint clean conformance
 
 up: deps
 	$(VENV)/bin/onestack up $(ARGS)
 
-test: deps lint
+test: deps ceph-deps lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 deps: system-deps $(STAMP)
 
 system-deps:
 	@bash scripts/install-system-deps.sh $(APT_PACKAGES)
+
+# python3-rados/python3-rbd are not on PyPI: the venv sees Debian's two modules (and
+# nothing else of the system's site-packages) through a .pth file naming a directory
+# that holds only links to them.
+ceph-deps: deps
+	@bash scripts/install-system-deps.sh $(CEPH_PACKAGES)
+	@mkdir -p $(VENV)/lib/ceph-bindings
+	@for m in rados rbd; do ln -sf $$(/usr/bin/python3 -c "import $$m; print($$m.__file__)") \
+	  $(VENV)/lib/ceph-bindings/; done
+	@echo "$(abspath $(VENV))/lib/ceph-bindings" > \
+	  $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/onestack-ceph.pth
+	@$(VENV)/bin/python -c 'import rados, rbd' || (echo "the venv can't import rados/rbd"; exit 1)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || bash scripts/install-system-deps.sh python3-venv
