@@ -1,7 +1,10 @@
 """The metadata proxy: answers guests at 169.254.169.254:80 and forwards to the server.
 
 The network driver hands over one listening socket per network (``metadata_socket``,
-bound inside the network's DHCP namespace); ``MetadataProxy.serve`` serves it. For each
+bound inside the network's DHCP namespace); ``MetadataProxy.serve`` serves it. A router
+on networks without DHCP hands over one socket for all of them (bound inside its
+namespace, where their requests are redirected), served with ``resolve``: the guest's
+address tells which of the router's networks it is on (they never overlap). For each
 connection the proxy reads one small HTTP/1.x request (GET or HEAD), takes the peer
 address as the guest's fixed IP, asks ``lookup(network_id, ip)`` which instance that is,
 and forwards the request to ``{base_url}/metadata{path}`` signed as Nova's metadata API
@@ -36,6 +39,8 @@ import httpx
 log = logging.getLogger(__name__)
 
 Lookup = Callable[[str, str], tuple[str, str] | None]
+#: A listener's guest address -> the network it is on (None: not one of its networks).
+Resolve = Callable[[str], str | None]
 
 #: Largest request head (request line and headers) accepted.
 MAX_HEAD = 8192
@@ -74,6 +79,8 @@ class MetadataProxy:
         self._listeners: dict[str, tuple[asyncio.Task[None], socket.socket]] = {}
         #: network id -> its connections: handler task -> writer
         self._conns: dict[str, dict[asyncio.Task[None], asyncio.StreamWriter]] = {}
+        #: listener -> how its guests' networks are found (listeners of several networks)
+        self._resolvers: dict[str, Resolve] = {}
         self._closed = False
         self._lock = threading.Lock()
         self._client: httpx.AsyncClient | None = None
@@ -83,15 +90,23 @@ class MetadataProxy:
 
     # -- the public interface (any thread) ------------------------------------------------
 
-    def serve(self, network_id: str, sock: socket.socket) -> None:
+    def serve(self, network_id: str, sock: socket.socket,
+              resolve: Resolve | None = None) -> None:
         """Serve ``sock`` (a bound TCP socket, listening or not) for ``network_id``; the
         proxy owns it from now on. Serving the same socket again is a no-op; another
-        socket replaces (and closes) the one served before."""
+        socket replaces (and closes) the one served before. With ``resolve``,
+        ``network_id`` only names the listener, and each guest's network is
+        ``resolve(guest address)`` (a router's socket, for all its networks)."""
+        if resolve is not None:
+            self._resolvers[network_id] = resolve
+        else:
+            self._resolvers.pop(network_id, None)
         self._call(self._serve(network_id, sock))
 
     def stop(self, network_id: str) -> None:
         """Stop serving ``network_id``: close its socket and drop its connections.
         Idempotent."""
+        self._resolvers.pop(network_id, None)
         self._call(self._stop(network_id))
 
     def serving(self) -> list[str]:
@@ -240,6 +255,15 @@ class MetadataProxy:
         if guest_ip is None:
             await self._respond(writer, 404, b"Not Found\n", head_only)
             return
+        resolve = self._resolvers.get(network_id)
+        if resolve is not None:
+            resolved = resolve(guest_ip)
+            if resolved is None:
+                log.info("metadata request from %s: on none of listener %s's networks",
+                         guest_ip, network_id)
+                await self._respond(writer, 404, b"Not Found\n", head_only)
+                return
+            network_id = resolved
         try:
             found = await asyncio.to_thread(self.lookup, network_id, guest_ip)
         except Exception:

@@ -121,6 +121,8 @@ class Agent:
         #: Network id -> the spec last applied (so unchanged networks cost nothing).
         self._networks: dict[str, NetworkSpec] = {}
         self._served: set[str] = set()
+        #: Routers whose metadata socket the proxy serves.
+        self._served_routers: set[str] = set()
         #: Instances that should run and were found off at start: started once.
         self._recover: set[str] | None = None
         self._passes = 0
@@ -302,7 +304,8 @@ class Agent:
         specs: dict[str, l3.RouterSpec] = {}
         for router in state.routers:
             try:
-                specs[router.id] = _router_spec(router, networks)
+                specs[router.id] = _router_spec(router, networks,
+                                                host_ipv6_routes=self.external_gateway_on_host)
             except ValueError as exc:
                 log.warning("router %s: cannot be set up on this host: %s", router.id, exc)
         return specs
@@ -330,6 +333,9 @@ class Agent:
             log.exception("router %s: could not remove it from this host", router_id)
             return
         self._routers.pop(router_id, None)
+        if self.metadata_proxy is not None and router_id in self._served_routers:
+            self.metadata_proxy.stop(_router_listener(router_id))
+        self._served_routers.discard(router_id)
         log.info("router %s: removed from this host (%s)", router_id, why)
 
     def _sync_routers(self, specs: dict[str, l3.RouterSpec]) -> None:
@@ -349,6 +355,39 @@ class Agent:
                      router_id, len(spec.interfaces),
                      spec.gateway.addresses if spec.gateway else "none",
                      len(spec.floating_ips))
+        for router_id, spec in sorted(specs.items()):
+            if self._routers.get(router_id) == spec:
+                self._serve_router_metadata(router_id, spec)
+
+    def _serve_router_metadata(self, router_id: str, spec: l3.RouterSpec) -> None:
+        """A router with legs on networks without DHCP answers their guests' metadata
+        requests: the proxy serves the socket in its namespace, and tells the network
+        by the guest's address (a router's subnets never overlap)."""
+        if self.metadata_proxy is None or router_id in self._served_routers \
+                or not any(p.metadata for p in spec.interfaces):
+            return
+        try:
+            sock = self.network.l3.metadata_socket(router_id)
+            if sock is not None:
+                self.metadata_proxy.serve(
+                    _router_listener(router_id), sock,
+                    resolve=lambda ip: self._router_network_of(router_id, ip))
+            self._served_routers.add(router_id)
+        except Exception:
+            log.exception("router %s: no metadata listener", router_id)
+
+    def _router_network_of(self, router_id: str, address: str) -> str | None:
+        """The network of the router's leg whose subnet holds ``address`` (None: none,
+        or the leg's network has its own metadata path)."""
+        spec = self._routers.get(router_id)
+        if spec is None:
+            return None
+        ip = ipaddress.ip_address(address)
+        for port in spec.interfaces:
+            if port.metadata and any(ip in ipaddress.ip_interface(a).network
+                                     for a in port.addresses):
+                return port.network_id
+        return None
 
     def _deleted_networks(self, network_ids: list[str]) -> set[str]:
         """Those of ``network_ids`` the cloud no longer has (none if it cannot tell)."""
@@ -729,13 +768,13 @@ class Agent:
 def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False,
                   external_masquerade: bool = False) -> NetworkSpec:
     """The network driver's spec for a wire network. An external network's bridge holds
-    its IPv4 subnets' gateway addresses when ``external_gateway_on_host`` (the
+    its subnets' gateway addresses (IPv4 and IPv6) when ``external_gateway_on_host`` (the
     all-in-one mode: the host is the external network's gateway), and with
     ``external_masquerade`` what comes from them leaves by the host's default route."""
     host_addresses = []
     if spec.external and external_gateway_on_host:
         host_addresses = [f"{s.gateway_ip}/{ipaddress.ip_network(s.cidr).prefixlen}"
-                          for s in spec.subnets if s.ip_version == 4 and s.gateway_ip]
+                          for s in spec.subnets if s.gateway_ip]
     return NetworkSpec(
         id=spec.id, mtu=spec.mtu, host_addresses=host_addresses,
         masquerade=external_masquerade and bool(host_addresses),
@@ -745,13 +784,22 @@ def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False
                for h in spec.hosts])
 
 
-def _router_spec(router: wire.RouterSpec, networks: dict[str, wire.NetworkSpec]
-                 ) -> l3.RouterSpec:
+def _router_listener(router_id: str) -> str:
+    """The metadata proxy's name for a router's listening socket."""
+    return f"router-{router_id}"
+
+
+def _router_spec(router: wire.RouterSpec, networks: dict[str, wire.NetworkSpec],
+                 host_ipv6_routes: bool = False) -> l3.RouterSpec:
     """The L3 driver's spec for a wire router: each port's addresses with the prefix
     length of the subnet they are on, the external subnets' gateways as default routes,
-    the static routes and floating IPs. ValueError if a port's network or subnet is not
-    in ``networks`` (the desired state's networks)."""
-    def port(leg: wire.RouterPort) -> l3.RouterPort:
+    the static routes and floating IPs. On each tenant leg, the IPv6 prefixes it
+    advertises (subnets in ``slaac`` or ``dhcpv6-stateless`` mode) and whether it answers
+    metadata requests (its network has no IPv4 DHCP, so no DHCP namespace does).
+    ``host_ipv6_routes``: the host holds the external gateway and routes the tenant
+    IPv6 prefixes to the router. ValueError if a port's network or subnet is not in
+    ``networks`` (the desired state's networks)."""
+    def port(leg: wire.RouterPort, internal: bool = False) -> l3.RouterPort:
         network = networks.get(leg.network_id)
         if network is None:
             raise ValueError(f"port {leg.port_id}: network {leg.network_id} is not known "
@@ -767,8 +815,22 @@ def _router_spec(router: wire.RouterSpec, networks: dict[str, wire.NetworkSpec]
                 raise ValueError(f"port {leg.port_id}: {raw} is on no subnet of network "
                                  f"{leg.network_id}")
             addresses.append(f"{ip}/{cidr.prefixlen}")
+        advertise: list[l3.RouterAdvert] = []
+        metadata = False
+        if internal:
+            ips = [ipaddress.ip_address(raw) for raw in leg.ips]
+            for s in subnets:
+                mode = s.ipv6_ra_mode or s.ipv6_address_mode
+                if s.ip_version == 6 and mode in ("slaac", "dhcpv6-stateless") and any(
+                        ip in ipaddress.ip_network(s.cidr) for ip in ips):
+                    advertise.append(l3.RouterAdvert(
+                        prefix=s.cidr, mode=mode,
+                        dns_nameservers=[d for d in s.dns_nameservers if ":" in d]))
+            metadata = not any(s.ip_version == 4 and s.enable_dhcp
+                               for s in network.subnets)
         return l3.RouterPort(id=leg.port_id, network_id=leg.network_id, mac=leg.mac,
-                             addresses=addresses, mtu=network.mtu)
+                             addresses=addresses, mtu=network.mtu, advertise=advertise,
+                             metadata=metadata)
 
     gateway = port(router.gateway) if router.gateway is not None else None
     external_gateways: list[str] = []
@@ -780,7 +842,8 @@ def _router_spec(router: wire.RouterSpec, networks: dict[str, wire.NetworkSpec]
                 seen.add(s.ip_version)
                 external_gateways.append(s.gateway_ip)
     return l3.RouterSpec(
-        id=router.id, interfaces=[port(p) for p in router.interfaces], gateway=gateway,
+        id=router.id, interfaces=[port(p, internal=True) for p in router.interfaces],
+        gateway=gateway, host_ipv6_routes=host_ipv6_routes,
         external_gateways=external_gateways,
         routes=[l3.Route(destination=r["destination"], nexthop=r["nexthop"])
                 for r in router.routes],

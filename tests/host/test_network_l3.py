@@ -12,6 +12,7 @@ the end, whatever happened.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import shutil
@@ -29,9 +30,15 @@ from onestack.drivers import network
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import NetworkSpec
 from onestack.drivers.network.host import HostNetwork
-from onestack.drivers.network.l3.base import FloatingIp, Route, RouterPort, RouterSpec
+from onestack.drivers.network.l3.base import (
+    FloatingIp,
+    Route,
+    RouterAdvert,
+    RouterPort,
+    RouterSpec,
+)
 from onestack.drivers.network.names import Names
-from tests.host.test_network_linux import random_mac, serve_peer_address, sh
+from tests.host.test_network_linux import random_mac, serve_peer_address, sh, wait_for
 
 pytestmark = [
     pytest.mark.root,
@@ -201,3 +208,102 @@ def test_router_refuses_a_network_without_bridge_and_cleanup_removes_routers(
     assert inner["address"] == spec.interfaces[0].mac and inner["mtu"] == 1500
     lab.driver.cleanup()
     assert lab.driver.l3.list_routers() == [] and lab.driver.list_networks() == []
+
+
+def _global_ipv6(ns: str, ifname: str) -> list[str]:
+    return [a["local"] for e in netns.ip_json("-6", "addr", "show", "dev", ifname,
+                                              namespace=ns)
+            for a in e.get("addr_info", [])
+            if a.get("scope") == "global" and not a.get("tentative")]
+
+
+def test_router_ipv6_advertisements_host_routes_and_metadata_redirect(lab: Lab) -> None:
+    """IPv6 routed, not NATed: the router advertises the tenant prefix with a non-zero
+    router lifetime (a guest takes a SLAAC address and a default route), the host (this
+    namespace, holding 2001:db8::1 on the external bridge) routes the prefix via the
+    gateway port and reaches the guest by its own address; a leg with ``metadata``
+    redirects 169.254.169.254:80 to the router's metadata socket, whose port is closed
+    to anything else. Removal takes the host route and the advertiser with it."""
+    driver = lab.driver
+    tenant = NetworkSpec(id=str(uuid.uuid4()), mtu=1500, subnets=[])
+    external = NetworkSpec(id=str(uuid.uuid4()), mtu=1500, subnets=[],
+                           host_addresses=[f"{OUTSIDE_IP}/24", "2001:db8::1/64"])
+    driver.ensure_network(tenant)
+    driver.ensure_network(external)
+    guest = lab.attach("g6", tenant.id, "10.73.0.5/24", "10.73.0.1")
+    inner = f"{lab.prefix}ig6"
+    prefix = "2001:db8:8000:5::/64"
+    spec = RouterSpec(
+        id=str(uuid.uuid4()),
+        interfaces=[RouterPort(str(uuid.uuid4()), tenant.id, random_mac(),
+                               ["10.73.0.1/24", "2001:db8:8000:5::1/64"],
+                               advertise=[RouterAdvert(prefix)], metadata=True)],
+        gateway=RouterPort(str(uuid.uuid4()), external.id, random_mac(),
+                           [f"{GATEWAY_IP}/24", "2001:db8::10/64"]),
+        external_gateways=[OUTSIDE_IP, "2001:db8::1"], host_ipv6_routes=True)
+    driver.l3.ensure_router(spec)
+    driver.l3.ensure_router(spec)  # idempotent: the advertiser is kept
+    ns = lab.names.router_namespace(spec.id)
+    assert ("default", "2001:db8::1") in {
+        (r["dst"], r.get("gateway", "")) for r in
+        netns.ip_json("-6", "route", "show", "proto", "static", namespace=ns)}
+
+    # The guest: a SLAAC address in the prefix and a default route from the router's RA.
+    address = wait_for(lambda: _global_ipv6(guest, inner), 30, "a SLAAC address")[0]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(prefix)
+    defaults = wait_for(lambda: [r for r in netns.ip_json("-6", "route", "show", "default",
+                                                          namespace=guest)
+                                 if r.get("protocol") == "ra"], 30, "an RA default route")
+    assert defaults[0]["gateway"].startswith("fe80:") and defaults[0].get("expires", 0) > 0
+
+    # The host's route to the tenant prefix, and the guest reached on its own address.
+    host_routes = {(r["dst"], r.get("gateway")) for r in
+                   netns.ip_json("-6", "route", "show", "proto", "static")}
+    assert (prefix, "2001:db8::10") in host_routes
+
+    def listen6() -> socket.socket:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", PORT))
+        sock.listen(16)
+        sock.setblocking(False)
+        return sock
+
+    sock6 = netns.call_in_namespace(guest, listen6)
+    with sock6, serve_peer_address(sock6):
+        seen = wait_for(lambda: _get6(address), 10, f"http://[{address}]:{PORT}/")
+    assert seen == "2001:db8::1"  # routed, not translated
+
+    # Metadata: 169.254.169.254:80 from the guest reaches the router's socket.
+    msock = driver.l3.metadata_socket(spec.id)
+    assert msock is not None
+    with msock, serve_peer_address(msock):
+        out = sh("ip", "netns", "exec", guest, "busybox", "wget", "-q", "-O-",
+                 "http://169.254.169.254/", timeout=10)
+        assert out == "10.73.0.5"
+        # The socket's port itself is closed: only redirected requests get there.
+        def direct() -> bool:
+            try:
+                socket.create_connection(("10.73.0.1", 9697), timeout=1).close()
+            except OSError:
+                return False
+            return True
+        assert not netns.call_in_namespace(guest, direct)
+
+    driver.l3.remove_router(spec.id)
+    assert not [r for r in netns.ip_json("-6", "route", "show", "proto", "static")
+                if r.get("gateway") == "2001:db8::10"]
+    assert not [p for p in lab.driver.l3.advertiser.dir.glob("*/pid")  # type: ignore[attr-defined]
+                if Path(f"/proc/{p.read_text().strip()}").exists()]
+
+
+def _get6(address: str) -> str | None:
+    try:
+        with socket.create_connection((address, PORT), timeout=1) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+    except OSError:
+        return None
+    return data.split(b"\r\n\r\n", 1)[1].decode() if b"\r\n\r\n" in data else None

@@ -45,3 +45,13 @@ def test_no_snat_when_disabled_and_nothing_without_gateway() -> None:
     assert "snat to 203.0.113.20" in script  # floating IPs stay 1:1
     bare = nat_ruleset(spec(gateway=None, floating_ips=[]), None)
     assert "snat" not in bare and "dnat" not in bare
+
+
+def test_metadata_redirect_on_legs_without_dhcp() -> None:
+    script = nat_ruleset(spec(), "qg-p2", ["qr-p1"])
+    lines = [line.strip() for line in script.splitlines()]
+    assert 'iifname "qr-p1" ip daddr 169.254.169.254 tcp dport 80 redirect to :9697' \
+        in lines
+    # The socket's port is reachable only through the redirect.
+    assert "tcp dport 9697 ct status ! dnat drop" in lines
+    assert "9697" not in nat_ruleset(spec(), "qg-p2")

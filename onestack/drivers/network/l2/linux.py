@@ -3,7 +3,8 @@
 Made in the calling thread's network namespace (the host's; in tests, a namespace
 standing for one host). Per network (names in ``names.py``):
 
-    <p>brq<net>  bridge, the network's MTU, no address, IPv6 off
+    <p>brq<net>  bridge, the network's MTU, no address, IPv6 off (but for the host's
+                 own addresses on the external network in the all-in-one mode)
       ├── <p>tap<port>  persistent tap per port (QEMU opens it by name)
       └── ports of the DHCP and L3 drivers (veths), joined by the bridge's name
 
@@ -80,7 +81,12 @@ class LinuxL2(L2Driver):
             if link.get("mtu") != spec.mtu or not netns.is_up(link):
                 netns.ip("link", "set", bridge, "mtu", str(spec.mtu), "up")
         # The host's own addresses on it (the external network's gateway in the
-        # all-in-one mode); none on every other bridge.
+        # all-in-one mode); none on every other bridge. IPv6 is on only for a bridge that
+        # holds IPv6 addresses (never taking router advertisements from the network).
+        ipv6 = any(ipaddress.ip_interface(a).version == 6 for a in spec.host_addresses)
+        if ipv6:
+            netns.set_sysctl(f"net/ipv6/conf/{bridge}/accept_ra", "0")
+        netns.set_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6", "0" if ipv6 else "1")
         netns.ensure_addresses(None, bridge, spec.host_addresses)
         self._ensure_masquerade(spec, bridge)
         # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).

@@ -6,7 +6,13 @@ whose other end joins the network's bridge (made by the L2 driver first). Inside
 forwarding on, the default route via the external subnet's gateway, the static routes
 (``router set --route``), SNAT of tenant IPv4 to the gateway address (``enable_snat``),
 and each floating IP as a 1:1 DNAT + SNAT to its fixed address (the floating address
-sits on ``qg-`` so the router answers ARP for it). IPv6 is routed, never NATed.
+sits on ``qg-`` so the router answers ARP for it). IPv6 is routed, never NATed: the
+router advertises its tenant IPv6 prefixes on their ``qr-`` legs (router
+advertisements with a non-zero router lifetime, so guests take it as their default
+router), and, where the host itself is the external network's gateway, the host routes
+each of those prefixes via the gateway port's IPv6 address. On legs whose network has no
+DHCP (so no metadata listener of its own), 169.254.169.254:80 is redirected to a socket
+in the router's namespace (``metadata_socket``) that the agent's metadata proxy serves.
 
 ``ensure_router`` is level-triggered: the spec is the whole router, whatever it does not
 name (ports, routes, floating IPs) is removed, and NAT rules are replaced in one
@@ -17,8 +23,23 @@ raise ``NetworkDriverError``.
 from __future__ import annotations
 
 import abc
+import socket
 from dataclasses import dataclass, field
 from typing import ClassVar
+
+#: The port, in each router's namespace, that guests' metadata requests are redirected
+#: to (the proxy's listening socket).
+METADATA_PORT = 9697
+
+
+@dataclass
+class RouterAdvert:
+    """An IPv6 prefix a ``qr-`` leg advertises (the subnet's ``ipv6_ra_mode``)."""
+
+    prefix: str
+    #: "slaac" (A flag: addresses by SLAAC) or "dhcpv6-stateless" (A and O flags).
+    mode: str = "slaac"
+    dns_nameservers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -31,6 +52,11 @@ class RouterPort:
     #: Its addresses with their subnets' prefix lengths ("10.0.0.1/24", "fd00::1/64").
     addresses: list[str]
     mtu: int = 1500
+    #: ``qr-`` only: the IPv6 prefixes advertised on this leg.
+    advertise: list[RouterAdvert] = field(default_factory=list)
+    #: ``qr-`` only: redirect 169.254.169.254:80 arriving here to the metadata socket
+    #: (the network has no DHCP namespace to answer it).
+    metadata: bool = False
 
 
 @dataclass
@@ -64,6 +90,9 @@ class RouterSpec:
     #: Translate tenant IPv4 leaving by the gateway port to the gateway's address.
     enable_snat: bool = True
     floating_ips: list[FloatingIp] = field(default_factory=list)
+    #: The host (the calling namespace) holds the external network's IPv6 gateway: it
+    #: routes each tenant IPv6 prefix of the router via the gateway port's IPv6 address.
+    host_ipv6_routes: bool = False
 
 
 class L3Driver(abc.ABC):
@@ -85,6 +114,12 @@ class L3Driver(abc.ABC):
     @abc.abstractmethod
     def list_routers(self) -> list[str]:
         """Router ids with a namespace on this host (to find leftovers)."""
+
+    def metadata_socket(self, router_id: str) -> socket.socket | None:
+        """A TCP socket bound in the router's namespace to ``METADATA_PORT``, where the
+        legs with ``metadata`` send guests' requests (None: this backend has none). The
+        caller owns it (the metadata proxy serves it)."""
+        return None
 
     @abc.abstractmethod
     def cleanup(self) -> None:

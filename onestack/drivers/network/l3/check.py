@@ -25,6 +25,16 @@ def check_router(spec: RouterSpec) -> None:
             if "/" not in address:
                 raise ValueError(f"port {port.id}: address {address!r} has no prefix length")
             ipaddress.ip_interface(address)
+        for advert in port.advertise:
+            prefix = ipaddress.ip_network(advert.prefix)
+            if prefix.version != 6 or advert.mode not in ("slaac", "dhcpv6-stateless"):
+                raise ValueError(f"port {port.id}: cannot advertise {advert.prefix} "
+                                 f"({advert.mode})")
+            if not any(ipaddress.ip_interface(a).network == prefix for a in port.addresses):
+                raise ValueError(f"port {port.id}: advertises {advert.prefix} but has no "
+                                 "address in it")
+            for server in advert.dns_nameservers:
+                ipaddress.IPv6Address(server)
     for raw in spec.external_gateways:
         ipaddress.ip_address(raw)
     for route in spec.routes:

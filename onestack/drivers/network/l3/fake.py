@@ -15,6 +15,7 @@ from onestack.drivers.network.l3.base import (
     FloatingIp,
     L3Driver,
     Route,
+    RouterAdvert,
     RouterPort,
     RouterSpec,
 )
@@ -23,10 +24,16 @@ from onestack.drivers.network.l3.check import check_router
 STATE_FILE = "network-l3-fake.json"
 
 
+def _port(data: dict[str, Any]) -> RouterPort:
+    data = dict(data)
+    data["advertise"] = [RouterAdvert(**a) for a in data.get("advertise", [])]
+    return RouterPort(**data)
+
+
 def router_from_dict(data: dict[str, Any]) -> RouterSpec:
     data = dict(data)
-    data["interfaces"] = [RouterPort(**p) for p in data.get("interfaces", [])]
-    data["gateway"] = RouterPort(**data["gateway"]) if data.get("gateway") else None
+    data["interfaces"] = [_port(p) for p in data.get("interfaces", [])]
+    data["gateway"] = _port(data["gateway"]) if data.get("gateway") else None
     data["routes"] = [Route(**r) for r in data.get("routes", [])]
     data["floating_ips"] = [FloatingIp(**f) for f in data.get("floating_ips", [])]
     return RouterSpec(**data)

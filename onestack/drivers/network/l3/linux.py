@@ -24,22 +24,32 @@ conntrack keeps existing flows' translations, so nothing established is dropped)
   (hairpin for guests without a floating IP, as Neutron does); with ``enable_snat``,
   what leaves by the gateway port is SNATed to the gateway address.
 
-IPv6 is forwarded, never translated. The routes this driver adds are ``proto static``,
-so the ones it no longer wants are found and removed; connected routes come with the
-addresses.
+- prerouting, on ``qr-`` legs with ``metadata``: 169.254.169.254:80 is redirected to
+  the namespace's metadata socket (``METADATA_PORT``); an input filter keeps that port
+  closed to anything that was not redirected.
+
+IPv6 is forwarded, never translated. The legs' IPv6 prefixes are advertised by a dnsmasq
+in RA-only mode (``radvert.py``). With ``host_ipv6_routes`` the calling namespace (the
+host, which holds the external network's IPv6 gateway address on its bridge) gets a route
+to each tenant IPv6 prefix via the gateway port's IPv6 address (``proto static``; the
+ones via that address it no longer wants are removed, with the router too). The routes
+this driver adds are ``proto static``, so the ones it no longer wants are found and
+removed; connected routes come with the addresses.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import threading
 from pathlib import Path
 
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import NetworkDriverError
-from onestack.drivers.network.l3.base import L3Driver, RouterPort, RouterSpec
+from onestack.drivers.network.l3.base import METADATA_PORT, L3Driver, RouterPort, RouterSpec
 from onestack.drivers.network.l3.check import check_router
+from onestack.drivers.network.l3.radvert import RouterAdvertiser
 from onestack.drivers.network.names import (
     ROUTER_BRIDGE_END,
     ROUTER_GATEWAY,
@@ -52,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: The nftables table each router namespace holds.
 NAT_TABLE = "onestack"
+#: Where guests' metadata requests go (Nova's address).
+METADATA_IP = "169.254.169.254"
 
 Link = netns.Link
 
@@ -64,9 +76,14 @@ def _network(text: str, version: int) -> ipaddress.IPv4Network | ipaddress.IPv6N
     return ipaddress.ip_network(text, strict=False)
 
 
-def nat_ruleset(spec: RouterSpec, gateway_ifname: str | None) -> str:
-    """The ``nft -f`` script that replaces the router's NAT table with the spec's."""
+def nat_ruleset(spec: RouterSpec, gateway_ifname: str | None,
+                metadata_ifnames: list[str] | None = None) -> str:
+    """The ``nft -f`` script that replaces the router's NAT table with the spec's
+    (``metadata_ifnames``: the legs whose metadata requests are redirected)."""
     prerouting, postrouting = [], []
+    for ifname in sorted(metadata_ifnames or []):
+        prerouting.append(f'iifname "{ifname}" ip daddr {METADATA_IP} tcp dport 80 '
+                          f"redirect to :{METADATA_PORT}")
     gateway_ip = None
     if spec.gateway is not None:
         gateway_ip = next((str(ipaddress.ip_interface(a).ip) for a in spec.gateway.addresses
@@ -88,11 +105,14 @@ def nat_ruleset(spec: RouterSpec, gateway_ifname: str | None) -> str:
         return (f"\tchain {name} {{\n\t\ttype nat hook {hook} priority {priority}; "
                 f"policy accept;\n{body}\t}}\n")
 
+    guard = "" if not metadata_ifnames else (f"\tchain input {{\n\t\ttype filter hook input priority filter; "
+             f"policy accept;\n\t\ttcp dport {METADATA_PORT} ct status ! dnat drop\n\t}}\n")
     return (f"table ip {NAT_TABLE}\n"
             f"delete table ip {NAT_TABLE}\n"
             f"table ip {NAT_TABLE} {{\n"
             + chain("prerouting", "prerouting", "dstnat", prerouting)
             + chain("postrouting", "postrouting", "srcnat", postrouting)
+            + guard
             + "}\n")
 
 
@@ -105,6 +125,8 @@ class LinuxL3(L3Driver):
                  **_ignored: object) -> None:
         self.names = Names(name_prefix)
         self._lock = threading.RLock()
+        self.advertiser = RouterAdvertiser(
+            (state_dir or Path("/var/lib/onestack")) / "l3")
         #: Router id -> the NAT script last applied by this process (a restarted one
         #: applies it once more, which changes nothing that flows through).
         self._applied: dict[str, str] = {}
@@ -144,10 +166,15 @@ class LinuxL3(L3Driver):
             for name, addresses in wanted.items():
                 netns.ensure_addresses(ns, name, addresses)
             self._ensure_routes(ns, spec, gateway_ifname)
-            script = nat_ruleset(spec, gateway_ifname)
+            metadata = [self.names.router_internal(p.id) for p in spec.interfaces
+                        if p.metadata]
+            script = nat_ruleset(spec, gateway_ifname, metadata)
             if self._applied.get(spec.id) != script:
                 netns.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=script)
                 self._applied[spec.id] = script
+            self.advertiser.ensure(spec.id, ns, [(self.names.router_internal(p.id), p)
+                                                 for p in spec.interfaces])
+            self._ensure_host_routes(spec)
 
     @staticmethod
     def _forwarding() -> None:
@@ -177,8 +204,13 @@ class LinuxL3(L3Driver):
             netns.ip("link", "add", outer, "mtu", mtu, "type", "veth",
                      "peer", "name", inner, "mtu", mtu, "netns", ns)
             netns.set_sysctl(f"net/ipv6/conf/{outer}/disable_ipv6", "1")
-            netns.call_in_namespace(ns, lambda: netns.set_sysctl(
-                f"net/ipv6/conf/{inner}/accept_ra", "0"))
+
+            def inside_sysctls() -> None:
+                # No RAs taken from the network; the link-local address usable at once
+                # (router advertisements are sent from it).
+                netns.set_sysctl(f"net/ipv6/conf/{inner}/accept_ra", "0")
+                netns.set_sysctl(f"net/ipv6/conf/{inner}/accept_dad", "0")
+            netns.call_in_namespace(ns, inside_sysctls)
             links[outer] = {"ifname": outer}
             inside[inner] = {"ifname": inner}
             log.info("created port %s (%s) in %s", inner, outer, ns)
@@ -218,11 +250,93 @@ class LinuxL3(L3Driver):
             netns.ip(f"-{destination.version}", "route", "replace", str(destination), "via",
                      str(nexthop), *extra, "proto", "static", namespace=ns)
 
+    # -- IPv6 on the host ---------------------------------------------------------------
+
+    def _gateway_ipv6(self, ns: str) -> set[str]:
+        """The global IPv6 addresses of the router's ``qg-`` link(s)."""
+        found = set()
+        for entry in netns.ip_json("-6", "addr", "show", namespace=ns):
+            if not self.names.link_id(ROUTER_GATEWAY, entry.get("ifname", "")):
+                continue
+            for addr in entry.get("addr_info", []):
+                if addr.get("scope") == "global":
+                    found.add(str(ipaddress.ip_address(addr["local"])))
+        return found
+
+    def _ensure_host_routes(self, spec: RouterSpec) -> None:
+        """With ``host_ipv6_routes``: in the calling namespace, each tenant IPv6 prefix
+        of the router via the gateway port's IPv6 address, on the external network's
+        bridge; stale routes via that address go."""
+        nexthop = None
+        if spec.gateway is not None:
+            nexthop = next((str(ipaddress.ip_interface(a).ip) for a in spec.gateway.addresses
+                            if ipaddress.ip_interface(a).version == 6), None)
+        wanted: set[str] = set()
+        if spec.host_ipv6_routes and nexthop and spec.gateway is not None:
+            for port in spec.interfaces:
+                for address in port.addresses:
+                    net = ipaddress.ip_interface(address).network
+                    if net.version == 6 and not net.is_link_local:
+                        wanted.add(str(net))
+        self._replace_host_routes({nexthop} if nexthop else set(), wanted,
+                                  self.names.bridge(spec.gateway.network_id)
+                                  if spec.gateway is not None else "")
+
+    @staticmethod
+    def _replace_host_routes(nexthops: set[str], wanted: set[str], bridge: str) -> None:
+        present = set()
+        for entry in netns.ip_json("-6", "route", "show", "proto", "static"):
+            gateway = entry.get("gateway")
+            if not gateway or str(ipaddress.ip_address(gateway)) not in nexthops:
+                continue
+            dst = str(ipaddress.ip_network(entry["dst"], strict=False)) \
+                if entry["dst"] != "default" else "::/0"
+            if dst in wanted:
+                present.add(dst)
+                continue
+            netns.ip("-6", "route", "del", entry["dst"], "via", gateway)
+            log.info("host route to %s via %s removed", dst, gateway)
+        for dst in sorted(wanted - present):
+            (nexthop,) = nexthops
+            netns.ip("-6", "route", "replace", dst, "via", nexthop, "dev", bridge,
+                     "proto", "static")
+            log.info("host route to %s via %s (%s)", dst, nexthop, bridge)
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def metadata_socket(self, router_id: str) -> socket.socket | None:
+        netns.checked_id("router", router_id)
+        ns = self.names.router_namespace(router_id)
+
+        def listen() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("0.0.0.0", METADATA_PORT))
+                sock.listen(128)
+                sock.setblocking(False)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        try:
+            return netns.call_in_namespace(ns, listen)
+        except OSError as exc:
+            raise NetworkDriverError(
+                f"cannot listen on port {METADATA_PORT} in namespace {ns}: {exc}") from exc
+
+    # -- removal --------------------------------------------------------------------------
+
     def remove_router(self, router_id: str) -> None:
         netns.checked_id("router", router_id)
         with self._lock:
             ns = self.names.router_namespace(router_id)
+            self.advertiser.stop(router_id)
             if ns in netns.namespaces():
+                nexthops = self._gateway_ipv6(ns)
+                if nexthops:
+                    self._replace_host_routes(nexthops, set(), "")
                 self._delete_namespace(ns)
             self._applied.pop(router_id, None)
 
@@ -251,6 +365,7 @@ class LinuxL3(L3Driver):
     def cleanup(self) -> None:
         errors = []
         with self._lock:
+            self.advertiser.stop_all()
             for router_id in self.list_routers():
                 try:
                     self.remove_router(router_id)
