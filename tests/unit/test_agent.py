@@ -47,6 +47,8 @@ class Control:
         #: Routers in the desired state, and the networks they need besides.
         self.routers: list[RouterSpec] = []
         self.extra_networks: list[NetworkSpec] = []
+        #: What the agent reported of its routers: (applied, failed) per pass.
+        self.router_reports: list[tuple[dict[str, dict[str, str]], list[str]]] = []
 
     def register(self, report: HostReport) -> None:
         self.reports.append(report)
@@ -114,6 +116,10 @@ class Control:
         d.power_state = power_state
         if vm_state:
             d.vm_state = vm_state
+
+    def report_routers(self, host: str, applied: dict[str, dict[str, str]],
+                       failed: list[str]) -> None:
+        self.router_reports.append((applied, failed))
 
     def set_port_status(self, port_ids: list[str], status: str) -> None:
         for p in port_ids:
@@ -396,6 +402,8 @@ def test_routers_follow_the_desired_state(tmp_path: Path, image: bytes) -> None:
     assert [(r.destination, r.nexthop) for r in spec.routes] == [("10.9.0.0/16", "10.0.0.9")]
     # The external network has its bridge, and the host holds its gateway address.
     assert agent.network.l2.networks["public"].host_addresses == ["203.0.113.1/24"]
+    # Reported to the server as in place (the router ACTIVE there).
+    assert control.router_reports[-1] == ({"router-1": {}}, [])
     # Unchanged: not applied again; a floating IP: applied at the next pass.
     calls = len(l3.record.calls)
     agent.run_once(wait=True)
@@ -405,6 +413,7 @@ def test_routers_follow_the_desired_state(tmp_path: Path, image: bytes) -> None:
     agent.run_once(wait=True)
     assert [(f.floating_ip, f.fixed_ip) for f in l3.routers["router-1"].floating_ips] == \
         [("203.0.113.9", "10.0.0.5")]
+    assert control.router_reports[-1] == ({"router-1": {"203.0.113.9": "10.0.0.5"}}, [])
     # A restarted agent applies each router once more (re-adoption), nothing else.
     again = make_agent(tmp_path, control)
     again.run_once(wait=True)
@@ -448,6 +457,7 @@ def test_router_on_an_unknown_network_is_skipped(tmp_path: Path, image: bytes) -
     agent = make_agent(tmp_path, control)
     agent.run_once(wait=True)
     assert agent.network.l3.list_routers() == []
+    assert control.router_reports[-1] == ({}, ["router-1"])  # ERROR on the server
     assert d.vm_state == "active"
     # One that exists and cannot be translated now is kept as it is, not removed.
     control.extra_networks = [PUBLIC]

@@ -54,14 +54,22 @@ class RouterUpdate(BaseModel):
     routes: list[Any] | None = None
 
 
-def render_router(router: Router, page: Page) -> dict[str, Any]:
+def render_router(router: Router, page: Page, admin: bool = False) -> dict[str, Any]:
+    """A router as Neutron shows it. ``availability_zones``: the zone of the host that
+    runs it (none until one does). ``ha`` and ``distributed`` (always false: one host
+    runs each router, in one namespace) are shown to admins only, as Neutron's policy
+    has it."""
     body = standard(router, page)
     extra = page.extra.get(router.id, {})
     body.update({
         "admin_state_up": router.admin_state_up, "status": router.status,
         "external_gateway_info": extra.get("external_gateway_info"),
         "routes": extra.get("routes", []),
+        "availability_zones": extra.get("availability_zones", []),
+        "availability_zone_hints": [],
     })
+    if admin:
+        body.update({"ha": False, "distributed": False})
     return body
 
 
@@ -80,7 +88,8 @@ async def create_router(request: Request) -> Response:
         ctx, project_id=project_of(data), name=data.name, description=data.description,
         admin_state_up=data.admin_state_up, external_gateway_info=data.external_gateway_info,
         tags=data.tags)
-    return show(request, "router", render_router(page.one(), page), status=201)
+    return show(request, "router", render_router(page.one(), page, ctx.is_admin),
+                status=201)
 
 
 async def list_routers(request: Request) -> Response:
@@ -88,13 +97,13 @@ async def list_routers(request: Request) -> Response:
     query = list_query(request)
     page = networking(request).routers.list(ctx, query)
     return listing(request, "routers", query, page,
-                   [render_router(r, page) for r in page.items])
+                   [render_router(r, page, ctx.is_admin) for r in page.items])
 
 
 async def get_router(request: Request) -> Response:
     ctx = caller(request)
     page = networking(request).routers.get(ctx, request.path_params["router_id"])
-    return show(request, "router", render_router(page.one(), page))
+    return show(request, "router", render_router(page.one(), page, ctx.is_admin))
 
 
 async def update_router(request: Request) -> Response:
@@ -103,7 +112,7 @@ async def update_router(request: Request) -> Response:
     page = networking(request).routers.update(ctx, request.path_params["router_id"],
                                               changes_of(data, "router", (
                                                   "name", "description", "admin_state_up")))
-    return show(request, "router", render_router(page.one(), page))
+    return show(request, "router", render_router(page.one(), page, ctx.is_admin))
 
 
 async def delete_router(request: Request) -> Response:
@@ -146,7 +155,7 @@ async def _change_routes(request: Request, add: bool) -> Response:
         raise InvalidField("router", "must hold exactly one attribute: routes")
     page = networking(request).routers.change_routes(
         ctx, request.path_params["router_id"], body["routes"], add=add)
-    return show(request, "router", render_router(page.one(), page))
+    return show(request, "router", render_router(page.one(), page, ctx.is_admin))
 
 
 async def add_extraroutes(request: Request) -> Response:

@@ -91,6 +91,9 @@ class Router(StandardAttributes, Base):
     gw_port_id: Mapped[str | None] = mapped_column(
         ForeignKey("ports.id", ondelete="SET NULL"), index=True)
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The host that runs the router (Neutron's l3 agent binding): set when the router
+    #: first needs one, moved when that host is deleted or down. None: not scheduled.
+    host: Mapped[str | None] = mapped_column(String(255), index=True)
 
 
 class RouterPort(Base):
@@ -132,3 +135,6 @@ class FloatingIP(_RevisedAttributes, Base):
     fixed_ip_address: Mapped[str | None] = mapped_column(String(64))
     router_id: Mapped[str | None] = mapped_column(
         ForeignKey("routers.id", ondelete="SET NULL"), index=True)
+    #: ``ACTIVE`` once the router's host reported the NAT of the current association
+    #: in place; ``DOWN`` otherwise (and while not associated).
+    status: Mapped[str] = mapped_column(String(16), default="DOWN", server_default="DOWN")

@@ -8,8 +8,9 @@ interface on the fixed IP's subnet and its gateway on the floating IP's network
 Deleting the associated port disassociates the floating IP (a ``before_delete`` hook on
 ports, with ``ON DELETE SET NULL`` underneath for deletes that bypass the ORM).
 
-Status: there is no datapath yet, so ``ACTIVE`` means "associated" (the NAT would be in
-place) and ``DOWN`` means "not associated"; no state is reported by hosts.
+Status: ``DOWN`` while not associated and from every change of the association until
+the router's host reports the new NAT in place (``HostToServer.report_routers``), then
+``ACTIVE``; ``DOWN`` again once disassociated.
 """
 
 from __future__ import annotations
@@ -78,12 +79,13 @@ FLOATING_IPS = register(Kind(
 
 
 def _status_filter(values: list[str]) -> Any:
-    """``status=ACTIVE`` / ``DOWN``: associated or not (see the module docstring)."""
+    """``status=ACTIVE`` / ``DOWN`` as ``status_of`` answers it."""
+    active = FloatingIP.fixed_port_id.is_not(None) & (FloatingIP.status == "ACTIVE")
     conditions = []
     if "ACTIVE" in values:
-        conditions.append(FloatingIP.fixed_port_id.is_not(None))
+        conditions.append(active)
     if "DOWN" in values:
-        conditions.append(FloatingIP.fixed_port_id.is_(None))
+        conditions.append(~active)
     return or_(*conditions) if conditions else false()
 
 
@@ -91,7 +93,7 @@ def _status_filter(values: list[str]) -> Any:
 def _disassociate_deleted_port(mapper: Any, connection: Any, port: Port) -> None:
     connection.execute(
         update(FloatingIP).where(FloatingIP.fixed_port_id == port.id)
-        .values(fixed_port_id=None, fixed_ip_address=None, router_id=None,
+        .values(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
                 revision_number=FloatingIP.revision_number + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False))
 
@@ -101,7 +103,9 @@ def bad_request(message: str) -> BadRequest:
 
 
 def status_of(fip: FloatingIP) -> str:
-    return "ACTIVE" if fip.fixed_port_id else "DOWN"
+    """``DOWN`` while not associated; once associated, ``ACTIVE`` when the router's
+    host reported the NAT in place (``routers.record_host_report``), else ``DOWN``."""
+    return fip.status if fip.fixed_port_id and fip.status == "ACTIVE" else "DOWN"
 
 
 def _fixed_ip_for(port: Port, fixed_ip_address: Any) -> tuple[str, str]:
@@ -111,18 +115,24 @@ def _fixed_ip_for(port: Port, fixed_ip_address: Any) -> tuple[str, str]:
         if not isinstance(fixed_ip_address, str):
             raise bad_request(f"fixed_ip_address {fixed_ip_address!r} is not a string")
         try:
-            wanted = str(ipaddress.ip_address(fixed_ip_address))
+            parsed = ipaddress.ip_address(fixed_ip_address)
         except ValueError:
-            raise bad_request(f"{fixed_ip_address!r} is not a valid IP address") from None
+            raise BadRequest(f"Invalid input for fixed_ip_address. Reason: "
+                             f"'{fixed_ip_address}' is not a valid IP address.") from None
+        if parsed.version != 4:
+            raise bad_request(f"Cannot process floating IP association with "
+                              f"{fixed_ip_address}, since that is not an IPv4 address")
+        wanted = str(parsed)
         match = next((ip for ip in v4 if ip.ip_address == wanted), None)
         if match is None:
             raise bad_request(f"Port {port.id} does not have fixed ip {fixed_ip_address}")
         return match.subnet_id, match.ip_address
     if not v4:
-        raise bad_request(f"No IPv4 address found on port {port.id}")
+        raise bad_request(f"Cannot add floating IP to port {port.id} that has no fixed "
+                          "IPv4 addresses")
     if len(v4) > 1:
-        raise bad_request(f"Port {port.id} has multiple fixed IPv4 addresses. Must provide a "
-                          "specific IPv4 address when assigning a floating IP")
+        raise bad_request(f"Port {port.id} has multiple fixed IPv4 addresses.  Must provide "
+                          "a specific IPv4 address when assigning a floating IP")
     return v4[0].subnet_id, v4[0].ip_address
 
 
@@ -139,6 +149,7 @@ class FloatingIPs:
             fip.fixed_port_id = None
             fip.fixed_ip_address = None
             fip.router_id = None
+            fip.status = "DOWN"
             return
         port = get_port(session, ctx, port_id)
         if not ctx.is_admin and port.project_id != fip.project_id:
@@ -166,6 +177,9 @@ class FloatingIPs:
                            "that fixed IP already has a floating IP on external network "
                            f"{fip.floating_network_id}.",
                            fault="FloatingIPPortAlreadyAssociated")
+        if (fip.fixed_port_id, fip.fixed_ip_address, fip.router_id) != \
+                (port.id, address, routers[0].id):
+            fip.status = "DOWN"  # until the router's host has the new mapping in place
         fip.fixed_port_id = port.id
         fip.fixed_ip_address = address
         fip.router_id = routers[0].id

@@ -31,6 +31,7 @@ from onestack.hostlink import types as wire
 from onestack.hostlink.types import DhcpHost, NetworkSpec, PortInfo, SubnetSpec
 from onestack.services.network.base import retrying
 from onestack.services.network.ports import create_port_in, delete_port_in
+from onestack.services.network.routers import record_host_report, schedule_stale
 
 if TYPE_CHECKING:
     from onestack.services.network.service import Networking
@@ -155,16 +156,26 @@ class HostView:
                     for n in session.scalars(select(Network).where(
                         Network.id.in_(network_ids)).order_by(Network.id))]
 
-    def routers(self, network_ids: list[str]) -> list[wire.RouterSpec]:
-        """Every router with an interface on one of ``network_ids`` (the networks a host
-        has): its interfaces, its gateway, its static routes and floating IPs."""
-        if not network_ids:
+    def routers(self, network_ids: list[str], host: str | None = None
+                ) -> list[wire.RouterSpec]:
+        """The routers ``host`` runs: those bound to it (a router runs on exactly one
+        host; one with no live host is bound now, ``routers.schedule_stale``); without
+        ``host``, every router with an interface on one of ``network_ids``. Each with
+        its interfaces, its gateway, its static routes and floating IPs."""
+        if not network_ids and host is None:
             return []
         with self.db.session() as session:
-            router_ids = set(session.scalars(
-                select(RouterPort.router_id).join(Port, Port.id == RouterPort.port_id)
-                .where(RouterPort.port_type == "network:router_interface",
-                       Port.network_id.in_(network_ids))))
+            if host is not None:
+                schedule_stale(session, host)
+                session.flush()
+                router_ids = set(session.scalars(
+                    select(Router.id).join(RouterPort, RouterPort.router_id == Router.id)
+                    .where(Router.host == host)))
+            else:
+                router_ids = set(session.scalars(
+                    select(RouterPort.router_id).join(Port, Port.id == RouterPort.port_id)
+                    .where(RouterPort.port_type == "network:router_interface",
+                           Port.network_id.in_(network_ids))))
             specs = []
             for router in session.scalars(select(Router).where(
                     Router.id.in_(router_ids)).order_by(Router.id)):
@@ -230,6 +241,13 @@ class HostView:
             for port in session.scalars(select(Port).where(Port.id.in_(port_ids))):
                 if port.status != status:
                     port.status = status
+
+    def report_routers(self, host: str, applied: dict[str, dict[str, str]],
+                       failed: list[str]) -> None:
+        """The routers ``host`` set up (with the floating IPs in place) or could not
+        (``routers.record_host_report``)."""
+        retrying(self.db, lambda session: record_host_report(session, host, applied,
+                                                             failed))
 
     def release_ports(self, ports: list[dict[str, object]]) -> None:
         """An instance is gone: delete the ports it created, unbind the ones it was

@@ -14,16 +14,18 @@ floating-IP DNAT) follows this model when the host issue lands. So a router is
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict, NotFound
-from onestack.db.models import IPAllocation, Network, Port, Subnet
+from onestack.db.models import ComputeService, Instance, IPAllocation, Network, Port, Subnet
 from onestack.db.models.base import utcnow
 from onestack.db.models.network_l3 import FloatingIP, Router, RouterPort, RouterRoute
 from onestack.services.identity.context import ValidatedToken
@@ -55,19 +57,34 @@ from onestack.services.network.subnets import SUBNET
 if TYPE_CHECKING:
     from onestack.services.network.service import Networking
 
+log = logging.getLogger(__name__)
+
 GATEWAY = "network:router_gateway"
 INTERFACE = "network:router_interface"
 #: Static routes one router may have (Neutron's ``max_routes``).
 MAX_ROUTES = 30
+#: Seconds without a heartbeat after which a host is down and its routers move
+#: (Nova's ``service_down_time``, what os-services shows as ``down``).
+HOST_DOWN_TIME = 60
+#: The binary whose service rows are the hosts (one per host's agent).
+COMPUTE = "nova-compute"
 
 def _router_extras(session: Session, routers: list[Any]) -> dict[str, dict[str, Any]]:
+    hosts = {r.host for r in routers if r.host}
+    zones: dict[str, str] = {host: zone for host, zone in session.execute(
+        select(ComputeService.host, ComputeService.availability_zone).where(
+            ComputeService.host.in_(hosts), ComputeService.binary == COMPUTE))} \
+        if hosts else {}
     return {r.id: {"external_gateway_info": gateway_of(session, r),
-                   "routes": routes_of(session, r.id)} for r in routers}
+                   "routes": routes_of(session, r.id),
+                   "availability_zones": [zones[r.host]] if r.host in zones else []}
+            for r in routers}
 
 
 ROUTERS = register(Kind(
     member="router", collection="routers", model=Router, visible=own_rows(Router),
-    columns={"tenant_id": Router.project_id}, hidden=frozenset({"gw_port_id", "enable_snat"}),
+    columns={"tenant_id": Router.project_id},
+    hidden=frozenset({"gw_port_id", "enable_snat", "host"}),
     label="Router", fault="RouterNotFound", extras=_router_extras))
 
 
@@ -188,25 +205,61 @@ def _check_no_overlap(session: Session, router: Router, new: list[Subnet],
         attached.append(subnet)
 
 
+def _routes_input(reason: str) -> BadRequest:
+    """What Neutron's attribute validation answers for a malformed ``routes`` value
+    (``type:hostroutes``): a plain 400 ``HTTPBadRequest``."""
+    return BadRequest(f"Invalid input for routes. Reason: {reason}.")
+
+
+def _route_destination(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Neutron's ``validate_route_cidr``: a CIDR with its prefix length, no host bits,
+    not loopback."""
+    text = value if isinstance(value, str) else str(value)
+    try:
+        if not isinstance(value, str) or value != value.strip():
+            raise ValueError(text)
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise _routes_input(f"'{text}' is not a valid CIDR") from None
+    if "/" not in value or ipaddress.ip_address(value.split("/")[0]) != net.network_address:
+        raise _routes_input(f"'{value}' is not a recognized CIDR, '{net}' is recommended")
+    if net.is_loopback:
+        raise _routes_input(f"'{value}' is not a routable CIDR")
+    return net
+
+
+def _route_nexthop(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        if not isinstance(value, str) or value != value.strip():
+            raise ValueError(value)
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise _routes_input(f"'{value}' is not a valid IP address") from None
+
+
 def parse_routes(routes: Any) -> list[tuple[str, str]]:
-    """Routes as (destination, nexthop) in canonical form; 400 ``InvalidRoutes``."""
+    """Routes as (destination, nexthop) in canonical form. A malformed value is
+    Neutron's attribute-validation 400 (``HTTPBadRequest``, "Invalid input for
+    routes"); a destination and nexthop of different IP versions is ``InvalidRoutes``."""
     if not isinstance(routes, list):
-        raise BadRequest(f"Invalid format for routes: {routes!r}, must be a list",
-                         fault="InvalidRoutes")
+        raise _routes_input(f"Invalid data format for hostroute: '{routes}'")
     out: list[tuple[str, str]] = []
+    seen: list[Any] = []
     for route in routes:
-        if not isinstance(route, dict) or set(route) != {"destination", "nexthop"} or \
-                not all(isinstance(v, str) for v in route.values()):
-            raise BadRequest(f"Invalid format for routes: {route!r}, each route needs "
-                             "a destination and a nexthop (strings)", fault="InvalidRoutes")
-        try:
-            destination = ipaddress.ip_network(route["destination"].strip(), strict=False)
-            nexthop = ipaddress.ip_address(route["nexthop"].strip())
-        except ValueError as exc:
-            raise BadRequest(f"Invalid format for routes: {route!r}, {exc}",
-                             fault="InvalidRoutes") from None
+        if not isinstance(route, dict):
+            raise _routes_input(f"Invalid input. '{route}' must be a dictionary with keys: "
+                                "['destination', 'nexthop']")
+        if set(route) != {"destination", "nexthop"}:
+            raise _routes_input("Validation of dictionary's keys failed. Expected keys: "
+                                f"{{'destination', 'nexthop'}} Provided keys: "
+                                f"{set(route) or '{}'}")
+        destination = _route_destination(route["destination"])
+        nexthop = _route_nexthop(route["nexthop"])
+        if route in seen:
+            raise _routes_input(f"Duplicate hostroute '{route}'")
+        seen.append(route)
         if destination.version != nexthop.version:
-            raise BadRequest(f"Invalid format for routes: {route!r}, the destination and "
+            raise BadRequest(f"Invalid format for routes: {routes}, the destination and "
                              "the nexthop are of different IP versions",
                              fault="InvalidRoutes")
         pair = (str(destination), str(nexthop))
@@ -215,21 +268,28 @@ def parse_routes(routes: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _routes_text(routes: list[tuple[str, str]]) -> str:
+    return str([{"destination": d, "nexthop": n} for d, n in routes])
+
+
 def _check_routes(session: Session, router: Router, routes: list[tuple[str, str]]) -> None:
+    """Neutron's checks of a router's whole route list: at most ``MAX_ROUTES`` (400
+    ``RoutesExhausted``), each nexthop on a subnet the router is on and not one of the
+    router's own addresses (400 ``InvalidRoutes``)."""
     if len(routes) > MAX_ROUTES:
         raise BadRequest(f"Unable to complete operation for {router.id}. The number of "
                          f"routes exceeds the maximum {MAX_ROUTES}.", fault="RoutesExhausted")
     ports = router_ports(session, router.id)
     own_ips = {ip.ip_address for p in ports for ip in p.fixed_ips}
     cidrs = [ipaddress.ip_network(s.cidr) for s in port_subnets(session, ports)]
-    for destination, nexthop in routes:
+    for _destination, nexthop in routes:
         hop = ipaddress.ip_address(nexthop)
-        if nexthop in own_ips:
-            raise BadRequest(f"Invalid format for routes: {destination} via {nexthop}, the "
-                             "nexthop is used by router", fault="InvalidRoutes")
         if not any(hop.version == c.version and hop in c for c in cidrs):
-            raise BadRequest(f"Invalid format for routes: {destination} via {nexthop}, the "
+            raise BadRequest(f"Invalid format for routes: {_routes_text(routes)}, the "
                              "nexthop is not connected with router", fault="InvalidRoutes")
+        if nexthop in own_ips:
+            raise BadRequest(f"Invalid format for routes: {_routes_text(routes)}, the "
+                             "nexthop is used by router", fault="InvalidRoutes")
 
 
 def _store_routes(session: Session, router: Router, routes: list[tuple[str, str]]) -> None:
@@ -257,6 +317,96 @@ def _floating_ips_via(session: Session, router_id: str, subnet: Subnet) -> bool:
     net = ipaddress.ip_network(subnet.cidr)
     return any(network_id == subnet.network_id and address
                and ipaddress.ip_address(address) in net for address, network_id in rows)
+
+
+# -- which host runs a router (Neutron's l3 agent scheduling) ---------------------------
+
+
+def live_hosts(session: Session) -> set[str]:
+    """Hosts whose agent was heard from within ``HOST_DOWN_TIME`` and that are not
+    forced down (the hosts os-services shows ``up``)."""
+    since = utcnow() - dt.timedelta(seconds=HOST_DOWN_TIME)
+    return set(session.scalars(select(ComputeService.host).where(
+        ComputeService.binary == COMPUTE, ComputeService.forced_down.is_(False),
+        ComputeService.last_seen_at >= since)))
+
+
+def _has_ports(session: Session, router_id: str) -> bool:
+    return session.scalar(select(RouterPort.port_id).where(
+        RouterPort.router_id == router_id).limit(1)) is not None
+
+
+def pick_host(session: Session, router: Router, alive: set[str]) -> str | None:
+    """Where the router should run: the host of the oldest instance on one of its
+    interfaces' networks, else the live host with the fewest routers (by name on a
+    tie); None when no host is alive."""
+    if not alive:
+        return None
+    networks = select(Port.network_id).join(RouterPort, RouterPort.port_id == Port.id) \
+        .where(RouterPort.router_id == router.id, RouterPort.port_type == INTERFACE)
+    first = session.scalar(
+        select(Instance.host).join(Port, Port.device_id == Instance.uuid)
+        .where(Port.network_id.in_(networks), Instance.deleted.is_(False),
+               Instance.host.in_(alive))
+        .order_by(Instance.created_at, Instance.uuid).limit(1))
+    if first:
+        return str(first)
+    counts = {host: n for host, n in session.execute(
+        select(Router.host, func.count()).where(Router.host.in_(alive))
+        .group_by(Router.host))}
+    return min(sorted(alive), key=lambda h: counts.get(h, 0))
+
+
+def schedule(session: Session, router: Router, also_alive: str | None = None) -> bool:
+    """Bind a router that has ports to a host when it has none, or when its host is
+    gone (deleted) or down; ``also_alive`` counts as alive (the host asking now).
+    True if the binding changed."""
+    alive = live_hosts(session)
+    if also_alive:
+        alive.add(also_alive)
+    if router.host is not None and router.host in alive:
+        return False
+    if not _has_ports(session, router.id):
+        return False
+    host = pick_host(session, router, alive)
+    if host is None or host == router.host:
+        return False
+    log.info("router %s: runs on host %s (was %s)", router.id, host, router.host or "none")
+    router.host = host
+    return True
+
+
+def schedule_stale(session: Session, asking_host: str) -> None:
+    """Bind every router that has ports but no live host (unbound, or its host gone or
+    down): called when a host asks for its desired state, so routers made while no host
+    was up, or left by a dead host, find one."""
+    alive = live_hosts(session) | {asking_host}
+    stmt = select(Router).where(Router.host.is_(None) | Router.host.not_in(alive))
+    for router in session.scalars(stmt.order_by(Router.created_at, Router.id)):
+        schedule(session, router, asking_host)
+
+
+def record_host_report(session: Session, host: str, applied: dict[str, dict[str, str]],
+                       failed: list[str]) -> None:
+    """A host's report on its routers (``HostToServer.report_routers``): a router it
+    set up is ``ACTIVE``, one it could not is ``ERROR``; a floating IP of those is
+    ``ACTIVE`` when the host has its current mapping (floating -> fixed address) in
+    place, ``DOWN`` otherwise. Routers not bound to ``host`` are left alone."""
+    ids = set(applied) | set(failed)
+    if not ids:
+        return
+    for router in session.scalars(select(Router).where(Router.id.in_(ids),
+                                                       Router.host == host)):
+        status = "ERROR" if router.id in failed else "ACTIVE"
+        if router.status != status:
+            router.status = status
+        in_place = applied.get(router.id, {}) if status == "ACTIVE" else {}
+        for fip in session.scalars(select(FloatingIP).where(
+                FloatingIP.router_id == router.id)):
+            wanted = "ACTIVE" if fip.fixed_port_id and fip.fixed_ip_address and \
+                in_place.get(fip.floating_ip_address) == fip.fixed_ip_address else "DOWN"
+            if fip.status != wanted:
+                fip.status = wanted
 
 
 # -- the service ---------------------------------------------------------------------
@@ -349,6 +499,7 @@ class Routers:
             session.flush()
             if external_gateway_info:
                 self._set_gateway(session, ctx, router, external_gateway_info)
+                schedule(session, router)
             if tags:
                 set_tags(session, ROUTERS.collection, router.id, tags)
             return page_of(session, ROUTERS, [router])
@@ -377,6 +528,7 @@ class Routers:
                     setattr(router, key, changes[key])
             if "external_gateway_info" in changes:
                 self._set_gateway(session, ctx, router, changes["external_gateway_info"])
+                schedule(session, router)
                 router.updated_at = utcnow()
             if "routes" in changes:
                 routes = parse_routes(changes["routes"] if changes["routes"] is not None
@@ -444,6 +596,7 @@ class Routers:
             session.add(RouterPort(port_id=port.id, router_id=router.id, port_type=INTERFACE))
             router.updated_at = utcnow()
             session.flush()
+            schedule(session, router)
             return InterfaceInfo(router.id, router.project_id, port.id, port.network_id,
                                  [ip.subnet_id for ip in port.fixed_ips])
         return retrying(self.db, work)
