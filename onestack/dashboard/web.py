@@ -148,11 +148,12 @@ def page(handler: Handler, admin: bool = False) -> Callable[[Request], Awaitable
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token")
             ctype = request.headers.get("content-type", "")
-            if sent is None and ctype.startswith(("application/x-www-form-urlencoded",
-                                                  "multipart/form-data")):
+            if ctype.startswith(("application/x-www-form-urlencoded",
+                                 "multipart/form-data")):
                 form = await request.form()
                 value = form.get("csrf")
-                sent = value if isinstance(value, str) else None
+                if sent is None:
+                    sent = value if isinstance(value, str) else None
             if not sent or not hmac.compare_digest(sent, session.csrf):
                 return error_page(request, 403, "The form's CSRF token is missing or wrong: "
                                   "reload the page and try again.")
