@@ -204,6 +204,7 @@ class Agent:
                                            self.external_masquerade)
                              for n in state.networks])
         self._sync_routers(routers)
+        self._report_routers(state, routers)
         self._firewall.sync(state)  # before any guest is plugged (onestack.agent.firewall)
         futures = []
         for d in desired:
@@ -388,6 +389,20 @@ class Agent:
                                      for a in port.addresses):
                 return port.network_id
         return None
+
+    def _report_routers(self, state: wire.HostState, specs: dict[str, l3.RouterSpec]
+                        ) -> None:
+        """Tell the server which desired routers are in place as desired (with their
+        floating IPs) and which could not be set up: router and floating IP status."""
+        if not self._runs_routers() or not state.routers:
+            return
+        applied = {rid: {f.floating_ip: f.fixed_ip for f in spec.floating_ips}
+                   for rid, spec in specs.items() if self._routers.get(rid) == spec}
+        failed = sorted(r.id for r in state.routers if r.id not in applied)
+        try:
+            self.control.report_routers(self.host, applied, failed)
+        except Exception:
+            log.exception("could not report this host's routers")
 
     def _deleted_networks(self, network_ids: list[str]) -> set[str]:
         """Those of ``network_ids`` the cloud no longer has (none if it cannot tell)."""

@@ -254,6 +254,10 @@ class HttpServerLink:
     def set_port_status(self, port_ids: list[str], status: str) -> None:
         self._call("set_port_status", port_ids, status)
 
+    def report_routers(self, host: str, applied: dict[str, dict[str, str]],
+                       failed: list[str]) -> None:
+        self._call("report_routers", host, applied, failed)
+
     def instance_deleted(self, uuid: str) -> None:
         self._call("instance_deleted", uuid)
 

@@ -81,6 +81,14 @@ class HostToServer(Protocol):
     def set_port_status(self, port_ids: list[str], status: str) -> None:
         """ACTIVE once plugged, DOWN once unplugged."""
 
+    def report_routers(self, host: str, applied: dict[str, dict[str, str]],
+                       failed: list[str]) -> None:
+        """What ``host`` made of the routers its desired state gave it: ``applied``
+        maps each router set up exactly as desired to its floating IPs in place
+        (floating address -> fixed address); ``failed`` lists those it could not set
+        up. Routers show ``ACTIVE``/``ERROR``, floating IPs ``ACTIVE``/``DOWN`` from it;
+        routers bound to another host are not touched."""
+
     def instance_deleted(self, uuid: str) -> None:
         """The host released everything: delete the ports the server created, unbind the
         others, soft-delete the row."""

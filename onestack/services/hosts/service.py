@@ -52,7 +52,7 @@ class HostService:
         networks = self.network.hostview.networks(host, dns_names)
         # The routers of the networks here, and the networks they need besides (the
         # external network of their gateways, their other subnets): bridges, no DHCP.
-        routers = self.network.hostview.routers([n.id for n in networks])
+        routers = self.network.hostview.routers([n.id for n in networks], host=host)
         have = {n.id for n in networks}
         legs = {p.network_id for r in routers
                 for p in [*r.interfaces, *([r.gateway] if r.gateway else [])]}
@@ -115,6 +115,10 @@ class HostService:
 
     def set_port_status(self, port_ids: list[str], status: str) -> None:
         self.network.hostview.set_port_status(port_ids, status)
+
+    def report_routers(self, host: str, applied: dict[str, dict[str, str]],
+                       failed: list[str]) -> None:
+        self.network.hostview.report_routers(host, applied, failed)
 
     def instance_deleted(self, uuid: str) -> None:
         self.compute.hostapi.instance_deleted(uuid)
