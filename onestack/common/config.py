@@ -301,7 +301,7 @@ class Config:
 
 
 _SECTIONS = ("server", "database", "identity", "network", "image", "host", "compute",
-             "volume")
+             "volume", "ceph")
 
 
 def _coerce(value: str, current: Any) -> Any:
