@@ -339,6 +339,57 @@ class World:
                          json={"application_credential": {"name": f"fx-{self.n}"}}
                          )["application_credential"]["id"]
 
+    # Block Storage
+
+    def volume_call(self, method: str, path: str, token: str | None = None, **kw: Any
+                    ) -> Any:
+        body = self.call(method, f"/volume/v3/{self.who.alpha.project_id}{path}",
+                         token=token, headers={"OpenStack-API-Version": "volume 3.70"}, **kw)
+        self.cloud.services.volume.wait_idle()
+        return body
+
+    def new_volume(self, name: str) -> str:
+        # DELETE .../os-quota-sets/{tenant_id} (a route under test) resets the quotas
+        project = self.who.alpha.project_id
+        self.volume_call("PUT", f"/os-quota-sets/{project}", token=self.cloud.admin_token,
+                         json={"quota_set": {"volumes": -1, "gigabytes": -1,
+                                             "snapshots": -1}})
+        return self.volume_call("POST", "/volumes", json={"volume": {
+            "size": 1, "name": f"{name}-{self.n}", "metadata": {"k1": "v1"}}})["volume"]["id"]
+
+    def make_volume(self) -> str:
+        return self.new_volume("vol")
+
+    def make_snapshot(self) -> str:
+        return self.volume_call("POST", "/snapshots", json={"snapshot": {
+            "volume_id": self.new_volume("snapped"), "metadata": {"k1": "v1"}}}
+        )["snapshot"]["id"]
+
+    def make_volume_type(self) -> str:
+        return self.volume_call("POST", "/types", token=self.cloud.admin_token, json={
+            "volume_type": {"name": f"vt-{self.n}", "extra_specs": {"k1": "v1"}}}
+        )["volume_type"]["id"]
+
+    def make_qos(self) -> str:
+        return self.volume_call("POST", "/qos-specs", token=self.cloud.admin_token, json={
+            "qos_specs": {"name": f"qos-{self.n}", "k1": "v1"}})["qos_specs"]["id"]
+
+    def make_attachment(self) -> str:
+        return self.volume_call("POST", "/attachments", json={"attachment": {
+            "volume_uuid": self.new_volume("attached"),
+            "instance_uuid": "00000000-0000-4000-8000-000000000002"}})["attachment"]["id"]
+
+    def make_transfer(self) -> str:
+        return self.volume_call("POST", "/os-volume-transfer", json={"transfer": {
+            "volume_id": self.new_volume("moving")}})["transfer"]["id"]
+
+    def make_message(self) -> str:
+        backend = self.cloud.services.volume.backend
+        backend.fail_next["create"] = "the fixture's failure"  # type: ignore[attr-defined]
+        volume_id = self.new_volume("failed")
+        messages = self.volume_call("GET", "/messages")["messages"]
+        return next(m["id"] for m in messages if m["resource_uuid"] == volume_id)
+
 
 #: path parameter -> (fixture, or a function of the world) for the id to use.
 def params(world: World, path: str) -> dict[str, Callable[[], str]]:
@@ -375,7 +426,15 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "tenant_id": lambda: w.who.alpha.project_id,
         "class_name": lambda: "default",
         "key": lambda: "k1",
-        "volume_id": lambda: "00000000-0000-4000-8000-000000000001",
+        "volume_id": (lambda: w.get("volume")) if path.startswith("/volume")
+        else (lambda: "00000000-0000-4000-8000-000000000001"),
+        "snapshot_id": lambda: w.get("snapshot"),
+        "type_id": lambda: w.get("volume_type"),
+        "qos_id": lambda: w.get("qos"),
+        "attachment_id": lambda: w.get("attachment"),
+        "transfer_id": lambda: w.get("transfer"),
+        "message_id": lambda: w.get("message"),
+        "backup_id": lambda: "00000000-0000-4000-8000-000000000003",
         "migration_id": lambda: "1",
         "aggregate_id": lambda: "1",
         "group_id": (lambda: w.get("group")) if group_paths
@@ -430,6 +489,8 @@ def headers_for(world: World, path: str, body: str | None) -> dict[str, str]:
             if path.startswith("/image") and body.startswith("[") else "application/json"
     if path.startswith("/compute") and "os-hosts" not in path and "{pattern}" not in path:
         headers["OpenStack-API-Version"] = f"compute {LATEST}"
+    if path.startswith("/volume"):
+        headers["OpenStack-API-Version"] = "volume 3.70"
     if path.startswith("/metadata"):
         server = world.get("server")
         secret = world.cloud.services.compute.metadata.secret()
