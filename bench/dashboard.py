@@ -104,7 +104,7 @@ def make_servers(server: Server, token: str, count: int) -> None:
 
 def sign_in(server: Server) -> tuple[httpx.Client, str]:
     """A client with the dashboard's session cookie, and the session's CSRF token."""
-    c = httpx.Client(base_url=server.url, timeout=120)
+    c = httpx.Client(base_url=server.url, timeout=120, follow_redirects=True)
     page = c.get("/dashboard/login").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf
