@@ -50,8 +50,9 @@ class RouterUpdate(BaseModel):
     description: Name | None = None
     admin_state_up: Bool | None = None
     external_gateway_info: dict[str, Any] | None = None
-    #: ``[{"destination": CIDR, "nexthop": IP}]``, checked by the service.
-    routes: list[Any] | None = None
+    #: ``[{"destination": CIDR, "nexthop": IP}]``, checked by the service (Neutron's
+    #: messages for a malformed one).
+    routes: Any = None
 
 
 def render_router(router: Router, page: Page, admin: bool = False) -> dict[str, Any]:
