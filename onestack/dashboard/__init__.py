@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onestack.dashboard import admin, auth, compute, images, network
+from onestack.dashboard import admin, auth, compute, images, network, volumes
 from onestack.dashboard.web import HERE, PREFIX, State, redirect
 
 __all__ = ["BrowserRedirect", "attach", "create", "mount"]
@@ -49,6 +49,8 @@ def create() -> Starlette:
         Route("/images/{image_id}/data", images.image_data, methods=["PUT"]),
         Route("/images/{image_id}/visibility", images.image_visibility, methods=POST),
         Route("/images/{image_id}/delete", images.image_delete, methods=POST),
+        Route("/volumes", volumes.volumes, methods=GET_POST),
+        Route("/volumes/{volume_id}/action", volumes.volume_action, methods=POST),
         Route("/networks", network.networks, methods=GET_POST),
         Route("/networks/{network_id}/delete", network.network_delete, methods=POST),
         Route("/subnets/{subnet_id}/delete", network.subnet_delete, methods=POST),

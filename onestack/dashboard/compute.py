@@ -61,6 +61,15 @@ async def _overview(ctx: Ctx) -> Response:
             bar("Security groups", nq["security_group"]["used"],
                 nq["security_group"]["limit"])]
     volumes = "volumev3" in ctx.session.services or "block-storage" in ctx.session.services
+    if volumes:
+        try:
+            vq = (await ctx.api.get(f"/volume/v3/{pid}/os-quota-sets/{pid}", usage="true")
+                  )["quota_set"]
+            bars[3:3] = [bar("Volumes", vq["volumes"]["in_use"], vq["volumes"]["limit"]),
+                         bar("Volume storage", vq["gigabytes"]["in_use"],
+                             vq["gigabytes"]["limit"], " GB")]
+        except (ApiError, KeyError, TypeError):
+            volumes = False
     recent = servers["servers"]
     lists = await asyncio.gather(*(ctx.api.get(f"{C}/servers/{s['id']}/os-instance-actions")
                                    for s in recent), return_exceptions=True)

@@ -105,7 +105,9 @@ def render(request: Request, template: str, status: int = 200,
         flash, session.flash = session.flash, []
     html = env.get_template(template).render(
         session=session, csrf=session.csrf if session else values.pop("csrf", ""),
-        flash=flash, path=request.url.path, prefix=PREFIX, **values)
+        flash=flash, path=request.url.path, prefix=PREFIX,
+        volumes_enabled=bool(session and {"block-storage", "volumev3"} & session.services),
+        **values)
     headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -372,6 +372,35 @@ def test_associate_floating_ip(alice: Any, world: World) -> None:
     assert "web-1" in alice.inner_text("main")   # recent actions
 
 
+def test_volumes_create_attach_extend_snapshot(alice: Any, world: World) -> None:
+    alice.goto(world.url + "/dashboard/volumes")
+    labelled(alice)
+    alice.fill("#v-name", "data-1")
+    alice.fill("#v-size", "0")
+    alice.click("#volume-form button[type=submit]")
+    assert "size" in alice.inner_text("#volume-form .form-error")   # the API's message
+    alice.fill("#v-size", "1")
+    alice.click("#volume-form button[type=submit]")
+    card = alice.locator("section[data-volume='data-1']")
+    playwright_api.expect(card.locator(".badge")).to_have_text("available", timeout=30000)
+    card.locator("select[name=server_id]").select_option(label="web-1")
+    card.locator("button", has_text="Attach").click()
+    card = alice.locator("section[data-volume='data-1']")
+    playwright_api.expect(card.locator(".badge")).to_have_text("in-use", timeout=30000)
+    assert "Attached to web-1" in card.inner_text()
+    card.locator("button", has_text="Detach").click()
+    card = alice.locator("section[data-volume='data-1']")
+    playwright_api.expect(card.locator(".badge")).to_have_text("available", timeout=30000)
+    card.locator("input[name=size]").fill("2")
+    card.locator("button", has_text="Extend").click()
+    card = alice.locator("section[data-volume='data-1']")
+    playwright_api.expect(card.locator("h2 small")).to_contain_text("2 GB", timeout=30000)
+    card.locator("button", has_text="Snapshot").click()
+    playwright_api.expect(alice.locator("tr[data-snapshot='data-1-snap']")).to_contain_text(
+        "available", timeout=30000)
+    shot(alice, world, "volumes")
+
+
 def test_upload_image_with_progress(alice: Any, world: World, tmp_path: Path) -> None:
     data = tmp_path / "disk.raw"
     data.write_bytes(os.urandom(3 * 1024 * 1024))
@@ -488,6 +517,12 @@ def test_delete_everything(alice: Any, world: World) -> None:
     alice.goto(world.url + "/dashboard/key-pairs")
     alice.locator("tr[data-keypair='laptop'] button").click()
     assert "Key pair deleted." in flash(alice)
+    alice.goto(world.url + "/dashboard/volumes")
+    alice.locator("tr[data-snapshot='data-1-snap'] button").click()
+    playwright_api.expect(alice.locator("tr[data-snapshot]")).to_have_count(0, timeout=30000)
+    alice.locator("section[data-volume='data-1'] button", has_text="Delete").click()
+    playwright_api.expect(alice.locator("section[data-volume]")).to_have_count(
+        0, timeout=30000)
     token = world.alice()
     project = world.alice_project
     assert servers_of(world) == []
@@ -498,6 +533,8 @@ def test_delete_everything(alice: Any, world: World) -> None:
         assert world.api("GET", path, token=token).json()[key] == [], path
     assert world.api("GET", "/image/v2/images?name=uploaded-disk").json()["images"] == []
     assert world.api("GET", "/compute/v2.1/os-keypairs", token=token).json()["keypairs"] == []
+    assert world.api("GET", f"/volume/v3/{project}/volumes", token=token
+                     ).json()["volumes"] == []
 
 
 def test_logout_ends_the_session(alice: Any, world: World) -> None:
