@@ -65,6 +65,10 @@ class Services:
         #: ``volume.attachments`` (the contract is in services/volume/attachments.py).
         self.volume = Volumes(self.db, config, self.identity, self.images)
         self.volume.bootstrap()
+        # Compute attaches volumes and boots from them through it, and grows an attached
+        # volume in its guest when it is extended.
+        self.compute.volume = self.volume
+        self.volume.register_extend_attached(self.compute.volume_attachments.extended)
         # A change of routers or floating IPs wakes every host this process reaches.
         self.network.listeners.append(self._wake_hosts)
         #: What hosts call (``hostlink.HostToServer``), whatever their transport.

@@ -80,7 +80,8 @@ def test_features_the_hosts_drivers_lack_name_the_host(quiet, env):
     nova_error(nova(quiet, "POST", f"/servers/{sid}/os-interface",
                     json={"interfaceAttachment": {}}), 501, host_says, "attach_interface")
     nova_error(nova(quiet, "POST", f"/servers/{sid}/os-volume_attachments",
-                    json={"volumeAttachment": {"volumeId": "v1"}}), 501, host_says,
+                    json={"volumeAttachment": {
+                        "volumeId": "6b9f6c55-0c9e-4a54-9f7a-6f1b2d3c4e5f"}}), 501, host_says,
                "volume_hotplug")
     nova_error(nova(quiet, "GET", f"/servers/{sid}/diagnostics"), 501, host_says,
                "diagnostics")

@@ -52,13 +52,11 @@ def test_interfaces_list_and_show(quiet, env, sid):
     nova_error(nova(quiet, "GET", f"/servers/{sid}/os-interface", token=other.token), 404)
 
 
-def test_volume_attachments_are_empty(quiet, sid):
-    # openstack server volume list
+def test_volume_attachments_of_a_server_without_volumes(quiet, sid):
+    # openstack server volume list (tests/api/test_compute_volume_attachments.py attaches)
     assert ok(nova(quiet, "GET", f"/servers/{sid}/os-volume_attachments")) == {
         "volumeAttachments": []}
     nova_error(nova(quiet, "GET", f"/servers/{sid}/os-volume_attachments/v1"), 404)
-    nova_error(nova(quiet, "POST", f"/servers/{sid}/os-volume_attachments",
-                    json={"volumeAttachment": {"volumeId": "v1"}}), 501, "volumes")
     nova_error(nova(quiet, "GET", "/servers/nope/os-volume_attachments"), 404)
 
 

@@ -24,6 +24,7 @@ from onestack.api.compute import (
     servers,
     usage,
     versions,
+    volume_attachments,
 )
 from onestack.api.compute.microversion import MicroversionMiddleware
 
@@ -34,6 +35,7 @@ routes = [
         *server_actions.routes,
         *server_metadata.routes,
         *server_extras.routes,
+        *volume_attachments.routes,
         *instance_actions.routes,
         *consoles.routes,
         *ips.routes,

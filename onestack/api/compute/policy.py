@@ -50,6 +50,8 @@ RULES = {
     "list_volume_attachments": "os-volumes-attachments:index",
     "attach_volume": "os-volumes-attachments:create",
     "show_volume_attachment": "os-volumes-attachments:show",
+    "update_volume_attachment": "os-volumes-attachments:swap",
+    "detach_volume": "os-volumes-attachments:delete",
     "diagnostics": "os-server-diagnostics", "show_password": "os-server-password:show",
     "clear_password": "os-server-password:clear",
     "list_server_migrations": "servers:migrations:index",

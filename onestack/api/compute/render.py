@@ -134,7 +134,8 @@ def render_server(request: Request, ctx: ValidatedToken, view: ServerView, *,
         body["OS-EXT-STS:task_state"] = view.task_state
         body["OS-EXT-STS:vm_state"] = view.vm_state
         body["OS-EXT-STS:power_state"] = view.power_state
-        body["os-extended-volumes:volumes_attached"] = []
+        body["os-extended-volumes:volumes_attached"] = [
+            vol if v >= (2, 3) else {"id": vol["id"]} for vol in view.volumes_attached]
     if v >= (2, 9):
         body["locked"] = bool(view.locked)
     if v >= (2, 16) and full and ctx.is_admin:

@@ -5,8 +5,6 @@ all, answered the way Nova answers a cloud without them (instead of a bare 404):
   ``conn.compute.server_interfaces``): the server's ports are listed and shown;
   attaching and detaching interfaces is a 501 (Nova's answer when the virt driver
   cannot hot-plug).
-- ``/servers/{id}/os-volume_attachments`` (``openstack server volume list``): always
-  empty (no volumes); attaching is a 501, a given attachment a 404.
 - ``/servers/{id}/diagnostics``: 501 (Nova's answer when the driver has none).
 - ``/servers/{id}/os-server-password``: always empty (no guest agent posts one); the
   ``DELETE`` that clears it is a 204.
@@ -27,7 +25,7 @@ from starlette.routing import Route
 from onestack.api.common import caller, json_response, read_json
 from onestack.api.compute.common import NotImplementedFault, check_object, compute, server_id
 from onestack.api.compute.microversion import version
-from onestack.api.compute.policy import admin, member, reader, reads_and_writes
+from onestack.api.compute.policy import admin, member, reader
 from onestack.common.errors import BadRequest, NotFound
 from onestack.hostlink import capabilities as caps
 from onestack.services.compute import policy
@@ -98,28 +96,6 @@ async def detach_interface(request: Request) -> Response:
             "Detaching interfaces from a server is not supported by this cloud.")
 
 
-# -- os-volume_attachments -----------------------------------------------------------------
-
-
-async def list_volume_attachments(request: Request) -> Response:
-    _server(request)
-    return json_response({"volumeAttachments": []})
-
-
-async def show_volume_attachment(request: Request) -> Response:
-    _server(request)
-    raise NotFound(f"Instance {server_id(request)} is not attached to volume "
-                   f"{request.path_params['volume_id']}.")
-
-
-async def attach_volume(request: Request) -> Response:
-    _server(request)
-    await _body(request, "volumeAttachment")
-    _refuse(request, caps.VOLUME_HOTPLUG, "attach volume",
-            "Attaching volumes is not supported by this cloud (it has no block storage "
-            "service).")
-
-
 # -- diagnostics, password -----------------------------------------------------------------
 
 
@@ -183,10 +159,6 @@ routes = [
     Route(f"{_SERVER}/os-interface", member(attach_interface), methods=["POST"]),
     Route(f"{_SERVER}/os-interface/{{port_id}}", reader(show_interface), methods=["GET"]),
     Route(f"{_SERVER}/os-interface/{{port_id}}", member(detach_interface), methods=["DELETE"]),
-    Route(f"{_SERVER}/os-volume_attachments", reader(list_volume_attachments), methods=["GET"]),
-    Route(f"{_SERVER}/os-volume_attachments", member(attach_volume), methods=["POST"]),
-    Route(f"{_SERVER}/os-volume_attachments/{{volume_id}}",
-          reads_and_writes(show_volume_attachment), methods=["GET", "PUT", "DELETE"]),
     Route(f"{_SERVER}/diagnostics", admin(diagnostics), methods=["GET"]),
     Route(f"{_SERVER}/os-server-password", reader(show_password), methods=["GET"]),
     Route(f"{_SERVER}/os-server-password", member(clear_password), methods=["DELETE"]),

@@ -16,7 +16,7 @@ import re
 import secrets
 import string
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
@@ -54,6 +54,7 @@ from onestack.services.compute.server_requests import (
     NetworkRequest,
     validate_user_data,
 )
+from onestack.services.compute.volume_attachments import BootVolume
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.image import policy as image_policy
 from onestack.services.network.base import retrying
@@ -156,7 +157,11 @@ class ServerCreation:
             if any(n.network_id and n.fixed_ip for n in req.networks):
                 raise BadRequest("Failed to launch instances: max_count cannot be greater "
                                  "than 1 if an fixed_ip is specified.")
-        image_id = self._image_from_bdm(req)
+        image_id, volumes = self._boot_source(req)
+        if volumes and req.max_count > 1:
+            raise BadRequest("Block Device Mapping is Invalid: servers with volumes are "
+                             "created one at a time (max_count 1).")
+        boot_volume = next((v for v in volumes if v.boot_index == 0), None)
         if req.user_data is not None:
             validate_user_data(req.user_data)
         admin_pass = req.admin_pass if req.admin_pass is not None else generate_password()
@@ -166,10 +171,24 @@ class ServerCreation:
 
         def work(session: Session) -> list[str]:
             hosts.clear()
-            plan = self._plan(session, ctx, req, image_id, zone, force_host, force_node)
+            plan = self._plan(session, ctx, req, image_id, zone, force_host, force_node,
+                              boot_volume)
+            plan.uuid, plan.volumes = server_uuid, entries
             return self._build(session, ctx, req, plan, reservation_id, hosts)
 
-        uuids = retrying(self.db, work)
+        server_uuid = str(uuidlib.uuid4()) if volumes else None
+        entries: list[dict[str, Any]] = []
+        if volumes:
+            assert server_uuid is not None
+            self._check_volume_images(ctx, volumes)
+            entries = self.compute.volume_attachments.prepare_boot(
+                ctx, server_uuid, volumes, local_root=bool(image_id))
+        try:
+            uuids = retrying(self.db, work)
+        except Exception:
+            if volumes:
+                self.compute.volume_attachments.undo_boot(ctx, volumes)
+            raise
         for host in sorted(hosts):
             self.compute.notify(host)
         return BootResult(reservation_id, admin_pass, uuids)
@@ -193,45 +212,111 @@ class ServerCreation:
         return zone or None, host, node
 
     @staticmethod
-    def _image_from_bdm(req: BootRequest) -> str:
-        """The image to boot: ``imageRef``, or the image of a block device mapping of
-        source ``image`` and destination ``local`` (volumes are not supported yet)."""
+    def _boot_source(req: BootRequest) -> tuple[str, list[BootVolume]]:
+        """The image to boot to a local disk (``imageRef``, or a mapping of source
+        ``image`` and destination ``local``), and the volumes of mappings with
+        destination ``volume``: made from an image (``volume_size``), blank, or an
+        existing volume; the one with ``boot_index`` 0 is booted from (then there is
+        no image to boot, ""). Nova's 400s for mappings that do not fit together."""
         image_id = req.image_ref
+        local_image = ""
+        volumes: list[BootVolume] = []
         for index, bdm in enumerate(req.block_device_mapping):
-            source = bdm.get("source_type")
+            source = bdm.get("source_type") or ("volume" if bdm.get("volume_id") else "")
             destination = bdm.get("destination_type") or ("volume" if source == "volume"
                                                           else "local")
-            if destination == "volume" or source in ("volume", "snapshot"):
-                raise BadRequest("Block Device Mapping is Invalid: booting from or attaching "
-                                 "volumes is not supported by this cloud yet; boot from an "
-                                 "image (source_type image, destination_type local).")
-            if source != "image":
-                raise BadRequest(f"Block Device Mapping is Invalid: source_type {source!r} "
-                                 f"of entry {index} is not supported; only image to local "
-                                 "is.")
-            boot_index = bdm.get("boot_index")
-            if boot_index not in (0, "0"):
-                raise BadRequest("Block Device Mapping is Invalid: only one boot device "
-                                 "(boot_index 0) is supported.")
-            uuid = bdm.get("uuid") or bdm.get("image_id")
-            if not uuid:
-                raise BadRequest("Block Device Mapping is Invalid: an image mapping needs "
-                                 "the image's uuid.")
-            if image_id and uuid != image_id:
-                raise BadRequest("Block Device Mapping is Invalid: the image of the "
-                                 "mapping differs from imageRef.")
-            image_id = uuid
-        if len(req.block_device_mapping) > 1:
-            raise BadRequest("Block Device Mapping is Invalid: only one mapping (the root "
-                             "disk from an image) is supported.")
+            raw_index = bdm.get("boot_index")
+            boot_index = int(raw_index) if raw_index is not None and \
+                str(raw_index).lstrip("-").isdigit() else None
+            if boot_index is not None and boot_index < 0:
+                boot_index = None
+            uuid = bdm.get("uuid") or bdm.get("image_id") or bdm.get("volume_id")
+            if source == "snapshot":
+                raise BadRequest("Block Device Mapping is Invalid: booting from a volume "
+                                 "snapshot is not supported by this cloud; make a volume "
+                                 "from the snapshot and boot from that.")
+            if destination == "local":
+                if source != "image":
+                    raise BadRequest(f"Block Device Mapping is Invalid: source_type "
+                                     f"{source!r} of entry {index} cannot have destination "
+                                     "local; only an image can.")
+                if boot_index != 0:
+                    raise BadRequest("Block Device Mapping is Invalid: an image to a local "
+                                     "disk must be the boot device (boot_index 0).")
+                if not uuid:
+                    raise BadRequest("Block Device Mapping is Invalid: an image mapping "
+                                     "needs the image's uuid.")
+                if image_id and uuid != image_id:
+                    raise BadRequest("Block Device Mapping is Invalid: the image of the "
+                                     "mapping differs from imageRef.")
+                local_image = image_id = str(uuid)
+                continue
+            size = bdm.get("volume_size")
+            try:
+                size_gb = int(size) if size is not None else 0
+            except (TypeError, ValueError):
+                raise BadRequest(f"Block Device Mapping is Invalid: volume_size {size!r} "
+                                 "is not an integer.") from None
+            if source in ("image", "blank") and size_gb <= 0:
+                raise BadRequest("Block Device Mapping is Invalid: Images with "
+                                 "destination_type 'volume' need to have a non-zero size "
+                                 "specified" if source == "image" else
+                                 "Block Device Mapping is Invalid: a blank volume needs a "
+                                 "volume_size.")
+            if source in ("image", "volume") and not uuid:
+                raise BadRequest(f"Block Device Mapping is Invalid: entry {index} (source "
+                                 f"{source}) needs a uuid.")
+            if source == "blank" and boot_index == 0:
+                raise BadRequest("Block Device Mapping is Invalid: Boot sequence for the "
+                                 "instance and image/block device mapping combination is "
+                                 "not valid.")
+            delete = bdm.get("delete_on_termination", False)
+            if isinstance(delete, str):
+                delete = delete.strip().lower() in ("1", "t", "true", "on", "y", "yes")
+            volumes.append(BootVolume(
+                source_type=source, boot_index=boot_index,
+                volume_id=str(uuid) if source == "volume" else "",
+                image_id=str(uuid) if source == "image" else "", size_gb=size_gb,
+                delete_on_termination=bool(delete),
+                device_name=str(bdm.get("device_name") or ""), tag=bdm.get("tag")))
+        booting = [v for v in volumes if v.boot_index == 0]
+        if len(booting) + (1 if local_image else 0) > 1:
+            raise BadRequest("Block Device Mapping is Invalid: Boot sequence for the "
+                             "instance and image/block device mapping combination is not "
+                             "valid.")
+        if booting:
+            if booting[0].source_type == "image" and image_id and \
+                    image_id != booting[0].image_id and not local_image:
+                image_id = ""  # imageRef names the image the boot volume is made from
+            return "", volumes
         if not image_id:
             raise BadRequest("Missing imageRef attribute")
-        return image_id
+        return image_id, volumes
 
     # the checks, in one transaction -------------------------------------------------
 
+    def _check_volume_images(self, ctx: ValidatedToken, volumes: list[BootVolume]) -> None:
+        """The images volumes are made from: visible and active (before any volume is
+        made)."""
+        with self.db.session() as session:
+            for item in volumes:
+                if item.source_type != "image":
+                    continue
+                try:
+                    image = image_policy.find_image(session, ctx, item.image_id)
+                except NotFound:
+                    raise BadRequest(f"Image {item.image_id} could not be found.") from None
+                if image.status != "active":
+                    raise BadRequest(f"Image {image.id} is not active.")
+                if (image.min_disk or 0) > item.size_gb:
+                    raise BadRequest(f"Volume is smaller than the minimum size specified in "
+                                     f"image metadata. Volume size is "
+                                     f"{item.size_gb * GiB} bytes, minimum size is "
+                                     f"{image.min_disk * GiB} bytes.")
+
     def _plan(self, session: Session, ctx: ValidatedToken, req: BootRequest, image_id: str,
-              zone: str | None, force_host: str | None, force_node: str | None) -> _Plan:
+              zone: str | None, force_host: str | None, force_node: str | None,
+              boot_volume: BootVolume | None = None) -> _Plan:
         project_id = ctx.project_id
         assert project_id is not None
         if zone and not force_host:
@@ -241,7 +326,10 @@ class ServerCreation:
             self._check_destination(session, req.requested_host, req.requested_node)
         flavor = self.compute.flavors.get_for_boot(session, req.flavor_ref, ctx)
         flavor_dict = self.compute.flavors.snapshot(flavor)
-        image = self._boot_image(session, ctx, image_id, flavor_dict)
+        if boot_volume is None:
+            image = self._boot_image(session, ctx, image_id, flavor_dict)
+        else:  # the volume is the disk: the flavor's disk size does not apply
+            image = self._volume_image(session, ctx, boot_volume, flavor_dict)
         key_data = None
         if req.key_name is not None:
             keypair = session.get(KeyPair, (ctx.user_id, req.key_name))
@@ -263,7 +351,8 @@ class ServerCreation:
         config_drive = req.config_drive or \
             image.properties_dict.get("img_config_drive") == "mandatory"
         demand = Demand(
-            vcpus=flavor.vcpus, memory_mb=flavor.ram, disk_gb=flavor_disk_gb(flavor_dict),
+            vcpus=flavor.vcpus, memory_mb=flavor.ram,
+            disk_gb=0 if boot_volume else flavor_disk_gb(flavor_dict),
             availability_zone=zone, force_host=force_host or req.requested_host,
             force_node=force_node or req.requested_node,
             group_id=group.id if group else None,
@@ -286,6 +375,22 @@ class ServerCreation:
             stmt = stmt.where(ComputeNode.hypervisor_hostname == node)
         if session.scalar(stmt) is None:
             raise BadRequest(f"Compute host {host or node} could not be found.")
+
+    @staticmethod
+    def _volume_image(session: Session, ctx: ValidatedToken, volume: BootVolume,
+                      flavor: dict[str, Any]) -> _BootImage:
+        """What a server booted from a volume keeps of the image the volume was made
+        from (nothing for an existing volume); ``image_ref`` stays empty, as in Nova."""
+        if volume.source_type != "image":
+            return _BootImage("", {}, {})
+        try:
+            image = image_policy.find_image(session, ctx, volume.image_id)
+        except NotFound:
+            raise BadRequest(f"Image {volume.image_id} could not be found.") from None
+        if int(flavor.get("ram") or 0) < (image.min_ram or 0):
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        meta = image_meta(image)
+        return _BootImage("", meta, meta["properties"])
 
     def _boot_image(self, session: Session, ctx: ValidatedToken, image_id: str,
                     flavor: dict[str, Any]) -> _BootImage:
@@ -416,7 +521,7 @@ class ServerCreation:
         now = utcnow()
         instances: list[Instance] = []
         for index in range(plan.count):
-            uuid = str(uuidlib.uuid4())
+            uuid = plan.uuid or str(uuidlib.uuid4())
             name = req.name if plan.count == 1 else f"{req.name}-{index + 1}"
             hostname = req.hostname or sanitize_hostname(req.name) or f"Server-{uuid}"
             if plan.count > 1 and not req.hostname:
@@ -436,7 +541,11 @@ class ServerCreation:
                 progress=0, launch_index=index, reservation_id=reservation_id,
                 locked=False, access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
                 ports=[], security_groups=[g[1] for g in plan.security_groups or []]
-                or ["default"], block_device_mapping=list(req.block_device_mapping),
+                or ["default"],
+                block_device_mapping=[
+                    b for b in req.block_device_mapping
+                    if (b.get("destination_type") or "local") == "local"] + plan.volumes
+                if plan.volumes else list(req.block_device_mapping),
                 created_at=now, updated_at=now, deleted=False,
                 metadata_items=[InstanceMetadata(key=k, value=v)
                                 for k, v in req.metadata.items()],
@@ -554,6 +663,10 @@ class _Plan:
     demand: Demand
     zone: str | None
     config_drive: bool
+    #: A server with volumes: its uuid (the volumes are attached to it before its row
+    #: is written) and their block device mappings.
+    uuid: str | None = None
+    volumes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _replace_demand(demand: Demand, uuid: str) -> Demand:

@@ -26,6 +26,7 @@ from onestack.db.models import (
 )
 from onestack.services.compute import states
 from onestack.services.compute.scheduler import COMPUTE_BINARY, host_status
+from onestack.services.compute.volume_attachments import attached_volume_ids
 
 
 @dataclass
@@ -96,6 +97,8 @@ class ServerView:
     #: The zone the server is in (its host's), else the one asked for, else "".
     availability_zone: str = ""
     server_groups: list[str] = field(default_factory=list)
+    #: ``os-extended-volumes:volumes_attached``: [{"id", "delete_on_termination"}].
+    volumes_attached: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -124,7 +127,8 @@ class ServerView:
             launched_at=inst.launched_at, terminated_at=inst.terminated_at,
             deleted=bool(inst.deleted),
             metadata={m.key: m.value for m in inst.metadata_items},
-            tags=[t.tag for t in inst.tags], fault=fault, **extra)
+            tags=[t.tag for t in inst.tags], fault=fault,
+            volumes_attached=attached_volume_ids(inst), **extra)
 
 
 def server_views(session: Session, instances: list[Instance]) -> list[ServerView]:

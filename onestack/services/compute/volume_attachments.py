@@ -184,10 +184,10 @@ class VolumeAttachments:
             inst = find_instance(session, ctx, server_id)
             policy.require_member(ctx, "os_compute_api:os-volumes-attachments:create",
                                   inst.project_id)
-            check_lock(ctx, inst)
-            check_state("attach_volume", inst, ATTACH_VM_STATES, must_have_launched=False)
             self.compute.hosts.require_capability(session, inst.host, caps.VOLUME_HOTPLUG,
                                                   "attach volume")
+            check_lock(ctx, inst)
+            check_state("attach_volume", inst, ATTACH_VM_STATES, must_have_launched=False)
             if any(e["volume_id"] == volume_id for e in volume_entries(inst)):
                 raise Conflict(f"Volume {volume_id} is already attached to server "
                                f"{inst.uuid}.")
@@ -393,14 +393,15 @@ class VolumeAttachments:
 
     # -- booting from volumes ---------------------------------------------------------------
 
-    def prepare_boot(self, ctx: ValidatedToken, uuid: str, volumes: list[BootVolume]
-                     ) -> list[dict[str, Any]]:
+    def prepare_boot(self, ctx: ValidatedToken, uuid: str, volumes: list[BootVolume],
+                     local_root: bool = False) -> list[dict[str, Any]]:
         """Make (from an image, or blank) and attach to ``uuid`` the volumes a new server
-        boots with, before its row is written; their entries. On failure what was made
-        is undone and the error raised."""
+        boots with, before its row is written; their entries (``local_root``: it boots
+        from an image on a local disk, ``/dev/vda``). On failure what was made is undone
+        and the error raised."""
         entries: list[dict[str, Any]] = []
         try:
-            used: set[str] = set()
+            used: set[str] = {"/dev/vda"} if local_root else set()
             for item in sorted(volumes, key=lambda v: (v.boot_index is None,
                                                        v.boot_index or 0)):
                 if item.source_type in ("image", "blank"):

@@ -1,0 +1,263 @@
+"""``os-volume_attachments`` and boot from volume, end to end in process: the API, the
+volume service (fake backend) and the host's agent with the fake hypervisor (which
+records what a guest has plugged)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.api.compute_helpers import (
+    BootEnv,
+    action,
+    boot,
+    boot_env,
+    latest,
+    nova,
+    nova_error,
+    ok,
+    server,
+    wait_for,
+)
+from tests.api.volume_helpers import VolumeClient
+
+GiB = 1 << 30
+
+
+def until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def env(cloud) -> BootEnv:
+    return boot_env(cloud)
+
+
+@pytest.fixture
+def volumes(cloud) -> VolumeClient:
+    return VolumeClient(cloud)
+
+
+def active_server(cloud, env: BootEnv, **attrs: Any) -> str:
+    created = boot(cloud, env, **attrs)
+    wait_for(cloud, created["id"], "ACTIVE")
+    return str(created["id"])
+
+
+def guest_volumes(cloud, server_id: str) -> dict[str, int]:
+    """What the (fake) guest has plugged, by volume id."""
+    agent = cloud.services.agent
+    return agent.hypervisor.attached_volumes(server_id)
+
+
+def attach(cloud, server_id: str, volume_id: str, microversion: str = "2.96",
+           **extra: Any):
+    return nova(cloud, "POST", f"/servers/{server_id}/os-volume_attachments",
+                microversion=microversion,
+                json={"volumeAttachment": {"volumeId": volume_id, **extra}})
+
+
+def test_attach_list_show_detach(cloud, env: BootEnv, volumes: VolumeClient) -> None:
+    sid = active_server(cloud, env)
+    vol = volumes.create(size=2)
+    body = ok(attach(cloud, sid, vol["id"], tag="data", delete_on_termination=False))
+    att = body["volumeAttachment"]
+    assert att["volumeId"] == vol["id"] and att["serverId"] == sid
+    assert att["device"] == "/dev/vdb" and att["tag"] == "data"
+    assert att["delete_on_termination"] is False and "id" not in att
+    assert att["attachment_id"] and att["bdm_uuid"]
+    # the guest gets it, the volume goes in-use with the attachment
+    until(lambda: vol["id"] in guest_volumes(cloud, sid), "the guest to have the volume")
+    shown = volumes.wait(vol["id"], "in-use")
+    assert shown["attachments"][0]["server_id"] == sid
+    assert shown["attachments"][0]["attachment_id"] == att["attachment_id"]
+    # Nova's shapes per microversion
+    old = ok(nova(cloud, "GET", f"/servers/{sid}/os-volume_attachments"))
+    assert old == {"volumeAttachments": [{"id": vol["id"], "volumeId": vol["id"],
+                                          "serverId": sid, "device": "/dev/vdb"}]}
+    one = ok(nova(cloud, "GET", f"/servers/{sid}/os-volume_attachments/{vol['id']}",
+                  microversion="2.79"))["volumeAttachment"]
+    assert one["tag"] == "data" and one["delete_on_termination"] is False
+    assert server(cloud, sid)["os-extended-volumes:volumes_attached"] == [
+        {"id": vol["id"], "delete_on_termination": False}]
+    assert server(cloud, sid, microversion=None)[
+        "os-extended-volumes:volumes_attached"] == [{"id": vol["id"]}]
+    # detach: out of the guest, available again
+    r = nova(cloud, "DELETE", f"/servers/{sid}/os-volume_attachments/{vol['id']}")
+    assert r.status_code == 202, r.text
+    volumes.wait(vol["id"], "available")
+    assert vol["id"] not in guest_volumes(cloud, sid)
+    assert ok(nova(cloud, "GET", f"/servers/{sid}/os-volume_attachments")) == {
+        "volumeAttachments": []}
+    nova_error(nova(cloud, "GET", f"/servers/{sid}/os-volume_attachments/{vol['id']}"),
+               404, vol["id"])
+    console = cloud.services.agent.hypervisor.console_log(sid)
+    serial = vol["id"][:20]
+    assert f"virtio-blk {serial} attached" in console
+    assert f"virtio-blk {serial} detached" in console
+
+
+def test_attach_errors(cloud, env: BootEnv, volumes: VolumeClient) -> None:
+    first = active_server(cloud, env)
+    second = active_server(cloud, env)
+    vol = volumes.create()
+    path = f"/servers/{first}/os-volume_attachments"
+    # bad bodies: 400
+    nova_error(nova(cloud, "POST", path, json={}), 400, "volumeAttachment")
+    nova_error(nova(cloud, "POST", path, json={"volumeAttachment": {}}), 400, "volumeId")
+    nova_error(nova(cloud, "POST", path, json={"volumeAttachment": {"volumeId": "x"}}),
+               400, "uuid")
+    nova_error(attach(cloud, first, vol["id"], microversion="2.48", tag="t"), 400, "tag")
+    nova_error(attach(cloud, first, vol["id"], delete_on_termination="yes"), 400,
+               "delete_on_termination")
+    nova_error(attach(cloud, first, vol["id"], device="vdb"), 400, "device path")
+    # unknown volume, unknown server: 404
+    nova_error(attach(cloud, first, "6f1f4a52-0000-4000-8000-000000000000"), 404,
+               "could not be found")
+    nova_error(attach(cloud, "6f1f4a52-0000-4000-8000-000000000001", vol["id"]), 404)
+    # attached: the same server again, or another one: 409
+    ok(attach(cloud, first, vol["id"]))
+    nova_error(attach(cloud, first, vol["id"]), 409, "already attached")
+    nova_error(attach(cloud, second, vol["id"]), 409)
+    other = volumes.create()
+    nova_error(attach(cloud, first, other["id"], device="/dev/vdb"), 409, "in use")
+    # a server in a state that cannot attach: 409
+    ok(action(cloud, second, {"suspend": None}), 202)
+    wait_for(cloud, second, "SUSPENDED")
+    nova_error(attach(cloud, second, other["id"]), 409, "suspended")
+    # nothing was left half-made: the other volume is still available
+    assert volumes.show(other["id"])["status"] == "available"
+    # detaching what is not attached: 404
+    nova_error(nova(cloud, "DELETE", f"{path}/{other['id']}"), 404)
+
+
+def test_put_is_admin_only_and_swap_is_501(cloud, env: BootEnv,
+                                          volumes: VolumeClient) -> None:
+    sid = active_server(cloud, env)
+    vol, other = volumes.create(), volumes.create()
+    ok(attach(cloud, sid, vol["id"]))
+    path = f"/servers/{sid}/os-volume_attachments/{vol['id']}"
+    nova_error(nova(cloud, "PUT", path, microversion="2.85",
+                    json={"volumeAttachment": {"volumeId": other["id"]}}), 501, "Swapping")
+    r = nova(cloud, "PUT", path, microversion="2.85", json={"volumeAttachment": {
+        "volumeId": vol["id"], "delete_on_termination": True}})
+    assert r.status_code == 202, r.text
+    assert ok(nova(cloud, "GET", path, microversion="2.85"))["volumeAttachment"][
+        "delete_on_termination"] is True
+    nova_error(nova(cloud, "PUT", path, microversion="2.84", json={"volumeAttachment": {
+        "volumeId": vol["id"], "delete_on_termination": True}}), 400)
+
+
+def test_attach_to_a_stopped_server_boots_with_it(cloud, env: BootEnv,
+                                                  volumes: VolumeClient) -> None:
+    sid = active_server(cloud, env)
+    ok(action(cloud, sid, {"os-stop": None}), 202)
+    wait_for(cloud, sid, "SHUTOFF")
+    vol = volumes.create()
+    ok(attach(cloud, sid, vol["id"]))
+    volumes.wait(vol["id"], "in-use")  # it is on the guest's command line
+    ok(action(cloud, sid, {"os-start": None}), 202)
+    wait_for(cloud, sid, "ACTIVE")
+    until(lambda: vol["id"] in guest_volumes(cloud, sid), "the started guest's volume")
+    spec = cloud.services.agent.hypervisor._get(sid)["spec"]
+    assert any(d.endswith(f"volume-{vol['id']}") for d in spec["disks"])
+
+
+def test_extend_while_attached_grows_it_in_the_guest(cloud, env: BootEnv,
+                                                     volumes: VolumeClient) -> None:
+    sid = active_server(cloud, env)
+    vol = volumes.create(size=1)
+    ok(attach(cloud, sid, vol["id"]))
+    volumes.wait(vol["id"], "in-use")
+    r = volumes.action(vol["id"], {"os-extend": {"new_size": 3}}, version="3.42")
+    assert r.status_code == 202, r.text
+    until(lambda: guest_volumes(cloud, sid).get(vol["id"]) == 3 * GiB,
+          "the guest to see 3 GiB")
+
+
+def test_boot_from_volume_delete_on_termination(cloud, env: BootEnv,
+                                                volumes: VolumeClient) -> None:
+    bdm = [{"uuid": env.image, "source_type": "image", "destination_type": "volume",
+            "volume_size": 1, "boot_index": 0, "delete_on_termination": True}]
+    created = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm)
+    body = wait_for(cloud, created["id"], "ACTIVE")
+    assert body["image"] == ""
+    attached = body["os-extended-volumes:volumes_attached"]
+    assert len(attached) == 1 and attached[0]["delete_on_termination"] is True
+    root = attached[0]["id"]
+    vol = volumes.wait(root, "in-use")
+    assert vol["bootable"] == "true"
+    # the guest booted from it, and no local disk was made
+    spec = cloud.services.agent.hypervisor._get(created["id"])["spec"]
+    assert len(spec["disks"]) == 1 and spec["disks"][0].endswith(f"volume-{root}")
+    assert cloud.services.agent.storage.disk(created["id"]) is None
+    # its root volume cannot be detached
+    nova_error(nova(cloud, "DELETE", f"/servers/{created['id']}/os-volume_attachments/"
+                                     f"{root}"), 400, "root device")
+    ok(nova(cloud, "DELETE", f"/servers/{created['id']}"), 204)
+    until(lambda: volumes.request("GET", f"/volumes/{root}").status_code == 404,
+          "the root volume to be deleted with its server")
+
+
+def test_boot_from_an_existing_volume_keeps_it(cloud, env: BootEnv,
+                                               volumes: VolumeClient) -> None:
+    vol = volumes.create(size=1, imageRef=env.image)
+    bdm = [{"uuid": vol["id"], "source_type": "volume", "destination_type": "volume",
+            "boot_index": 0, "delete_on_termination": False}]
+    created = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm)
+    wait_for(cloud, created["id"], "ACTIVE")
+    volumes.wait(vol["id"], "in-use")
+    # the same volume cannot boot a second server
+    r = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm, status=409)
+    nova_error(r, 409)
+    ok(nova(cloud, "DELETE", f"/servers/{created['id']}"), 204)
+    until(lambda: volumes.show(vol["id"])["status"] == "available",
+          "the volume to be available again")
+
+
+def test_bad_block_device_mappings(cloud, env: BootEnv) -> None:
+    cases = [
+        ([{"uuid": env.image, "source_type": "image", "destination_type": "volume",
+           "boot_index": 0}], "non-zero size"),
+        ([{"source_type": "blank", "destination_type": "volume", "volume_size": 1,
+           "boot_index": 0}], "Boot sequence"),
+        ([{"uuid": "6f1f4a52-0000-4000-8000-000000000009", "source_type": "snapshot",
+           "destination_type": "volume", "boot_index": 0}], "snapshot"),
+    ]
+    for bdm, words in cases:
+        nova_error(boot(cloud, env, imageRef="", block_device_mapping_v2=bdm, status=400),
+                   400, words)
+    unknown = [{"uuid": "6f1f4a52-0000-4000-8000-00000000000a", "source_type": "volume",
+                "destination_type": "volume", "boot_index": 0}]
+    nova_error(boot(cloud, env, imageRef="", block_device_mapping_v2=unknown, status=404),
+               404)
+    # nothing was created
+    assert ok(nova(cloud, "GET", "/servers"))["servers"] == []
+
+
+def test_data_volume_at_boot_and_server_delete_keeps_it(cloud, env: BootEnv,
+                                                        volumes: VolumeClient) -> None:
+    data = volumes.create(size=1)
+    bdm = [{"uuid": env.image, "source_type": "image", "destination_type": "local",
+            "boot_index": 0},
+           {"uuid": data["id"], "source_type": "volume", "destination_type": "volume",
+            "boot_index": -1}]
+    created = boot(cloud, env, block_device_mapping_v2=bdm)
+    wait_for(cloud, created["id"], "ACTIVE")
+    volumes.wait(data["id"], "in-use")
+    assert data["id"] in guest_volumes(cloud, created["id"])
+    listed = ok(nova(cloud, "GET", f"/servers/{created['id']}/os-volume_attachments",
+                     headers=latest()))["volumeAttachments"]
+    assert [(a["volumeId"], a["device"]) for a in listed] == [(data["id"], "/dev/vdb")]
+    ok(nova(cloud, "DELETE", f"/servers/{created['id']}"), 204)
+    until(lambda: volumes.show(data["id"])["status"] == "available",
+          "the data volume to be available again")
