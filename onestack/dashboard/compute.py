@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import JSONResponse, Response
 
@@ -91,14 +92,35 @@ overview = page(_overview)
 # -- instances --------------------------------------------------------------------------
 
 
+#: Instances a page of the list shows (the API's ``limit``; ``marker`` pages on).
+PAGE = 50
+
+
 async def _servers(ctx: Ctx, all_projects: bool = False) -> dict[str, Any]:
-    params: dict[str, Any] = {"all_tenants": 1} if all_projects else {}
+    """One page of the instance list, sorted by name (the API sorts and pages)."""
+    q = ctx.request.query_params
+    try:
+        limit = max(1, min(int(q.get("limit", PAGE)), 1000))
+    except ValueError:
+        limit = PAGE
+    params: dict[str, Any] = {"limit": limit, "sort_key": "display_name",
+                              "sort_dir": "asc"}
+    if all_projects:
+        params["all_tenants"] = 1
+    if q.get("marker"):
+        params["marker"] = q["marker"]
+    if q.get("name"):
+        params["name"] = q["name"]
     servers, names = await asyncio.gather(ctx.api.get(f"{C}/servers/detail", **params),
                                           _image_names(ctx))
     rows = servers["servers"]
-    rows.sort(key=lambda s: (s.get("name") or "", s["id"]))
+    more = any(link.get("rel") == "next" for link in servers.get("servers_links", []))
+    query = {k: v for k, v in (("name", q.get("name")), ("limit", q.get("limit"))) if v}
+    here = dict(query, **({"marker": q["marker"]} if q.get("marker") else {}))
     return {"servers": rows, "image_names": names, "polling": any(moving(s) for s in rows),
-            "addresses": addresses}
+            "addresses": addresses, "next_marker": rows[-1]["id"] if more and rows else "",
+            "query": query, "here": urlencode(here), "paged": bool(q.get("marker")),
+            "name_filter": q.get("name", "")}
 
 
 async def _instances(ctx: Ctx) -> Response:

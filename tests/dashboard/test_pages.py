@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tests.api.compute_helpers import boot, boot_env, latest, upload_image, wait_for
 from tests.conftest import ADMIN_PASSWORD, Cloud, running_cloud
 
 PAGES = ["overview", "instances", "instances/rows", "instances/launch", "images",
@@ -174,3 +175,28 @@ def test_session_expiry_follows_the_token(tmp_path: Path) -> None:
         client.cookies.set("onestack_session", sid, path="/dashboard")   # kept past expiry
         r = client.get("/dashboard/overview", follow_redirects=False)
         assert r.status_code == 303 and "/dashboard/login" in r.headers["location"]
+
+
+def test_instance_list_pages_and_polls_while_building(cloud: Cloud) -> None:
+    env = boot_env(cloud, image=upload_image(cloud, name="pager-image"), cidr="10.9.0.0/24",
+                   name="pager-net")
+    ids = [boot(cloud, env, name=f"pager-{i}")["id"] for i in range(3)]
+    admin = sign_in(cloud, "admin", ADMIN_PASSWORD)
+    first = admin.get("/dashboard/instances?name=pager-&limit=2")
+    assert first.status_code == 200
+    assert re.findall(r'data-server="([^"]+)"', first.text) == ["pager-0", "pager-1"]
+    found = re.search(r'href="\?([^"]+)" rel="next"', first.text)
+    assert found, first.text
+    second = admin.get("/dashboard/instances?" + found.group(1).replace("&amp;", "&"))
+    assert re.findall(r'data-server="([^"]+)"', second.text) == ["pager-2"]
+    assert 'rel="next"' not in second.text
+    for server_id in ids:
+        wait_for(cloud, server_id, "ACTIVE")
+    rows = admin.get("/dashboard/instances/rows?name=pager-")
+    assert 'data-polling="no"' in rows.text and "hx-trigger" not in rows.text
+    for server_id in ids:
+        assert cloud.request("DELETE", f"/compute/v2.1/servers/{server_id}",
+                             headers=latest()).status_code == 204
+    rows = admin.get("/dashboard/instances/rows?name=pager-")
+    assert ('data-polling="yes"' in rows.text and "every 1s" in rows.text) or \
+        "data-server" not in rows.text
