@@ -71,7 +71,8 @@ def build_agent(config: Config, control: HostToServer,
                   shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,
                   report_extra=overrides, network_idle_seconds=hc.network_idle_seconds,
                   external_gateway_on_host=hc.external_gateway_on_host,
-                  external_masquerade=hc.external_masquerade)
+                  external_masquerade=hc.external_masquerade,
+                  external_interface=hc.external_interface)
     log.info("agent for host %s: hypervisor %s, storage %s, network %s", name,
              hc.hypervisor_driver, hc.storage_driver, hc.network_driver)
     return agent

@@ -93,7 +93,8 @@ class Agent:
                  report_extra: Callable[[], dict[str, Any]] | None = None,
                  network_idle_seconds: float = 60.0,
                  external_gateway_on_host: bool = True,
-                 external_masquerade: bool = False) -> None:
+                 external_masquerade: bool = False,
+                 external_interface: str = "") -> None:
         self.host = host
         self.control = control
         self.hypervisor = hypervisor
@@ -104,8 +105,11 @@ class Agent:
         self.metadata_proxy = metadata_proxy
         self.report_extra = report_extra or (lambda: {})
         self.network_idle_seconds = network_idle_seconds
-        self.external_gateway_on_host = external_gateway_on_host
-        self.external_masquerade = external_masquerade
+        #: A real interface on the external network's bridge replaces the host as its
+        #: gateway (no address, no masquerade, no IPv6 routes on the host).
+        self.external_interface = external_interface
+        self.external_gateway_on_host = external_gateway_on_host and not external_interface
+        self.external_masquerade = external_masquerade and not external_interface
         #: Router id -> the spec last applied (so unchanged routers cost nothing).
         self._routers: dict[str, l3.RouterSpec] = {}
         #: The routers of the last pass's desired state (None: no pass yet).
@@ -201,7 +205,8 @@ class Agent:
         # Every desired router stays, even one that cannot be translated now.
         self._remove_routers({r.id for r in state.routers})
         self._sync_networks([_network_spec(n, self.external_gateway_on_host,
-                                           self.external_masquerade)
+                                           self.external_masquerade,
+                                           self.external_interface)
                              for n in state.networks])
         self._sync_routers(routers)
         self._report_routers(state, routers)
@@ -781,18 +786,21 @@ class Agent:
 
 
 def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False,
-                  external_masquerade: bool = False) -> NetworkSpec:
+                  external_masquerade: bool = False, external_interface: str = ""
+                  ) -> NetworkSpec:
     """The network driver's spec for a wire network. An external network's bridge holds
     its subnets' gateway addresses (IPv4 and IPv6) when ``external_gateway_on_host`` (the
     all-in-one mode: the host is the external network's gateway), and with
-    ``external_masquerade`` what comes from them leaves by the host's default route."""
+    ``external_masquerade`` what comes from them leaves by the host's default route; or,
+    with ``external_interface``, that real interface joins the bridge instead."""
     host_addresses = []
-    if spec.external and external_gateway_on_host:
+    if spec.external and external_gateway_on_host and not external_interface:
         host_addresses = [f"{s.gateway_ip}/{ipaddress.ip_network(s.cidr).prefixlen}"
                           for s in spec.subnets if s.gateway_ip]
     return NetworkSpec(
         id=spec.id, mtu=spec.mtu, host_addresses=host_addresses,
         masquerade=external_masquerade and bool(host_addresses),
+        uplink=external_interface if spec.external else "",
         subnets=[SubnetSpec(**dataclasses.asdict(s)) for s in spec.subnets],
         dhcp_mac=spec.dhcp_mac, dhcp_ips=list(spec.dhcp_ips),
         hosts=[DhcpHost(port_id=h.port_id, mac=h.mac, ips=list(h.ips), hostname=h.hostname)

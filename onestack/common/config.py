@@ -190,6 +190,12 @@ class HostConfig:
     #: (its default route), so guests reach beyond the host. Off by default: turning it
     #: on NATs cloud traffic onto the machine's own network (docs/network.md).
     external_masquerade: bool = False
+    #: The flat provider mapping of the external network: an existing interface of this
+    #: host (``eth1``, say) that the agent joins to the external network's bridge, so
+    #: routers' gateways and floating IPs are on the real network behind it. Set, it
+    #: replaces the all-in-one mode (no gateway address on the host, no masquerade);
+    #: empty (the default), no interface of the host is ever touched.
+    external_interface: str = ""
     #: Resources reported to the scheduler; 0 means measure the machine.
     vcpus: int = 0
     memory_mib: int = 0

@@ -466,3 +466,24 @@ def test_router_on_an_unknown_network_is_skipped(tmp_path: Path, image: bytes) -
     control.extra_networks = []
     agent.run_once(wait=True)
     assert agent.network.l3.list_routers() == ["router-1"]
+
+
+def test_external_interface_replaces_the_host_gateway(tmp_path: Path, image: bytes) -> None:
+    """``[host] external_interface``: the external network's bridge gets that interface
+    (the driver's ``uplink``), and the host holds no gateway address and masquerades
+    nothing; tenant networks get no uplink."""
+    control = Control(image)
+    d = instance(image)
+    control.instances[d.uuid] = d
+    control.extra_networks = [PUBLIC]
+    control.routers = [a_router()]
+    agent = Agent("host-1", control, FakeDriver(instances_dir=tmp_path / "instances"),
+                  FakeStorage(root=tmp_path / "disks"),
+                  network.load("fake", state_dir=tmp_path / "net"),
+                  poll_interval=0.05, shutdown_timeout=0, network_idle_seconds=0,
+                  external_masquerade=True, external_interface="eth9")
+    agent.run_once(wait=True)
+    public = agent.network.l2.networks["public"]
+    assert (public.uplink, public.host_addresses, public.masquerade) == ("eth9", [], False)
+    assert agent.network.l2.networks["net-1"].uplink == ""
+    assert control.router_reports[-1] == ({"router-1": {}}, [])

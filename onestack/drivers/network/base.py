@@ -77,6 +77,10 @@ class NetworkSpec:
     #: another interface of the host (its default route): guests behind routers reach
     #: beyond the host. Off unless ``[host] external_masquerade``.
     masquerade: bool = False
+    #: A real interface of the host joined to the network's bridge (the flat provider
+    #: mapping of the external network, ``[host] external_interface``): never created,
+    #: renamed or deleted, only enslaved, and released (``nomaster``) at removal.
+    uplink: str = ""
 
 
 @dataclass

@@ -6,7 +6,10 @@ standing for one host). Per network (names in ``names.py``):
     <p>brq<net>  bridge, the network's MTU, no address, IPv6 off (but for the host's
                  own addresses on the external network in the all-in-one mode)
       ├── <p>tap<port>  persistent tap per port (QEMU opens it by name)
-      └── ports of the DHCP and L3 drivers (veths), joined by the bridge's name
+      ├── ports of the DHCP and L3 drivers (veths), joined by the bridge's name
+      └── the external network only, with ``[host] external_interface``: that existing
+          interface (the flat provider mapping), enslaved, released (``nomaster``) when
+          the bridge goes, never created or deleted
 
 A link is ours when its kind is right and its alias (the full id) is the one we expect:
 shortened ids can collide, and another id's link is never touched.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -24,7 +28,14 @@ from pathlib import Path
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import NetworkDriverError, NetworkSpec, PortSpec
 from onestack.drivers.network.l2.base import L2Driver
-from onestack.drivers.network.names import BRIDGE, TAP, Names, check_mac
+from onestack.drivers.network.names import (
+    BRIDGE,
+    DHCP_BRIDGE_END,
+    ROUTER_BRIDGE_END,
+    TAP,
+    Names,
+    check_mac,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +71,7 @@ class LinuxL2(L2Driver):
             links = netns.links()
             bridge = self.names.bridge(network_id)
             if bridge in links and netns.ours(links[bridge], "bridge", network_id):
+                self._release_uplinks(bridge, links)
                 netns.ip("link", "del", bridge)
                 log.info("deleted bridge %s", bridge)
             if self.masquerade_table(network_id) in self._masquerade_tables():
@@ -89,12 +101,53 @@ class LinuxL2(L2Driver):
         netns.set_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6", "0" if ipv6 else "1")
         netns.ensure_addresses(None, bridge, spec.host_addresses)
         self._ensure_masquerade(spec, bridge)
+        if spec.uplink:
+            self._ensure_uplink(spec.uplink, bridge, links)
         # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
         tap_head = self.names.prefix + TAP
         for name, other in links.items():
             if other.get("master") == bridge and name.startswith(tap_head) \
                     and other.get("mtu") != spec.mtu:
                 netns.ip("link", "set", name, "mtu", str(spec.mtu))
+
+    # -- the external network's real interface (flat provider mapping) ----------------
+
+    def _ensure_uplink(self, name: str, bridge: str, links: dict[str, Link]) -> None:
+        """Enslave the existing interface ``name`` to ``bridge`` and set it up. Refused
+        (nothing touched): a name that is not a plain interface name, an interface that
+        does not exist, one of our own links, a bridge, or one already in a bridge
+        that is not ours."""
+        if not UPLINK_NAME.fullmatch(name):
+            raise NetworkDriverError(f"external interface {name!r} is not an interface name")
+        link = links.get(name)
+        if link is None:
+            raise NetworkDriverError(f"external interface {name} does not exist on this "
+                                     "host ([host] external_interface)")
+        if self._is_ours(name, link) or netns.link_kind(link) == "bridge":
+            raise NetworkDriverError(f"external interface {name} is a bridge or one of "
+                                     "OneStack's own links, not a real interface")
+        master = link.get("master")
+        if master and master != bridge and not self._is_ours(master, links.get(master, {})):
+            raise NetworkDriverError(f"external interface {name} is already in bridge "
+                                     f"{master}; take it out first")
+        if master != bridge or not netns.is_up(link):
+            netns.ip("link", "set", "dev", name, "master", bridge, "up")
+            log.info("external interface %s joined %s", name, bridge)
+
+    def _is_ours(self, name: str, link: Link) -> bool:
+        """A link the network drivers make in this namespace (by name and kind)."""
+        kinds = {BRIDGE: ("bridge",), TAP: ("tun",), DHCP_BRIDGE_END: ("veth",),
+                 ROUTER_BRIDGE_END: ("veth",)}
+        return any(self.names.link_id(kind, name) and netns.link_kind(link) in lks
+                   for kind, lks in kinds.items())
+
+    def _release_uplinks(self, bridge: str, links: dict[str, Link]) -> None:
+        """Take every interface that is not ours out of ``bridge`` (``nomaster``) before
+        the bridge goes: a real interface is released, never deleted."""
+        for name, link in links.items():
+            if link.get("master") == bridge and not self._is_ours(name, link):
+                netns.ip("link", "set", "dev", name, "nomaster")
+                log.info("external interface %s released from %s", name, bridge)
 
     def masquerade_table(self, network_id: str) -> str:
         """The host namespace's nftables table (``ip`` family) that masquerades what
@@ -190,11 +243,14 @@ class LinuxL2(L2Driver):
         errors = []
         with self._lock:
             kinds = {BRIDGE: "bridge", TAP: "tun"}
-            for name, link in netns.links().items():
+            links = netns.links()
+            for name, link in links.items():
                 if not any(self.names.link_id(kind, name) and netns.link_kind(link) == lk
                            for kind, lk in kinds.items()):
                     continue
                 try:
+                    if netns.link_kind(link) == "bridge":
+                        self._release_uplinks(name, links)
                     netns.ip("link", "del", name)
                 except NetworkDriverError as exc:
                     errors.append(str(exc))
@@ -205,6 +261,11 @@ class LinuxL2(L2Driver):
                 errors.append(str(exc))
         if errors:
             raise NetworkDriverError("cleanup incomplete: " + "; ".join(errors))
+
+
+#: What ``ip link`` accepts as an interface name (at most 15 characters, no slash,
+#: colon or white space).
+UPLINK_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
 
 
 def masquerade_ruleset(table: str, bridge: str, host_addresses: list[str]) -> str:
