@@ -40,6 +40,7 @@ def check_rule(rule: SecurityGroupRule) -> None:
 
 def check_ports(ports: list[PortRules], group_members: dict[str, list[str]]) -> None:
     """Raise ValueError naming the first thing wrong."""
+    checked: set[SecurityGroupRule] = set()  # ports share their groups' rules
     for port in ports:
         check_id("port", port.port_id)
         check_id("network", port.network_id)
@@ -51,7 +52,9 @@ def check_ports(ports: list[PortRules], group_members: dict[str, list[str]]) -> 
             if pair.mac_address:
                 check_mac(pair.mac_address)
         for rule in port.rules:
-            check_rule(rule)
+            if rule not in checked:
+                check_rule(rule)
+                checked.add(rule)
     for group, members in group_members.items():
         check_id("security group", group)
         for raw in members:

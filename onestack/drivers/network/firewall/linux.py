@@ -29,11 +29,13 @@ stops new connections; an established one it allowed lives on, as in Neutron).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from onestack.drivers.network import netns
 from onestack.drivers.network.base import NetworkDriverError
@@ -90,7 +92,7 @@ class Chains:
     def ours(self, chain: str) -> bool:
         return chain in (self.top, self.fallback) or any(
             chain.startswith(self.prefix + kind) and len(chain) == len(self.prefix) + 12
-            for kind in "ios")
+            for kind in "iosIE")
 
 
 def _match(rule: SecurityGroupRule, version: int) -> list[str] | None:
@@ -132,11 +134,59 @@ def _peers(rule: SecurityGroupRule, version: int,
     return [None]
 
 
-def port_rules(port: PortRules, version: int, group_members: dict[str, list[str]],
-               chains: Chains) -> list[str]:
-    """The ``-A`` lines of one port's three chains in one family."""
-    i, o, s = (chains.port(k, port.port_id) for k in "ios")
+def _rule_chain(chains: Chains, kind: str, matches: list[str]) -> tuple[str, list[str]]:
+    """A rules chain (``I`` ingress, ``E`` egress) named after its content, so every
+    port with the same rules shares it: one RETURN per match, then the fallback."""
+    body = [*(f"{m} -j RETURN".strip() for m in matches), f"-j {chains.fallback}"]
+    digest = hashlib.sha1("\n".join(body).encode()).hexdigest()
+    name = chains.port(kind, digest)
+    return name, [f"-A {name} {line}" for line in body]
+
+
+def _matches(rules: tuple[SecurityGroupRule, ...], version: int,
+             group_members: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """The ingress and egress matches of ``rules`` in one family, duplicates merged."""
     ethertype = TOOLS[version][2]
+    ingress: list[str] = []
+    egress: list[str] = []
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.ethertype != ethertype:
+            continue
+        match = _match(rule, version)
+        if match is None:
+            continue
+        for peer in _peers(rule, version, group_members):
+            if rule.direction == "ingress":
+                line = f"-s {peer}" if peer else ""
+            else:
+                line = f"-d {peer}" if peer else ""
+            line = " ".join([line, *match]).strip()
+            key = f"{rule.direction} {line}"
+            if key not in seen:
+                seen.add(key)
+                (ingress if rule.direction == "ingress" else egress).append(line)
+    return ingress, egress
+
+
+def port_rules(port: PortRules, version: int, group_members: dict[str, list[str]],
+               chains: Chains,
+               cache: dict[tuple[SecurityGroupRule, ...], Any] | None = None
+               ) -> dict[str, list[str]]:
+    """One port's chains in one family (its ``i``, ``o``, ``s`` chains and the shared
+    rules chains they go to), each with its ``-A`` lines. ``cache``: rules chains by
+    rule list, for ports that share their rules (the same groups)."""
+    i, o, s = (chains.port(k, port.port_id) for k in "ios")
+    key = tuple(port.rules)
+    if cache is not None and key in cache:
+        (ingress_chain, ingress_lines), (egress_chain, egress_lines) = cache[key]
+    else:
+        ingress, egress = _matches(key, version, group_members)
+        ingress_chain, ingress_lines = _rule_chain(chains, "I", ingress)
+        egress_chain, egress_lines = _rule_chain(chains, "E", egress)
+        if cache is not None:
+            cache[key] = ((ingress_chain, ingress_lines), (egress_chain, egress_lines))
+
     lines = [f"-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
              f"-A {i} -m conntrack --ctstate INVALID -j DROP"]
     if version == 4:
@@ -145,43 +195,29 @@ def port_rules(port: PortRules, version: int, group_members: dict[str, list[str]
         lines += [f"-A {i} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
                   for t in ICMPV6_IN]
         lines.append(f"-A {i} -p udp -m udp --sport 547 --dport 546 -j RETURN")
-    egress: list[str] = []
-    seen: set[str] = set()
-    for rule in port.rules:
-        if rule.ethertype != ethertype:
-            continue
-        match = _match(rule, version)
-        if match is None:
-            continue
-        for peer in _peers(rule, version, group_members):
-            if rule.direction == "ingress":
-                line = f"-A {i}" + (f" -s {peer}" if peer else "")
-            else:
-                line = f"-A {o}" + (f" -d {peer}" if peer else "")
-            line += "".join(f" {word}" for word in match) + " -j RETURN"
-            if line not in seen:
-                seen.add(line)
-                (lines if rule.direction == "ingress" else egress).append(line)
-    lines.append(f"-A {i} -j {chains.fallback}")
+    # goto: the rules chain's RETURN goes back to the top chain (allowed), its end
+    # drops.
+    lines.append(f"-A {i} -g {ingress_chain}")
+    out = []
     if version == 4:
-        lines.append(f"-A {o} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp "
-                     "--sport 68 --dport 67 -j RETURN")
+        out.append(f"-A {o} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp "
+                   "--sport 68 --dport 67 -j RETURN")
     else:
-        lines += [f"-A {o} -s ::/128 -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type {t} "
-                  "-j RETURN" for t in ICMPV6_UNSPECIFIED]
-    lines.append(f"-A {o} -j {s}")
+        out += [f"-A {o} -s ::/128 -d ff02::/16 -p ipv6-icmp -m icmp6 --icmpv6-type {t} "
+                "-j RETURN" for t in ICMPV6_UNSPECIFIED]
+    out.append(f"-A {o} -j {s}")
     if version == 4:
-        lines += [f"-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN",
-                  f"-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP"]
+        out += [f"-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN",
+                f"-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP"]
     else:
-        lines += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
-                  for t in ICMPV6_OUT]
-        lines += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
-                  f"-A {o} -p udp -m udp --sport 546 --dport 547 -j RETURN",
-                  f"-A {o} -p udp -m udp --sport 547 --dport 546 -j DROP"]
-    lines += [f"-A {o} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
-              f"-A {o} -m conntrack --ctstate INVALID -j DROP", *egress,
-              f"-A {o} -j {chains.fallback}"]
+        out += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
+                for t in ICMPV6_OUT]
+        out += [f"-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
+                f"-A {o} -p udp -m udp --sport 546 --dport 547 -j RETURN",
+                f"-A {o} -p udp -m udp --sport 547 --dport 546 -j DROP"]
+    out += [f"-A {o} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+            f"-A {o} -m conntrack --ctstate INVALID -j DROP",
+            f"-A {o} -g {egress_chain}"]
     # Anti-spoofing: what the port may send from.
     mac = port.mac.lower()
     sources: list[tuple[str, str]] = []
@@ -196,24 +232,16 @@ def port_rules(port: PortRules, version: int, group_members: dict[str, list[str]
     if version == 6:
         sources.append((f"{link_local(mac)}/128", mac))
         sources.append(("::/128", mac))  # duplicate address detection
-    lines += [f"-A {s} -s {source} -m mac --mac-source {source_mac} -j RETURN"
-              for source, source_mac in sources]
-    lines.append(f"-A {s} -j DROP")
-    return lines
+    spoof = [f"-A {s} -s {source} -m mac --mac-source {source_mac} -j RETURN"
+             for source, source_mac in sources]
+    spoof.append(f"-A {s} -j DROP")
+    return {i: lines, o: out, s: spoof, ingress_chain: ingress_lines,
+            egress_chain: egress_lines}
 
 
-def wanted_chains(ports: list[PortRules], chains: Chains) -> list[str]:
-    """Our chains for these ports (the same in both families)."""
-    return [chains.top, chains.fallback,
-            *(chains.port(k, p.port_id) for p in sorted(ports, key=lambda p: p.port_id)
-              if p.port_security_enabled for k in "ios")]
-
-
-def ruleset(ports: list[PortRules], group_members: dict[str, list[str]], version: int,
-            names: Names, existing: set[str]) -> str:
-    """The ``iptables-restore --noflush`` input for one family: our chains declared
-    (so flushed) and refilled; ``existing`` chains of ours no longer wanted emptied and
-    deleted.
+def chain_contents(ports: list[PortRules], group_members: dict[str, list[str]],
+                   version: int, names: Names) -> dict[str, list[str]]:
+    """Every chain of ours for these ports in one family, with its ``-A`` lines.
 
     The top chain ends by accepting what is bridged on this host's bridges (the
     filtered ports' frames have passed their chains by then; the others, such as a
@@ -221,24 +249,54 @@ def ruleset(ports: list[PortRules], group_members: dict[str, list[str]], version
     through the rest of FORWARD, as its own firewall says."""
     chains = Chains(names)
     filtered = [p for p in sorted(ports, key=lambda p: p.port_id) if p.port_security_enabled]
-    wanted = wanted_chains(ports, chains)
-    body = []
+    top = []
     for port in filtered:
         tap = names.tap(port.port_id)
         i, o = chains.port("i", port.port_id), chains.port("o", port.port_id)
-        body += [f"-A {chains.top} -m physdev --physdev-out {tap} --physdev-is-bridged "
-                 f"-j {i}",
-                 f"-A {chains.top} -m physdev --physdev-in {tap} --physdev-is-bridged "
-                 f"-j {o}"]
-    body.append(f"-A {chains.top} -i {names.prefix}{BRIDGE}+ -m physdev "
-                "--physdev-is-bridged -j ACCEPT")
-    body.append(f"-A {chains.fallback} -j DROP")
+        top += [f"-A {chains.top} -m physdev --physdev-out {tap} --physdev-is-bridged "
+                f"-j {i}",
+                f"-A {chains.top} -m physdev --physdev-in {tap} --physdev-is-bridged "
+                f"-j {o}"]
+    top.append(f"-A {chains.top} -i {names.prefix}{BRIDGE}+ -m physdev "
+               "--physdev-is-bridged -j ACCEPT")
+    contents = {chains.top: top, chains.fallback: [f"-A {chains.fallback} -j DROP"]}
+    cache: dict[tuple[SecurityGroupRule, ...], Any] = {}
     for port in filtered:
-        body += port_rules(port, version, group_members, chains)
-    stale = sorted(existing - set(wanted))
-    lines = ["*filter", *(f":{chain} - [0:0]" for chain in [*wanted, *stale]), *body,
-             *(f"-X {chain}" for chain in stale), "COMMIT", ""]
-    return "\n".join(lines)
+        contents.update(port_rules(port, version, group_members, chains, cache))
+    return contents
+
+
+def render(contents: dict[str, list[str]], previous: dict[str, list[str]] | None,
+           existing: set[str]) -> str | None:
+    """The ``iptables-restore --noflush`` input that turns ``previous`` (what the
+    kernel has; None: unknown, so every chain is written) into ``contents``: each chain
+    that changed declared (so flushed) and refilled, ``existing`` chains of ours no
+    longer wanted emptied and deleted; None when nothing changed. Rules chains are
+    written before the chains that go to them."""
+    changed = [c for c in contents if previous is None or previous.get(c) != contents[c]]
+    stale = sorted(existing - set(contents))
+    if not changed and not stale:
+        return None
+    lines = ["*filter", *(f":{chain} - [0:0]" for chain in [*changed, *stale])]
+    for chain in changed:
+        lines += contents[chain]
+    lines += [f"-X {chain}" for chain in stale]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def wanted_chains(ports: list[PortRules], group_members: dict[str, list[str]],
+                  names: Names) -> set[str]:
+    """Our chains for these ports in both families."""
+    return {c for v in (4, 6) for c in chain_contents(ports, group_members, v, names)}
+
+
+def ruleset(ports: list[PortRules], group_members: dict[str, list[str]], version: int,
+            names: Names, existing: set[str]) -> str:
+    """The whole ``iptables-restore --noflush`` input for one family: every chain of
+    ours declared and refilled, ``existing`` chains of ours no longer wanted deleted."""
+    script = render(chain_contents(ports, group_members, version, names), None, existing)
+    assert script is not None
+    return script
 
 
 def load_br_netfilter() -> bool:
@@ -269,10 +327,9 @@ class LinuxFirewall(FirewallDriver):
         self.names = Names(name_prefix)
         self.chains = Chains(self.names)
         self._lock = threading.RLock()
-        #: family -> the input last applied by this process.
-        self._applied: dict[int, str] = {}
-        #: family -> our chains as last applied (trusted until the next recheck).
-        self._known: dict[int, set[str]] = {}
+        #: family -> our chains and their lines as last applied (trusted until the next
+        #: recheck).
+        self._contents: dict[int, dict[str, list[str]]] = {}
         #: family -> when the kernel's chains and the FORWARD hook were last read.
         self._checked: dict[int, float] = {}
         load_br_netfilter()
@@ -308,27 +365,27 @@ class LinuxFirewall(FirewallDriver):
                         "be loaded: bridged traffic cannot be filtered, so no port is "
                         "(run modprobe br_netfilter as root, or pick firewall_driver = "
                         "noop knowingly)")
-            wanted = set(wanted_chains(ports, self.chains))
             for version in (4, 6):
+                contents = chain_contents(ports, group_members, version, self.names)
                 now = time.monotonic()
-                recheck = version not in self._known or \
-                    now - self._checked.get(version, 0.0) > RECHECK_SECONDS
-                if recheck:
+                previous = self._contents.get(version)
+                if previous is None or now - self._checked.get(version, 0.0) > RECHECK_SECONDS:
+                    # Read the kernel and write every chain (repairs what was changed
+                    # behind our back).
                     existing = self._hook(version)
                     self._checked[version] = now
+                    previous = None
                 else:
-                    existing = self._known[version]
-                script = ruleset(ports, group_members, version, self.names, existing)
-                if not recheck and self._applied.get(version) == script:
+                    existing = set(previous)
+                script = render(contents, previous, existing)
+                if script is None:
                     continue
                 try:
                     netns.run([TOOLS[version][0], "-w", "--noflush"], input=script)
                 except NetworkDriverError:
-                    self._known.pop(version, None)  # read the kernel's next time
-                    self._applied.pop(version, None)
+                    self._contents.pop(version, None)  # read the kernel's next time
                     raise
-                self._applied[version] = script
-                self._known[version] = wanted
+                self._contents[version] = contents
 
     def list_ports(self) -> list[str]:
         prefix = self.names.prefix + "i"
@@ -349,6 +406,5 @@ class LinuxFirewall(FirewallDriver):
                 script = "\n".join(["*filter", *(f":{c} - [0:0]" for c in sorted(existing)),
                                     *(f"-X {c}" for c in sorted(existing)), "COMMIT", ""])
                 netns.run([TOOLS[version][0], "-w", "--noflush"], input=script)
-            self._applied.clear()
-            self._known.clear()
+            self._contents.clear()
             self._checked.clear()
