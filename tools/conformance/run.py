@@ -270,7 +270,7 @@ def main() -> int:
             {"elapsed_s": round(elapsed), "counts": {k: dict(v) for k, v in counts.items()},
              "failures": failures}, indent=1))
         log(f"failures: {WORKSPACE / 'failures.txt'}; full log: "
-            f"{WORKSPACE / 'tempest-run.log'}")
+            f"{WORKSPACE / 'tempest-run.log'}; the server's: {WORKSPACE / 'onestack.log'}")
         if args.keep:
             log(f"server left running at {server.url}, PID {server.proc.pid}")
             return 0
@@ -278,6 +278,8 @@ def main() -> int:
     finally:
         if not args.keep:
             server.stop()
+            if server.log_path.exists():
+                shutil.copy(server.log_path, WORKSPACE / "onestack.log")
             shutil.rmtree(state, ignore_errors=True)
 
 
