@@ -1,0 +1,183 @@
+"""Ceph benchmark: the rbd backend on a throwaway one-machine cluster.
+
+    sudo .venv/bin/python bench/ceph.py [--rounds 5] [--clones 10] [--skip-servers]
+
+Starts ``onestack ceph up`` (3 OSDs on sparse files) inside a host namespace of its own
+(tests/host/harness.py) and measures:
+
+- clone time of a 1 GiB and a 1 TiB sparse image (``rbd clone`` of the protected
+  snapshot into ``vms``, as the rbd storage driver does): p50 and p90 of ``--clones``;
+- ``rbd bench`` sequential write and read (4 MiB I/Os, 16 in flight, 512 MiB) on the
+  cluster, as client.onestack: the baseline for volume throughput ratios;
+- server create -> ACTIVE (API to API) booting from an RBD clone (``--storage rbd``)
+  and from a local qcow2 overlay (``--storage local``), same raw test image, same host,
+  ``--rounds`` each.
+
+Everything (daemons by PID, the namespace, the directory) is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from compute import Cloud, bench_active, pct  # noqa: E402
+from harness import cpu_model  # noqa: E402
+
+from onestack.ceph.cluster import Cluster  # noqa: E402
+from onestack.services.image.testimage import build_test_image  # noqa: E402
+from tests.host.harness import NetnsHost  # noqa: E402
+
+GiB = 1 << 30
+
+
+def bench_clones(cluster: Cluster, n: int) -> dict[str, list[float]]:
+    import rados
+    import rbd
+
+    r = rados.Rados(conffile=str(cluster.conf), rados_id="admin")
+    r.connect(timeout=30)
+    images, vms = r.open_ioctx("images"), r.open_ioctx("vms")
+    features = (rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
+                | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF
+                | rbd.RBD_FEATURE_DEEP_FLATTEN)  # what the storage driver uses
+    out: dict[str, list[float]] = {}
+    try:
+        for label, size in (("1 GiB", GiB), ("1 TiB", 1024 * GiB)):
+            name = f"bench-{size}"
+            rbd.RBD().create(images, name, size, old_format=False, features=features)
+            with rbd.Image(images, name) as image:
+                image.write(b"x" * 4096, 0)
+                image.write(b"y" * 4096, size - 4096)
+                image.create_snap("snap")
+                image.protect_snap("snap")
+            times = []
+            for i in range(n):
+                t0 = time.perf_counter()
+                rbd.RBD().clone(images, name, "snap", vms, f"{name}-{i}", features=features)
+                with rbd.Image(vms, f"{name}-{i}") as clone:  # grown, as a boot disk is
+                    clone.resize(size + GiB)
+                times.append(time.perf_counter() - t0)
+            out[label] = times
+            for i in range(n):
+                rbd.RBD().remove(vms, f"{name}-{i}")
+            with rbd.Image(images, name) as image:
+                image.unprotect_snap("snap")
+                image.remove_snap("snap")
+            rbd.RBD().remove(images, name)
+    finally:
+        images.close()
+        vms.close()
+        r.shutdown()
+    return out
+
+
+def rbd_bench(cluster: Cluster) -> dict[str, float]:
+    """MB/s of ``rbd bench`` write then read, sequential 4 MiB I/Os."""
+    base = ["rbd", "-c", str(cluster.conf), "--id", "onestack"]
+    subprocess.run([*base, "create", "--size", "1G", "vms/bench"], check=True)
+    out: dict[str, float] = {}
+    try:
+        for io_type in ("write", "read"):
+            proc = subprocess.run(
+                [*base, "bench", "--io-type", io_type, "--io-size", "4M", "--io-threads",
+                 "16", "--io-total", "512M", "--io-pattern", "seq", "vms/bench"],
+                capture_output=True, text=True, check=True, timeout=600)
+            m = re.search(r"elapsed:\s*([0-9.]+)\s+ops:\s*(\d+)\s+ops/sec:\s*([0-9.]+)\s+"
+                          r"bytes/sec:\s*([0-9.]+)\s*(\w+)?", proc.stdout)
+            if not m:
+                raise RuntimeError(f"can't read rbd bench's output:\n{proc.stdout}")
+            value, unit = float(m.group(4)), (m.group(5) or "")
+            scale = {"KiB/s": 1 << 10, "MiB/s": 1 << 20, "GiB/s": 1 << 30}.get(unit, 1)
+            out[io_type] = value * scale / 1e6
+    finally:
+        subprocess.run([*base, "rm", "--no-progress", "vms/bench"], check=False,
+                       capture_output=True)
+    return out
+
+
+def setup_cloud(host: NetnsHost, image_raw: Path) -> tuple[Cloud, str, str]:
+    cloud = Cloud(host)
+    image = cloud.call("POST", "/image/v2/images", json={
+        "name": "bench-raw", "disk_format": "raw", "container_format": "bare",
+        "visibility": "public"})
+    with image_raw.open("rb") as f:
+        cloud.call("PUT", f"/image/v2/images/{image['id']}/file", content=f.read(),
+                   headers={"Content-Type": "application/octet-stream"})
+    net = cloud.call("POST", "/network/v2.0/networks", json={"network": {"name": "bench"}})
+    net_id = net["network"]["id"]
+    cloud.call("POST", "/network/v2.0/subnets", json={"subnet": {
+        "network_id": net_id, "ip_version": 4, "cidr": "10.31.0.0/22"}})
+    return cloud, image["id"], net_id
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--clones", type=int, default=10)
+    ap.add_argument("--skip-servers", action="store_true")
+    args = ap.parse_args()
+    results: dict[str, Any] = {"cpu": cpu_model()}
+    qcow2 = build_test_image()
+    with tempfile.TemporaryDirectory(prefix="onestack-bench-ceph-") as tmp:
+        base = Path(tmp)
+        image_raw = base / "test.raw"
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(qcow2), str(image_raw)],
+                       check=True)
+        host = NetnsHost(base / "rbd", env={"ONESTACK_HOST_ACCEL": "tcg"})
+        cluster = Cluster(base / "cluster", report=lambda line: print(f"ceph: {line}"))
+        local: NetnsHost | None = None
+        try:
+            host.create()
+            t0 = time.monotonic()
+            cluster.up(osds=3)
+            results["cluster_up_s"] = round(time.monotonic() - t0, 1)
+            clones = bench_clones(cluster, args.clones)
+            for label, times in clones.items():
+                results[f"clone {label} p50 ms"] = round(statistics.median(times) * 1000, 1)
+                results[f"clone {label} p90 ms"] = round(pct(times, 0.9) * 1000, 1)
+            results["rbd bench MB/s"] = {k: round(v, 1) for k, v in rbd_bench(cluster).items()}
+            if not args.skip_servers:
+                s = cluster.client_settings()
+                host.env.update({"ONESTACK_HOST_STORAGE_DRIVER": "rbd",
+                                 "ONESTACK_IMAGE_STORE": "rbd", "ONESTACK_CEPH_CONF": s["conf"],
+                                 "ONESTACK_CEPH_KEYRING": s["keyring"]})
+                host.start()
+                cloud, image, net = setup_cloud(host, image_raw)
+                times = bench_active(cloud, image, net, args.rounds)
+                results["create->ACTIVE rbd clone p50 s"] = round(statistics.median(times), 2)
+                host.stop()
+                # The same namespace, a fresh state dir, local overlays.
+                local = NetnsHost(base / "local", env={"ONESTACK_HOST_ACCEL": "tcg"},
+                                  prefix=host.prefix)
+                local.start()
+                cloud, image, net = setup_cloud(local, image_raw)
+                times = bench_active(cloud, image, net, args.rounds)
+                results["create->ACTIVE local overlay p50 s"] = round(statistics.median(times),
+                                                                     2)
+        finally:
+            if local is not None:
+                local.stop()
+            host.stop()
+            print(f"stopped {cluster.down(purge=True)}")
+            if local is not None:
+                local.cleanup()
+            host.cleanup()
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
