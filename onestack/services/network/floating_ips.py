@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, false, or_, select, update
+from sqlalchemy import ColumnElement, event, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict, NotFound
@@ -81,7 +81,7 @@ FLOATING_IPS = register(Kind(
 def _status_filter(values: list[str]) -> Any:
     """``status=ACTIVE`` / ``DOWN`` as ``status_of`` answers it."""
     active = FloatingIP.fixed_port_id.is_not(None) & (FloatingIP.status == "ACTIVE")
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if "ACTIVE" in values:
         conditions.append(active)
     if "DOWN" in values:
