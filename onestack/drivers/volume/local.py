@@ -49,6 +49,7 @@ _ID = re.compile(r"[0-9a-fA-F-]{1,64}")
 IMAGE_FORMATS = ("qcow2", "raw")
 _LONG_TIMEOUT = 3600.0
 _CHUNK = 1 << 20
+_ZEROS = bytes(_CHUNK)
 
 
 def _checked(value: str) -> str:
@@ -135,13 +136,18 @@ class LocalVolumeBackend(VolumeBackend):
 
     @contextlib.contextmanager
     def _fetched(self, image: ImageData) -> Iterator[Path]:
-        """The image's bytes in a temporary file here (removed afterwards)."""
+        """The image's bytes in a temporary file here (removed afterwards); whole
+        chunks of zeros are skipped, so a sparse image stays sparse."""
         fd, name = tempfile.mkstemp(prefix=f"{PARTIAL}image-{image.id}-", dir=self.root)
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in image.open():
-                    out.write(chunk)
+                    if len(chunk) == _CHUNK and chunk == _ZEROS:
+                        out.seek(_CHUNK, os.SEEK_CUR)  # keep the copy sparse
+                    else:
+                        out.write(chunk)
+                out.truncate()
             yield path
         finally:
             with contextlib.suppress(FileNotFoundError):
