@@ -466,3 +466,41 @@ def test_a_router_goes_to_the_host_of_its_first_instance(quiet, env):
     assert _bound(quiet, r["id"]) == "host-a"
     assert r["id"] in {s.id for s in hosts.desired_state("host-a").routers}
     assert r["id"] not in {s.id for s in hosts.desired_state("host-b").routers}
+
+
+# -- agents (read-only, admins) -------------------------------------------------------------
+
+
+def test_agents_are_the_hosts_l3_and_dhcp_agents(cloud):
+    """``cloud``'s one host (``compute-1``, fake drivers: routers and DHCP) has an L3
+    and a DHCP agent; the L3 agent is where its routers run."""
+    from tests.api.network_helpers import tenant
+
+    agents = wait_for(lambda: get(cloud, "agents")["agents"])
+    by_type = {a["agent_type"]: a for a in agents}
+    assert set(by_type) == {"L3 agent", "DHCP agent"}
+    l3 = by_type["L3 agent"]
+    assert (l3["host"], l3["binary"], l3["topic"], l3["alive"], l3["admin_state_up"],
+            l3["availability_zone"]) == ("compute-1", "neutron-l3-agent", "l3_agent",
+                                         True, True, "nova")
+    assert l3["configurations"]["agent_mode"] == "legacy"
+    assert get(cloud, f"agents/{l3['id']}")["agent"] == l3
+    assert [a["id"] for a in get(cloud, "agents?agent_type=L3 agent")["agents"]] == \
+        [l3["id"]]
+    assert get(cloud, "agents?host=elsewhere")["agents"] == []
+    assert [a["id"] for a in get(cloud, "agents?alive=true")["agents"]] != []
+    assert get(cloud, "agents?alive=false")["agents"] == []
+    neutron_error(cloud.request("GET", f"{V2}/agents/nope"), 404, "AgentNotFound")
+
+    r, _, _ = routed(cloud)
+    [hosting] = get(cloud, f"routers/{r['id']}/l3-agents")["agents"]
+    assert hosting["id"] == l3["id"] and hosting["ha_state"] is None
+    assert get(cloud, f"agents/{l3['id']}")["agent"]["configurations"]["routers"] == 1
+    unbound = router(cloud)
+    assert get(cloud, f"routers/{unbound['id']}/l3-agents")["agents"] == []
+    # not for project members
+    t = tenant(cloud, "alpha")
+    neutron_error(cloud.request("GET", f"{V2}/agents", token=t.token), 403,
+                  "PolicyNotAuthorized")
+    neutron_error(cloud.request("GET", f"{V2}/routers/{r['id']}/l3-agents", token=t.token),
+                  403, "PolicyNotAuthorized")

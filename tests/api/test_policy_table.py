@@ -405,6 +405,7 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "port_id": (lambda: w.get("server_port")) if "/servers/" in path
         else (lambda: w.get("port")),
         "router_id": lambda: w.get("router"),
+        "agent_id": lambda: "00000000-0000-4000-8000-0000000000a1",
         "subnetpool_id": lambda: w.get("subnetpool"),
         "floatingip_id": lambda: w.get("floating_ip"),
         "rule_id": lambda: w.get("rule"),

@@ -7,6 +7,7 @@ Each resource module has its ``routes``; the generic tag routes
 from starlette.routing import Mount, Route
 
 from onestack.api.network import (
+    agents,
     floating_ips,
     networks,
     ports,
@@ -29,6 +30,7 @@ routes = [
         *ports.routes,
         *security_groups.routes,
         *routers.routes,
+        *agents.routes,
         *floating_ips.routes,
         *quotas.routes,
         *tags.routes,
