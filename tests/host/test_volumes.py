@@ -1,0 +1,239 @@
+"""Volumes in real guests, driven with the stock ``openstack`` CLI: hot-plugged over QMP
+into running QEMU (TCG) guests, and booted from.
+
+One ``onestack up`` with the real drivers and the local volume backend (qcow2 files)
+runs in a namespace of the test's own. Each guest's user data starts a watcher that
+prints a ``VOLTEST`` line on the serial console whenever ``/dev/vdb`` appears, changes
+size or goes, with its size in sectors, its serial (what udev names
+``/dev/disk/by-id/virtio-<serial>`` after; the test image has no udev) and the md5 of
+its first MiB; the first guest writes a known pattern there. At most two guests run at
+once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from onestack.services.image.testimage import build_test_image
+from tests.host.harness import NetnsHost, netns_host, openstack, wait_for
+
+pytestmark = [
+    pytest.mark.root, pytest.mark.qemu,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, bridges, taps)"),
+    pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None or
+                       shutil.which("dnsmasq") is None, reason="needs QEMU and dnsmasq"),
+]
+
+BOOT_TIMEOUT = 240
+MiB = 1 << 20
+#: What the writing guest puts in the volume's first MiB (``yes ONESTACK``).
+PATTERN = (b"ONESTACK\n" * (MiB // 9 + 1))[:MiB]
+PATTERN_MD5 = hashlib.md5(PATTERN).hexdigest()
+
+WATCHER = r"""#!/bin/sh
+# Report /dev/vdb on the console as it comes, grows and goes (in the background).
+WRITE=%(write)s
+(
+last=""
+while true; do
+    if [ -e /sys/block/vdb ]; then
+        s=$(cat /sys/block/vdb/size)
+        if [ "$s" != "$last" ] && [ "$s" != 0 ]; then
+            if [ "$WRITE" = 1 ] && [ -z "$wrote" ]; then
+                yes ONESTACK | head -c 1048576 | dd of=/dev/vdb bs=65536 conv=fsync \
+                    2>/dev/null
+                wrote=1
+            fi
+            sum=$(dd if=/dev/vdb bs=65536 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
+            echo "VOLTEST vdb sectors=$s serial=$(cat /sys/block/vdb/serial) md5=$sum" \
+                 "up=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
+            last=$s
+        fi
+    elif [ -n "$last" ]; then
+        echo "VOLTEST vdb gone up=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
+        last=""
+    fi
+    sleep 0.05
+done
+) </dev/null >/dev/null 2>&1 &
+echo "VOLTEST watching"
+"""
+
+
+@pytest.fixture(scope="module")
+def image_file() -> Path:
+    return build_test_image()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory, image_file: Path) -> Iterator[NetnsHost]:
+    with netns_host(tmp_path_factory.mktemp("host"), ONESTACK_HOST_ACCEL="tcg") as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def cloud(host: NetnsHost, image_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("cloud")
+    image = openstack(host, "image", "create", "--disk-format", "qcow2",
+                      "--container-format", "bare", "--file", str(image_file), "--public",
+                      "testimg")
+    net = openstack(host, "network", "create", "net1")
+    openstack(host, "subnet", "create", "--network", "net1", "--subnet-range",
+              "10.30.0.0/24", "sub4")
+    writer, reader = tmp / "writer.sh", tmp / "reader.sh"
+    writer.write_text(WATCHER % {"write": 1})
+    reader.write_text(WATCHER % {"write": 0})
+    return {"image": image["id"], "network": net["id"], "writer": writer, "reader": reader}
+
+
+def console(host: NetnsHost, server: str) -> str:
+    return openstack(host, "console", "log", "show", server, json_output=False)
+
+
+def wait_console(host: NetnsHost, server: str, pattern: str, count: int = 1,
+                 timeout: float = BOOT_TIMEOUT, interval: float = 1.0) -> str:
+    def seen() -> str | None:
+        text = console(host, server)
+        return text if len(re.findall(pattern, text)) >= count else None
+    try:
+        return wait_for(seen, timeout, interval=interval,
+                        what=f"{pattern!r} x{count} on {server}")
+    except AssertionError:
+        print(console(host, server)[-3000:])
+        print(host.log_tail())
+        raise
+
+
+def wait_status(host: NetnsHost, server: str, status: str, timeout: float = 180) -> dict:
+    def reached() -> dict | None:
+        s = openstack(host, "server", "show", server)
+        if s["status"] == "ERROR" and status != "ERROR":
+            raise AssertionError(f"{server} went to ERROR: {s.get('fault')}")
+        return s if s["status"] == status else None
+    return wait_for(reached, timeout, interval=1, what=f"{server} {status}")
+
+
+def volume_status(host: NetnsHost, volume: str) -> str:
+    return str(openstack(host, "volume", "show", volume)["status"])
+
+
+def wait_volume(host: NetnsHost, volume: str, status: str, timeout: float = 120) -> None:
+    wait_for(lambda: volume_status(host, volume) == status, timeout, interval=1,
+             what=f"volume {volume} {status}")
+
+
+def gone(host: NetnsHost, *args: str) -> bool:
+    try:
+        openstack(host, *args)
+    except AssertionError as exc:
+        return "No " in str(exc) or "could not be found" in str(exc) or "404" in str(exc)
+    return False
+
+
+def boot(host: NetnsHost, cloud: dict, name: str, user_data: Path, *extra: str) -> str:
+    args = ["server", "create", "--flavor", "m1.nano", "--network", cloud["network"],
+            "--user-data", str(user_data), *extra, name]
+    if not any(a.startswith("--image") or a.startswith("--volume")
+               or a.startswith("--block-device") for a in extra):
+        args[2:2] = ["--image", cloud["image"]]
+    return str(openstack(host, *args)["id"])
+
+
+def vdb_lines(text: str) -> list[dict[str, str]]:
+    return [dict(re.findall(r"(\w+)=(\S+)", line))
+            for line in text.splitlines() if "VOLTEST vdb sectors=" in line]
+
+
+def test_attach_write_detach_attach_read_extend(host: NetnsHost, cloud: dict) -> None:
+    vol = openstack(host, "volume", "create", "--size", "1", "data1")
+    wait_volume(host, vol["id"], "available")
+    serial = vol["id"][:20]
+    first = boot(host, cloud, "writer", cloud["writer"])
+    second = boot(host, cloud, "reader", cloud["reader"])
+    for server in (first, second):
+        wait_status(host, server, "ACTIVE")
+    for server in (first, second):
+        wait_console(host, server, r"VOLTEST watching")
+
+    # attach to the first guest: it sees a 1 GiB disk with the volume's serial, writes
+    attached = time.monotonic()
+    openstack(host, "server", "add", "volume", first, vol["id"], json_output=False)
+    text = wait_console(host, first, r"VOLTEST vdb sectors=\d+ ", interval=0.2)
+    seen_after = time.monotonic() - attached
+    line = vdb_lines(text)[-1]
+    assert line["sectors"] == str((1 << 30) // 512)
+    assert line["serial"] == serial
+    assert line["md5"] == PATTERN_MD5, "the writer's pattern is not on the disk"
+    print(f"attach -> guest sees the disk: {seen_after:.2f} s (CLI round trips included)")
+    wait_volume(host, vol["id"], "in-use")
+    listed = openstack(host, "server", "volume", "list", first)
+    assert [(v["Volume ID"], v["Device"]) for v in listed] == [(vol["id"], "/dev/vdb")]
+    shown = openstack(host, "server", "show", first)
+    assert vol["id"] in str(shown["volumes_attached"])
+
+    # detach: the guest lets it go, the volume is available
+    openstack(host, "server", "remove", "volume", first, vol["id"], json_output=False)
+    wait_console(host, first, r"VOLTEST vdb gone", interval=0.5)
+    wait_volume(host, vol["id"], "available")
+
+    # the second guest reads the first's pattern back
+    openstack(host, "server", "add", "volume", second, vol["id"], json_output=False)
+    text = wait_console(host, second, r"VOLTEST vdb sectors=\d+ ", interval=0.5)
+    line = vdb_lines(text)[-1]
+    assert line["md5"] == PATTERN_MD5 and line["serial"] == serial
+    wait_volume(host, vol["id"], "in-use")
+
+    # extend while attached: the guest sees 2 GiB
+    openstack(host, "--os-volume-api-version", "3.42", "volume", "set", "--size", "2",
+              vol["id"], json_output=False)
+    text = wait_console(host, second, rf"VOLTEST vdb sectors={(2 << 30) // 512} ",
+                        timeout=60, interval=0.5)
+    assert vdb_lines(text)[-1]["md5"] == PATTERN_MD5
+    assert openstack(host, "volume", "show", vol["id"])["size"] == 2
+
+    # deleting the servers keeps the volume (delete_on_termination false), available
+    openstack(host, "server", "delete", "--wait", second, json_output=False)
+    wait_volume(host, vol["id"], "available")
+    openstack(host, "server", "delete", "--wait", first, json_output=False)
+    assert volume_status(host, vol["id"]) == "available"
+    openstack(host, "volume", "delete", vol["id"], json_output=False)
+
+
+def test_boot_from_volume(host: NetnsHost, cloud: dict) -> None:
+    # delete_on_termination true: the volume goes with the server
+    bdm = (f"uuid={cloud['image']},source_type=image,destination_type=volume,"
+           "volume_size=1,boot_index=0,delete_on_termination=true")
+    server = boot(host, cloud, "bfv-true", cloud["reader"], "--block-device", bdm)
+    shown = wait_status(host, server, "ACTIVE")
+    assert not shown["image"] or "booted from volume" in str(shown["image"]).lower()
+    wait_console(host, server, r"VOLTEST watching")  # it booted, network and metadata
+    volumes = openstack(host, "server", "volume", "list", server)
+    assert len(volumes) == 1 and volumes[0]["Device"] == "/dev/vda"
+    root = volumes[0]["Volume ID"]
+    assert volume_status(host, root) == "in-use"
+    # no local disk was made for it: its guest opens the volume's file
+    disks = host.state_dir / "disks"
+    assert not any(server in str(p) for p in disks.rglob("*")) if disks.exists() else True
+    assert (host.state_dir / "instances" / server).is_dir()
+    openstack(host, "server", "delete", "--wait", server, json_output=False)
+    wait_for(lambda: gone(host, "volume", "show", root), 60, interval=1,
+             what="the root volume deleted with its server")
+
+    # --boot-from-volume: delete_on_termination false, the volume stays
+    server = boot(host, cloud, "bfv-false", cloud["reader"], "--image", cloud["image"],
+                  "--boot-from-volume", "1")
+    wait_status(host, server, "ACTIVE")
+    wait_console(host, server, r"VOLTEST watching")
+    root = openstack(host, "server", "volume", "list", server)[0]["Volume ID"]
+    openstack(host, "server", "delete", "--wait", server, json_output=False)
+    wait_volume(host, root, "available")
+    assert openstack(host, "volume", "show", root)["bootable"] in (True, "true")
+    openstack(host, "volume", "delete", root, json_output=False)
