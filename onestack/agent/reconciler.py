@@ -706,8 +706,8 @@ class Agent:
             raise HypervisorError("The resize has no target flavor.")
         previous = d.task_args.get("previous_vm_state", states.ACTIVE)
         self.hypervisor.power_off(d.uuid, self.shutdown_timeout)
-        if int(new.get("disk", 0)) > d.root_gb:
-            self.storage.resize_disk(d.uuid, int(new["disk"]))
+        if int(new.get("disk", 0)) > d.root_gb and not isinstance(d.root_disk, VolumeDisk):
+            self.storage.resize_disk(d.uuid, int(new["disk"]))  # a boot volume stays
         changes: dict[str, Any] = {
             "vm_state": states.RESIZED, "flavor": new, "vcpus": int(new["vcpus"]),
             "memory_mb": int(new["ram"]), "root_gb": int(new.get("disk", 0)),

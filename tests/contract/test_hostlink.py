@@ -203,6 +203,27 @@ def test_delete(link: Link) -> None:
     assert ports["ports"] == []
 
 
+def test_volume_attach_and_detach(link: Link) -> None:
+    """The host plugs an attached volume and reports it (the volume goes in-use), and
+    unplugs a detached one (available again): HostToServer.report_attachments."""
+    from tests.api.volume_helpers import VolumeClient
+
+    body = booted(link)
+    volumes = VolumeClient(link.cloud)
+    vol = volumes.create()
+    r = nova(link.cloud, "POST", f"/servers/{body['id']}/os-volume_attachments",
+             json={"volumeAttachment": {"volumeId": vol["id"]}})
+    assert r.status_code == 200, r.text
+    volumes.wait(vol["id"], "in-use")
+    r = nova(link.cloud, "DELETE", f"/servers/{body['id']}/os-volume_attachments/"
+                                   f"{vol['id']}")
+    assert r.status_code == 202, r.text
+    volumes.wait(vol["id"], "available")
+    output = console(link, body["id"])
+    assert f"virtio-blk {vol['id'][:20]} attached" in output
+    assert f"virtio-blk {vol['id'][:20]} detached" in output
+
+
 def test_console_output(link: Link) -> None:
     body = booted(link)
     output = console(link, body["id"])
