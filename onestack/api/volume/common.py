@@ -57,7 +57,8 @@ RULES = {
     "list_zones": "volume_extension:availability_zone_list",
     "list_services": "volume_extension:services:index",
     "list_messages": "message:get_all", "message_item": "message:get",
-    "backups": "backup:get_all", "list_extensions": "volume_extension:extensions",
+    "list_backups": "backup:get_all", "backup_item": "backup:get",
+    "create_backup": "backup:create", "list_extensions": "volume_extension:extensions",
     "get_pools": "scheduler_extension:scheduler_stats:get_pools",
 }
 

@@ -1,5 +1,6 @@
 """The smaller Block Storage routes: availability zones, services, user messages
-(3.3+), extensions, pools, and backups (501: not implemented by this cloud)."""
+(3.3+), extensions, pools, and backups (none: lists are empty, creating one is a
+501, not implemented by this cloud)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import json_response
+from onestack.api.common import json_response, read_json
 from onestack.api.volume.common import (
     admin,
     cinder_time,
     context,
     links,
+    member,
     path_id,
     query_flag,
     reader,
@@ -22,8 +24,9 @@ from onestack.api.volume.common import (
     volumes,
 )
 from onestack.api.volume.microversion import require
+from onestack.common.errors import NotFound
 from onestack.db.models import VolumeMessage, utcnow
-from onestack.services.volume.common import NotImplementedFault
+from onestack.services.volume.common import NotImplementedFault, field_error
 
 
 async def list_zones(request: Request) -> Response:
@@ -116,8 +119,24 @@ async def get_pools(request: Request) -> Response:
     return json_response({"pools": pools})
 
 
-async def backups(request: Request) -> Response:
+async def list_backups(request: Request) -> Response:
+    """There are never any backups: an empty list (as Cinder without backups made)."""
     context(request)
+    return json_response({"backups": []})
+
+
+async def backup_item(request: Request) -> Response:
+    context(request)
+    raise NotFound(f"Backup {path_id(request, 'backup_id')} could not be found.")
+
+
+async def create_backup(request: Request) -> Response:
+    """A well-formed request is answered 501: backups are not implemented."""
+    context(request)
+    body = await read_json(request)
+    spec = body.get("backup")
+    if not isinstance(spec, dict) or not isinstance(spec.get("volume_id"), str):
+        raise field_error("backup", spec, "'volume_id' is a required property")
     raise NotImplementedFault("Volume backups are not implemented by this cloud (use "
                               "snapshots, or upload the volume to an image).")
 
@@ -130,8 +149,9 @@ routes = [
           methods=["GET", "DELETE"]),
     Route("/v3/{project_id}/extensions", reader(list_extensions), methods=["GET"]),
     Route("/v3/{project_id}/scheduler-stats/get_pools", admin(get_pools), methods=["GET"]),
-    Route("/v3/{project_id}/backups", reads_and_writes(backups), methods=["GET", "POST"]),
-    Route("/v3/{project_id}/backups/detail", reader(backups), methods=["GET"]),
-    Route("/v3/{project_id}/backups/{backup_id}", reads_and_writes(backups),
+    Route("/v3/{project_id}/backups", reader(list_backups), methods=["GET"]),
+    Route("/v3/{project_id}/backups", member(create_backup), methods=["POST"]),
+    Route("/v3/{project_id}/backups/detail", reader(list_backups), methods=["GET"]),
+    Route("/v3/{project_id}/backups/{backup_id}", reads_and_writes(backup_item),
           methods=["GET", "DELETE"]),
 ]

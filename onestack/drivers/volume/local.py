@@ -13,11 +13,13 @@ tie a volume's life to its snapshot's (and its image's). Copies cost time propor
 to the data written (qcow2 copies skip unallocated clusters), which is the price of
 simplicity on one machine; the ``rbd`` backend is the constant-time one.
 
-Everything is written under a ``.partial-`` name and renamed into place, so a file
-with a real name is complete; what a crash leaves under ``.partial-`` is removed at
-the next start (``remove_partials``). Sources that may be open in a running guest are
-read with ``qemu-img -U`` (shared, no lock): a snapshot of an in-use volume is crash
-consistent at best, as a snapshot taken with ``--force`` is in Cinder's LVM driver.
+Everything is written under a ``.partial-`` name, flushed to disk (``qemu-img convert
+-t writeback`` flushes at the end; qemu-img's default for convert would not) and renamed
+into place, so a file with a real name is complete, also after a power loss; what a
+crash leaves under ``.partial-`` is removed at the next start (``remove_partials``).
+Sources that may be open in a running guest are read with ``qemu-img -U`` (shared, no
+lock): a snapshot of an in-use volume is crash consistent at best, as a snapshot taken
+with ``--force`` is in Cinder's LVM driver.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class LocalVolumeBackend(VolumeBackend):
             if source is None:
                 source = stack.enter_context(self._fetched(image))
             with self._making(final) as tmp:
-                _run("convert", "-q", "-f", image.disk_format, "-O", "qcow2",
+                _run("convert", "-q", "-t", "writeback", "-f", image.disk_format, "-O", "qcow2",
                      str(source), str(tmp))
                 self._grow(tmp, size_gb)
 
@@ -170,7 +172,8 @@ class LocalVolumeBackend(VolumeBackend):
         if not source.exists():
             raise VolumeError(f"{source.name} is missing from {self.root}")
         with self._making(final) as tmp:
-            _run("convert", "-q", "-U", "-f", "qcow2", "-O", "qcow2", str(source), str(tmp))
+            _run("convert", "-q", "-t", "writeback", "-U", "-f", "qcow2", "-O", "qcow2",
+                 str(source), str(tmp))
             if size_gb is not None:
                 self._grow(tmp, size_gb)
 
