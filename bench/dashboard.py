@@ -18,7 +18,8 @@ runs), then:
 - uploads a ``--size-mib`` file of random bytes the way the dashboard's page does:
   ``POST /dashboard/images`` for the record, then ``curl -T`` of the file to
   ``PUT /dashboard/images/{id}/data`` with the session cookie and CSRF header, sampling
-  the server's ``VmRSS`` every 10 ms (aim: flat).
+  the server's ``VmRSS`` every 10 ms (aim: flat); then the same file straight to the
+  Image API (``PUT /image/v2/images/{id}/file``) for the throughput's baseline.
 
 Prints markdown for docs/performance.md. The server is stopped by its PID, also on
 failure.
@@ -196,11 +197,23 @@ def main() -> None:
         got = httpx.get(f"{server.url}/image/v2/images/{image_id}",
                         headers={"X-Auth-Token": token}).json()
         assert got["size"] == args.size_mib * MiB and got["status"] == "active", got
+        # the same file straight to the Image API, for comparison
+        r = httpx.post(f"{server.url}/image/v2/images", headers={"X-Auth-Token": token},
+                       json={"name": "direct", "disk_format": "raw",
+                             "container_format": "bare"})
+        r.raise_for_status()
+        start = time.perf_counter()
+        subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(data),
+                        "-H", f"X-Auth-Token: {token}",
+                        "-H", "Content-Type: application/octet-stream",
+                        f"{server.url}/image/v2/images/{r.json()['id']}/file"], check=True)
+        direct = time.perf_counter() - start
         print(f"\nUpload of {args.size_mib} MiB through PUT /dashboard/images/{{id}}/data: "
               f"{args.size_mib / elapsed:.0f} MiB/s; server RSS before "
               f"{before / 1024:.0f} MiB, peak {sampler.peak / 1024:.0f} MiB, after "
               f"{after / 1024:.0f} MiB ({len(sampler.samples)} samples); image active, "
-              f"{got['size']} bytes")
+              f"{got['size']} bytes; the same file to PUT /image/v2/images/{{id}}/file "
+              f"directly: {args.size_mib / direct:.0f} MiB/s")
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", str(base)], check=False)
