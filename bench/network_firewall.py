@@ -13,9 +13,10 @@ made in the root namespace, everything is removed at the end, also on failure):
   real Linux network drivers (real bridge, taps, dnsmasq, iptables), 50 servers whose
   ports are in group ``bench``; the group is filled to N-1 rules, then a rule is
   created through the Networking API and timed from the API's answer until the agent
-  has applied it (its log line) and it is in the kernel (``iptables -S`` of the last
-  port's chain). Median of ``--repeat`` creations per N. No guest runs: traffic
-  passing after a rule create is timed by tests/host/test_security_groups.py.
+  has applied it (its log line) and it is in the kernel (``iptables -S`` of the rules
+  chain the last port's chain goes to). Median of ``--repeat`` creations per N. No
+  guest runs: traffic passing after a rule create is timed by
+  tests/host/test_security_groups.py.
 
     heavy .venv/bin/python bench/network_firewall.py [--ports 50] [--rules 1,100,1000]
 
@@ -125,6 +126,17 @@ def bench_driver(ports: int, counts: list[int], repeat: int) -> list[dict[str, A
     return results
 
 
+def rules_chain(port_chain: str) -> str:
+    """The lines of the ingress rules chain a port's chain goes to (``-g``)."""
+    out = subprocess.run(["iptables", "-w", "-S", port_chain], capture_output=True,
+                         text=True).stdout
+    target = next((line.split()[-1] for line in out.splitlines() if " -g " in line), "")
+    if not target:
+        return ""
+    return subprocess.run(["iptables", "-w", "-S", target], capture_output=True,
+                          text=True).stdout
+
+
 class Cloud:
     def __init__(self, host: NetnsHost) -> None:
         self.client = httpx.Client(base_url=host.url, timeout=120)
@@ -135,6 +147,14 @@ class Cloud:
             "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
         r.raise_for_status()
         self.client.headers["X-Auth-Token"] = r.headers["X-Subject-Token"]
+        self.project = r.json()["token"]["project"]["id"]
+
+    def unlimited(self) -> None:
+        """No quota in the way of 50 servers and 1000 rules."""
+        self.call("PUT", f"/compute/v2.1/os-quota-sets/{self.project}", json={
+            "quota_set": {"instances": -1, "cores": -1, "ram": -1}})
+        self.call("PUT", f"/network/v2.0/quotas/{self.project}", json={
+            "quota": {"security_group_rule": -1, "port": -1, "security_group": -1}})
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         r = self.client.request(method, path, **kw)
@@ -154,6 +174,7 @@ def bench_end_to_end(ports: int, counts: list[int], repeat: int, tmp: Path
         host.create()
         host.start()
         cloud = Cloud(host)
+        cloud.unlimited()
         image_file = tmp / "empty.qcow2"
         write_empty_qcow2(image_file, 1 << 30)
         image = cloud.call("POST", "/image/v2/images", json={
@@ -209,12 +230,11 @@ def bench_end_to_end(ports: int, counts: list[int], repeat: int, tmp: Path
                     count = log.read_text().count("security groups: applied")
                     if count > seen:
                         seen = count
-                        out = subprocess.run(["iptables", "-w", "-S", chain],
-                                             capture_output=True, text=True).stdout
-                        if needle in out:
+                        if needle in rules_chain(chain):
                             break
                     if time.perf_counter() - answered > 60:
-                        raise RuntimeError("the rule never reached iptables")
+                        raise RuntimeError(f"the rule never reached iptables; see "
+                                           f"{log} (kept)")
                     time.sleep(0.005)
                 times.append(time.perf_counter() - answered)
                 cloud.call("DELETE", f"/network/v2.0/security-group-rules/{created}")
