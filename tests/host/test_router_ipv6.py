@@ -222,3 +222,27 @@ def test_metadata_through_the_router_on_a_network_without_dhcp(host: NetnsHost,
         assert meta["uuid"] == guest["server"] and meta["name"] == "vm6"
     finally:
         run("ip", "netns", "del", ns, check=False)
+
+
+def test_subnet_pool_cli(host: NetnsHost) -> None:
+    """``openstack subnet pool create/list/show/set/delete`` and a subnet from the pool,
+    with the stock client."""
+    made = openstack(host, "subnet", "pool", "create", "--pool-prefix", "10.90.0.0/16",
+                     "--default-prefix-length", "26", "--min-prefix-length", "24",
+                     "--max-prefix-length", "28", "cli-pool")
+    assert made["prefixes"] == ["10.90.0.0/16"] and made["default_prefixlen"] == 26
+    listed = openstack(host, "subnet", "pool", "list")
+    assert {p["Name"] for p in listed} >= {"cli-pool", "shared-default-subnetpool-v6"}
+    default = openstack(host, "subnet", "pool", "show", "shared-default-subnetpool-v6")
+    assert default["is_default"] is True and default["ip_version"] == 6
+    openstack(host, "subnet", "pool", "set", "--pool-prefix", "10.91.0.0/24", "cli-pool",
+              json_output=False)
+    shown = openstack(host, "subnet", "pool", "show", "cli-pool")
+    assert shown["prefixes"] == ["10.90.0.0/16", "10.91.0.0/24"]
+    openstack(host, "network", "create", "poolnet")
+    sub = openstack(host, "subnet", "create", "--network", "poolnet", "--subnet-pool",
+                    "cli-pool", "--prefix-length", "27", "pooled")
+    assert sub["cidr"] == "10.90.0.0/27"
+    openstack(host, "subnet", "delete", "pooled", json_output=False)
+    openstack(host, "subnet", "pool", "delete", "cli-pool", json_output=False)
+    assert "cli-pool" not in {p["Name"] for p in openstack(host, "subnet", "pool", "list")}
