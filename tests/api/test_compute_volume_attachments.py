@@ -261,3 +261,34 @@ def test_data_volume_at_boot_and_server_delete_keeps_it(cloud, env: BootEnv,
     ok(nova(cloud, "DELETE", f"/servers/{created['id']}"), 204)
     until(lambda: volumes.show(data["id"])["status"] == "available",
           "the data volume to be available again")
+
+
+def test_reattach_right_after_the_volume_is_available(cloud, env: BootEnv,
+                                                      volumes: VolumeClient) -> None:
+    """The volume is available as soon as its attachment is deleted, a moment before
+    compute drops its entry: attaching it again then is not a 409."""
+    sid = active_server(cloud, env)
+    vol = volumes.create()
+    for _ in range(3):
+        ok(attach(cloud, sid, vol["id"]))
+        volumes.wait(vol["id"], "in-use")
+        assert nova(cloud, "DELETE", f"/servers/{sid}/os-volume_attachments/"
+                                     f"{vol['id']}").status_code == 202
+        until(lambda: volumes.show(vol["id"])["status"] == "available", "available")
+    # a detach in progress whose attachment is gone: the entry is stale
+    ok(attach(cloud, sid, vol["id"]))
+    volumes.wait(vol["id"], "in-use")
+    services = cloud.services
+    with services.db.session() as session:
+        from onestack.db.models import Instance
+
+        inst = session.get(Instance, sid)
+        entry = next(e for e in inst.block_device_mapping if e.get("attachment_id"))
+        inst.block_device_mapping = [dict(entry, status="detaching")]
+    services.agent.stop()  # nobody finishes the detach
+    services.volume.attachment_delete(None, entry["attachment_id"])
+    body = ok(attach(cloud, sid, vol["id"]))["volumeAttachment"]
+    assert body["attachment_id"] != entry["attachment_id"]
+    listed = ok(nova(cloud, "GET", f"/servers/{sid}/os-volume_attachments",
+                     microversion="2.89"))["volumeAttachments"]
+    assert [a["attachment_id"] for a in listed] == [body["attachment_id"]]

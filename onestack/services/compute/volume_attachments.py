@@ -98,10 +98,10 @@ def connector_for(host: str | None) -> dict[str, Any]:
     return {**CONNECTOR_BASE, "host": host or ""}
 
 
-def device_names_in_use(inst: Instance) -> set[str]:
+def device_names_in_use(inst: Instance, ignore: str = "") -> set[str]:
     used = {"/dev/vda"} if inst.image_ref else set()
     return used | {str(e.get("device_name")) for e in volume_entries(inst)
-                   if e.get("device_name")}
+                   if e.get("device_name") and e["attachment_id"] != ignore}
 
 
 def next_device_name(used: set[str]) -> str:
@@ -188,10 +188,18 @@ class VolumeAttachments:
                                                   "attach volume")
             check_lock(ctx, inst)
             check_state("attach_volume", inst, ATTACH_VM_STATES, must_have_launched=False)
-            if any(e["volume_id"] == volume_id for e in volume_entries(inst)):
+            stale = ""
+            for e in volume_entries(inst):
+                if e["volume_id"] != volume_id:
+                    continue
+                # a detach whose attachment is gone and whose entry is not dropped yet
+                # (the host's report is being handled) is over
+                if e.get("status") == DETACHING and self._attachment_gone(e["attachment_id"]):
+                    stale = e["attachment_id"]
+                    continue
                 raise Conflict(f"Volume {volume_id} is already attached to server "
                                f"{inst.uuid}.")
-            used = device_names_in_use(inst)
+            used = device_names_in_use(inst, ignore=stale)
             if device:
                 if not DEVICE_PATTERN.match(device):
                     raise BadRequest(f"The supplied device path ({device}) is invalid.")
@@ -211,7 +219,10 @@ class VolumeAttachments:
             with self.db.session() as session:
                 inst = find_instance(session, ctx, server_id)
                 record_action(session, ctx, inst, "attach_volume")
-                inst.block_device_mapping = [*inst.block_device_mapping, entry]
+                inst.block_device_mapping = [
+                    *(e for e in inst.block_device_mapping
+                      if not (stale and isinstance(e, dict)
+                              and e.get("attachment_id") == stale)), entry]
                 touch(inst)
                 view = self._view(inst, entry)
                 ran = inst.host is not None and inst.launched_at is not None
@@ -484,6 +495,17 @@ class VolumeAttachments:
                 raise BadRequest(f"Block Device Mapping is Invalid: volume {volume_id} was "
                                  f"not made within {VOLUME_CREATE_TIMEOUT:.0f} s.")
             time.sleep(0.1)
+
+    def _attachment_gone(self, attachment_id: str) -> bool:
+        getter = getattr(self.volume, "get_attachment", None) or getattr(
+            getattr(self.volume, "attachments", None), "get_attachment", None)
+        if getter is None:
+            return False
+        try:
+            getter(None, attachment_id)
+        except NotFound:
+            return True
+        return False
 
     def _delete_attachment(self, ctx: ValidatedToken | None, attachment_id: str) -> bool:
         try:
