@@ -186,32 +186,54 @@ class Volumes:
                     session.delete(snap)
             known_volumes = set(session.scalars(select(Volume.id)))
             known_snaps = set(session.scalars(select(Snapshot.id)))
+            in_use = set(session.scalars(select(Volume.backend).distinct()))
+        usable = {name: self._loaded(name) for name in
+                  in_use | {b for _, b in to_delete} | {b for _, _, b in snaps_to_delete}}
         for snap_id, vol_id, backend in snaps_to_delete:
-            self._quietly(self.backend_for(backend).delete_snapshot, snap_id, vol_id)
+            if (store := usable[backend]) is not None:
+                self._quietly(store.delete_snapshot, snap_id, vol_id)
+        deleted = set()
         for vol_id, backend in to_delete:
-            self._quietly(self.backend_for(backend).delete, vol_id)
+            if (store := usable[backend]) is not None and self._quietly(store.delete, vol_id):
+                deleted.add(vol_id)
         with self.db.session() as session:
-            for vol_id, _ in to_delete:
+            for vol_id in deleted:
                 gone = session.get(Volume, vol_id)
                 if gone is not None and gone.status == "deleting":
                     session.delete(gone)
         for store in list(self._backends.values()):
-            orphans = [v for v in store.list_volumes() if v not in known_volumes]
+            try:
+                held, held_snaps = store.list_volumes(), store.list_snapshots()
+            except Exception as exc:
+                log.error("volume backend %s cannot list what it holds: %s", store.name, exc)
+                continue
+            orphans = [v for v in held if v not in known_volumes]
             for vol_id in orphans:
                 self._quietly(store.delete, vol_id)
-            snap_orphans = [s for s in store.list_snapshots() if s not in known_snaps]
+            snap_orphans = [s for s in held_snaps if s not in known_snaps]
             for snap_id in snap_orphans:
                 self._quietly(store.delete_snapshot, snap_id, "")
             if orphans or snap_orphans:
                 log.info("volume backend %s: removed %d volume(s) and %d snapshot(s) "
                          "without a row", store.name, len(orphans), len(snap_orphans))
 
+    def _loaded(self, name: str) -> VolumeBackend | None:
+        try:
+            return self.backend_for(name)
+        except (ValueError, ImportError, VolumeError) as exc:
+            log.error("volume backend %s cannot be loaded: %s", name, exc)
+            return None
+
     @staticmethod
-    def _quietly(fn: Callable[..., None], *args: str) -> None:
+    def _quietly(fn: Callable[..., None], *args: str) -> bool:
+        """Run a clean-up step; log (never raise) what fails. Whether it worked."""
         try:
             fn(*args)
-        except VolumeError as exc:
-            log.error("volume recovery: %s", exc)
+        except Exception as exc:
+            log.error("volume clean-up %s%s failed: %s",
+                      getattr(fn, "__name__", fn), args, exc)
+            return False
+        return True
 
     # -- errors and messages ------------------------------------------------------------
 
@@ -397,7 +419,7 @@ class Volumes:
             if backend not in self._backends:
                 try:
                     self.backend_for(backend)
-                except (ValueError, ImportError) as exc:
+                except (ValueError, ImportError, VolumeError) as exc:
                     raise InvalidInput(f"Volume type {vt.name} asks for backend "
                                        f"{backend!r}, which this cloud cannot use: "
                                        f"{exc}") from None
