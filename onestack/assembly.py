@@ -64,6 +64,7 @@ class Services:
         #: Block Storage (Cinder v3); compute attaches its volumes through
         #: ``volume.attachments`` (the contract is in services/volume/attachments.py).
         self.volume = Volumes(self.db, config, self.identity, self.images)
+        self.volume.attachment_wanted = self._attachment_wanted
         self.volume.bootstrap()
         # Compute attaches volumes and boots from them through it, and grows an attached
         # volume in its guest when it is extended.
@@ -75,6 +76,19 @@ class Services:
         self.hosts = HostService(self.compute, self.network, self.images)
         #: This machine's host, when it runs in this process (the all-in-one mode).
         self.agent: Agent | None = None
+
+    def _attachment_wanted(self, instance_uuid: str | None, attachment_id: str) -> bool:
+        """Whether a server still has a block device mapping for the attachment (what
+        volume recovery asks after a crash)."""
+        from onestack.db.models import Instance
+
+        if instance_uuid is None:
+            return False
+        with self.db.session() as session:
+            inst = session.get(Instance, instance_uuid)
+            return inst is not None and not inst.deleted and any(
+                isinstance(e, dict) and e.get("attachment_id") == attachment_id
+                for e in inst.block_device_mapping or [])
 
     def _wake_hosts(self) -> None:
         for host in self.compute.host_links.names():

@@ -186,3 +186,31 @@ def test_recovery_drops_unfinished_attachments(cloud: Cloud, member: VolumeClien
     assert member.show(half["id"])["status"] == "available"
     assert member.show(half["id"])["attachments"] == []
     assert member.show(whole["id"])["status"] == "in-use"
+
+
+def test_recovery_keeps_attachments_compute_still_wants(cloud: Cloud,
+                                                       member: VolumeClient) -> None:
+    service = cloud.services.volume
+    c = ctx(cloud, member)
+    wanted = member.create()
+    unwanted = member.create()
+    keep = service.attachment_create(c, wanted["id"], SERVER_A, CONNECTOR)
+    service.attachment_create(c, unwanted["id"], SERVER_B, CONNECTOR)
+    previous = service.attachment_wanted
+    asked: list[tuple[str | None, str]] = []
+    try:
+        def compute_wants(instance: str | None, attachment: str) -> bool:
+            asked.append((instance, attachment))
+            return attachment == keep["id"]
+
+        service.attachment_wanted = compute_wants
+        service.recover()
+    finally:
+        service.attachment_wanted = previous
+    assert (SERVER_A, keep["id"]) in asked
+    assert member.show(wanted["id"])["status"] == "in-use"
+    assert member.show(unwanted["id"])["status"] == "available"
+    # compute's reconciliation then completes it (idempotent) and, later, deletes it
+    assert service.attachment_complete(c, keep["id"])["status"] == "attached"
+    service.attachment_delete(c, keep["id"])
+    assert member.show(wanted["id"])["status"] == "available"

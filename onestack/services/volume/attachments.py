@@ -36,8 +36,11 @@ half-made attachment behind:
   called (in a worker thread) after the backend grew the volume, and must make the
   running guest see the new size (QMP ``block_resize``) or raise.
 
-Recovery at start (``Volumes.recover``): attachments left ``reserved``/``attaching``
-are removed; ``attached`` ones stay and their volumes are ``in-use``.
+Recovery at start (``Volumes.recover``): ``attached`` attachments stay (volume
+``in-use``); ``attaching`` ones that compute still wants (``Volumes.attachment_wanted``,
+wired in ``onestack.assembly``) become ``attached`` with their volume ``in-use``, and
+compute's own reconciliation completes (idempotent) or deletes them; the rest
+(``reserved``, unwanted ``attaching``) are removed.
 """
 
 from __future__ import annotations

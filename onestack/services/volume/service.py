@@ -106,6 +106,11 @@ class Volumes:
         #: (``on_extend_attached(volume_id, new_size_gb)``); None: extending an attached
         #: volume is refused.
         self.on_extend_attached: Callable[[str, int], None] | None = None
+        #: Set before ``bootstrap`` by whoever assembles the program: whether compute
+        #: still wants an attachment (``(instance_uuid, attachment_id) -> bool``).
+        #: Recovery keeps the ``attaching`` ones it wants (the volume is ``in-use``
+        #: until compute completes or deletes them) and removes the others.
+        self.attachment_wanted: Callable[[str | None, str], bool] | None = None
 
     # -- backends and start-up ----------------------------------------------------------
 
@@ -156,7 +161,12 @@ class Volumes:
                 attached = [a for a in session.scalars(select(VolumeAttachment).where(
                     VolumeAttachment.volume_id == vol.id))]
                 for att in attached:
-                    if att.attach_status in ("reserved", "attaching", "error_attaching"):
+                    if att.attach_status not in ("reserved", "attaching", "error_attaching"):
+                        continue
+                    if att.attach_status == "attaching" and self._wanted(att):
+                        att.attach_status = "attached"  # compute completes or deletes it
+                        att.attach_time = att.attach_time or utcnow()
+                    else:
                         session.delete(att)
                 done = [a for a in attached if a.attach_status in ("attached", "detaching")]
                 settled = "in-use" if done else "available"
@@ -216,6 +226,18 @@ class Volumes:
             if orphans or snap_orphans:
                 log.info("volume backend %s: removed %d volume(s) and %d snapshot(s) "
                          "without a row", store.name, len(orphans), len(snap_orphans))
+
+    def _wanted(self, att: VolumeAttachment) -> bool:
+        """Whether compute still means to plug an attachment left ``attaching``
+        (``attachment_wanted``; without it, none is)."""
+        if self.attachment_wanted is None:
+            return False
+        try:
+            return self.attachment_wanted(att.instance_uuid, att.id)
+        except Exception:
+            log.exception("attachment %s: compute could not say whether it wants it; "
+                          "kept", att.id)
+            return True
 
     def _loaded(self, name: str) -> VolumeBackend | None:
         try:
