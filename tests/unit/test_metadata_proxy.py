@@ -317,3 +317,23 @@ def test_close_stops_cleanly(upstream):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     with pytest.raises(RuntimeError):
         proxy.serve("net-1", listening_socket())
+
+
+def test_a_router_listener_tells_the_network_by_the_guest_address(upstream):
+    """A router's socket serves several networks: ``resolve`` maps the guest's address
+    to its network, and an address on none of them is a 404 without a lookup."""
+    proxy, lookups = make_proxy(upstream, {("net-b", "127.0.0.1"): (INSTANCE, PROJECT)})
+    networks = {"127.0.0.1": "net-b"}
+    sock = listening_socket()
+    try:
+        proxy.serve("router-r1", sock, resolve=networks.get)
+        served = Served(proxy, sock, lookups)
+        r = served.get("/openstack/latest/meta_data.json")
+        assert r.status == 200 and lookups == [("net-b", "127.0.0.1")]
+        networks.clear()  # the guest's leg is gone from the router
+        assert served.get("/openstack/latest/meta_data.json").status == 404
+        assert lookups == [("net-b", "127.0.0.1")]
+        proxy.stop("router-r1")
+        assert proxy.serving() == []
+    finally:
+        proxy.close()
