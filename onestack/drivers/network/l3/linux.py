@@ -105,8 +105,11 @@ def nat_ruleset(spec: RouterSpec, gateway_ifname: str | None,
         return (f"\tchain {name} {{\n\t\ttype nat hook {hook} priority {priority}; "
                 f"policy accept;\n{body}\t}}\n")
 
-    guard = "" if not metadata_ifnames else (f"\tchain input {{\n\t\ttype filter hook input priority filter; "
-             f"policy accept;\n\t\ttcp dport {METADATA_PORT} ct status ! dnat drop\n\t}}\n")
+    guard = ""
+    if metadata_ifnames:  # the socket's port: only through the redirect
+        guard = (f"\tchain input {{\n\t\ttype filter hook input priority filter; "
+                 f"policy accept;\n\t\ttcp dport {METADATA_PORT} ct status ! dnat drop\n"
+                 "\t}\n")
     return (f"table ip {NAT_TABLE}\n"
             f"delete table ip {NAT_TABLE}\n"
             f"table ip {NAT_TABLE} {{\n"
@@ -298,8 +301,14 @@ class LinuxL3(L3Driver):
             log.info("host route to %s via %s removed", dst, gateway)
         for dst in sorted(wanted - present):
             (nexthop,) = nexthops
-            netns.ip("-6", "route", "replace", dst, "via", nexthop, "dev", bridge,
-                     "proto", "static")
+            try:
+                netns.ip("-6", "route", "replace", dst, "via", nexthop, "dev", bridge,
+                         "proto", "static")
+            except NetworkDriverError as exc:
+                # The router itself works; only the host's shortcut to it is missing
+                # (e.g. IPv6 off on this host). Tried again at the next change.
+                log.warning("host route to %s via %s not added: %s", dst, nexthop, exc)
+                continue
             log.info("host route to %s via %s (%s)", dst, nexthop, bridge)
 
     # -- metadata -------------------------------------------------------------------------
