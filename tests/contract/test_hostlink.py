@@ -422,3 +422,36 @@ def test_serial_console(short_link: Link) -> None:
             assert ws.receive_bytes() == b"ROOT\n"
     finally:
         echo.close()
+
+
+def test_router_and_floating_ip_status_reported(link: Link) -> None:
+    """The host runs the router (the only host, so it is bound there) and reports it:
+    the floating IP turns ACTIVE once its NAT is in place, DOWN again once
+    disassociated (``HostToServer.report_routers``)."""
+    cloud = link.cloud
+    net = "/network/v2.0"
+
+    def call(method: str, path: str, **body: Any) -> dict[str, Any]:
+        r = cloud.request(method, f"{net}/{path}", json=body or None)
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+    public = call("GET", "networks?name=public")["networks"][0]["id"]
+    network = call("POST", "networks", network={"name": "n"})["network"]["id"]
+    subnet = call("POST", "subnets", subnet={"network_id": network, "cidr": "10.8.0.0/24",
+                                             "ip_version": 4})["subnet"]["id"]
+    router = call("POST", "routers", router={
+        "name": "r", "external_gateway_info": {"network_id": public}})["router"]["id"]
+    call("PUT", f"routers/{router}/add_router_interface", subnet_id=subnet)
+    port = call("POST", "ports", port={"network_id": network})["port"]["id"]
+    fip = call("POST", "floatingips", floatingip={"floating_network_id": public,
+                                                  "port_id": port})["floatingip"]["id"]
+    deadline = time.monotonic() + 20
+    while call("GET", f"floatingips/{fip}")["floatingip"]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline, "the floating IP never turned ACTIVE"
+        time.sleep(0.1)
+    [agent] = call("GET", f"routers/{router}/l3-agents")["agents"]
+    assert agent["host"] == link.host and agent["alive"]
+    assert call("GET", f"routers/{router}")["router"]["status"] == "ACTIVE"
+    call("PUT", f"floatingips/{fip}", floatingip={"port_id": None})
+    assert call("GET", f"floatingips/{fip}")["floatingip"]["status"] == "DOWN"
