@@ -26,7 +26,8 @@ from onestack.services.image.testimage import build_test_image
 from tests.host.harness import NetnsHost, netns_host, openstack, wait_for
 
 pytestmark = [
-    pytest.mark.root, pytest.mark.qemu,
+    # two TCG guests boot while others' tests share the machine's two cores
+    pytest.mark.root, pytest.mark.qemu, pytest.mark.timeout(600),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, bridges, taps)"),
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None or
                        shutil.which("dnsmasq") is None, reason="needs QEMU and dnsmasq"),
