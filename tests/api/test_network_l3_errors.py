@@ -336,6 +336,12 @@ def test_floating_ip_on_a_port_without_ipv4(quiet):
     assert error["message"] == (f"Bad floatingip request: Cannot add floating IP to port "
                                 f"{vm['id']} that has no fixed IPv4 addresses.")
     neutron_error(fip_for(quiet, "nope", status=404), 404, "PortNotFound")
+    # the cloud's own ports (a router's interface here) take none
+    r, _, _ = routed(quiet, cidr="10.6.0.0/24")
+    leg = _interface_port(quiet, r["id"])
+    error = neutron_error(fip_for(quiet, leg, status=400), 400, "BadRequest")
+    assert error["message"] == (f"Bad floatingip request: Port {leg} is unable to be "
+                                "assigned a floating IP.")
 
 
 # -- status --------------------------------------------------------------------------------

@@ -156,8 +156,7 @@ class FloatingIPs:
             raise bad_request(f"Cannot process floating IP association with Port {port.id}, "
                               "since that port is owned by a different project")
         if port.device_owner.startswith("network:"):
-            raise bad_request(f"Port {port.id} has owner {port.device_owner} and therefore "
-                              "cannot have a floating IP")
+            raise bad_request(f"Port {port.id} is unable to be assigned a floating IP")
         subnet_id, address = _fixed_ip_for(port, fixed_ip_address)
         if port.network_id == fip.floating_network_id:
             raise bad_request(f"Port {port.id} is on the floating IP's external network")
