@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onestack.dashboard import admin, auth, compute, images, network, volumes
-from onestack.dashboard.web import HERE, PREFIX, State, redirect
+from onestack.dashboard.web import HERE, PREFIX, State, error_page, redirect
 
 __all__ = ["BrowserRedirect", "attach", "create", "mount"]
 
@@ -77,7 +77,14 @@ def create() -> Starlette:
         Route("/admin/instances", admin.all_instances, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_page(request, 404, f"There is no page {request.url.path}.")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error_page(request, 405, f"{request.method} is not allowed on "
+                          f"{request.url.path}.")
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.dashboard = State()
     return app
 
