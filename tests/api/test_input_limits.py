@@ -32,8 +32,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 
 def service_of(path: str) -> str:
     segment = path.lstrip("/").split("/", 1)[0]
-    return segment if segment in ("network", "image", "compute", "metadata", "hostlink") \
-        else "identity"
+    return segment if segment in ("network", "image", "compute", "volume", "metadata",
+                                  "hostlink") else "identity"
 
 
 def assert_fault(r: Any, method: str, url: str, expected: set[int] | None = None) -> None:
@@ -54,7 +54,7 @@ def assert_fault(r: Any, method: str, url: str, expected: set[int] | None = None
             assert body["NeutronError"]["type"] in ("HTTPBadRequest", "InvalidInput"), what
     elif service == "image":
         assert body["code"] == r.status_code == body["error"]["code"], what
-    elif service == "compute":
+    elif service in ("compute", "volume"):  # Nova's and Cinder's fault bodies
         (fault, inner), = body.items()
         assert inner["code"] == r.status_code, what
         assert fault == {400: "badRequest", 413: "overLimit"}.get(r.status_code, fault), what
