@@ -292,3 +292,23 @@ def test_reattach_right_after_the_volume_is_available(cloud, env: BootEnv,
     listed = ok(nova(cloud, "GET", f"/servers/{sid}/os-volume_attachments",
                      microversion="2.89"))["volumeAttachments"]
     assert [a["attachment_id"] for a in listed] == [body["attachment_id"]]
+
+
+def test_rebuild_of_a_volume_backed_server(cloud, env: BootEnv,
+                                           volumes: VolumeClient) -> None:
+    bdm = [{"uuid": env.image, "source_type": "image", "destination_type": "volume",
+            "volume_size": 1, "boot_index": 0}]
+    created = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm)
+    wait_for(cloud, created["id"], "ACTIVE")
+    from tests.api.compute_helpers import upload_image
+
+    other = upload_image(cloud, name="other")
+    nova_error(action(cloud, created["id"], {"rebuild": {"imageRef": other}}), 400,
+               "volume-backed")
+    # the same image: the guest starts again from its volume, still volume-backed
+    assert action(cloud, created["id"], {"rebuild": {"imageRef": env.image}}
+                  ).status_code == 202
+    body = wait_for(cloud, created["id"], "ACTIVE")
+    assert body["image"] == ""
+    assert len(body["os-extended-volumes:volumes_attached"]) == 1
+    assert cloud.services.agent.storage.disk(created["id"]) is None

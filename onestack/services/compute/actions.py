@@ -217,8 +217,16 @@ class ServerActions:
                 raise BadRequest("Cannot find image for rebuild") from None
             if image.status != "active":
                 raise BadRequest(f"Image {image.id} is not active.")
+            boots_from_volume = any(isinstance(e, dict) and e.get("attachment_id")
+                                    and e.get("boot_index") == 0
+                                    for e in inst.block_device_mapping or [])
+            if boots_from_volume and image.id != (inst.image_meta or {}).get("id"):
+                # Nova before 2.93: the volume is not reimaged
+                raise BadRequest(f"Image {image.id} is unacceptable: Unable to rebuild with "
+                                 "a different image for a volume-backed server.")
             flavor = inst.flavor or {}
-            check_image_fits(image, flavor)
+            if not boots_from_volume:
+                check_image_fits(image, flavor)
             if req.metadata is not None:
                 self.compute.quotas.check(session, inst.project_id,
                                           {"metadata_items": len(req.metadata)})
@@ -252,7 +260,7 @@ class ServerActions:
             if req.access_ip_v6 is not None:
                 inst.access_ip_v6 = req.access_ip_v6
             previous = states.STOPPED if inst.vm_state == states.STOPPED else states.ACTIVE
-            inst.image_ref = image.id
+            inst.image_ref = "" if boots_from_volume else image.id  # Nova's "" for them
             inst.image_meta = image_meta(image)
             inst.task_state = states.REBUILDING
             inst.task_args = {"image_ref": image.id, "previous_vm_state": previous}
