@@ -362,6 +362,13 @@ def test_types_extra_specs_and_access(cloud: Cloud, admin: VolumeClient,
     assert member.ok("GET", f"/types/{vt['id']}/extra_specs/k") == {"k": "v"}
     vol = member.create(volume_type="fast")
     assert vol["volume_type"] == "fast"
+    admin.ok("PUT", f"/os-quota-sets/{member.project}",
+             json={"quota_set": {"volumes_fast": 1}})
+    fault(member.request("POST", "/volumes", json={"volume": {
+        "size": 1, "volume_type": "fast"}}), 413, "overLimit", "volumes_fast")
+    member.create()  # the default type is not limited by it
+    usage = member.ok("GET", f"/os-quota-sets/{member.project}?usage=true")["quota_set"]
+    assert usage["volumes_fast"] == {"limit": 1, "in_use": 1, "reserved": 0, "allocated": 0}
     fault(admin.request("DELETE", f"/types/{vt['id']}"), 400, "badRequest", "in use")
     private = admin.ok("POST", "/types", json={"volume_type": {
         "name": "secret", "os-volume-type-access:is_public": False}})["volume_type"]

@@ -145,3 +145,27 @@ def test_crash_leftovers_are_cleaned(cloud: Cloud, admin: VolumeClient) -> None:
     assert not (volume_dir(cloud) / f"volume-{vol['id']}").exists()
     admin.request("DELETE", f"/volumes/{vol['id']}")
     service.wait_idle()
+
+
+def test_a_types_backend_name_picks_the_backend(cloud: Cloud, admin: VolumeClient) -> None:
+    admin.ok("POST", "/types", json={"volume_type": {
+        "name": "in-memory", "extra_specs": {"volume_backend_name": "fake"}}})
+    admin.ok("POST", "/types", json={"volume_type": {
+        "name": "nowhere", "extra_specs": {"volume_backend_name": "no-such-backend"}}})
+    before = sorted(p.name for p in volume_dir(cloud).iterdir())
+    vol = admin.create(volume_type="in-memory")
+    assert sorted(p.name for p in volume_dir(cloud).iterdir()) == before  # not a file
+    assert vol["os-vol-host-attr:host"] == "onestack@fake#fake"
+    assert vol["id"] in cloud.services.volume.backend_for("fake").list_volumes()
+    r = admin.request("POST", "/volumes", json={"volume": {"size": 1,
+                                                           "volume_type": "nowhere"}})
+    assert r.status_code == 400 and "no-such-backend" in r.text, r.text
+    binaries = {s["host"] for s in admin.ok("GET", "/os-services")["services"]}
+    assert {"onestack@local", "onestack@fake"} <= binaries
+    # a clone stays on its source's backend whatever the default
+    clone = admin.create(size=None, source_volid=vol["id"])
+    assert clone["os-vol-host-attr:host"] == "onestack@fake#fake"
+    for ident in (clone["id"], vol["id"]):
+        admin.request("DELETE", f"/volumes/{ident}")
+    cloud.services.volume.wait_idle()
+    assert cloud.services.volume.backend_for("fake").list_volumes() == []
