@@ -96,7 +96,7 @@ def rbd_bench(cluster: Cluster) -> dict[str, float]:
                  "16", "--io-total", "512M", "--io-pattern", "seq", "vms/bench"],
                 capture_output=True, text=True, check=True, timeout=600)
             m = re.search(r"elapsed:\s*([0-9.]+)\s+ops:\s*(\d+)\s+ops/sec:\s*([0-9.]+)\s+"
-                          r"bytes/sec:\s*([0-9.]+)\s*(\w+)?", proc.stdout)
+                          r"bytes/sec:\s*([0-9.]+)\s*([KMG]iB/s)?", proc.stdout)
             if not m:
                 raise RuntimeError(f"can't read rbd bench's output:\n{proc.stdout}")
             value, unit = float(m.group(4)), (m.group(5) or "")
