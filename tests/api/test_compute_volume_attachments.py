@@ -312,3 +312,8 @@ def test_rebuild_of_a_volume_backed_server(cloud, env: BootEnv,
     assert body["image"] == ""
     assert len(body["os-extended-volumes:volumes_attached"]) == 1
     assert cloud.services.agent.storage.disk(created["id"]) is None
+    # a snapshot of it would need the volume's: a clear 501, no half-made image
+    nova_error(action(cloud, created["id"], {"createImage": {"name": "snap"}}), 501,
+               "snapshot its volume")
+    assert all(i["name"] != "snap" for i in cloud.request(
+        "GET", "/image/v2/images").json()["images"])

@@ -62,6 +62,7 @@ from onestack.services.compute.servers import (
     record_action,
     touch,
 )
+from onestack.services.compute.volume_attachments import NotSupported, boots_from_volume
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.image import policy as image_policy
 from onestack.services.image.fields import BASE
@@ -217,15 +218,13 @@ class ServerActions:
                 raise BadRequest("Cannot find image for rebuild") from None
             if image.status != "active":
                 raise BadRequest(f"Image {image.id} is not active.")
-            boots_from_volume = any(isinstance(e, dict) and e.get("attachment_id")
-                                    and e.get("boot_index") == 0
-                                    for e in inst.block_device_mapping or [])
-            if boots_from_volume and image.id != (inst.image_meta or {}).get("id"):
+            volume_backed = boots_from_volume(inst)
+            if volume_backed and image.id != (inst.image_meta or {}).get("id"):
                 # Nova before 2.93: the volume is not reimaged
                 raise BadRequest(f"Image {image.id} is unacceptable: Unable to rebuild with "
                                  "a different image for a volume-backed server.")
             flavor = inst.flavor or {}
-            if not boots_from_volume:
+            if not volume_backed:
                 check_image_fits(image, flavor)
             if req.metadata is not None:
                 self.compute.quotas.check(session, inst.project_id,
@@ -260,7 +259,7 @@ class ServerActions:
             if req.access_ip_v6 is not None:
                 inst.access_ip_v6 = req.access_ip_v6
             previous = states.STOPPED if inst.vm_state == states.STOPPED else states.ACTIVE
-            inst.image_ref = "" if boots_from_volume else image.id  # Nova's "" for them
+            inst.image_ref = "" if volume_backed else image.id  # Nova's "" for them
             inst.image_meta = image_meta(image)
             inst.task_state = states.REBUILDING
             inst.task_args = {"image_ref": image.id, "previous_vm_state": previous}
@@ -375,6 +374,10 @@ class ServerActions:
             self._check_snapshot(inst)
             self.compute.hosts.require_capability(session, inst.host, caps.SNAPSHOT,
                                                   "createImage")
+            if boots_from_volume(inst):
+                raise NotSupported("Snapshots of a server booted from a volume are not "
+                                   "supported by this cloud; snapshot its volume (Block "
+                                   "Storage) instead.")
             base = inst.image_meta or {}
             project_id = inst.project_id
             properties = {k: str(v) for k, v in (base.get("properties") or {}).items()

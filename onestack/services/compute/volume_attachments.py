@@ -94,6 +94,11 @@ def volume_entries(inst: Instance) -> list[dict[str, Any]]:
             if isinstance(e, dict) and e.get("attachment_id")]
 
 
+def boots_from_volume(inst: Instance) -> bool:
+    """Whether the server's boot disk is a volume (no local disk)."""
+    return any(e.get("boot_index") == 0 for e in volume_entries(inst))
+
+
 def connector_for(host: str | None) -> dict[str, Any]:
     return {**CONNECTOR_BASE, "host": host or ""}
 
