@@ -127,3 +127,21 @@ def replace_rules(p: PortRules) -> PortRules:
     copy = PortRules(**{**vars(p), "rules": [
         *p.rules, SecurityGroupRule("ingress", "IPv4", "tcp", 80, 80)]})
     return copy
+
+
+def test_bridge_table_stops_mac_and_arp_spoofing() -> None:
+    from onestack.drivers.network.firewall.linux import bridge_ruleset
+
+    out = bridge_ruleset([port(), port(port_id="0" * 36, port_security_enabled=False)],
+                         NAMES).splitlines()
+    assert out[:3] == ["table bridge t1sg-l2 {}", "delete table bridge t1sg-l2",
+                       "table bridge t1sg-l2 {"]  # replaced in one transaction
+    chain = f"p{PORT[:11]}"
+    assert f'    iifname "{NAMES.tap(PORT)}" jump {chain}' in out
+    assert not any("p00000000000" in line for line in out)  # port security off
+    assert f"    ether saddr != {{ {MAC}, fa:16:3e:00:00:99 }} drop" in out
+    assert f"    arp saddr ether {MAC} arp saddr ip 10.0.0.5 return" in out
+    assert "    arp saddr ether fa:16:3e:00:00:99 arp saddr ip 10.0.0.100 return" in out
+    assert not any("fd00" in line for line in out)  # ARP is IPv4 only
+    assert out.index("    ether type arp drop") > out.index(
+        f"    arp saddr ether {MAC} arp saddr ip 10.0.0.5 return")

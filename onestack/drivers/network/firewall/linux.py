@@ -1,5 +1,6 @@
 """The Linux firewall driver: security groups per port with br_netfilter, iptables-nft
-``physdev`` matches and conntrack, as Neutron's Linux bridge agent does.
+``physdev`` matches and conntrack, as Neutron's Linux bridge agent does, plus a
+bridge-family nft table against MAC and ARP spoofing.
 
 nftables' bridge family has no conntrack on this kernel, so stateful filtering of
 bridged traffic goes through br_netfilter (bridged IPv4/IPv6 frames walk the IP hooks;
@@ -10,21 +11,25 @@ namespace) and iptables rules matching the tap the frame leaves or enters by. In
     FORWARD ── -j <p>sg-chain
     <p>sg-chain   per filtered port: --physdev-out <tap> -j <p>i<port> (to the guest)
                                      --physdev-in <tap>  -j <p>o<port> (from the guest)
-                  then ACCEPT (a frame between two local guests passes both chains)
+                  then ACCEPT what is bridged on this host's bridges (-i <p>brq+)
     <p>i<port>    established/related RETURN, invalid DROP, DHCP/NDP/RA replies
-                  RETURN, one RETURN per ingress rule, then <p>sg-fallback (DROP)
-    <p>o<port>    DHCP client requests RETURN, -j <p>s<port> (anti-spoofing), DHCP/RA
-                  server traffic DROP, established/related RETURN, invalid DROP, one
-                  RETURN per egress rule, then <p>sg-fallback
+                  RETURN, then -g <p>I<hash> (the port's ingress rules)
+    <p>o<port>    DHCP discover RETURN, -j <p>s<port> (anti-spoofing), DHCP/RA server
+                  traffic DROP, established/related RETURN, invalid DROP,
+                  then -g <p>E<hash> (its egress rules)
     <p>s<port>    RETURN for each (address, MAC) the port may send from: its fixed IPs,
                   allowed address pairs, its IPv6 link-local address; else DROP
+    <p>I/E<hash>  one RETURN per rule, then <p>sg-fallback (DROP); named after their
+                  content, so shared by every port with the same rules
 
 A remote group is expanded into its members' addresses. A port with port security off
-gets no chains. Everything is written by one ``iptables-restore --noflush`` (and one
-``ip6tables-restore``) per change: each of our chains is flushed and refilled, and the
-chains of ports that left are emptied and deleted, in one transaction, so no frame
-meets half a rule set; established flows keep their conntrack entries (a rule removed
-stops new connections; an established one it allowed lives on, as in Neutron).
+gets no chains. Each change is one ``iptables-restore --noflush`` (and one
+``ip6tables-restore``) writing only the chains that changed and deleting ours no longer
+wanted, in one transaction, so no frame meets half a rule set; established flows keep
+their conntrack entries (a rule removed stops new connections; an established one it
+allowed lives on). The ``<p>sg-l2`` bridge table (prerouting, before the bridge learns a
+source MAC) drops a filtered port's frames from other MACs and its ARP claiming other
+addresses (``bridge_ruleset``).
 """
 
 from __future__ import annotations
@@ -299,6 +304,46 @@ def ruleset(ports: list[PortRules], group_members: dict[str, list[str]], version
     return script
 
 
+def bridge_ruleset(ports: list[PortRules], names: Names) -> str:
+    """The ``nft -f`` input of the bridge-family table that stops MAC and ARP spoofing
+    before the bridge learns from a frame (prerouting): a filtered port's frames must
+    come from its MAC (or an allowed address pair's), and its ARP must claim one of its
+    (MAC, IPv4 address) pairs, or be a probe from 0.0.0.0. iptables does not see ARP,
+    nor frames of other ethertypes, and a frame dropped in FORWARD has already taught
+    the bridge where its source MAC lives. Replaces the whole table in one
+    transaction."""
+    table = f"{names.prefix}sg-l2"
+    filtered = [p for p in sorted(ports, key=lambda p: p.port_id) if p.port_security_enabled]
+    lines = [f"table bridge {table} {{}}", f"delete table bridge {table}",
+             f"table bridge {table} {{",
+             "  chain pre {",
+             "    type filter hook prerouting priority -200; policy accept;"]
+    lines += [f'    iifname "{names.tap(p.port_id)}" jump p{p.port_id[:11]}' for p in filtered]
+    lines.append("  }")
+    for port in filtered:
+        mac = port.mac.lower()
+        pairs: list[tuple[str, str]] = []
+        for raw in port.ips:
+            ip = ipaddress.ip_address(raw)
+            if ip.version == 4:
+                pairs.append((str(ip), mac))
+        for pair in port.allowed_address_pairs:
+            net = ipaddress.ip_network(pair.ip_address, strict=False)
+            if net.version == 4:
+                pairs.append((str(net) if net.prefixlen < 32 else str(net.network_address),
+                              (pair.mac_address or mac).lower()))
+        macs = sorted({mac, *(m for _, m in pairs)})
+        lines += [f"  chain p{port.port_id[:11]} {{",
+                  f"    ether saddr != {{ {', '.join(macs)} }} drop",
+                  *(f"    arp saddr ether {m} arp saddr ip {a} return"
+                    for a, m in dict.fromkeys(pairs)),
+                  f"    arp saddr ip 0.0.0.0 arp saddr ether {{ {', '.join(macs)} }} return",
+                  "    ether type arp drop",
+                  "  }"]
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
 def load_br_netfilter() -> bool:
     """br_netfilter loaded (``modprobe`` it if its sysctls are missing); False if it
     cannot be (then nothing bridged can be filtered)."""
@@ -330,6 +375,8 @@ class LinuxFirewall(FirewallDriver):
         #: family -> our chains and their lines as last applied (trusted until the next
         #: recheck).
         self._contents: dict[int, dict[str, list[str]]] = {}
+        #: The bridge table (MAC and ARP anti-spoofing) as last applied.
+        self._bridge = ""
         #: family -> when the kernel's chains and the FORWARD hook were last read.
         self._checked: dict[int, float] = {}
         load_br_netfilter()
@@ -365,6 +412,13 @@ class LinuxFirewall(FirewallDriver):
                         "be loaded: bridged traffic cannot be filtered, so no port is "
                         "(run modprobe br_netfilter as root, or pick firewall_driver = "
                         "noop knowingly)")
+            now = time.monotonic()
+            bridge = bridge_ruleset(ports, self.names)
+            if bridge != self._bridge or now - self._checked.get(0, 0.0) > RECHECK_SECONDS:
+                self._bridge = ""
+                netns.run(["nft", "-f", "-"], input=bridge)
+                self._bridge = bridge
+                self._checked[0] = now
             for version in (4, 6):
                 contents = chain_contents(ports, group_members, version, self.names)
                 now = time.monotonic()
@@ -406,5 +460,10 @@ class LinuxFirewall(FirewallDriver):
                 script = "\n".join(["*filter", *(f":{c} - [0:0]" for c in sorted(existing)),
                                     *(f"-X {c}" for c in sorted(existing)), "COMMIT", ""])
                 netns.run([TOOLS[version][0], "-w", "--noflush"], input=script)
+            table = f"{self.names.prefix}sg-l2"
+            tables = netns.run(["nft", "list", "tables", "bridge"])
+            if f"table bridge {table}" in tables.splitlines():
+                netns.run(["nft", "delete", "table", "bridge", table])
+            self._bridge = ""
             self._contents.clear()
             self._checked.clear()
