@@ -472,3 +472,17 @@ def test_recover_settles_rows_and_removes_orphans(cloud: Cloud, member: VolumeCl
     fault(member.request("GET", f"/volumes/{deleting['id']}"), 404, "itemNotFound")
     assert member.show(uploading["id"])["status"] == "available"
     assert "00000000-0000-4000-8000-0000000000ff" not in service.backend.list_volumes()
+
+
+def test_an_existing_install_gains_the_catalog_entries_on_restart(tmp_path: Path) -> None:
+    with running_cloud(tmp_path, host_agent=False) as first:
+        services = first.request("GET", "/v3/services").json()["services"]
+        for service in services:
+            if service["type"] in ("block-storage", "volumev3"):  # as before this service
+                assert first.request("DELETE", f"/v3/services/{service['id']}"
+                                     ).status_code == 204
+        types = {s["type"] for s in first.request("GET", "/v3/auth/catalog").json()["catalog"]}
+        assert not types & {"block-storage", "volumev3"}
+    with running_cloud(tmp_path, host_agent=False) as again:
+        catalog = again.request("GET", "/v3/auth/catalog").json()["catalog"]
+        assert {"block-storage", "volumev3"} <= {s["type"] for s in catalog}
