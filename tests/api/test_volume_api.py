@@ -381,6 +381,19 @@ def test_types_extra_specs_and_access(cloud: Cloud, admin: VolumeClient,
                                 "project_id": member.project}]}
     fault(member.request("POST", "/volumes", json={"volume": {
         "size": 1, "volume_type": "nonexistent"}}), 404, "itemNotFound")
+    # retype on the same backend: the type changes, the bytes stay
+    plain = member.create()
+    assert member.action(plain["id"], {"os-retype": {"new_type": "secret"}}).status_code == 202
+    assert member.show(plain["id"])["volume_type"] == "secret"
+    fault(member.action(plain["id"], {"os-retype": {"new_type": "secret"}}), 400,
+          "badRequest", "different")
+    admin.ok("POST", "/types", json={"volume_type": {
+        "name": "elsewhere", "extra_specs": {"volume_backend_name": "local"}}})
+    fault(member.action(plain["id"], {"os-retype": {"new_type": "elsewhere"}}), 400,
+          "badRequest", "migration_policy")
+    fault(member.action(plain["id"], {"os-retype": {"new_type": "elsewhere",
+                                                    "migration_policy": "on-demand"}}),
+          501, "notImplemented")
     qos = admin.ok("POST", "/qos-specs", json={"qos_specs": {
         "name": "q1", "consumer": "front-end", "read_iops_sec": "100"}})["qos_specs"]
     assert qos["specs"] == {"read_iops_sec": "100"}

@@ -255,7 +255,6 @@ UNIMPLEMENTED_ACTIONS = {
     "os-initialize_connection": "The legacy attach flow (use the attachments API, 3.27+)",
     "os-terminate_connection": "The legacy attach flow (use the attachments API, 3.27+)",
     "os-force_detach": "Forcing a detach (delete the attachment instead)",
-    "os-retype": "Retyping a volume",
 }
 ADMIN_ACTIONS = ("os-reset_status", "os-force_delete")
 
@@ -298,6 +297,11 @@ async def volume_action(request: Request) -> Response:
         if not isinstance(args, dict):
             raise field_error("os-update_readonly_flag", args, "is not of type 'object'")
         service.set_readonly(ctx, volume_id, args.get("readonly"))
+        return Response(status_code=202)
+    if action == "os-retype":
+        if not isinstance(args, dict) or "new_type" not in args:
+            raise field_error("os-retype", args, "'new_type' is a required property")
+        service.retype(ctx, volume_id, args["new_type"], args.get("migration_policy"))
         return Response(status_code=202)
     if action == "os-volume_upload_image":
         if not isinstance(args, dict):

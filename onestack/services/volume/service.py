@@ -51,6 +51,7 @@ from onestack.services.volume.common import (
     InvalidInput,
     InvalidSnapshot,
     InvalidVolume,
+    NotImplementedFault,
     check_bool,
     check_metadata,
     check_size,
@@ -731,6 +732,44 @@ class Volumes:
                                status="error_extending")
             return
         self._settle(volume_id, previous, size=size_gb)
+
+    # -- retype -------------------------------------------------------------------------
+
+    def retype(self, ctx: Ctx, volume_id: str, new_type: Any, migration_policy: Any) -> None:
+        """``os-retype``: give the volume another type on the same backend (the bytes do
+        not move; a type on another backend would need a migration, which this cloud
+        does not do)."""
+        if not isinstance(new_type, str) or not new_type:
+            raise InvalidInput("new_type must be given (a volume type's name or id).")
+        if migration_policy not in (None, "never", "on-demand"):
+            raise InvalidInput(f"migration_policy must be never or on-demand, not "
+                               f"{migration_policy!r}.")
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            if vol.status not in ("available", "in-use"):
+                raise InvalidVolume(f"Volume status must be available or in-use to retype, "
+                                    f"but current status is: {vol.status}.")
+            vt = self.types.find(session, ctx, new_type)
+            if vt.id == vol.volume_type_id:
+                raise InvalidInput("New volume type must be different from the original.")
+            backend = (vt.extra_specs or {}).get("volume_backend_name") or self.backend_name
+            if backend != vol.backend:
+                if migration_policy != "on-demand":
+                    raise InvalidInput(f"Retype to {vt.name} needs the volume moved to "
+                                       f"backend {backend}, and migration_policy is not "
+                                       "on-demand.")
+                raise NotImplementedFault("Moving a volume to another backend (retype with "
+                                          "migration) is not implemented by this cloud.")
+            attached = list(session.scalars(select(VolumeAttachment.id).where(
+                VolumeAttachment.volume_id == vol.id)))
+            if len(attached) > 1 and not is_multiattach(vt):
+                raise InvalidVolume(f"Volume is attached to {len(attached)} servers; type "
+                                    f"{vt.name} does not allow multiattach.")
+            self.quotas.check(session, vol.project_id, vt.name, volumes=1,
+                              gigabytes=vol.size)
+            vol.volume_type_id = vt.id
+            vol.multiattach = is_multiattach(vt)
+            vol.updated_at = utcnow()
 
     # -- upload to image ----------------------------------------------------------------
 
