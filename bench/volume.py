@@ -13,11 +13,15 @@ Works in a temporary directory (``--dir``, default the system's):
 - on the volume made from the full image: ``create_snapshot``, ``create_from_snapshot``,
   ``clone``, offline ``extend`` and an empty ``create`` for comparison;
 - floors: ``cp --sparse=always`` of each image file + ``sync`` (copying the bytes once)
-  and a bare ``qemu-img convert -O qcow2``.
+  and a bare ``qemu-img convert -O qcow2``;
+- with ``--api``: the same through a real ``onestack up`` (``[host] agent`` off: no
+  guests), the sparse and the full image uploaded to it, and the time from ``POST
+  /volume/v3/{project}/volumes`` with ``imageRef`` until ``GET`` shows ``available``
+  (polled every 20 ms).
 
 Prints a markdown table and one JSON line with every figure.
 
-    .venv/bin/python bench/volume.py [--rounds 3] [--data-mib 64] [--dir /var/tmp]
+    .venv/bin/python bench/volume.py [--rounds 3] [--data-mib 64] [--dir /var/tmp] [--api]
 """
 
 from __future__ import annotations
@@ -36,13 +40,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import cpu_model, machine_busy  # noqa: E402
+import httpx  # noqa: E402
+
+from bench.harness import Server, cpu_model, free_port, machine_busy  # noqa: E402
 from onestack.common.config import Config  # noqa: E402
 from onestack.drivers.volume.base import ImageData  # noqa: E402
 from onestack.drivers.volume.local import LocalVolumeBackend  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20
+PORTS = range(5900, 6000)
 
 
 def make_images(root: Path, data_mib: int) -> dict[str, Path]:
@@ -81,11 +88,67 @@ def stream(path: Path) -> Callable[[], Iterator[bytes]]:
     return chunks
 
 
+def api_figures(root: Path, images: dict[str, Path], rounds: int) -> dict[str, list[float]]:
+    """POST -> available through a real server, per image."""
+    state = root / "api-state"
+    state.mkdir()
+    os.environ["ONESTACK_HOST_AGENT"] = "false"  # the server's own setting: no guests
+    os.environ["ONESTACK_VOLUME_BACKEND"] = "local"
+    server = Server(state, free_port(PORTS))
+    figures: dict[str, list[float]] = {}
+    try:
+        server.wait_ready()
+        auth = server.admin_auth()
+        r = httpx.post(f"{server.url}/v3/auth/tokens", timeout=30, json={"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": auth["username"], "password": auth["password"],
+                "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": auth["project_name"],
+                                  "domain": {"name": "Default"}}}}})
+        r.raise_for_status()
+        token = r.headers["x-subject-token"]
+        project = r.json()["token"]["project"]["id"]
+        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "volume 3.70"}
+        base = f"{server.url}/volume/v3/{project}"
+        for kind, path in images.items():
+            r = httpx.post(f"{server.url}/image/v2/images", headers=headers, json={
+                "name": f"bench-{kind}", "disk_format": "raw", "container_format": "bare"})
+            image_id = r.json()["id"]
+            with path.open("rb") as f:
+                r = httpx.put(f"{server.url}/image/v2/images/{image_id}/file", content=f,
+                              headers={**headers, "Content-Type": "application/octet-stream"},
+                              timeout=600)
+            r.raise_for_status()
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                r = httpx.post(f"{base}/volumes", headers=headers, timeout=60, json={
+                    "volume": {"size": 1, "imageRef": image_id}})
+                r.raise_for_status()
+                volume_id = r.json()["volume"]["id"]
+                while True:
+                    status = httpx.get(f"{base}/volumes/{volume_id}", headers=headers,
+                                       timeout=60).json()["volume"]["status"]
+                    if status != "creating":
+                        break
+                    time.sleep(0.02)
+                times.append(time.perf_counter() - start)
+                if status != "available":
+                    raise SystemExit(f"volume {volume_id} went to {status}")
+                httpx.delete(f"{base}/volumes/{volume_id}", headers=headers, timeout=60)
+            figures[f"API: POST -> available, from the {kind} 1 GiB image"] = times
+    finally:
+        server.stop()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-mib", type=int, default=64)
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--api", action="store_true",
+                        help="also measure through a real onestack up")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-volume-") as tmp:
         root = Path(tmp)
@@ -93,6 +156,7 @@ def main() -> None:
         images = make_images(root, args.data_mib)
         backend = LocalVolumeBackend(Config(state_dir=root / "state"))
         figures: dict[str, list[float]] = {}
+        floor_dest = root / "floor-copy"
         for kind, path in images.items():
             for how in ("file", "stream"):
                 image = ImageData(id=f"img-{kind}", disk_format="raw", size=GiB,
@@ -109,7 +173,6 @@ def main() -> None:
 
                 figures[f"create_from_image {kind} 1 GiB ({how})"] = timed(
                     create, args.rounds, drop)
-            floor_dest = root / "floor-copy"
             figures[f"floor: cp --sparse + sync {kind}"] = timed(
                 lambda path=path: (subprocess.run(["cp", "--sparse=always", str(path),
                                                    str(floor_dest)], check=True),
@@ -145,6 +208,8 @@ def main() -> None:
         for snap in snaps:
             backend.delete_snapshot(snap, base)
         backend.delete(base)
+        if args.api:
+            figures.update(api_figures(root, images, args.rounds))
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; busy before: {busy:.0%}")
     print("| operation (local backend) | median s | min s | max s |")
     print("|---|---|---|---|")
