@@ -496,6 +496,7 @@ class ServerActions:
             if group.name not in (inst.security_groups or []):
                 inst.security_groups = [*(inst.security_groups or []), group.name]
             touch(inst)
+        self.compute.network.changed()  # the hosts' firewalls follow at once
 
     def remove_security_group(self, ctx: ValidatedToken, server_id: str, name: str
                               ) -> None:
@@ -518,6 +519,7 @@ class ServerActions:
                                f"{inst.uuid}")
             inst.security_groups = [n for n in inst.security_groups or [] if n != group.name]
             touch(inst)
+        self.compute.network.changed()
 
     # -- deferred delete ------------------------------------------------------------
 
