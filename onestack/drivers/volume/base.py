@@ -35,7 +35,7 @@ Every backend adds ``"volume_id"``, ``"name"`` (``volume-<id>``), ``"access_mode
 what the guest sees in ``/dev/disk/by-id``) and ``"qos_specs"``.
 
 Extending an attached volume: ``extend(..., online=True)`` is called first, then the
-compute side (``onestack.services.volume.attachments.on_extend_attached``) tells the
+compute side (the callback it gave ``Volumes.register_extend_attached``) tells the
 running guest (QMP ``block_resize``). A file backend whose file QEMU holds open does
 nothing in ``extend(online=True)`` and leaves the growing to QEMU's ``block_resize``;
 a backend whose image lives elsewhere (rbd) grows it there.
