@@ -77,7 +77,7 @@ def test_routers_of_the_hosts_networks(quiet, env):
     state = hosts.desired_state("host-a")
     ext = next(n for n in state.networks if n.id == public["id"])
     assert ext.external and ext.dhcp_mac is None and ext.hosts == []
-    assert [s.cidr for s in ext.subnets] == ["203.0.113.0/24"]
+    assert [s.cidr for s in ext.subnets] == ["203.0.113.0/24", "2001:db8::/64"]
     assert not next(n for n in state.networks if n.id == env.network).external
 
 
