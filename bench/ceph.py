@@ -43,6 +43,13 @@ from tests.host.harness import NetnsHost  # noqa: E402
 GiB = 1 << 30
 
 
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def bench_clones(cluster: Cluster, n: int) -> dict[str, list[float]]:
     import rados
     import rbd
@@ -144,11 +151,15 @@ def main() -> int:
             t0 = time.monotonic()
             cluster.up(osds=3)
             results["cluster_up_s"] = round(time.monotonic() - t0, 1)
+            results["cluster RSS MiB"] = round(sum(
+                rss_kib(pid) for d in cluster.daemons()
+                if (pid := cluster.pid(d)) is not None) / 1024)
             clones = bench_clones(cluster, args.clones)
             for label, times in clones.items():
                 results[f"clone {label} p50 ms"] = round(statistics.median(times) * 1000, 1)
                 results[f"clone {label} p90 ms"] = round(pct(times, 0.9) * 1000, 1)
             results["rbd bench MB/s"] = {k: round(v, 1) for k, v in rbd_bench(cluster).items()}
+            print(json.dumps(results, indent=2), flush=True)
             if not args.skip_servers:
                 s = cluster.client_settings()
                 host.env.update({"ONESTACK_HOST_STORAGE_DRIVER": "rbd",
@@ -158,15 +169,19 @@ def main() -> int:
                 cloud, image, net = setup_cloud(host, image_raw)
                 times = bench_active(cloud, image, net, args.rounds)
                 results["create->ACTIVE rbd clone p50 s"] = round(statistics.median(times), 2)
+                results["create->ACTIVE rbd clone p90 s"] = round(pct(times, 0.9), 2)
+                print(json.dumps(results, indent=2), flush=True)
                 host.stop()
                 # The same namespace, a fresh state dir, local overlays.
                 local = NetnsHost(base / "local", env={"ONESTACK_HOST_ACCEL": "tcg"},
                                   prefix=host.prefix)
+                local.base.mkdir(parents=True)
                 local.start()
                 cloud, image, net = setup_cloud(local, image_raw)
                 times = bench_active(cloud, image, net, args.rounds)
                 results["create->ACTIVE local overlay p50 s"] = round(statistics.median(times),
                                                                      2)
+                results["create->ACTIVE local overlay p90 s"] = round(pct(times, 0.9), 2)
         finally:
             if local is not None:
                 local.stop()
