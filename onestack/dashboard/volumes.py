@@ -15,6 +15,8 @@ from onestack.dashboard.client import ApiError
 from onestack.dashboard.web import Ctx, error_page, page, redirect, render
 
 C = "/compute/v2.1"
+#: Seconds the page keeps looking after a change.
+WATCH = 10
 
 
 def has_volumes(ctx: Ctx) -> bool:
@@ -46,7 +48,7 @@ async def _volumes(ctx: Ctx) -> Response:
             error = exc.message
         else:
             ctx.flash(f"Creating volume {body['volume'].get('name') or body['volume']['id']}.")
-            return redirect("/volumes", ctx.request)
+            return redirect(f"/volumes?w={WATCH}", ctx.request)
     volumes, snapshots, servers, images = await asyncio.gather(
         ctx.api.get(f"{_v(ctx)}/volumes/detail"), ctx.api.get(f"{_v(ctx)}/snapshots/detail"),
         ctx.api.get(f"{C}/servers"),
@@ -55,7 +57,14 @@ async def _volumes(ctx: Ctx) -> Response:
     moving = any(v["status"] in ("creating", "extending", "attaching", "detaching",
                                  "deleting", "downloading") for v in rows) or \
         any(s["status"] in ("creating", "deleting") for s in snapshots["snapshots"])
+    # after a change the page also looks again for a few seconds: a detach, for one,
+    # leaves the volume "in-use" until the host has let go of it
+    try:
+        watch = max(0, min(int(ctx.request.query_params.get("w", "0")), WATCH))
+    except ValueError:
+        watch = 0
     return render(ctx.request, "volumes.html", status=400 if error else 200, ctx=ctx,
+                  watch=watch - 1 if watch else 0, polling=moving or watch > 0,
                   volumes=rows, snapshots=snapshots["snapshots"],
                   servers=servers["servers"],
                   server_names={s["id"]: s["name"] for s in servers["servers"]},
@@ -97,7 +106,7 @@ async def _action(ctx: Ctx) -> Response:
         if exc.status == 401:
             raise
         ctx.flash(exc.message, "error")
-    return redirect("/volumes", ctx.request)
+    return redirect(f"/volumes?w={WATCH}", ctx.request)
 
 
 volumes = page(_volumes)

@@ -370,6 +370,10 @@ def test_associate_floating_ip(alice: Any, world: World) -> None:
     bars = alice.locator(".quota").all_inner_texts()
     assert any("Instances" in b and "1 of 2" in b for b in bars), bars
     assert "web-1" in alice.inner_text("main")   # recent actions
+    alice.goto(world.url + "/dashboard/topology")
+    server_box = alice.locator("svg.topology .topo-server[data-name='web-1']")
+    assert server_box.locator("circle").count() == 1   # on web-net
+    shot(alice, world, "topology")
 
 
 def test_volumes_create_attach_extend_snapshot(alice: Any, world: World) -> None:
