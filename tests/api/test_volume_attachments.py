@@ -214,3 +214,48 @@ def test_recovery_keeps_attachments_compute_still_wants(cloud: Cloud,
     assert service.attachment_complete(c, keep["id"])["status"] == "attached"
     service.attachment_delete(c, keep["id"])
     assert member.show(wanted["id"])["status"] == "available"
+
+
+def test_concurrent_attaches_and_detaches_keep_the_volume_consistent(
+        cloud: Cloud, member: VolumeClient) -> None:
+    """Ten threads race to attach one volume (one wins, the others get 409); on a
+    multiattach volume, detaching every server at once leaves it available."""
+    import threading
+
+    service = cloud.services.volume
+    c = ctx(cloud, member)
+    vol = member.create()
+    won: list[str] = []
+    refused: list[Exception] = []
+
+    def attach(n: int) -> None:
+        try:
+            won.append(service.attachment_create(
+                c, vol["id"], f"cccccccc-0000-4000-8000-{n:012d}", CONNECTOR)["id"])
+        except Conflict as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=attach, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(refused) == 9
+    service.attachment_delete(c, won[0])
+    VolumeClient(cloud).ok("POST", "/types", json={"volume_type": {
+        "name": "shared-race", "extra_specs": {"multiattach": "<is> True"}}})
+    shared = member.create(volume_type="shared-race")
+    ids = []
+    for n in range(6):
+        att = service.attachment_create(c, shared["id"], f"dddddddd-0000-4000-8000-{n:012d}",
+                                        CONNECTOR)
+        service.attachment_complete(c, att["id"])
+        ids.append(att["id"])
+    threads = [threading.Thread(target=service.attachment_delete, args=(c, a)) for a in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    shown = member.show(shared["id"])
+    assert shown["status"] == "available" and shown["attachments"] == []
+    assert member.show(vol["id"])["status"] == "available"

@@ -156,7 +156,7 @@ class Attachments:
         if not isinstance(connector, dict) or not connector:
             raise BadRequest("Invalid input received: a connector (an object) is "
                              "required to update an attachment.")
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             att, vol = self._find(session, ctx, attachment_id)
             if att.attach_status == "attached":
                 raise BadRequest(f"Invalid volume: attachment {att.id} is already "
@@ -166,7 +166,7 @@ class Attachments:
             return as_dict(att)
 
     def attachment_complete(self, ctx: Ctx, attachment_id: str) -> dict[str, Any]:
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             att, vol = self._find(session, ctx, attachment_id)
             if att.attach_status not in ("attaching", "attached"):
                 raise InvalidVolume(f"Attachment {att.id} has no connector yet (it is "
@@ -179,7 +179,7 @@ class Attachments:
             return as_dict(att)
 
     def attachment_delete(self, ctx: Ctx, attachment_id: str) -> None:
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             att, vol = self._find(session, ctx, attachment_id)
             connector = att.connector
             backend = self.volumes.backend_for(vol.backend)

@@ -27,7 +27,9 @@ BASE = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "gro
         "per_volume_gigabytes")
 PER_TYPE = ("volumes", "gigabytes", "snapshots")
 
-#: Held around every quota check and the insert it admits.
+#: Held around every quota check and the insert it admits, and around every
+#: check-then-change of a volume's state that another request could race (attach,
+#: detach, delete, transfer, upload): one server process per database (the design doc).
 LOCK = threading.RLock()
 
 

@@ -596,7 +596,7 @@ class Volumes:
         if value is None:
             raise InvalidInput("Must specify readonly in request.")
         readonly = check_bool(value, "readonly")
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             vol = find_volume(session, ctx, volume_id, for_update=True)
             if vol.status != "available":
                 raise InvalidVolume(f"Volume status must be available to update readonly "
@@ -633,7 +633,7 @@ class Volumes:
         removed the bytes). Refused while attached, in a transfer, or with snapshots
         (unless ``cascade``, which deletes them first). ``force`` (administrators)
         skips the status check but not the attachment check."""
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             vol = find_volume(session, ctx, volume_id, for_update=True)
             attached = session.scalar(select(VolumeAttachment.id).where(
                 VolumeAttachment.volume_id == vol.id))
@@ -793,7 +793,7 @@ class Volumes:
         force = check_bool(body.get("force", False), "force")
         visibility = body.get("visibility", "private")
         protected = check_bool(body.get("protected", False), "protected")
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             vol = find_volume(session, ctx, volume_id, for_update=True)
             allowed = ("available", "in-use") if force else ("available",)
             if vol.status not in allowed:
@@ -946,7 +946,7 @@ class Volumes:
             return dict(snap.metadata_)
 
     def delete_snapshot(self, ctx: Ctx, snapshot_id: str, force: bool = False) -> None:
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             snap = find_snapshot(session, ctx, snapshot_id)
             if not force and snap.status not in ("available", "error"):
                 raise InvalidSnapshot(f"Volume Snapshot status must be available or error "

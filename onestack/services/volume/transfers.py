@@ -50,7 +50,7 @@ class Transfers:
         no_snapshots = check_bool(body.get("no_snapshots", False), "no_snapshots")
         key = secrets.token_hex(KEY_LENGTH // 2)
         salt = secrets.token_hex(8)
-        with self.db.session() as session:
+        with quota_mod.LOCK, self.db.session() as session:
             vol = find_volume(session, ctx, volume_id, for_update=True)
             if vol.status != "available":
                 raise InvalidVolume(f"Status of volume must be available, but it is "
