@@ -320,3 +320,57 @@ def pool_names(ceph: Ceph, pool: str) -> list[str]:
         return sorted(rbd.RBD().list(io))
     finally:
         io.close()
+
+
+def test_volume_backend_rbd(env: tuple[NetnsHost, Ceph], image_raw: Path) -> None:
+    """Volumes in the ``volumes`` pool: from an image as a clone of its snapshot,
+    snapshots as RBD snapshots, a volume from a snapshot, and connection info that
+    QEMU's rbd driver opens."""
+    import uuid
+
+    from onestack.common.config import CephConfig, Config
+    from onestack.drivers.volume import load_backend
+    from onestack.drivers.volume.base import ImageData
+
+    _, ceph = env
+    s = ceph.cluster.client_settings()
+    config = Config()
+    config.ceph = CephConfig(conf=s["conf"], keyring=s["keyring"], user=s["user"])
+    backend = load_backend("rbd", config)
+    # An image as the image service stores it, to clone from.
+    image_id = str(uuid.uuid4())
+    backend.client.write_image("images", image_id, image_raw)  # type: ignore[attr-defined]
+    data = image_raw.read_bytes()
+    vol, snap, vol2 = (str(uuid.uuid4()) for _ in range(3))
+    try:
+        backend.create_from_image(vol, ImageData(
+            id=image_id, disk_format="raw", size=len(data), virtual_size=len(data),
+            open=lambda: iter([data])), 1)
+        v = ceph.image("volumes", f"volume-{vol}", read_only=True)
+        try:
+            assert v.parent_info()[:3] == ("images", image_id, "snap")  # a clone
+            assert v.size() == GiB
+        finally:
+            v.close()
+        backend.create_snapshot(snap, vol)
+        assert backend.list_snapshots() == [snap]
+        backend.create_from_snapshot(vol2, snap, vol, 2)
+        info = backend.connection_info(vol2, None)
+        assert info["driver_volume_type"] == "rbd"
+        assert info["data"]["name"] == f"volumes/volume-{vol2}"
+        assert info["data"]["auth_username"] == "onestack" and info["data"]["hosts"]
+        # QEMU opens it from the connection info, and sees the image's bytes.
+        filename = backend.settings.qemu_filename(  # type: ignore[attr-defined]
+            *info["data"]["name"].split("/"))
+        out = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", str(image_raw),
+                              filename], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "Images are identical" in out.stdout, out
+        backend.extend(vol2, 3)
+        assert backend.client.size("volumes", f"volume-{vol2}") == 3 * GiB  # type: ignore
+    finally:
+        backend.delete(vol2)
+        backend.delete_snapshot(snap, vol)
+        backend.delete(vol)
+        backend.client.remove_image("images", image_id)  # type: ignore[attr-defined]
+    assert backend.list_volumes() == []
+    assert image_id not in pool_names(ceph, "images")
