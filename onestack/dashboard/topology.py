@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
-BOX_W, BOX_H, ROW, TOP, LEFT, COL = 170, 36, 54, 78, 16, 120
+BOX_W, BOX_H, ROW, LEFT, COL, LINE = 170, 36, 54, 16, 150, 14
 
 
 @dataclass
@@ -49,10 +49,13 @@ def build(networks: list[dict[str, Any]], subnets: list[dict[str, Any]],
         owner = by_id.get(p.get("device_id") or "")
         if owner is not None and p["network_id"] not in owner.networks:
             owner.networks.append(p["network_id"])
-    x0 = LEFT + BOX_W + 60
+    labels = {n["id"]: cidrs.get(n["id"], []) or (["external"] if n.get("router:external")
+                                                  else []) for n in nets}
+    top = 58 + LINE * max([len(v) for v in labels.values()] + [1])
+    x0 = LEFT + BOX_W + 80
     col = {n["id"]: x0 + i * COL for i, n in enumerate(nets)}
     width = max(x0 + len(nets) * COL, 480)
-    height = TOP + max(len(devices), 1) * ROW + 24
+    height = top + max(len(devices), 1) * ROW + 24
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="topology" role="img" '
            f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
            f'aria-labelledby="topo-title"><title id="topo-title">Network topology: '
@@ -63,13 +66,14 @@ def build(networks: list[dict[str, Any]], subnets: list[dict[str, Any]],
         name = escape(n.get("name") or n["id"][:8])
         out.append(f'<g class="topo-network{" external" if ext else ""}" '
                    f'data-name="{name}" data-id="{escape(n["id"])}">'
-                   f'<rect x="{x - 5}" y="{TOP - 30}" width="10" height="{height - TOP + 18}"'
+                   f'<rect x="{x - 5}" y="{top - 24}" width="10" height="{height - top + 12}"'
                    f' rx="5"/><text x="{x}" y="16" text-anchor="middle">{name}</text>'
-                   f'<text class="cidr" x="{x}" y="32" text-anchor="middle">'
-                   f'{escape(", ".join(cidrs.get(n["id"], [])) or ("external" if ext else ""))}'
-                   f'</text></g>')
+                   + "".join(f'<text class="cidr" x="{x}" y="{32 + i * LINE}" '
+                             f'text-anchor="middle">{escape(c)}</text>'
+                             for i, c in enumerate(labels[n["id"]]))
+                   + '</g>')
     for i, d in enumerate(devices):
-        y = TOP + i * ROW
+        y = top + i * ROW
         mid = y + BOX_H / 2
         name = escape(d.name)
         out.append(f'<g class="topo-{d.kind}" data-name="{name}" data-id="{escape(d.id)}">')
