@@ -39,12 +39,13 @@ def up(state_dir: StateDir = None,
        port: Annotated[int | None, typer.Option(help="Port to listen on "
                                                 "[default: 5000].")] = None,
        storage: Annotated[str | None, typer.Option(
-           help="Disks and images: local (qcow2 overlays, image files) or rbd (RBD "
-           "clones and images in Ceph; see `onestack ceph up`) [default: local].")] = None,
+           help="Disks, images and volumes: local (qcow2 overlays, files) or rbd (RBD "
+           "clones, images and volumes in Ceph; see `onestack ceph up`) [default: local].")
+       ] = None,
        ceph_conf: Annotated[Path | None, typer.Option(
-           help="rbd: the cluster's ceph.conf ([ceph] conf).")] = None,
+           help="rbd: the cluster's ceph.conf (config: ceph.conf).")] = None,
        ceph_keyring: Annotated[Path | None, typer.Option(
-           help="rbd: the client's keyring ([ceph] keyring).")] = None,
+           help="rbd: the client's keyring (config: ceph.keyring).")] = None,
        ceph_user: Annotated[str | None, typer.Option(
            help="rbd: the cephx user, client.<user> [default: onestack].")] = None) -> None:
     """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
@@ -60,6 +61,7 @@ def up(state_dir: StateDir = None,
     config = load_config(
         state_dir, server_host=host, server_port=port, host_storage_driver=storage,
         image_store={"local": "file", "rbd": "rbd"}.get(storage or ""),
+        volume_backend="rbd" if storage == "rbd" else None,
         ceph_conf=str(ceph_conf.absolute()) if ceph_conf else None,
         ceph_keyring=str(ceph_keyring.absolute()) if ceph_keyring else None,
         ceph_user=ceph_user)
