@@ -201,3 +201,33 @@ def test_kill_9_during_creates_and_attaches(own_server):
     usage = httpx.get(f"{base}/os-quota-sets/{project}?usage=true",
                       headers=headers).json()["quota_set"]
     assert usage["volumes"]["in_use"] == 12 and usage["gigabytes"]["in_use"] == 12
+
+
+def test_types_qos_services_and_limits(openstack, unique):
+    vtype = f"gold-{unique}"
+    created = openstack("volume", "type", "create", "--property", "tier=1", vtype)
+    assert created["name"] == vtype
+    openstack("volume", "type", "set", "--property", "speed=fast", vtype)
+    shown = openstack("volume", "type", "show", vtype)
+    assert shown["properties"] in ({"tier": "1", "speed": "fast"}, "speed='fast', tier='1'")
+    qos = openstack("volume", "qos", "create", "--property", "read_iops_sec=100",
+                    f"q-{unique}")
+    openstack("volume", "qos", "associate", qos["id"], vtype)
+    listed = {q["Name"]: q for q in openstack("volume", "qos", "list")}
+    assert vtype in str(listed[f"q-{unique}"]["Associations"])
+    name = f"typed-{unique}"
+    openstack("volume", "create", "--size", "1", "--type", vtype, name)
+    assert wait_volume(openstack, name, "available")["type"] == vtype
+    services = {s["Binary"] for s in openstack("volume", "service", "list")}
+    assert {"cinder-scheduler", "cinder-volume"} <= services
+    zones = openstack("availability", "zone", "list", "--volume")
+    assert [z["Zone Name"] for z in zones] == ["nova"]
+    limits = {row["Name"]: row["Value"] for row in openstack("limits", "show", "--absolute")}
+    assert limits.get("totalVolumesUsed", limits.get("total_volumes_used", 0)) >= 1
+    openstack("volume", "set", "--type", "__DEFAULT__", "--migration-policy", "never", name)
+    assert openstack("volume", "show", name)["type"] == "__DEFAULT__"
+    openstack("volume", "delete", name)
+    wait_gone(openstack, name)
+    openstack("volume", "qos", "disassociate", "--volume-type", vtype, qos["id"])
+    openstack("volume", "qos", "delete", qos["id"])
+    openstack("volume", "type", "delete", vtype)
