@@ -196,3 +196,37 @@ def test_mac_and_arp_spoofing_stop_at_the_bridge(lab: Lab) -> None:
     assert a.port.mac in sh("bridge", "fdb", "show", "brport", tap_b)
     fw.cleanup()
     assert f"{lab.prefix}sg-l2" not in sh("nft", "list", "tables", "bridge")
+
+
+def _ping6(ns: str, address: str, source: str | None = None) -> bool:
+    argv = ["ip", "netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "2"]
+    if source:
+        argv += ["-I", source]
+    return subprocess.run([*argv, address], capture_output=True).returncode == 0
+
+
+def test_ipv6_rules_remote_groups_and_anti_spoofing(lab: Lab) -> None:
+    guests = {}
+    for name, v4, v6, group in (("a", "10.73.0.5", "fd00:73::5", "sg-1"),
+                                ("b", "10.73.0.6", "fd00:73::6", "sg-1"),
+                                ("c", "10.73.0.7", "fd00:73::7", "sg-2")):
+        g = lab.guest(name, v4, [group])
+        sh("ip", "-n", g.ns, "addr", "add", f"{v6}/64", "dev", f"{lab.prefix}i{name}",
+           "nodad")
+        g.port.ips.append(v6)
+        g.port.rules.append(SecurityGroupRule("egress", "IPv6"))
+        guests[name] = g
+    a, b, c = guests["a"], guests["b"], guests["c"]
+    # b lets ICMPv6 in from its group's members ("icmp" in an IPv6 rule: ICMPv6).
+    b.port.rules.append(SecurityGroupRule("ingress", "IPv6", "icmp",
+                                          remote_group_id="sg-1"))
+    members = {"sg-1": ["10.73.0.5", "fd00:73::5", "10.73.0.6", "fd00:73::6"]}
+    lab.driver.firewall.apply([a.port, b.port, c.port], members)
+    assert _ping6(a.ns, "fd00:73::6")  # a member: allowed, neighbour discovery works
+    assert not _ping6(c.ns, "fd00:73::6")  # another group: dropped
+    # a sends from an address that is not its own: dropped before b sees it.
+    sh("ip", "-n", a.ns, "addr", "add", "fd00:73::99/64", "dev", f"{lab.prefix}ia", "nodad")
+    members["sg-1"].append("fd00:73::99")  # even were it a member
+    lab.driver.firewall.apply([a.port, b.port, c.port], members)
+    assert not _ping6(a.ns, "fd00:73::6", source="fd00:73::99")
+    assert _ping6(a.ns, "fd00:73::6", source="fd00:73::5")
