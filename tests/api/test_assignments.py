@@ -275,7 +275,8 @@ def test_list_direct_assignments_with_filters(cloud):
     only_inherited = assignments(cloud, "?scope.OS-INHERIT:inherited_to=projects")
     assert [a["group"]["id"] for a in only_inherited] == [group_id]
     assert assignments(cloud, f"?user.id={GHOST}") == []
-    assert assignments(cloud, "?scope.system=all") == []
+    assert [a["user"]["id"] for a in assignments(cloud, "?scope.system=all")] == [
+        cloud.admin_user_id]  # the bootstrap admin, on the system
 
 
 def test_include_names_as_the_cli_asks(cloud):

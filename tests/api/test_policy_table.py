@@ -303,6 +303,9 @@ class World:
                      f"/domains/default/groups/{group}/roles/{role}"):
             self.admin("PUT", f"/v3{path}")
             self.admin("PUT", f"/v3/OS-INHERIT{path}/inherited_to_projects")
+        for path in (f"/system/users/{user}/roles/{role}",
+                     f"/system/groups/{group}/roles/{role}"):
+            self.admin("PUT", f"/v3{path}")
         return role
 
     def make_implied_role(self) -> str:
@@ -338,6 +341,25 @@ class World:
         return self.call("POST", f"/v3/users/{who.alpha.user_id}/application_credentials",
                          json={"application_credential": {"name": f"fx-{self.n}"}}
                          )["application_credential"]["id"]
+
+    def make_credential(self) -> str:
+        return self.call("POST", "/v3/credentials", json={"credential": {
+            "user_id": self.who.alpha.user_id, "type": "totp",
+            "blob": f"fx-{self.n}"}})["credential"]["id"]
+
+    def make_policy_blob(self) -> str:
+        return self.admin("POST", "/v3/policies", json={"policy": {
+            "blob": "{}", "type": "application/json"}})["policy"]["id"]
+
+    def make_endpoint_group(self) -> str:
+        return self.admin("POST", "/v3/OS-EP-FILTER/endpoint_groups", json={
+            "endpoint_group": {"name": f"fx-{self.n}", "filters": {"interface": "public"}}}
+        )["endpoint_group"]["id"]
+
+    def make_ec2_access(self) -> str:
+        who = self.who
+        return self.call("POST", f"/v3/users/{who.alpha.user_id}/credentials/OS-EC2",
+                         json={"tenant_id": who.alpha.project_id})["credential"]["access"]
 
     # Block Storage
 
@@ -397,7 +419,8 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
     group_paths = path.startswith(("/v3/groups", "/v3/projects/{project_id}/groups",
                                    "/v3/domains/{domain_id}/groups",
                                    "/v3/OS-INHERIT/projects/{project_id}/groups",
-                                   "/v3/OS-INHERIT/domains/{domain_id}/groups"))
+                                   "/v3/OS-INHERIT/domains/{domain_id}/groups",
+                                   "/v3/system/groups"))
     return {
         # Networking
         "network_id": lambda: w.get("env").network,
@@ -455,6 +478,10 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "region_id": lambda: w.get("region"),
         "endpoint_id": lambda: w.get("endpoint"),
         "cred_id": lambda: w.get("app_cred"),
+        "credential_id": lambda: w.get("credential"),
+        "access": lambda: w.get("ec2_access"),
+        "policy_id": lambda: w.get("policy_blob"),
+        "endpoint_group_id": lambda: w.get("endpoint_group"),
         "tag": (lambda: w.get("project_tag")) if path.startswith("/v3") else (lambda: "t1"),
         "path": lambda: "openstack/latest/meta_data.json",
     }

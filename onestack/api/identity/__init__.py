@@ -6,8 +6,10 @@ from onestack.api.identity import (
     assignments,
     auth,
     catalog,
+    credentials,
     domains,
     groups,
+    policies,
     projects,
     roles,
     users,
@@ -24,4 +26,6 @@ routes = [
     *assignments.routes,
     *catalog.routes,
     *app_creds.routes,
+    *credentials.routes,
+    *policies.routes,
 ]

@@ -78,6 +78,45 @@ def _grant_routes() -> list[Route]:
     return out
 
 
+def _system_grant_routes() -> list[Route]:
+    """/v3/system/{users,groups}/{id}/roles[/{role_id}]: grants on the system."""
+    out: list[Route] = []
+    for actor in ("user", "group"):
+        def args(request: Request, actor: str = actor) -> dict[str, Any]:
+            return {f"{actor}_id": request.path_params[f"{actor}_id"]}
+
+        async def create(request: Request, args: Handler = args) -> Response:
+            identity(request).assignments.create_system_grant(
+                caller(request), request.path_params["role_id"], **args(request))
+            return no_content()
+
+        async def check(request: Request, args: Handler = args) -> Response:
+            identity(request).assignments.check_system_grant(
+                caller(request), request.path_params["role_id"], **args(request))
+            return no_content()
+
+        async def revoke(request: Request, args: Handler = args) -> Response:
+            identity(request).assignments.revoke_system_grant(
+                caller(request), request.path_params["role_id"], **args(request))
+            return no_content()
+
+        async def list_(request: Request, args: Handler = args) -> Response:
+            roles = identity(request).assignments.list_system_grants(caller(request),
+                                                                     **args(request))
+            return json_response({"roles": [render_role(request, r) for r in roles],
+                                  "links": list_links(request)})
+
+        many = f"/v3/system/{actor}s/{{{actor}_id}}/roles"
+        one = f"{many}/{{role_id}}"
+        out += [
+            Route(one, create, methods=["PUT"]),
+            Route(one, check, methods=["GET"]),  # HEAD too: 204 either way
+            Route(one, revoke, methods=["DELETE"]),
+            Route(many, list_, methods=["GET"]),
+        ]
+    return out
+
+
 # -- /v3/role_assignments ----------------------------------------------------------
 
 
@@ -106,6 +145,9 @@ def render_assignment(request: Request, e: RoleAssignment,
             link = f"/domains/{e.via_domain}"
         else:
             link = f"/projects/{e.via_project or e.project_id}"
+    elif e.system:
+        out["scope"] = {"system": {"all": True}}
+        link = "/system"
     else:
         domain: dict[str, Any] = {"id": e.domain_id}
         if names is not None:
@@ -188,5 +230,6 @@ async def list_role_assignments(request: Request) -> Response:
 
 routes = [
     *_grant_routes(),
+    *_system_grant_routes(),
     Route("/v3/role_assignments", list_role_assignments, methods=["GET"]),
 ]

@@ -74,8 +74,8 @@ async def auth_domains(request: Request) -> Response:
 
 
 async def auth_system(request: Request) -> Response:
-    caller(request)
-    return json_response({"system": [], "links": list_links(request)})
+    systems = identity(request).tokens.systems(caller(request))
+    return json_response({"system": systems, "links": list_links(request)})
 
 
 routes = [

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,10 +13,13 @@ from onestack.api.common import body_part, caller, json_response, no_content, pa
 from onestack.api.identity.common import filters, identity, list_links, self_link
 from onestack.db.models import Domain
 
+#: Keystone's domain name: 1 to 64 characters, not only blanks.
+DomainName = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"\S")]
+
 
 class DomainCreate(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: StrictStr
+    name: DomainName
     description: StrictStr = ""
     enabled: StrictBool = True
     explicit_domain_id: StrictStr | None = None
@@ -24,7 +27,7 @@ class DomainCreate(BaseModel):
 
 class DomainUpdate(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: StrictStr | None = None
+    name: DomainName | None = None
     description: StrictStr | None = None
     enabled: StrictBool | None = None
 

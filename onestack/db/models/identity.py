@@ -191,3 +191,42 @@ class RevocationEvent(Base):
     project_id: Mapped[str | None] = mapped_column(String(64))
     issued_before: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float] = mapped_column(Float)
+
+
+class Credential(Base):
+    """A secret a user keeps in Identity for another service (``/v3/credentials``):
+    EC2-style access/secret pairs (``type`` ``ec2``, whose id is the SHA-256 of the
+    access key, as in Keystone), TOTP seeds, certificates. ``blob`` is the caller's
+    string as given."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(255))
+    blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PolicyBlob(Base):
+    """A policy document kept for other programs (``/v3/policies``): Keystone stores
+    these and interprets none of them, and neither does OneStack."""
+
+    __tablename__ = "policy_blobs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(255))
+    blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EndpointGroup(Base):
+    """A named set of catalog filters (OS-EP-FILTER ``/v3/OS-EP-FILTER/endpoint_groups``),
+    kept as Keystone keeps them with its default catalog: stored, not applied."""
+
+    __tablename__ = "endpoint_groups"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,7 +1,9 @@
 """Role assignments: grants to users and groups on projects and domains, and the
 effective roles a user holds somewhere (groups, inheritance and implied roles applied).
 
-A grant is one ``Assignment`` row: (type, actor, target, role, inherited). An inherited
+A grant is one ``Assignment`` row: (type, actor, target, role, inherited). A grant on
+the system (the whole deployment, Keystone's system scope) has the target ``system``
+and is never inherited. An inherited
 grant on a domain reaches every project of the domain; on a project, every project
 below it (not the project itself). Listing in *effective* mode expands group grants into
 one entry per member, inherited grants into the projects they reach, and adds the roles
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from onestack.common.errors import Forbidden, NotFound
+from onestack.common.errors import BadRequest, Forbidden, NotFound
 from onestack.db.models import (
     Assignment,
     Domain,
@@ -36,11 +38,16 @@ USER_PROJECT = "UserProject"
 GROUP_PROJECT = "GroupProject"
 USER_DOMAIN = "UserDomain"
 GROUP_DOMAIN = "GroupDomain"
+USER_SYSTEM = "UserSystem"
+GROUP_SYSTEM = "GroupSystem"
+#: The target id of every system grant (Keystone's only system, ``all``).
+SYSTEM = "system"
 
-USER_TYPES = (USER_PROJECT, USER_DOMAIN)
-GROUP_TYPES = (GROUP_PROJECT, GROUP_DOMAIN)
+USER_TYPES = (USER_PROJECT, USER_DOMAIN, USER_SYSTEM)
+GROUP_TYPES = (GROUP_PROJECT, GROUP_DOMAIN, GROUP_SYSTEM)
 PROJECT_TYPES = (USER_PROJECT, GROUP_PROJECT)
 DOMAIN_TYPES = (USER_DOMAIN, GROUP_DOMAIN)
+SYSTEM_TYPES = (USER_SYSTEM, GROUP_SYSTEM)
 
 
 def assignment_type(user: bool, project: bool) -> str:
@@ -104,17 +111,20 @@ class RoleAssignment:
     granted_role_id: str | None = None
     #: The role that implies ``role_id`` directly (set with ``granted_role_id``).
     prior_role_id: str | None = None
+    #: A grant on the system (neither project nor domain).
+    system: bool = False
 
     @classmethod
     def from_row(cls, row: Assignment) -> RoleAssignment:
         user = row.type in USER_TYPES
         project = row.type in PROJECT_TYPES
+        domain = row.type in DOMAIN_TYPES
         return cls(role_id=row.role_id,
                    user_id=row.actor_id if user else None,
                    group_id=None if user else row.actor_id,
                    project_id=row.target_id if project else None,
-                   domain_id=None if project else row.target_id,
-                   inherited=row.inherited)
+                   domain_id=row.target_id if domain else None,
+                   inherited=row.inherited, system=row.type in SYSTEM_TYPES)
 
 
 @dataclass
@@ -174,7 +184,7 @@ class Assignments(SubService):
             select(GroupMembership.group_id).where(GroupMembership.user_id == user_id)))
 
     def direct_role_ids(self, session: Session, user_id: str, project_id: str | None = None,
-                        domain_id: str | None = None) -> set[str]:
+                        domain_id: str | None = None, system: bool = False) -> set[str]:
         """Role ids held on the target through assignments (before implied roles)."""
         actors = [user_id, *self.user_group_ids(session, user_id)]
         if project_id:
@@ -194,6 +204,8 @@ class Assignments(SubService):
         elif domain_id:
             cond = and_(Assignment.type.in_(DOMAIN_TYPES),
                         Assignment.target_id == domain_id, Assignment.inherited.is_(False))
+        elif system:
+            cond = and_(Assignment.type.in_(SYSTEM_TYPES), Assignment.target_id == SYSTEM)
         else:
             return set()
         return set(session.scalars(
@@ -201,7 +213,8 @@ class Assignments(SubService):
 
     def effective_roles(self, session: Session, user_id: str, project_id: str | None = None,
                         domain_id: str | None = None,
-                        only: Iterable[str] | None = None) -> list[Role]:
+                        only: Iterable[str] | None = None,
+                        system: bool = False) -> list[Role]:
         """The roles a token for this user and scope carries.
 
         Implied roles are added and domain-specific roles left out (they only serve to
@@ -210,7 +223,7 @@ class Assignments(SubService):
         then adds what they imply.
         """
         ids = expand_implied(session, self.direct_role_ids(session, user_id, project_id,
-                                                           domain_id))
+                                                           domain_id, system))
         if only is not None:
             ids = expand_implied(session, ids & set(only))
         if not ids:
@@ -362,6 +375,84 @@ class Assignments(SubService):
             return list(session.scalars(
                 select(Role).where(Role.id.in_(role_ids)).order_by(Role.name)))
 
+    # -- system grants --------------------------------------------------------------
+
+    def _system_key(self, session: Session, role_id: str | None, *, user_id: str | None,
+                    group_id: str | None, check_actor: bool = True,
+                    ) -> tuple[Role | None, dict[str, object]]:
+        role = get_or_404(session, Role, role_id, "role") if role_id is not None else None
+        if check_actor:
+            if user_id is not None:
+                get_or_404(session, User, user_id, "user")
+            else:
+                get_or_404(session, Group, str(group_id), "group")
+        key: dict[str, object] = {
+            "type": USER_SYSTEM if user_id is not None else GROUP_SYSTEM,
+            "actor_id": user_id if user_id is not None else group_id,
+            "target_id": SYSTEM, "role_id": role_id, "inherited": False}
+        return role, key
+
+    @staticmethod
+    def _system_rule(action: str, user_id: str | None) -> str:
+        return f"identity:{action}_for_{'user' if user_id is not None else 'group'}"
+
+    def create_system_grant(self, ctx: ValidatedToken | None, role_id: str, *,
+                            user_id: str | None = None, group_id: str | None = None) -> None:
+        """Grant a role to a user or group on the system (idempotent)."""
+        authorize(ctx, self._system_rule("create_system_grant", user_id), role_id=role_id,
+                  user_id=user_id, group_id=group_id)
+        with self.db.session() as session:
+            role, key = self._system_key(session, role_id, user_id=user_id,
+                                         group_id=group_id)
+            assert role is not None
+            if role.domain_id:
+                raise BadRequest(f"Role {role_id} is a domain-specific role; it cannot be "
+                                 "granted on the system.")
+            self.grant(session, str(key["type"]), str(key["actor_id"]), SYSTEM, role_id)
+
+    def check_system_grant(self, ctx: ValidatedToken | None, role_id: str, *,
+                           user_id: str | None = None, group_id: str | None = None) -> Role:
+        authorize(ctx, self._system_rule("check_system_grant", user_id), role_id=role_id,
+                  user_id=user_id, group_id=group_id)
+        with self.db.session() as session:
+            role, key = self._system_key(session, role_id, user_id=user_id,
+                                         group_id=group_id)
+            if session.get(Assignment, key) is None:
+                raise self._not_found(key)
+            assert role is not None
+            return role
+
+    def revoke_system_grant(self, ctx: ValidatedToken | None, role_id: str, *,
+                            user_id: str | None = None, group_id: str | None = None) -> None:
+        """Remove a system grant; tokens relying on it stop validating at once."""
+        authorize(ctx, self._system_rule("revoke_system_grant", user_id), role_id=role_id,
+                  user_id=user_id, group_id=group_id)
+        with self.db.session() as session:
+            _, key = self._system_key(session, role_id, user_id=user_id, group_id=group_id,
+                                      check_actor=False)
+            row = session.get(Assignment, key)
+            if row is None:
+                raise self._not_found(key)
+            session.delete(row)
+            self.changed(session)
+
+    def list_system_grants(self, ctx: ValidatedToken | None, *, user_id: str | None = None,
+                           group_id: str | None = None) -> list[Role]:
+        """The roles granted directly to the user or group on the system."""
+        authorize(ctx, self._system_rule("list_system_grants", user_id), user_id=user_id,
+                  group_id=group_id)
+        with self.db.session() as session:
+            _, key = self._system_key(session, None, user_id=user_id, group_id=group_id)
+            role_ids = select(Assignment.role_id).where(
+                Assignment.type == key["type"], Assignment.actor_id == key["actor_id"],
+                Assignment.target_id == SYSTEM)
+            return list(session.scalars(
+                select(Role).where(Role.id.in_(role_ids)).order_by(Role.name)))
+
+    def system_holders(self, session: Session, user_id: str) -> bool:
+        """Whether the user holds some role on the system (directly or via a group)."""
+        return bool(self.direct_role_ids(session, user_id, system=True))
+
     # -- listing --------------------------------------------------------------------
 
     def authorize_list_role_assignments(self, ctx: ValidatedToken | None) -> None:
@@ -378,10 +469,12 @@ class Assignments(SubService):
         """``GET /v3/role_assignments``, with Keystone's semantics.
 
         ``inherited``: None for all grants, True for inherited ones only, False for the
-        others. ``system``: there are no system grants, so ``"all"`` lists nothing.
+        others. ``system``: ``"all"`` lists only the grants on the system (any other
+        value names no system, so nothing).
         """
         self.authorize_list_role_assignments(ctx)
-        if system == "all" and not effective:
+        on_system = system is not None
+        if on_system and (system != "all" or inherited):
             return []
         with self.db.session() as session:
             tree = _ProjectTree(session)
@@ -396,17 +489,17 @@ class Assignments(SubService):
                     session, role_id=role_id, user_id=user_id,
                     group_ids=[group_id] if group_id else None, domain_id=domain_id,
                     project_ids=[project_id, *subtree] if project_id else None,
-                    inherited=inherited)
+                    inherited=inherited, system=on_system)
                 return [RoleAssignment.from_row(r) for r in rows]
             return self._effective(session, tree, role_id=role_id, user_id=user_id,
                                    group_id=group_id, project_id=project_id,
                                    domain_id=domain_id, subtree=subtree,
-                                   inherited=inherited)
+                                   inherited=inherited, system=on_system)
 
     def _rows(self, session: Session, *, role_id: str | None = None,
               user_id: str | None = None, group_ids: list[str] | None = None,
               domain_id: str | None = None, project_ids: list[str] | None = None,
-              inherited: bool | None = None) -> list[Assignment]:
+              inherited: bool | None = None, system: bool = False) -> list[Assignment]:
         stmt = select(Assignment)
         if role_id is not None:
             stmt = stmt.where(Assignment.role_id == role_id)
@@ -422,6 +515,9 @@ class Assignments(SubService):
         elif project_ids is not None:
             stmt = stmt.where(Assignment.target_id.in_(project_ids),
                               Assignment.type.in_(PROJECT_TYPES))
+        elif system:
+            stmt = stmt.where(Assignment.target_id == SYSTEM,
+                              Assignment.type.in_(SYSTEM_TYPES))
         if inherited is not None:
             stmt = stmt.where(Assignment.inherited.is_(inherited))
         order = (Assignment.type, Assignment.target_id, Assignment.actor_id,
@@ -431,7 +527,7 @@ class Assignments(SubService):
     def _effective(self, session: Session, tree: _ProjectTree, *, role_id: str | None,
                    user_id: str | None, group_id: str | None, project_id: str | None,
                    domain_id: str | None, subtree: list[str], inherited: bool | None,
-                   ) -> list[RoleAssignment]:
+                   system: bool = False) -> list[RoleAssignment]:
         if group_id or (domain_id and inherited):
             return []  # no group or inherited-domain entries survive expansion
         if domain_id:
@@ -444,8 +540,8 @@ class Assignments(SubService):
             if inherited is not True:
                 refs += self._rows(session, user_id=user, group_ids=groups,
                                    domain_id=domain_id, project_ids=interest,
-                                   inherited=False)
-            if inherited is not False:
+                                   inherited=False, system=system)
+            if inherited is not False and not system:
                 if project_id:
                     refs += self._rows(session, user_id=user, group_ids=groups,
                                        domain_id=tree.domain[project_id], inherited=True)

@@ -180,6 +180,12 @@ class Tokens:
                 if not roles:
                     raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
                 vt.roles = [{"id": r.id, "name": r.name} for r in roles]
+            elif data.system:
+                roles = self.identity.assignments.effective_roles(session, user.id,
+                                                                  system=True)
+                if not roles:
+                    raise Unauthorized(f"User {user.id} has no access to the system.")
+                vt.roles = [{"id": r.id, "name": r.name} for r in roles]
         return vt
 
     # -- issuing --------------------------------------------------------------------
@@ -218,7 +224,7 @@ class Tokens:
             except Unauthorized:
                 self.failed_logins.failed(source)
                 raise
-            project_id, domain_id = self._resolve_scope(scope_body, user_id)
+            project_id, domain_id, system = self._resolve_scope(scope_body, user_id)
         elif method == "token":
             tok = _dict(ident.get("token"), "auth/identity/token")
             original = self.validate(_str(tok, "id", "auth/identity/token") or "")
@@ -230,8 +236,9 @@ class Tokens:
             token_methods = tuple(dict.fromkeys(("token",) + original.data.methods))
             if scope_body is None:
                 project_id, domain_id = original.project_id, original.domain_id
+                system = original.system
             else:
-                project_id, domain_id = self._resolve_scope(scope_body, user_id)
+                project_id, domain_id, system = self._resolve_scope(scope_body, user_id)
         else:
             if scope_body is not None:
                 raise Unauthorized("Application credentials cannot request a scope.")
@@ -244,6 +251,7 @@ class Tokens:
                 self.failed_logins.failed(source)
                 raise
             user_id, project_id, domain_id = cred.user_id, cred.project_id, None
+            system = False
             app_cred_id = cred.id
             if cred.expires_at is not None:
                 expires_at = min(expires_at, cred.expires_at.timestamp()
@@ -251,7 +259,7 @@ class Tokens:
                                  cred.expires_at.replace(tzinfo=_utc()).timestamp())
         data = TokenData(user_id=user_id, methods=token_methods, expires_at=expires_at,
                          issued_at=now, audit_ids=audit_ids, project_id=project_id,
-                         domain_id=domain_id, app_cred_id=app_cred_id)
+                         domain_id=domain_id, app_cred_id=app_cred_id, system=system)
         token = self.formatter.encode(data)
         return self.validate(token)
 
@@ -282,8 +290,9 @@ class Tokens:
                 raise Unauthorized("The password is expired and needs to be changed.")
         return user_id
 
-    def _resolve_scope(self, scope: Any, user_id: str) -> tuple[str | None, str | None]:
-        """Turn a request's ``scope`` into (project_id, domain_id)."""
+    def _resolve_scope(self, scope: Any, user_id: str
+                       ) -> tuple[str | None, str | None, bool]:
+        """Turn a request's ``scope`` into (project_id, domain_id, system)."""
         if scope is None:
             with self.identity.db.session() as session:
                 user = session.get(User, user_id)
@@ -291,28 +300,33 @@ class Tokens:
                 if default and session.get(Project, default) is not None and \
                         self.identity.assignments.effective_roles(
                             session, user_id, project_id=default):
-                    return default, None
-            return None, None
+                    return default, None, False
+            return None, None, False
         if scope == "unscoped":
-            return None, None
+            return None, None, False
         scope = _dict(scope, "auth/scope")
+        if len([k for k in ("project", "domain", "system") if k in scope]) > 1:
+            raise BadRequest("Specify a project, a domain or the system as the scope, "
+                             "not several.")
         with self.identity.db.session() as session:
             if "project" in scope:
                 ref = _dict(scope["project"], "auth/scope/project")
                 project = self.identity.projects.find_by_ref(session, ref, "auth/scope/project")
                 if project is None:
                     raise Unauthorized(AUTH_REQUIRED)
-                return project.id, None
+                return project.id, None, False
             if "domain" in scope:
                 ref = _dict(scope["domain"], "auth/scope/domain")
                 domain = self.identity.domains.find_by_ref(session, ref, "auth/scope/domain")
                 if domain is None:
                     raise Unauthorized(AUTH_REQUIRED)
-                return None, domain.id
+                return None, domain.id, False
         if "system" in scope:
-            raise BadRequest("System-scoped tokens are not supported; use a project or "
-                             "domain scope.")
-        raise InvalidField("auth/scope", "must name a project or a domain")
+            system = _dict(scope["system"], "auth/scope/system")
+            if system.get("all") is not True or len(system) != 1:
+                raise InvalidField("auth/scope/system", "must be {\"all\": true}")
+            return None, None, True
+        raise InvalidField("auth/scope", "must name a project, a domain or the system")
 
     # -- revocation -----------------------------------------------------------------
 
@@ -335,7 +349,7 @@ class Tokens:
     def catalog(self, ctx: ValidatedToken) -> list[dict[str, Any]]:
         """The catalog of the caller's (scoped) token."""
         authorize(ctx, "identity:get_auth_catalog")
-        if ctx.project is None and ctx.domain is None:
+        if ctx.project is None and ctx.domain is None and not ctx.system:
             raise Forbidden("The authenticated token is not scoped, so it has no catalog.")
         catalog: list[dict[str, Any]] = self.render(ctx)["token"]["catalog"]
         return catalog
@@ -359,6 +373,14 @@ class Tokens:
             return list(session.scalars(select(Domain).where(
                 Domain.id.in_(ids), Domain.enabled.is_(True)).order_by(Domain.name)))
 
+    def systems(self, ctx: ValidatedToken) -> list[dict[str, bool]]:
+        """``[{"all": true}]`` when the caller may scope a token to the system."""
+        authorize(ctx, "identity:get_auth_system")
+        with self.identity.db.session() as session:
+            if self.identity.assignments.system_holders(session, ctx.user_id):
+                return [{"all": True}]
+        return []
+
     # -- rendering ------------------------------------------------------------------
 
     def render(self, vt: ValidatedToken, catalog: bool = True) -> dict[str, Any]:
@@ -379,14 +401,15 @@ class Tokens:
             body["is_domain"] = False
         if vt.domain is not None:
             body["domain"] = vt.domain
-        if vt.project is not None or vt.domain is not None:
+        if vt.system:
+            body["system"] = {"all": True}
+        if vt.project is not None or vt.domain is not None or vt.system:
             body["roles"] = vt.roles
             if catalog:
                 with self.identity.db.session() as session:
                     body["catalog"] = self.identity.catalog.build(session, vt.project_id,
                                                                      vt.user_id)
-        elif catalog:
-            body["catalog"] = []
+        # an unscoped token has no catalog at all (not an empty one), as in Keystone
         if vt.app_cred is not None:
             body["application_credential"] = vt.app_cred
         result = {"token": body}

@@ -1,5 +1,6 @@
-"""First start: the default domain, the admin project and user, the roles, the region
-and the catalog. Idempotent: every later start only fills in what is missing.
+"""First start: the default domain, the admin project and user (admin on its project,
+the default domain and the system), the roles, the region and the catalog. Idempotent:
+every later start only fills in what is missing.
 
 The admin user is exempt from lockout (Keystone's ``ignore_lockout_failure_attempts``
 option): otherwise anyone who can reach the API could lock the cloud's administrator
@@ -15,7 +16,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from onestack.db.models import Domain, Project, Role, User
-from onestack.services.identity.assignments import USER_DOMAIN, USER_PROJECT
+from onestack.services.identity.assignments import (
+    SYSTEM,
+    USER_DOMAIN,
+    USER_PROJECT,
+    USER_SYSTEM,
+)
 from onestack.services.identity.domains import DEFAULT_DOMAIN_ID
 from onestack.services.identity.service import Identity
 
@@ -82,6 +88,9 @@ def bootstrap(identity: Identity, public_url: str, admin_password: str | None = 
         identity.assignments.grant(session, USER_PROJECT, user.id, project.id, admin_role.id)
         identity.assignments.grant(session, USER_DOMAIN, user.id, DEFAULT_DOMAIN_ID,
                                    admin_role.id)
+        # as Keystone's bootstrap: the admin is the system's administrator too (installs
+        # made before system scope gain the grant at their next start)
+        identity.assignments.grant(session, USER_SYSTEM, user.id, SYSTEM, admin_role.id)
 
     region = identity.config.identity.region
     identity.catalog.ensure_region(region)

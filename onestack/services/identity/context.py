@@ -35,12 +35,18 @@ class ValidatedToken:
         return self.data.domain_id
 
     @property
+    def system(self) -> bool:
+        """Scoped to the whole deployment (roles held on the system)."""
+        return self.data.system
+
+    @property
     def role_names(self) -> set[str]:
         return {r["name"] for r in self.roles}
 
     @property
     def is_admin(self) -> bool:
-        """Cloud administrator: holds `admin` on the token's scope."""
+        """Cloud administrator: holds `admin` on the token's scope (a project, a domain
+        or the system)."""
         return "admin" in self.role_names
 
     @property

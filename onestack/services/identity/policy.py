@@ -2,7 +2,8 @@
 
 One table: rule name -> check. A check gets the caller and the target (ids of the
 user/project/domain the request is about) and answers yes or no. Administrators (the
-`admin` role on the token's scope) may do everything; other users manage only
+`admin` role on the token's scope, the system included) may do everything, a
+system-scoped reader reads everything; other users manage only
 themselves: their own user record, password, application credentials, projects, groups
 and tokens.
 
@@ -24,6 +25,12 @@ Check = Callable[[ValidatedToken, dict[str, Any]], bool]
 
 def admin(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
     return ctx.is_admin
+
+
+def system_reader(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    """A system-scoped token with any role (``reader`` is implied by the others): it
+    reads everything Identity holds, as Keystone's default policy lets it."""
+    return ctx.system and bool(ctx.roles)
 
 
 def owner(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
@@ -55,7 +62,7 @@ ADMIN_OR_OWNER = any_of(admin, owner)
 _ADMIN_RULES = [
     f"identity:{verb}_{thing}"
     for thing in ("domain", "project", "user", "group", "role", "implied_role", "region",
-                  "service", "endpoint")
+                  "service", "endpoint", "policy", "endpoint_group")
     for verb in ("create", "update", "delete")
 ] + [
     "identity:list_domains", "identity:list_projects", "identity:list_users",
@@ -66,11 +73,19 @@ _ADMIN_RULES = [
     "identity:check_implied_role", "identity:list_role_inference_rules",
     "identity:create_grant", "identity:revoke_grant", "identity:check_grant",
     "identity:list_grants", "identity:list_role_assignments",
+    *(f"identity:{action}_for_{actor}" for actor in ("user", "group")
+      for action in ("create_system_grant", "check_system_grant", "revoke_system_grant",
+                     "list_system_grants")),
     "identity:get_region", "identity:list_regions", "identity:get_service",
     "identity:list_services", "identity:get_endpoint", "identity:list_endpoints",
+    "identity:get_policy", "identity:list_policies", "identity:get_endpoint_group",
+    "identity:list_endpoint_groups",
 ]
 
-RULES: dict[str, Check] = {name: admin for name in _ADMIN_RULES}
+_READS = ("identity:list_", "identity:get_", "identity:check_")
+RULES: dict[str, Check] = {
+    name: any_of(admin, system_reader) if name.startswith(_READS) else admin
+    for name in _ADMIN_RULES}
 RULES.update({
     "identity:get_domain": any_of(admin, own_domain),
     "identity:get_project": any_of(admin, own_project),
@@ -88,6 +103,11 @@ RULES.update({
     "identity:get_application_credential": ADMIN_OR_OWNER,
     "identity:list_application_credentials": ADMIN_OR_OWNER,
     "identity:delete_application_credential": ADMIN_OR_OWNER,
+    **{f"identity:{verb}_credential": ADMIN_OR_OWNER
+       for verb in ("create", "get", "update", "delete", "ec2_create", "ec2_get",
+                    "ec2_delete")},
+    "identity:list_credentials": ADMIN_OR_OWNER,
+    "identity:ec2_list_credentials": ADMIN_OR_OWNER,
     "identity:validate_token": ADMIN_OR_OWNER,
     "identity:check_token": ADMIN_OR_OWNER,
     "identity:revoke_token": ADMIN_OR_OWNER,
@@ -97,7 +117,14 @@ RULES.update({
     "identity:list_regions": authenticated,
     "identity:get_auth_projects": authenticated,
     "identity:get_auth_domains": authenticated,
+    "identity:get_auth_system": authenticated,
 })
+
+for _name in list(RULES):
+    if _name.startswith(_READS) and RULES[_name] is not authenticated \
+            and _name not in _ADMIN_RULES:
+        RULES[_name] = any_of(RULES[_name], system_reader)
+RULES["identity:validate_token"] = any_of(ADMIN_OR_OWNER, system_reader)
 
 
 def enforce(ctx: ValidatedToken, rule: str, **target: Any) -> None:

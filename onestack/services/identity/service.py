@@ -15,10 +15,12 @@ from onestack.services.identity.app_creds import ApplicationCredentials
 from onestack.services.identity.assignments import Assignments
 from onestack.services.identity.auth import Tokens
 from onestack.services.identity.catalog import Catalog
+from onestack.services.identity.credentials import Credentials
 from onestack.services.identity.domains import Domains
 from onestack.services.identity.groups import Groups
 from onestack.services.identity.keys import KeyRepository
 from onestack.services.identity.passwords import Hasher
+from onestack.services.identity.policies import EndpointGroups, Policies
 from onestack.services.identity.projects import Projects
 from onestack.services.identity.roles import Roles
 from onestack.services.identity.users import Users
@@ -54,6 +56,9 @@ class Identity:
         self.assignments = Assignments(self)
         self.catalog = Catalog(self)
         self.app_creds = ApplicationCredentials(self)
+        self.credentials = Credentials(self)
+        self.policies = Policies(self)
+        self.endpoint_groups = EndpointGroups(self)
         self.tokens = Tokens(self)
 
     # -- revision -------------------------------------------------------------------

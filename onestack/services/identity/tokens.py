@@ -38,6 +38,8 @@ class TokenData:
     project_id: str | None = None
     domain_id: str | None = None
     app_cred_id: str | None = None
+    #: Scoped to the whole deployment (Keystone's ``{"system": {"all": true}}``).
+    system: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -46,6 +48,8 @@ class TokenData:
             return "project"
         if self.domain_id:
             return "domain"
+        if self.system:
+            return "system"
         return "unscoped"
 
 
@@ -115,6 +119,8 @@ class TokenFormatter:
             scope_type, scope_id = 1, data.project_id
         elif data.domain_id:
             scope_type, scope_id = 2, data.domain_id
+        elif data.system:
+            scope_type, scope_id = 3, None
         else:
             scope_type, scope_id = 0, None
         payload = [
@@ -147,4 +153,5 @@ class TokenFormatter:
             project_id=_unpack_id(scope_id) if scope_type == 1 else None,
             domain_id=_unpack_id(scope_id) if scope_type == 2 else None,
             app_cred_id=_unpack_id(app_cred_id),
+            system=scope_type == 3,
         )

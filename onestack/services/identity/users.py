@@ -26,6 +26,7 @@ from onestack.db.models import (
     User,
     utcnow,
 )
+from onestack.db.models.identity import Credential
 from onestack.services.identity.base import SubService, apply_filters, get_or_404, new_id
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.policy import authorize
@@ -303,7 +304,8 @@ class Users(SubService):
             return user
 
     def delete(self, ctx: ValidatedToken | None, user_id: str) -> None:
-        """Delete a user with its role assignments, memberships and app credentials."""
+        """Delete a user with its role assignments, memberships, application credentials
+        and credentials."""
         authorize(ctx, "identity:delete_user", user_id=user_id)
         with self.db.session() as session:
             get_or_404(session, User, user_id, "user")
@@ -314,6 +316,7 @@ class Users(SubService):
         session.execute(delete(GroupMembership).where(GroupMembership.user_id == user_id))
         session.execute(delete(ApplicationCredential)
                         .where(ApplicationCredential.user_id == user_id))
+        session.execute(delete(Credential).where(Credential.user_id == user_id))
         user = session.get(User, user_id)
         if user is not None:
             session.delete(user)
