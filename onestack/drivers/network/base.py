@@ -81,6 +81,14 @@ class NetworkSpec:
     #: mapping of the external network, ``[host] external_interface``): never created,
     #: renamed or deleted, only enslaved, and released (``nomaster``) at removal.
     uplink: str = ""
+    #: "flat", "vxlan", ... and the segment (VNI) where it has one: a ``vxlan`` network
+    #: with a VNI gets a VXLAN device on its bridge (where the L2 driver has a tunnel
+    #: address), flooding to ``peers``.
+    network_type: str = "flat"
+    segmentation_id: int | None = None
+    #: Tunnel addresses of the other hosts that have a port on the network (the VXLAN
+    #: device's head-end replication list: one all-zero FDB entry each).
+    peers: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -9,6 +9,7 @@
     <p>qr-<port>    a router's port on a tenant network, inside its namespace
     <p>qg-<port>    a router's port on the external network, inside its namespace
     <p>rt-<port>    the bridge end of a router port's veth (host namespace)
+    <p>vx-<net>     the network's VXLAN device, on its bridge (host namespace)
 
 ``<p>`` is the host's name prefix ("" in production, a few characters per simulated host
 in tests). Interface names are limited to 15 characters, so the id part is cut to
@@ -38,6 +39,7 @@ ROUTER_NAMESPACE = "qrouter-"
 ROUTER_INTERNAL = "qr-"
 ROUTER_GATEWAY = "qg-"
 ROUTER_BRIDGE_END = "rt-"
+VXLAN = "vx-"
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
@@ -104,6 +106,9 @@ class Names:
 
     def router_bridge_end(self, port_id: str) -> str:
         return self._link(ROUTER_BRIDGE_END, port_id)
+
+    def vxlan(self, network_id: str) -> str:
+        return self._link(VXLAN, network_id)
 
     def namespace_router(self, name: str) -> str | None:
         """The router id of one of our router namespaces, else None."""

@@ -7,6 +7,9 @@ standing for one host). Per network (names in ``names.py``):
                  own addresses on the external network in the all-in-one mode)
       ├── <p>tap<port>  persistent tap per port (QEMU opens it by name)
       ├── ports of the DHCP and L3 drivers (veths), joined by the bridge's name
+      ├── <p>vx-<net>  a ``vxlan`` network's VXLAN device (its VNI, UDP 4789, ``local``
+      │               the driver's tunnel address, no learning), flooding by head-end
+      │               replication to the network's peers: one all-zero FDB entry each
       └── the external network only, with ``[host] external_interface``: that existing
           interface (the flat provider mapping), enslaved, released (``nomaster``) when
           the bridge goes, never created or deleted
@@ -17,12 +20,15 @@ shortened ids can collide, and another id's link is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
+import os
 import re
 import shutil
 import threading
+from functools import cache
 from pathlib import Path
 
 from onestack.drivers.network import netns
@@ -33,6 +39,7 @@ from onestack.drivers.network.names import (
     DHCP_BRIDGE_END,
     ROUTER_BRIDGE_END,
     TAP,
+    VXLAN,
     Names,
     check_mac,
 )
@@ -48,14 +55,81 @@ def tap_mac(mac: str) -> str:
     return "fe" + check_mac(mac)[2:]
 
 
+#: VXLAN's IANA port (the kernel's default is Linux's old 8472).
+VXLAN_PORT = 4789
+#: The all-zero MAC: an FDB entry for it floods (broadcast, unknown unicast, multicast)
+#: to its ``dst``; several of them make head-end replication.
+FLOOD_MAC = "00:00:00:00:00:00"
+
+
+@cache
+def kernel_has_vxlan() -> bool:
+    """Whether this kernel can make VXLAN devices: the module is loaded (or built in),
+    or there is one to load. Probed once per process."""
+    if Path("/sys/module/vxlan").exists():
+        return True
+    modules = Path("/lib/modules") / os.uname().release
+    for listing in ("modules.builtin", "modules.dep"):
+        with contextlib.suppress(OSError):
+            if "/vxlan.ko" in (modules / listing).read_text():
+                return True
+    return False
+
+
+def tunnel_address(value: str) -> str:
+    """The tunnel address a host's VXLAN devices use, checked; "" (none) for "" or a
+    loopback or unspecified address (that no other host could reach)."""
+    if not value:
+        return ""
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError as exc:
+        raise NetworkDriverError(f"tunnel address {value!r} is not an IP address "
+                                 "([host] tunnel_ip)") from exc
+    return "" if ip.is_loopback or ip.is_unspecified else str(ip)
+
+
+def flood_peers(peers: list[str], local: str) -> list[str]:
+    """The addresses a VXLAN device floods to: ``peers`` without ``local``, without
+    duplicates or invalid addresses, of ``local``'s family only, sorted."""
+    family = ipaddress.ip_address(local).version
+    wanted = set()
+    for raw in peers:
+        try:
+            ip = ipaddress.ip_address(raw)
+        except ValueError:
+            log.warning("VXLAN peer %r is not an IP address: ignored", raw)
+            continue
+        if ip.version == family and str(ip) != local and not ip.is_unspecified \
+                and not ip.is_loopback:
+            wanted.add(str(ip))
+    return sorted(wanted, key=ipaddress.ip_address)
+
+
+def fdb_changes(present: set[str], wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The flood entries to add and to remove to go from ``present`` (their ``dst``) to
+    ``wanted``."""
+    return ([p for p in wanted if p not in present],
+            sorted(present - set(wanted), key=ipaddress.ip_address))
+
+
+def flood_entries(device: str) -> list[str]:
+    """The ``dst`` of the all-zero FDB entries of a VXLAN device (``bridge -j fdb``)."""
+    out = netns.run(["bridge", "-j", "fdb", "show", "dev", device]).strip()
+    return [e["dst"] for e in (json.loads(out) if out else [])
+            if e.get("mac") == FLOOD_MAC and e.get("dst")]
+
+
 class LinuxL2(L2Driver):
     name = "linux"
-    capabilities = {"vxlan_networks": False, "vlan_networks": False,
+    capabilities = {"vxlan_networks": kernel_has_vxlan(), "vlan_networks": False,
                     "flat_networks": False}
 
     def __init__(self, state_dir: Path | None = None, name_prefix: str = "",
-                 **_ignored: object) -> None:
+                 tunnel_ip: str = "", **_ignored: object) -> None:
         self.names = Names(name_prefix)
+        #: This host's VXLAN source address ("": no VXLAN devices are made).
+        self.tunnel_ip = tunnel_address(tunnel_ip)
         self._lock = threading.RLock()
 
     # -- networks -------------------------------------------------------------------
@@ -70,6 +144,7 @@ class LinuxL2(L2Driver):
         with self._lock:
             links = netns.links()
             bridge = self.names.bridge(network_id)
+            self._delete_vxlan(network_id, links)
             if bridge in links and netns.ours(links[bridge], "bridge", network_id):
                 self._release_uplinks(bridge, links)
                 netns.ip("link", "del", bridge)
@@ -103,12 +178,73 @@ class LinuxL2(L2Driver):
         self._ensure_masquerade(spec, bridge)
         if spec.uplink:
             self._ensure_uplink(spec.uplink, bridge, links)
+        self._ensure_vxlan(spec, bridge, links)
         # A changed network MTU reaches the taps too (guests learn it at DHCP renewal).
         tap_head = self.names.prefix + TAP
         for name, other in links.items():
             if other.get("master") == bridge and name.startswith(tap_head) \
                     and other.get("mtu") != spec.mtu:
                 netns.ip("link", "set", name, "mtu", str(spec.mtu))
+
+    # -- VXLAN between hosts --------------------------------------------------------------
+
+    def _ensure_vxlan(self, spec: NetworkSpec, bridge: str, links: dict[str, Link]) -> None:
+        """The network's VXLAN device on its bridge, flooding to exactly its peers; none
+        for a network that is not VXLAN or when this host has no tunnel address."""
+        if spec.network_type != "vxlan" or not spec.segmentation_id or not self.tunnel_ip:
+            self._delete_vxlan(spec.id, links)
+            return
+        name = self.names.vxlan(spec.id)
+        link = links.get(name)
+        if link is not None:
+            netns.check_ours(link, "vxlan", spec.id)
+            data = link.get("linkinfo", {}).get("info_data", {})
+            if (data.get("id"), data.get("local"), data.get("port"), data.get("learning")) \
+                    != (spec.segmentation_id, self.tunnel_ip, VXLAN_PORT, False):
+                # VNI, source address and port are fixed at creation.
+                netns.ip("link", "del", name)
+                log.info("VXLAN device %s replaced (VNI or tunnel address changed)", name)
+                link = None
+        if link is None:
+            netns.ip("link", "add", name, "mtu", str(spec.mtu), "type", "vxlan",
+                     "id", str(spec.segmentation_id), "local", self.tunnel_ip,
+                     "dstport", str(VXLAN_PORT), "nolearning")
+            netns.set_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")
+            netns.ip("link", "set", name, "alias", spec.id)
+            link = {}
+            log.info("created VXLAN device %s (VNI %d, local %s)", name,
+                     spec.segmentation_id, self.tunnel_ip)
+        if link.get("mtu") != spec.mtu or link.get("master") != bridge \
+                or not netns.is_up(link):
+            netns.ip("link", "set", "dev", name, "mtu", str(spec.mtu), "master", bridge,
+                     "up")
+        self._sync_flood(name, flood_peers(spec.peers, self.tunnel_ip))
+
+    def _sync_flood(self, name: str, peers: list[str]) -> None:
+        """Make the device's all-zero FDB entries exactly one per peer."""
+        present = set(flood_entries(name))
+        add, remove = fdb_changes(present, peers)
+        for peer in add:
+            netns.run(["bridge", "fdb", "append", FLOOD_MAC, "dev", name, "dst", peer])
+        for peer in remove:
+            netns.run(["bridge", "fdb", "del", FLOOD_MAC, "dev", name, "dst", peer])
+        if add or remove:
+            log.info("VXLAN device %s floods to %s", name, ", ".join(peers) or "no peer")
+
+    def vxlan_peers(self, network_id: str) -> list[str]:
+        """The tunnel addresses the network's VXLAN device floods to ([]: no device)."""
+        name = self.names.vxlan(network_id)
+        with self._lock:
+            if name not in netns.links():
+                return []
+            return sorted(flood_entries(name), key=ipaddress.ip_address)
+
+    def _delete_vxlan(self, network_id: str, links: dict[str, Link]) -> None:
+        name = self.names.vxlan(network_id)
+        link = links.get(name)
+        if link is not None and netns.ours(link, "vxlan", network_id):
+            netns.ip("link", "del", name)
+            log.info("deleted VXLAN device %s", name)
 
     # -- the external network's real interface (flat provider mapping) ----------------
 
@@ -137,7 +273,7 @@ class LinuxL2(L2Driver):
     def _is_ours(self, name: str, link: Link) -> bool:
         """A link the network drivers make in this namespace (by name and kind)."""
         kinds = {BRIDGE: ("bridge",), TAP: ("tun",), DHCP_BRIDGE_END: ("veth",),
-                 ROUTER_BRIDGE_END: ("veth",)}
+                 ROUTER_BRIDGE_END: ("veth",), VXLAN: ("vxlan",)}
         return any(self.names.link_id(kind, name) and netns.link_kind(link) in lks
                    for kind, lks in kinds.items())
 
@@ -242,7 +378,7 @@ class LinuxL2(L2Driver):
     def cleanup(self) -> None:
         errors = []
         with self._lock:
-            kinds = {BRIDGE: "bridge", TAP: "tun"}
+            kinds = {BRIDGE: "bridge", TAP: "tun", VXLAN: "vxlan"}
             links = netns.links()
             for name, link in links.items():
                 if not any(self.names.link_id(kind, name) and netns.link_kind(link) == lk
