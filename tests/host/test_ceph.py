@@ -113,6 +113,7 @@ def env(tmp_path_factory: pytest.TempPathFactory,
         ceph.connect()
         s = ceph.cluster.client_settings()
         host.env.update({"ONESTACK_HOST_STORAGE_DRIVER": "rbd", "ONESTACK_IMAGE_STORE": "rbd",
+                         "ONESTACK_VOLUME_BACKEND": "rbd",
                          "ONESTACK_CEPH_CONF": s["conf"], "ONESTACK_CEPH_KEYRING": s["keyring"],
                          "ONESTACK_CEPH_USER": s["user"]})
         host.start()
@@ -177,6 +178,19 @@ def test_cluster_is_healthy_with_three_replicas(env: tuple[NetnsHost, Ceph]) -> 
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "HEALTH_OK" in out.stdout and out.stdout.count("pid ") == 5
+    # `up` on an existing directory starts what is not running (the manager, stopped by
+    # its PID here) and leaves the rest alone.
+    from onestack.ceph.cluster import Daemon
+
+    mon_pid = ceph.cluster.pid(Daemon("mon", "a"))
+    assert ceph.cluster.stop_daemon(Daemon("mgr", "x"))
+    assert ceph.cluster.pid(Daemon("mgr", "x")) is None
+    out = subprocess.run([ONESTACK, "ceph", "up", "--state-dir", str(ceph.cluster.dir)],
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "starting mgr.x" in out.stderr and "starting mon.a" not in out.stderr
+    assert ceph.cluster.pid(Daemon("mgr", "x")) is not None
+    assert ceph.cluster.pid(Daemon("mon", "a")) == mon_pid
 
 
 def test_image_upload_lands_in_rbd_with_a_protected_snapshot(
@@ -305,13 +319,50 @@ def test_guest_boots_from_a_clone_and_survives_an_osd_kill(
         image.close()
     openstack(host, "image", "delete", snap["id"], json_output=False)
 
-    # The image deleted while its clone lives: its data is set aside, then goes with the
+    # A volume from the image (the rbd volume backend: a clone of the same snapshot),
+    # attached to the running guest: QEMU opens it through librbd (a watcher on it).
+    vol = openstack(host, "volume", "create", "--size", "1", "--image", cloud["image"],
+                    "cephvol")["id"]
+    wait_volume(host, vol, "available")
+    image = ceph.image("volumes", f"volume-{vol}", read_only=True)
+    try:
+        assert image.parent_info()[:3] == ("images", cloud["image"], "snap")
+    finally:
+        image.close()
+    openstack(host, "server", "add", "volume", "cephvm", vol, json_output=False)
+    wait_volume(host, vol, "in-use")
+    wait_for(lambda: watchers(ceph, f"volume-{vol}") >= 1, 60, interval=1,
+             what="QEMU opening the volume")
+    openstack(host, "server", "remove", "volume", "cephvm", vol, json_output=False)
+    wait_volume(host, vol, "available")
+
+    # The image deleted while clones live: its data is set aside, then goes with the
     # last clone.
     openstack(host, "image", "delete", cloud["image"], json_output=False)
     assert pool_names(ceph, "images") == [f"{cloud['image']}.deleted"]
+    openstack(host, "volume", "delete", vol, json_output=False)
+    wait_for(lambda: pool_names(ceph, "volumes") == [], 60, interval=1, what="volume gone")
+    assert pool_names(ceph, "images") == [f"{cloud['image']}.deleted"]  # the disk uses it
     openstack(host, "server", "delete", "--wait", "cephvm", json_output=False, timeout=120)
     assert pool_names(ceph, "vms") == []
     assert pool_names(ceph, "images") == []
+
+
+def wait_volume(host: NetnsHost, volume: str, status: str, timeout: float = 120) -> None:
+    def reached() -> bool:
+        current = openstack(host, "volume", "show", volume)["status"]
+        if current.startswith("error") and not status.startswith("error"):
+            raise AssertionError(f"volume {volume} went to {current}:\n{host.log_tail()}")
+        return bool(current == status)
+    wait_for(reached, timeout, interval=1, what=f"volume {volume} {status}")
+
+
+def watchers(ceph: Ceph, name: str) -> int:
+    image = ceph.image("volumes", name, read_only=True)
+    try:
+        return len(list(image.watchers_list()))
+    finally:
+        image.close()
 
 
 def pool_names(ceph: Ceph, pool: str) -> list[str]:
