@@ -163,6 +163,14 @@ async def _launch(ctx: Ctx) -> Response:
             server["key_name"] = values["keypair"]
         if values["groups"]:
             server["security_groups"] = [{"name": g} for g in values["groups"]]
+        values["boot"], values["volume_size"] = ctx.field("boot"), ctx.field("volume_size")
+        if values["boot"] == "volume":   # a new volume made from the image, kept no longer
+            size = values["volume_size"]  # than the instance
+            server["block_device_mapping_v2"] = [{
+                "boot_index": 0, "uuid": values["image"], "source_type": "image",
+                "destination_type": "volume", "delete_on_termination": True,
+                "volume_size": int(size) if size.isdigit() else size}]
+            server["imageRef"] = ""
         if values["user_data"]:
             server["user_data"] = base64.b64encode(values["user_data"].encode()).decode()
         try:

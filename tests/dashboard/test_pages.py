@@ -200,3 +200,24 @@ def test_instance_list_pages_and_polls_while_building(cloud: Cloud) -> None:
     rows = admin.get("/dashboard/instances/rows?name=pager-")
     assert ('data-polling="yes"' in rows.text and "every 1s" in rows.text) or \
         "data-server" not in rows.text
+
+
+def test_launch_boots_from_a_new_volume(cloud: Cloud) -> None:
+    env = boot_env(cloud, image=upload_image(cloud, name="bfv-image"), cidr="10.8.0.0/24",
+                   name="bfv-net")
+    admin = sign_in(cloud, "admin", ADMIN_PASSWORD)
+    form = admin.get("/dashboard/instances/launch").text
+    assert 'id="l-boot"' in form   # the catalog has Block Storage
+    r = admin.post("/dashboard/instances/launch", data={
+        "csrf": csrf_of(admin), "name": "bfv-1", "image": env.image, "flavor": "1",
+        "networks": env.network, "count": "1", "boot": "volume", "volume_size": "1"})
+    assert r.status_code == 200 and "Launching bfv-1." in r.text
+    servers = cloud.request("GET", "/compute/v2.1/servers/detail?name=bfv-1",
+                            headers=latest()).json()["servers"]
+    assert servers[0]["image"] == ""
+    wait_for(cloud, servers[0]["id"], "ACTIVE")
+    attached = wait_for(cloud, servers[0]["id"], "ACTIVE")[
+        "os-extended-volumes:volumes_attached"]
+    assert len(attached) == 1 and attached[0]["delete_on_termination"] is True
+    assert cloud.request("DELETE", f"/compute/v2.1/servers/{servers[0]['id']}",
+                         headers=latest()).status_code == 204
