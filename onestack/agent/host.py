@@ -6,6 +6,7 @@ import logging
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from onestack.agent.reconciler import Agent
 from onestack.common.config import Config
@@ -37,11 +38,28 @@ def build_storage(config: Config) -> StorageDriver:
                         images_pool=c.images_pool, vms_pool=c.vms_pool)
 
 
-def build_network(config: Config) -> NetworkDriver:
+def tunnel_ip(config: Config) -> str:
+    """This host's VXLAN tunnel address: ``[host] tunnel_ip``, else the local address of
+    the route to the server (no packet is sent), else 127.0.0.1."""
+    if config.host.tunnel_ip:
+        return config.host.tunnel_ip
+    server = urlsplit(config.public_url).hostname or "127.0.0.1"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(server, 4789, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            return str(sock.getsockname()[0])
+    except OSError as exc:
+        log.warning("no route to the server %s to pick a tunnel address: %s", server, exc)
+        return "127.0.0.1"
+
+
+def build_network(config: Config, tunnel: str = "") -> NetworkDriver:
     hc = config.host
     return network.load(hc.network_driver, l2=hc.l2_driver, dhcp=hc.dhcp_driver,
                         l3=hc.l3_driver, firewall=hc.firewall_driver,
-                        state_dir=config.state_dir, name_prefix=hc.name_prefix)
+                        state_dir=config.state_dir, name_prefix=hc.name_prefix,
+                        tunnel_ip=tunnel)
 
 
 def build_agent(config: Config, control: HostToServer,
@@ -52,8 +70,9 @@ def build_agent(config: Config, control: HostToServer,
     or a bootable qcow2; None: the newest /boot/vmlinuz-*)."""
     hc = config.host
     name = host_name(config)
+    tunnel = tunnel_ip(config)
     hv, st, net = build_hypervisor(config, probe_kernel), build_storage(config), \
-        build_network(config)
+        build_network(config, tunnel)
     proxy = None
     if net.capabilities.get("metadata_service"):
         from onestack.agent.metadata_proxy import MetadataProxy
@@ -65,7 +84,7 @@ def build_agent(config: Config, control: HostToServer,
         return {"vcpus": hc.vcpus, "memory_mb": hc.memory_mib, "local_gb": hc.disk_gb,
                 "cpu_allocation_ratio": hc.cpu_allocation_ratio,
                 "ram_allocation_ratio": hc.ram_allocation_ratio,
-                "disk_allocation_ratio": hc.disk_allocation_ratio}
+                "disk_allocation_ratio": hc.disk_allocation_ratio, "host_ip": tunnel}
 
     agent = Agent(name, control, hv, st, net, poll_interval=hc.poll_interval,
                   shutdown_timeout=config.compute.shutdown_timeout, metadata_proxy=proxy,

@@ -801,6 +801,8 @@ def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False
         id=spec.id, mtu=spec.mtu, host_addresses=host_addresses,
         masquerade=external_masquerade and bool(host_addresses),
         uplink=external_interface if spec.external else "",
+        network_type=spec.network_type, segmentation_id=spec.segmentation_id,
+        peers=list(spec.peers),
         subnets=[SubnetSpec(**dataclasses.asdict(s)) for s in spec.subnets],
         dhcp_mac=spec.dhcp_mac, dhcp_ips=list(spec.dhcp_ips),
         hosts=[DhcpHost(port_id=h.port_id, mac=h.mac, ips=list(h.ips), hostname=h.hostname)

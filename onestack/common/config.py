@@ -196,6 +196,11 @@ class HostConfig:
     #: replaces the all-in-one mode (no gateway address on the host, no masquerade);
     #: empty (the default), no interface of the host is ever touched.
     external_interface: str = ""
+    #: This host's VXLAN tunnel address (``ONESTACK_HOST_TUNNEL_IP``): the source of its
+    #: VXLAN traffic, reported as os-hypervisors ``host_ip`` so the other hosts send to
+    #: it. Empty: the address this host reaches the server from (the all-in-one host:
+    #: 127.0.0.1, which makes no tunnels). Set it on hosts with several interfaces.
+    tunnel_ip: str = ""
     #: Resources reported to the scheduler; 0 means measure the machine.
     vcpus: int = 0
     memory_mib: int = 0

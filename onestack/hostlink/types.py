@@ -175,6 +175,10 @@ class NetworkSpec:
     segmentation_id: int | None = None
     #: ``router:external``: routers' gateways and floating IPs live on it.
     external: bool = False
+    #: Tunnel addresses (``HostReport.host_ip``) of the other hosts with a port on the
+    #: network (an instance's, a DHCP port, a router's leg): where a ``vxlan`` network's
+    #: VXLAN device floods to.
+    peers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -276,6 +280,8 @@ class HostReport:
     memory_mb: int
     local_gb: int
     local_gb_used: int
+    #: The host's address (os-hypervisors ``host_ip``), also its VXLAN tunnel address
+    #: (``[host] tunnel_ip``); a loopback address is never anyone's peer.
     host_ip: str = "127.0.0.1"
     cpu_info: dict[str, Any] = field(default_factory=dict)
     cpu_allocation_ratio: float = 16.0

@@ -178,12 +178,15 @@ def test_peers_follow_the_spec(lab: Lab,
     guest = f"{lab.prefix}a1"
     assert lab.reaches(guest, "10.0.0.2")
     with lab.on(1) as driver:
-        driver.ensure_network(replace(a, peers=[]))
+        driver.ensure_network(replace(a, peers=[TUNNEL[1]]))  # only itself: no peer
+        # The last peer gone, the device goes (a lone host opens no UDP port).
+        assert driver.names.vxlan(a.id) not in netns.links()
         assert driver.vxlan_peers(a.id) == []
     assert not lab.ping(guest, "10.0.0.2")
     with lab.on(1) as driver:
         # Level-triggered and idempotent: the peer back (twice, with a stray address,
         # this host's own and a duplicate), exactly one flood entry.
+        driver.ensure_network(replace(a, peers=[TUNNEL[2]]))
         before = netns.links()[driver.names.vxlan(a.id)]["ifindex"]
         for _ in range(2):
             driver.ensure_network(replace(a, peers=[TUNNEL[2], "192.0.2.2", TUNNEL[1],
@@ -213,6 +216,8 @@ def test_a_changed_vni_replaces_the_device(lab: Lab) -> None:
         without = LinuxL2(name_prefix=lab.prefix, tunnel_ip="127.0.0.1")
         assert without.tunnel_ip == ""
         without.ensure_network(spec)
+        assert name not in netns.links()
+        driver.ensure_network(replace(spec, peers=[]))
         assert name not in netns.links()
         driver.ensure_network(spec)
         assert name in netns.links()

@@ -56,7 +56,7 @@ class HostService:
         have = {n.id for n in networks}
         legs = {p.network_id for r in routers
                 for p in [*r.interfaces, *([r.gateway] if r.gateway else [])]}
-        networks += self.network.hostview.router_networks(sorted(legs - have))
+        networks += self.network.hostview.router_networks(sorted(legs - have), host=host)
         # Block storage's slice: the volumes attached to those instances (compute keeps
         # each server's attachments, with the volume service's connection info).
         attachments = [a for i in instances for a in i.attachments]

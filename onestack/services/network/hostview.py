@@ -8,6 +8,7 @@ Everything answered is a ``onestack.hostlink`` wire type: hosts never see our ro
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid as uuidlib
 from typing import TYPE_CHECKING
@@ -16,7 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.db.models import (
+    ComputeNode,
     FloatingIP,
+    Instance,
     IPAllocation,
     Network,
     Port,
@@ -126,6 +129,7 @@ class HostView:
             for port in ports:
                 by_network.setdefault(port.network_id, []).append(port)
             specs = []
+            peers = network_peers(session, host, list(by_network))
             for network_id, net_ports in sorted(by_network.items()):
                 network = session.get(Network, network_id)
                 if network is None:
@@ -133,6 +137,9 @@ class HostView:
                 dhcp = self._dhcp_port(session, network, host)
                 specs.append(NetworkSpec(
                     id=network.id, mtu=network.mtu, external=network.external,
+                    network_type=network.network_type,
+                    segmentation_id=network.segmentation_id,
+                    peers=peers.get(network.id, []),
                     subnets=[_subnet_spec(s) for s in network.subnets],
                     dhcp_mac=dhcp.mac_address if dhcp else None,
                     dhcp_ips=[a.ip_address for a in dhcp.fixed_ips] if dhcp else [],
@@ -144,14 +151,20 @@ class HostView:
 
         return retrying(self.db, work)
 
-    def router_networks(self, network_ids: list[str]) -> list[NetworkSpec]:
+    def router_networks(self, network_ids: list[str], host: str | None = None
+                        ) -> list[NetworkSpec]:
         """The networks ``network_ids`` as a host's routers need them (their bridges,
         subnets and MTU), without DHCP: networks no instance of the host is on, but one
-        of its routers is (the external network of a gateway, a router's other subnets)."""
+        of its routers is (the external network of a gateway, a router's other subnets).
+        With ``host``, each with its VXLAN peers (the other hosts on it)."""
         if not network_ids:
             return []
         with self.db.session() as session:
+            peers = network_peers(session, host, network_ids) if host else {}
             return [NetworkSpec(id=n.id, mtu=n.mtu, external=n.external,
+                                network_type=n.network_type,
+                                segmentation_id=n.segmentation_id,
+                                peers=peers.get(n.id, []),
                                 subnets=[_subnet_spec(s) for s in n.subnets])
                     for n in session.scalars(select(Network).where(
                         Network.id.in_(network_ids)).order_by(Network.id))]
@@ -269,6 +282,51 @@ class HostView:
                     delete_port_in(session, port.id)
 
         retrying(self.db, work)
+
+
+def network_peers(session: Session, host: str, network_ids: list[str]
+                  ) -> dict[str, list[str]]:
+    """For each VXLAN network of ``network_ids``: the tunnel addresses of the other
+    hosts that have a port on it (l2population's flooding list): ports bound to a host
+    (DHCP ports, bound instance ports), the host of each live instance with a port on
+    it, the host each router with a leg on it runs on. A host without a usable address
+    (loopback: the all-in-one default) is left out."""
+    vxlan = set(session.scalars(select(Network.id).where(
+        Network.id.in_(network_ids), Network.network_type == "vxlan")))
+    if not vxlan:
+        return {}
+    on: dict[str, set[str]] = {}
+    for network_id, other in [
+            *session.execute(select(Port.network_id, Port.binding_host_id).where(
+                Port.network_id.in_(vxlan), Port.binding_host_id != "")),
+            *session.execute(select(Port.network_id, Instance.host)
+                             .join(Instance, Instance.uuid == Port.device_id)
+                             .where(Port.network_id.in_(vxlan),
+                                    Port.device_owner.like("compute:%"),
+                                    Instance.deleted.is_(False),
+                                    Instance.host.is_not(None))),
+            *session.execute(select(Port.network_id, Router.host)
+                             .join(RouterPort, RouterPort.port_id == Port.id)
+                             .join(Router, Router.id == RouterPort.router_id)
+                             .where(Port.network_id.in_(vxlan), Router.host.is_not(None)))]:
+        if other and other != host:
+            on.setdefault(network_id, set()).add(other)
+    addresses = {name: ip for name, ip in session.execute(
+        select(ComputeNode.host, ComputeNode.host_ip).where(
+            ComputeNode.host.in_({h for hosts in on.values() for h in hosts})))
+        if _tunnel_address(ip)}
+    return {network_id: sorted({addresses[h] for h in hosts if h in addresses},
+                               key=ipaddress.ip_address)
+            for network_id, hosts in on.items()}
+
+
+def _tunnel_address(value: str | None) -> bool:
+    """Whether another host can send VXLAN to ``value``."""
+    try:
+        ip = ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return not (ip.is_loopback or ip.is_unspecified)
 
 
 def _router_port(port: Port) -> wire.RouterPort:

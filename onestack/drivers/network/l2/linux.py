@@ -9,7 +9,8 @@ standing for one host). Per network (names in ``names.py``):
       ├── ports of the DHCP and L3 drivers (veths), joined by the bridge's name
       ├── <p>vx-<net>  a ``vxlan`` network's VXLAN device (its VNI, UDP 4789, ``local``
       │               the driver's tunnel address, no learning), flooding by head-end
-      │               replication to the network's peers: one all-zero FDB entry each
+      │               replication to the network's peers: one all-zero FDB entry each;
+      │               there only while the network has peers (other hosts with it)
       └── the external network only, with ``[host] external_interface``: that existing
           interface (the flat provider mapping), enslaved, released (``nomaster``) when
           the bridge goes, never created or deleted
@@ -190,8 +191,10 @@ class LinuxL2(L2Driver):
 
     def _ensure_vxlan(self, spec: NetworkSpec, bridge: str, links: dict[str, Link]) -> None:
         """The network's VXLAN device on its bridge, flooding to exactly its peers; none
-        for a network that is not VXLAN or when this host has no tunnel address."""
-        if spec.network_type != "vxlan" or not spec.segmentation_id or not self.tunnel_ip:
+        for a network that is not VXLAN, when this host has no tunnel address, or while
+        no other host has the network (a single host opens no UDP port)."""
+        peers = flood_peers(spec.peers, self.tunnel_ip) if self.tunnel_ip else []
+        if spec.network_type != "vxlan" or not spec.segmentation_id or not peers:
             self._delete_vxlan(spec.id, links)
             return
         name = self.names.vxlan(spec.id)
@@ -218,7 +221,7 @@ class LinuxL2(L2Driver):
                 or not netns.is_up(link):
             netns.ip("link", "set", "dev", name, "mtu", str(spec.mtu), "master", bridge,
                      "up")
-        self._sync_flood(name, flood_peers(spec.peers, self.tunnel_ip))
+        self._sync_flood(name, peers)
 
     def _sync_flood(self, name: str, peers: list[str]) -> None:
         """Make the device's all-zero FDB entries exactly one per peer."""
