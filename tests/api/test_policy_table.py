@@ -283,6 +283,17 @@ class World:
                   json={"member": self.who.other.project_id})
         return image_id
 
+    def make_metadef_namespace(self) -> str:
+        """A public namespace of the admin's holding object o1, property p1, tag t1 and
+        the association with OS::Glance::Image."""
+        name = f"fx-ns-{self.n}"
+        prop = {"title": "P", "type": "string"}
+        self.admin("POST", "/image/v2/metadefs/namespaces", json={
+            "namespace": name, "visibility": "public", "properties": {"p1": prop},
+            "objects": [{"name": "o1"}], "tags": [{"name": "t1"}],
+            "resource_type_associations": [{"name": "OS::Glance::Image"}]})
+        return name
+
     # Identity
 
     def make_group(self) -> str:
@@ -467,6 +478,12 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         # Image
         "image_id": lambda: w.get("image"),
         "member_id": lambda: w.who.other.project_id,
+        "task_id": lambda: "00000000-0000-4000-8000-000000000009",
+        "namespace": lambda: w.get("metadef_namespace"),
+        "object_name": lambda: "o1",
+        "property_name": lambda: "p1",
+        "tag_name": lambda: "t1",
+        "resource_type": lambda: "OS::Glance::Image",
         # Identity
         "user_id": lambda: w.who.alpha.user_id,
         "project_id": lambda: w.who.alpha.project_id,

@@ -326,15 +326,19 @@ def test_change_password_needs_the_original(cloud):
     token_for(cloud, user["id"])  # unchanged
 
 
-def test_change_password_is_for_oneself_only(cloud):
+def test_change_password_is_for_oneself_and_admins(cloud):
     user, _, token = member(cloud, "ned")
     r = change_password(cloud, cloud.admin_user_id, token, "admin-secret", "owned-admin")
     assert_error(r, 403, "identity:change_password")
-    # an admin resets others' passwords with PATCH, not this call
-    r = change_password(cloud, user["id"], "admin", PASSWORD, "something-else")
-    assert_error(r, 403)
     r = change_password(cloud, user["id"], None, PASSWORD, "something-else")
     assert_error(r, 401)
+    # an admin may make the change too, but only with the original password (it resets
+    # one without it with PATCH)
+    r = change_password(cloud, user["id"], "admin", "not-it", "something-else")
+    assert_error(r, 401)
+    r = change_password(cloud, user["id"], "admin", PASSWORD, "something-else")
+    assert r.status_code == 204, r.text
+    token_for(cloud, user["id"], "something-else")
 
 
 @pytest.mark.parametrize(("body", "field"), [

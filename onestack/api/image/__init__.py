@@ -2,10 +2,20 @@
 
 from starlette.routing import Mount
 
-from onestack.api.image import data, images, info, members, schemas, versions
+from onestack.api.image import (
+    data,
+    images,
+    info,
+    members,
+    metadefs,
+    schemas,
+    tasks,
+    versions,
+)
 
 routes = [
     *versions.root_routes,
     Mount("/image", routes=[*versions.routes, *images.routes, *data.routes,
-                            *members.routes, *schemas.routes, *info.routes]),
+                            *members.routes, *schemas.routes, *info.routes,
+                            *tasks.routes, *metadefs.routes]),
 ]

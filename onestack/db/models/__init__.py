@@ -37,6 +37,7 @@ from onestack.db.models.identity import (
     User,
 )
 from onestack.db.models.image import Image, ImageMember, ImageProperty, ImageQuota, ImageTag
+from onestack.db.models.metadefs import MetadefNamespace  # noqa: F401
 from onestack.db.models.network import (
     AllocationPool,
     AllowedAddressPair,

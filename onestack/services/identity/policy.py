@@ -98,7 +98,9 @@ RULES.update({
     "identity:create_project_tag": admin,
     "identity:delete_project_tag": admin,
     "identity:delete_project_tags": admin,
-    "identity:change_password": owner,
+    # the original password authorizes the change; an administrator who knows it may
+    # make it too (Keystone does not restrict this call by role at all)
+    "identity:change_password": ADMIN_OR_OWNER,
     "identity:create_application_credential": ADMIN_OR_OWNER,
     "identity:get_application_credential": ADMIN_OR_OWNER,
     "identity:list_application_credentials": ADMIN_OR_OWNER,

@@ -27,6 +27,7 @@ from onestack.services.image import fields, policy
 from onestack.services.image.data import ImageData, reset_to_queued
 from onestack.services.image.listing import ListQuery, list_images
 from onestack.services.image.members import Members
+from onestack.services.image.metadefs import Metadefs
 from onestack.services.image.quotas import Quotas
 from onestack.services.image.store import make_image_store
 
@@ -54,6 +55,7 @@ class Images:
         self.quotas = Quotas(db, config)
         self.members = Members(self)
         self.data = ImageData(self)
+        self.metadefs = Metadefs(db)
         self.recover()
 
     # -- start-up -------------------------------------------------------------------
