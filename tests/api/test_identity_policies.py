@@ -74,3 +74,17 @@ def test_domain_names_are_1_to_64_characters(cloud):
     did = r.json()["domain"]["id"]
     assert_error(cloud.request("PATCH", f"/v3/domains/{did}",
                                json={"domain": {"name": ""}}), 400)
+
+
+def test_domain_configuration_is_refused_clearly(cloud):
+    for method, path in (("PUT", "/v3/domains/default/config"),
+                         ("GET", "/v3/domains/default/config/identity"),
+                         ("PATCH", "/v3/domains/default/config/ldap/url"),
+                         ("GET", "/v3/domains/config/default")):
+        r = cloud.request(method, path, json={"config": {}})
+        assert r.status_code == 501, r.text
+        assert "domain-specific" in r.json()["error"]["message"]
+    user, project = new_user(cloud, "c"), new_project(cloud, "c-p")
+    put(cloud, f"/v3/projects/{project}/users/{user}/roles/{role_id(cloud, 'member')}")
+    token = login(cloud, user, project).headers["X-Subject-Token"]
+    assert_error(cloud.request("GET", "/v3/domains/default/config", token=token), 403)

@@ -479,6 +479,8 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "image_id": lambda: w.get("image"),
         "member_id": lambda: w.who.other.project_id,
         "task_id": lambda: "00000000-0000-4000-8000-000000000009",
+        "group": lambda: "identity",
+        "option": lambda: "driver",
         "namespace": lambda: w.get("metadef_namespace"),
         "object_name": lambda: "o1",
         "property_name": lambda: "p1",

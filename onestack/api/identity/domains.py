@@ -11,7 +11,9 @@ from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
 from onestack.api.identity.common import filters, identity, list_links, self_link
+from onestack.common.errors import OneStackError
 from onestack.db.models import Domain
+from onestack.services.identity.policy import authorize
 
 #: Keystone's domain name: 1 to 64 characters, not only blanks.
 DomainName = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"\S")]
@@ -78,7 +80,33 @@ async def delete_domain(request: Request) -> Response:
     return no_content()
 
 
+class NotImplementedFault(OneStackError):
+    status = 501
+    title = "Not Implemented"
+
+
+async def domain_config(request: Request) -> Response:
+    """``/v3/domains/{id}/config[/{group}[/{option}]]`` and ``/v3/domains/config/...
+    /default``: Keystone's domain configuration API configures domain-specific identity
+    drivers (an LDAP server per domain). OneStack keeps every user in its own database
+    and has no such drivers, so the API is refused (501) for the administrators who may
+    call it; everyone else gets the 403 of the call."""
+    ctx = caller(request)
+    rule = "identity:list_domains" if request.method == "GET" else "identity:update_domain"
+    authorize(ctx, rule)
+    raise NotImplementedFault("Domain-specific configuration is not supported: this cloud "
+                              "has no domain-specific identity drivers.")
+
+
+_CONFIG = "/v3/domains/{domain_id}/config"
 routes = [
+    Route(_CONFIG, domain_config, methods=["GET", "PUT", "PATCH", "DELETE"]),
+    Route(f"{_CONFIG}/{{group}}", domain_config, methods=["GET", "PATCH", "DELETE"]),
+    Route(f"{_CONFIG}/{{group}}/{{option}}", domain_config,
+          methods=["GET", "PATCH", "DELETE"]),
+    Route("/v3/domains/config/default", domain_config, methods=["GET"]),
+    Route("/v3/domains/config/{group}/default", domain_config, methods=["GET"]),
+    Route("/v3/domains/config/{group}/{option}/default", domain_config, methods=["GET"]),
     Route("/v3/domains", create_domain, methods=["POST"]),
     Route("/v3/domains", list_domains, methods=["GET"]),
     Route("/v3/domains/{domain_id}", get_domain, methods=["GET"]),
