@@ -285,7 +285,12 @@ class LinuxL2(L2Driver):
         the bridge goes: a real interface is released, never deleted."""
         for name, link in links.items():
             if link.get("master") == bridge and not self._is_ours(name, link):
-                netns.ip("link", "set", "dev", name, "nomaster")
+                try:
+                    netns.ip("link", "set", "dev", name, "nomaster")
+                except NetworkDriverError:
+                    if name in netns.links():
+                        raise
+                    continue  # gone since the listing (its namespace deleted, say)
                 log.info("external interface %s released from %s", name, bridge)
 
     def masquerade_table(self, network_id: str) -> str:
