@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from compute import Cloud, bench_active, pct  # noqa: E402
+from compute import Cloud, bench_active, pct, wait  # noqa: E402
 from harness import cpu_model  # noqa: E402
 
 from onestack.ceph.cluster import Cluster  # noqa: E402
@@ -130,6 +130,65 @@ def setup_cloud(host: NetnsHost, image_raw: Path) -> tuple[Cloud, str, str]:
     return cloud, image["id"], net_id
 
 
+DD_MIB = 256
+GUEST_DD = f"""#!/bin/sh
+(
+while [ ! -e /sys/block/vdb ]; do sleep 0.1; done
+sleep 1
+t0=$(cut -d' ' -f1 /proc/uptime)
+dd if=/dev/zero of=/dev/vdb bs=1M count={DD_MIB} conv=fsync 2>/dev/null
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo 3 > /proc/sys/vm/drop_caches
+t2=$(cut -d' ' -f1 /proc/uptime)
+dd if=/dev/vdb of=/dev/null bs=1M count={DD_MIB} 2>/dev/null
+t3=$(cut -d' ' -f1 /proc/uptime)
+echo "CEPHBENCH write $t0 $t1 read $t2 $t3" >/dev/console
+) </dev/null >/dev/null 2>&1 &
+"""
+
+
+def bench_guest_dd(cloud: Cloud, host: NetnsHost, image: str, net: str) -> dict[str, float]:
+    """MB/s of a guest's sequential ``dd`` (1 MiB blocks, fsync at the end) on an rbd
+    volume hot-plugged into it."""
+    import base64
+
+    from onestack.services.image.testimage import MARKER
+
+    token = cloud.client.headers["X-Auth-Token"]
+    project = cloud.client.get("/v3/auth/tokens", headers={
+        "X-Subject-Token": token}).json()["token"]["project"]["id"]
+    volumes = f"/volume/v3/{project}/volumes"
+    vheaders = {"OpenStack-API-Version": "volume 3.70"}
+    body = {"server": {"name": "ddbench", "imageRef": image, "flavorRef": "42",
+                       "networks": [{"uuid": net}],
+                       "user_data": base64.b64encode(GUEST_DD.encode()).decode()}}
+    sid = cloud.call("POST", "/compute/v2.1/servers", json=body)["server"]["id"]
+    log = host.state_dir / "instances" / sid / "console.log"
+
+    def console() -> str:
+        try:
+            return log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    wait(lambda: f"{MARKER} user-data ran" in console(), 300, 0.5)
+    vol = cloud.call("POST", volumes, headers=vheaders,
+                     json={"volume": {"size": 1, "name": "ddbench"}})["volume"]
+    wait(lambda: cloud.call("GET", f"{volumes}/{vol['id']}", headers=vheaders)
+         ["volume"]["status"] == "available", 60, 0.2)
+    cloud.call("POST", f"/compute/v2.1/servers/{sid}/os-volume_attachments",
+               json={"volumeAttachment": {"volumeId": vol["id"]}})
+    wait(lambda: "CEPHBENCH write" in console(), 600, 1)
+    m = re.search(r"CEPHBENCH write ([0-9.]+) ([0-9.]+) read ([0-9.]+) ([0-9.]+)", console())
+    if not m:
+        raise RuntimeError("no CEPHBENCH line on the guest's console")
+    t0, t1, t2, t3 = (float(x) for x in m.groups())
+    cloud.delete(sid)
+    cloud.wait_gone([sid])
+    mb = DD_MIB * (1 << 20) / 1e6
+    return {"write": round(mb / (t1 - t0), 1), "read": round(mb / (t3 - t2), 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -163,13 +222,20 @@ def main() -> int:
             if not args.skip_servers:
                 s = cluster.client_settings()
                 host.env.update({"ONESTACK_HOST_STORAGE_DRIVER": "rbd",
-                                 "ONESTACK_IMAGE_STORE": "rbd", "ONESTACK_CEPH_CONF": s["conf"],
+                                 "ONESTACK_IMAGE_STORE": "rbd", "ONESTACK_VOLUME_BACKEND": "rbd",
+                                 "ONESTACK_CEPH_CONF": s["conf"],
                                  "ONESTACK_CEPH_KEYRING": s["keyring"]})
                 host.start()
                 cloud, image, net = setup_cloud(host, image_raw)
                 times = bench_active(cloud, image, net, args.rounds)
                 results["create->ACTIVE rbd clone p50 s"] = round(statistics.median(times), 2)
                 results["create->ACTIVE rbd clone p90 s"] = round(pct(times, 0.9), 2)
+                print(json.dumps(results, indent=2), flush=True)
+                dd = bench_guest_dd(cloud, host, image, net)
+                results["guest dd on an rbd volume MB/s"] = dd
+                base_mb = results["rbd bench MB/s"]
+                results["guest dd / rbd bench"] = {
+                    k: round(dd[k] / base_mb[k], 2) for k in ("write", "read")}
                 print(json.dumps(results, indent=2), flush=True)
                 host.stop()
                 # The same namespace, a fresh state dir, local overlays.
