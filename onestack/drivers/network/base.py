@@ -5,7 +5,7 @@ The host's network is four drivers, one per concern, as Neutron keeps ``agent/l2
 ``agent/dhcp``, ``agent/l3`` and its firewall drivers apart (``host.py`` puts them
 together in the order the datapath needs):
 
-    l2/        bridges and taps (later VXLAN)                  ``L2Driver``
+    l2/        bridges, taps, VXLAN between hosts              ``L2Driver``
     dhcp/      dnsmasq, router advertisements, the ``qdhcp-``  ``DhcpDriver``
                namespace and the metadata address
     l3/        routers: ``qrouter-`` namespaces, SNAT,         ``L3Driver``

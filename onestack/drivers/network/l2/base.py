@@ -2,9 +2,10 @@
 
 Bridges are named ``<p>brq<net[:11]>`` and taps ``<p>tap<port[:11]>`` (``names.py``);
 the DHCP and L3 drivers join their ports to a network by its bridge's name
-(``bridge_name``). A tap is persistent and QEMU opens it by name. VXLAN and VLAN/flat
-uplinks belong here when they come. Every method is idempotent; failures raise
-``NetworkDriverError``.
+(``bridge_name``). A tap is persistent and QEMU opens it by name. A ``vxlan`` network
+reaches the other hosts that have it (``NetworkSpec.peers``) through a VXLAN device on
+its bridge; VLAN uplinks belong here when they come. Every method is idempotent;
+failures raise ``NetworkDriverError``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ class L2Driver(abc.ABC):
 
     @abc.abstractmethod
     def ensure_network(self, spec: NetworkSpec) -> None:
-        """Create or update the network's bridge (only ``id`` and ``mtu`` matter here); a
-        changed MTU reaches the taps on it too."""
+        """Create or update the network's bridge (its MTU, host addresses, uplink) and,
+        for a ``vxlan`` network with peers, its VXLAN device flooding to exactly those
+        peers; a changed MTU reaches the taps on it too."""
 
     @abc.abstractmethod
     def delete_network(self, network_id: str) -> None:
