@@ -147,6 +147,14 @@ def flash(page: Any) -> str:
     return " ".join(page.locator(".flash, .form-error").all_inner_texts())
 
 
+def flashed(page: Any, text: str, timeout: float = 20.0) -> None:
+    """Wait for the page the last click led to to show ``text`` as its message."""
+    deadline = time.monotonic() + timeout
+    while text not in flash(page):
+        assert time.monotonic() < deadline, f"no message {text!r}: {flash(page)!r}"
+        time.sleep(0.1)
+
+
 def servers_of(world: World) -> list[dict[str, Any]]:
     return world.api("GET", "/compute/v2.1/servers/detail", token=world.alice()
                      ).json()["servers"]
@@ -199,18 +207,19 @@ def test_network_subnet_router_and_topology(alice: Any, world: World) -> None:
     labelled(alice)
     alice.fill("#n-name", "web-net")
     alice.click("#network-form button[type=submit]")
-    assert "Network web-net created." in flash(alice)
+    flashed(alice, "Network web-net created.")
     # a bad CIDR: the API's message, in the form, and no subnet
     alice.select_option("#s-net", label="web-net")
     alice.fill("#s-name", "web-subnet")
     alice.fill("#s-cidr", "10.20.0.0/33")
-    alice.click("#subnet-form button[type=submit]")
+    with alice.expect_navigation():
+        alice.click("#subnet-form button[type=submit]")
     error = alice.inner_text("#subnet-form .form-error")
     assert error and ("10.20.0.0/33" in error or "cidr" in error.lower()), error
     assert alice.input_value("#s-cidr") == "10.20.0.0/33"   # as typed
     alice.fill("#s-cidr", "10.20.0.0/24")
     alice.click("#subnet-form button[type=submit]")
-    assert "Subnet web-subnet created." in flash(alice)
+    flashed(alice, "Subnet web-subnet created.")
     assert "10.20.0.0/24" in alice.inner_text("tr[data-network='web-net']")
     shot(alice, world, "networks")
 
@@ -218,11 +227,11 @@ def test_network_subnet_router_and_topology(alice: Any, world: World) -> None:
     alice.fill("#r-name", "web-router")
     alice.select_option("#r-ext", label="public")
     alice.click("#router-form button[type=submit]")
-    assert "Router web-router created." in flash(alice)
+    flashed(alice, "Router web-router created.")
     card = alice.locator("section[data-router='web-router']")
     card.locator("select").select_option(label="web-subnet 10.20.0.0/24")
     card.locator("button", has_text="Add interface").click()
-    assert "Interface added." in flash(alice)
+    flashed(alice, "Interface added.")
     assert "10.20.0.0/24" in alice.inner_text("section[data-router='web-router']")
     shot(alice, world, "routers")
 
@@ -252,7 +261,8 @@ def test_launch_bad_input_shows_the_api_message_and_makes_nothing(alice: Any,
         alice.select_option("#l-flavor", value="1")
         alice.locator("label.check", has_text="web-net").locator("input").check()
         alice.fill("#l-userdata", user_data)
-        alice.click("#launch-form button[type=submit]")
+        with alice.expect_navigation():
+            alice.click("#launch-form button[type=submit]")
         error = alice.inner_text("#launch-form .form-error")
         assert expect.lower() in error.lower(), (name, error)
         assert alice.input_value("#l-name") == name   # the form keeps what was typed
@@ -358,7 +368,7 @@ def test_associate_floating_ip(alice: Any, world: World) -> None:
     alice.goto(world.url + f"/dashboard/instances/{server['id']}")
     alice.select_option("#fip", value="new")
     alice.locator("form:has(#fip) button").click()
-    assert "associated" in flash(alice), flash(alice)
+    flashed(alice, "associated")
     fips = world.api("GET", f"/network/v2.0/floatingips?project_id={world.alice_project}"
                      ).json()["floatingips"]
     assert len(fips) == 1 and fips[0]["port_id"]
@@ -381,7 +391,8 @@ def test_volumes_create_attach_extend_snapshot(alice: Any, world: World) -> None
     labelled(alice)
     alice.fill("#v-name", "data-1")
     alice.fill("#v-size", "0")
-    alice.click("#volume-form button[type=submit]")
+    with alice.expect_navigation():
+        alice.click("#volume-form button[type=submit]")
     assert "size" in alice.inner_text("#volume-form .form-error")   # the API's message
     alice.fill("#v-size", "1")
     alice.click("#volume-form button[type=submit]")
@@ -416,7 +427,7 @@ def test_upload_image_with_progress(alice: Any, world: World, tmp_path: Path) ->
     alice.select_option("#u-vis", "private")
     with alice.expect_navigation():
         alice.click("#upload-form button[type=submit]")
-    assert "Image uploaded." in flash(alice)
+    flashed(alice, "Image uploaded.")
     row = alice.locator("tr[data-image='uploaded-disk']")
     assert "active" in row.inner_text() and "3.0 MiB" in row.inner_text()
     images = world.api("GET", "/image/v2/images?name=uploaded-disk").json()["images"]
@@ -428,7 +439,7 @@ def test_upload_image_with_progress(alice: Any, world: World, tmp_path: Path) ->
     assert images[0]["visibility"] == "private"
     with alice.expect_navigation():
         row.locator("select").select_option("shared")
-    assert "Visibility changed." in flash(alice)
+    flashed(alice, "Visibility changed.")
     assert world.api("GET", f"/image/v2/images/{images[0]['id']}").json()[
         "visibility"] == "shared"
     shot(alice, world, "images")
@@ -441,7 +452,7 @@ def test_security_groups_and_key_pairs(alice: Any, world: World) -> None:
     card.locator("input[name=port_range_min]").fill("22")
     card.locator("input[name=port_range_max]").fill("22")
     card.locator("button", has_text="Add rule").click()
-    assert "Rule added." in flash(alice)
+    flashed(alice, "Rule added.")
     shot(alice, world, "security-groups")
     alice.goto(world.url + "/dashboard/key-pairs")
     alice.fill("#k-name", "laptop")
@@ -503,24 +514,24 @@ def test_delete_everything(alice: Any, world: World) -> None:
     assert alice.evaluate("window.__sameDocument") is True
     alice.goto(world.url + "/dashboard/floating-ips")
     alice.locator("tr[data-fip] button", has_text="Release").click()
-    assert "Released." in flash(alice)
+    flashed(alice, "Released.")
     alice.goto(world.url + "/dashboard/routers")
     card = alice.locator("section[data-router='web-router']")
     card.locator("button", has_text="Remove").click()
-    assert "Interface removed." in flash(alice)
+    flashed(alice, "Interface removed.")
     alice.locator("section[data-router='web-router'] button", has_text="Delete").click()
-    assert "Router deleted." in flash(alice)
+    flashed(alice, "Router deleted.")
     alice.goto(world.url + "/dashboard/networks")
     alice.locator("tr[data-network='web-net'] .row button", has_text="Delete").click()
-    assert "Subnet deleted." in flash(alice)
+    flashed(alice, "Subnet deleted.")
     alice.locator("tr[data-network='web-net'] td.actions button").click()
-    assert "Network deleted." in flash(alice)
+    flashed(alice, "Network deleted.")
     alice.goto(world.url + "/dashboard/images")
     alice.locator("tr[data-image='uploaded-disk'] button", has_text="Delete").click()
-    assert "Image deleted." in flash(alice)
+    flashed(alice, "Image deleted.")
     alice.goto(world.url + "/dashboard/key-pairs")
     alice.locator("tr[data-keypair='laptop'] button").click()
-    assert "Key pair deleted." in flash(alice)
+    flashed(alice, "Key pair deleted.")
     alice.goto(world.url + "/dashboard/volumes")
     alice.locator("tr[data-snapshot='data-1-snap'] button").click()
     playwright_api.expect(alice.locator("tr[data-snapshot]")).to_have_count(0, timeout=30000)
