@@ -13,6 +13,9 @@ from starlette.routing import Mount, Route
 #: Version discovery and login need no token; everything else does.
 OPEN_ROUTE = re.compile(r"^(/v3/?|/[a-z]*/?|/[a-z]+/versions|/[a-z]+/v[0-9.]+/?)$")
 
+#: Keystone APIs this cloud refuses, saying why (501), once the input is valid.
+NOT_IMPLEMENTED = re.compile(r"^/v3/domains/(\{domain_id\}/)?config")
+
 BODIES = [
     b"",
     b"{not json",
@@ -64,6 +67,8 @@ def test_no_route_answers_500_to_bad_input(cloud):
                     seen += 1
             elif method == "GET":
                 r = cloud.request(method, url + "?enabled=maybe&limit=-1&name=%00&effective=x")
+                if r.status_code == 501 and NOT_IMPLEMENTED.match(path):
+                    continue
                 assert_fault(r, method, url)
                 seen += 1
     assert seen > 50
@@ -72,11 +77,18 @@ def test_no_route_answers_500_to_bad_input(cloud):
 @pytest.mark.parametrize("token", [None, "garbage", "gAAAAAB" + "A" * 100])
 def test_every_protected_route_needs_a_valid_token(cloud, token):
     for path, method in routes(cloud):
-        if OPEN_ROUTE.match(path) and method == "GET" or (path, method) == (
-                "/v3/auth/tokens", "POST"):
+        if OPEN_ROUTE.match(path) and method == "GET" or (path, method) in (
+                ("/v3/auth/tokens", "POST"), ("/dashboard/login", "GET"),
+                ("/dashboard/login", "POST")):
             continue
         url = fill(path, "0" * 32)
-        r = cloud.request(method, url, token=token, json={})
+        r = cloud.request(method, url, token=token, json={}, follow_redirects=False)
+        if path.startswith("/dashboard/"):
+            # HTML pages: they know a session cookie, not a token, and send a caller
+            # without a session to the login form (tests/dashboard/test_pages.py).
+            assert r.status_code == 303, f"{method} {url} without a session: {r.status_code}"
+            assert r.headers["location"].startswith("/dashboard/login"), r.headers
+            continue
         assert r.status_code == 401, f"{method} {url} without a valid token: {r.status_code}"
 
 

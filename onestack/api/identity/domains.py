@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
 from onestack.api.identity.common import filters, identity, list_links, self_link
-from onestack.common.errors import OneStackError
+from onestack.common.errors import BadRequest, Forbidden, OneStackError
 from onestack.db.models import Domain
 from onestack.services.identity.policy import authorize
 
@@ -94,11 +94,24 @@ async def domain_config(request: Request) -> Response:
     ctx = caller(request)
     rule = "identity:list_domains" if request.method == "GET" else "identity:update_domain"
     authorize(ctx, rule)
+    # Bad input is refused first, as Keystone would: an unknown domain (404), a group
+    # without per-domain options (403), a body that is not {"config": {...}} (400).
+    params = request.path_params
+    if "domain_id" in params:
+        identity(request).domains.get(ctx, params["domain_id"])
+    if params.get("group", _CONFIG_GROUPS[0]) not in _CONFIG_GROUPS:
+        raise Forbidden("Only the identity and ldap groups can be configured per domain.")
+    if request.method in ("PUT", "PATCH"):
+        body = await read_json(request)
+        if not isinstance(body.get("config"), dict):
+            raise BadRequest("The request body must be an object with a 'config' object.")
     raise NotImplementedFault("Domain-specific configuration is not supported: this cloud "
                               "has no domain-specific identity drivers.")
 
 
 _CONFIG = "/v3/domains/{domain_id}/config"
+#: Keystone's option groups a domain may configure.
+_CONFIG_GROUPS = ("identity", "ldap")
 routes = [
     Route(_CONFIG, domain_config, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route(f"{_CONFIG}/{{group}}", domain_config, methods=["GET", "PATCH", "DELETE"]),
