@@ -254,7 +254,8 @@ def test_implied_role_lifecycle(cloud):
 
     rules = {x["prior_role"]["name"]: [i["name"] for i in x["implies"]]
              for x in cloud.request("GET", "/v3/role_inferences").json()["role_inferences"]}
-    assert rules == {"admin": ["member"], "member": ["reader"], "lead": ["helper"]}
+    assert rules == {"admin": ["member"], "manager": ["member"], "member": ["reader"],
+                     "lead": ["helper"]}
 
     assert_error(cloud.request("PUT", url), 409)  # already there
     assert cloud.request("DELETE", url).status_code == 204

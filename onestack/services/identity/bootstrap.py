@@ -1,5 +1,6 @@
 """First start: the default domain, the admin project and user (admin on its project,
-the default domain and the system), the roles, the region and the catalog. Idempotent:
+the default domain and the system), the roles (reader, member, manager, admin,
+service), the region and the catalog. Idempotent:
 every later start only fills in what is missing.
 
 The admin user is exempt from lockout (Keystone's ``ignore_lockout_failure_attempts``
@@ -57,10 +58,14 @@ def bootstrap(identity: Identity, public_url: str, admin_password: str | None = 
             session.add(Domain(id=DEFAULT_DOMAIN_ID, name="Default",
                                description="The default domain", enabled=True, extra={}))
     roles: dict[str, str] = {}
-    for name in ("reader", "member", "admin"):
+    # Keystone's bootstrap roles: ``manager`` (a project manager: here it may do what a
+    # member may) and ``service`` (for services' own users) exist so that tools and
+    # tests may grant them; no OneStack policy gives them more than that.
+    for name in ("reader", "member", "manager", "admin", "service"):
         role = identity.roles.find(name) or identity.roles.create(name=name)
         roles[name] = role.id
     identity.roles.add_implied(roles["admin"], roles["member"])
+    identity.roles.add_implied(roles["manager"], roles["member"])
     identity.roles.add_implied(roles["member"], roles["reader"])
 
     with identity.db.session() as session:
