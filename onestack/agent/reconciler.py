@@ -802,7 +802,7 @@ def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False
         masquerade=external_masquerade and bool(host_addresses),
         uplink=external_interface if spec.external else "",
         network_type=spec.network_type, segmentation_id=spec.segmentation_id,
-        peers=list(spec.peers),
+        peers=list(spec.peers), remote_macs=dict(spec.remote_macs),
         subnets=[SubnetSpec(**dataclasses.asdict(s)) for s in spec.subnets],
         dhcp_mac=spec.dhcp_mac, dhcp_ips=list(spec.dhcp_ips),
         hosts=[DhcpHost(port_id=h.port_id, mac=h.mac, ips=list(h.ips), hostname=h.hostname)

@@ -179,6 +179,8 @@ class NetworkSpec:
     #: network (an instance's, a DHCP port, a router's leg): where a ``vxlan`` network's
     #: VXLAN device floods to.
     peers: list[str] = field(default_factory=list)
+    #: MAC -> tunnel address of the network's ports on those other hosts.
+    remote_macs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

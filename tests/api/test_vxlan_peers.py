@@ -37,6 +37,12 @@ def test_peers_are_the_other_hosts_on_the_network(quiet, env):
     assert a.peers == ["192.0.2.2"]
     b = network_of(quiet, "host-b", env.network)
     assert b.peers == ["192.0.2.1"] and b.segmentation_id == a.segmentation_id
+    # Unicast entries: the other host's ports (its instance's, its DHCP port, made with
+    # its first desired state) by MAC, never this host's own.
+    a = network_of(quiet, "host-a", env.network)
+    assert {h.mac for h in b.hosts} | {b.dhcp_mac} == set(a.remote_macs)
+    assert set(a.remote_macs.values()) == {"192.0.2.2"}
+    assert {h.mac for h in a.hosts} | {a.dhcp_mac} == set(b.remote_macs)
     # host-c has nothing on the network: nobody floods to it.
     assert all(n.id != env.network for n in quiet.services.hosts.desired_state(
         "host-c").networks)

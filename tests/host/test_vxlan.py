@@ -201,6 +201,32 @@ def test_peers_follow_the_spec(lab: Lab,
     assert lab.reaches(guest, "10.0.0.2")
 
 
+def test_unicast_entries(lab: Lab, two_networks: tuple[NetworkSpec, NetworkSpec]) -> None:
+    a, _ = two_networks
+    ns2 = f"{lab.prefix}a2"
+    mac2 = netns.ip_json("link", "show", "eth0", namespace=ns2)[0]["address"]
+    guest = f"{lab.prefix}a1"
+    with lab.on(1) as driver:
+        # a2's MAC goes to host 2 alone; a MAC on an unknown host is not kept.
+        driver.ensure_network(replace(a, peers=[TUNNEL[2]], remote_macs={
+            mac2: TUNNEL[2], "fa:16:3e:00:00:99": "192.0.2.9"}))
+        assert driver.vxlan_unicast(a.id) == {mac2: {"192.0.2.2"}}
+    assert lab.reaches(guest, "10.0.0.2")
+    with lab.on(1) as driver:
+        # Pointed at a host that is not there, a2 is unreachable although the
+        # flooding list still has host 2 (the entry wins over flooding)...
+        driver.ensure_network(replace(a, peers=[TUNNEL[2], "192.0.2.9"],
+                                      remote_macs={mac2: "192.0.2.9"}))
+        assert driver.vxlan_unicast(a.id) == {mac2: {"192.0.2.9"}}
+    assert not lab.ping(guest, "10.0.0.2")
+    with lab.on(1) as driver:
+        # ... and without entries, flooding reaches it again; stale entries went.
+        driver.ensure_network(replace(a, peers=[TUNNEL[2]]))
+        assert driver.vxlan_unicast(a.id) == {}
+        assert driver.vxlan_peers(a.id) == ["192.0.2.2"]
+    assert lab.reaches(guest, "10.0.0.2")
+
+
 def test_a_changed_vni_replaces_the_device(lab: Lab) -> None:
     spec = network(1010, [TUNNEL[2]])
     with lab.on(1) as driver:

@@ -171,6 +171,13 @@ def test_two_agents_tunnel_a_network(tmp_path: Path) -> None:
             [other] = [ip for ip in ips if f'"{ip}"' not in own]
             assert any(run(*inside, "ping", "-n", "-c", "1", "-W", "1", other,
                            check=False).returncode == 0 for _ in range(5))
+            # Host 2's DHCP port has a unicast entry on host 1 (l2population's).
+            [mac2] = [p["MAC Address"] for p in ports
+                      if p["Fixed IP Addresses"][0]["ip_address"] == other]
+            fdb = link_json(host_ns(server, 1), "bridge", "-j", "fdb", "show", "dev",
+                            vxlan[1])
+            assert {"mac": mac2, "dst": "192.0.2.2"} in [
+                {"mac": e["mac"], "dst": e.get("dst")} for e in fdb]
             assert all(p.poll() is None for p in procs)
     finally:
         server.cleanup()

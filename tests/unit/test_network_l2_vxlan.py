@@ -9,7 +9,9 @@ from onestack.drivers.network.base import NetworkDriverError
 from onestack.drivers.network.l2.linux import (
     fdb_changes,
     flood_peers,
+    remote_unicast,
     tunnel_address,
+    unicast_changes,
 )
 from onestack.drivers.network.names import IFNAME_MAX, Names
 
@@ -27,6 +29,22 @@ def test_fdb_changes_add_the_missing_and_remove_the_stale():
         ["192.0.2.3"], ["192.0.2.9"])
     assert fdb_changes({"192.0.2.2"}, ["192.0.2.2"]) == ([], [])
     assert fdb_changes({"192.0.2.10", "192.0.2.9"}, []) == ([], ["192.0.2.9", "192.0.2.10"])
+
+
+def test_unicast_changes():
+    m1, m2, m3 = "fa:16:3e:00:00:01", "fa:16:3e:00:00:02", "fa:16:3e:00:00:03"
+    present = {m1: {"192.0.2.2"}, m2: {"192.0.2.2", "192.0.2.3"}, m3: {"192.0.2.9"}}
+    wanted = {m1: "192.0.2.2", m2: "192.0.2.3", "fa:16:3e:00:00:04": "192.0.2.3"}
+    put, drop = unicast_changes(present, wanted)
+    assert put == {m2: "192.0.2.3", "fa:16:3e:00:00:04": "192.0.2.3"}
+    assert drop == [(m2, "192.0.2.2"), (m3, "192.0.2.9")]
+    assert unicast_changes({m1: {"192.0.2.2"}}, {m1: "192.0.2.2"}) == ({}, [])
+
+
+def test_remote_unicast_keeps_valid_macs_of_peers():
+    assert remote_unicast({"FA:16:3E:00:00:01": "192.0.2.2", "fa:16:3e:00:00:02": "192.0.2.9",
+                           "junk": "192.0.2.2", "00:00:00:00:00:00": "192.0.2.2"},
+                          ["192.0.2.2"]) == {"fa:16:3e:00:00:01": "192.0.2.2"}
 
 
 def test_tunnel_address():

@@ -89,6 +89,9 @@ class NetworkSpec:
     #: Tunnel addresses of the other hosts that have a port on the network (the VXLAN
     #: device's head-end replication list: one all-zero FDB entry each).
     peers: list[str] = field(default_factory=list)
+    #: MAC -> tunnel address of the network's ports on those hosts (l2population's
+    #: unicast entries: their frames go to that host alone instead of every peer).
+    remote_macs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

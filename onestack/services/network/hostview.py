@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import uuid as uuidlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -139,7 +139,8 @@ class HostView:
                     id=network.id, mtu=network.mtu, external=network.external,
                     network_type=network.network_type,
                     segmentation_id=network.segmentation_id,
-                    peers=peers.get(network.id, []),
+                    peers=peers[network.id].addresses if network.id in peers else [],
+                    remote_macs=peers[network.id].macs if network.id in peers else {},
                     subnets=[_subnet_spec(s) for s in network.subnets],
                     dhcp_mac=dhcp.mac_address if dhcp else None,
                     dhcp_ips=[a.ip_address for a in dhcp.fixed_ips] if dhcp else [],
@@ -164,7 +165,8 @@ class HostView:
             return [NetworkSpec(id=n.id, mtu=n.mtu, external=n.external,
                                 network_type=n.network_type,
                                 segmentation_id=n.segmentation_id,
-                                peers=peers.get(n.id, []),
+                                peers=peers[n.id].addresses if n.id in peers else [],
+                                remote_macs=peers[n.id].macs if n.id in peers else {},
                                 subnets=[_subnet_spec(s) for s in n.subnets])
                     for n in session.scalars(select(Network).where(
                         Network.id.in_(network_ids)).order_by(Network.id))]
@@ -284,40 +286,55 @@ class HostView:
         retrying(self.db, work)
 
 
+class NetworkPeers(NamedTuple):
+    """The other hosts of a VXLAN network: their tunnel addresses (the flooding list)
+    and its ports' MACs on them (MAC -> tunnel address)."""
+
+    addresses: list[str]
+    macs: dict[str, str]
+
+
 def network_peers(session: Session, host: str, network_ids: list[str]
-                  ) -> dict[str, list[str]]:
-    """For each VXLAN network of ``network_ids``: the tunnel addresses of the other
-    hosts that have a port on it (l2population's flooding list): ports bound to a host
-    (DHCP ports, bound instance ports), the host of each live instance with a port on
-    it, the host each router with a leg on it runs on. A host without a usable address
-    (loopback: the all-in-one default) is left out."""
+                  ) -> dict[str, NetworkPeers]:
+    """For each VXLAN network of ``network_ids``: the other hosts that have a port on it
+    (l2population's flooding list and unicast entries): ports bound to a host (DHCP
+    ports, bound instance ports), the host of each live instance with a port on it (it
+    wins over the binding), the host each router with a leg on it runs on. A host
+    without a usable address (loopback: the all-in-one default) is left out."""
     vxlan = set(session.scalars(select(Network.id).where(
         Network.id.in_(network_ids), Network.network_type == "vxlan")))
     if not vxlan:
         return {}
-    on: dict[str, set[str]] = {}
-    for network_id, other in [
-            *session.execute(select(Port.network_id, Port.binding_host_id).where(
-                Port.network_id.in_(vxlan), Port.binding_host_id != "")),
-            *session.execute(select(Port.network_id, Instance.host)
+    where: dict[tuple[str, str], str] = {}  # (network, MAC) -> host
+    for network_id, mac, other in [
+            *session.execute(select(Port.network_id, Port.mac_address, Port.binding_host_id)
+                             .where(Port.network_id.in_(vxlan), Port.binding_host_id != "")),
+            *session.execute(select(Port.network_id, Port.mac_address, Instance.host)
                              .join(Instance, Instance.uuid == Port.device_id)
                              .where(Port.network_id.in_(vxlan),
                                     Port.device_owner.like("compute:%"),
                                     Instance.deleted.is_(False),
                                     Instance.host.is_not(None))),
-            *session.execute(select(Port.network_id, Router.host)
+            *session.execute(select(Port.network_id, Port.mac_address, Router.host)
                              .join(RouterPort, RouterPort.port_id == Port.id)
                              .join(Router, Router.id == RouterPort.router_id)
                              .where(Port.network_id.in_(vxlan), Router.host.is_not(None)))]:
-        if other and other != host:
-            on.setdefault(network_id, set()).add(other)
+        if other:
+            where[(network_id, mac.lower())] = other
     addresses = {name: ip for name, ip in session.execute(
         select(ComputeNode.host, ComputeNode.host_ip).where(
-            ComputeNode.host.in_({h for hosts in on.values() for h in hosts})))
+            ComputeNode.host.in_(set(where.values()) - {host})))
         if _tunnel_address(ip)}
-    return {network_id: sorted({addresses[h] for h in hosts if h in addresses},
-                               key=ipaddress.ip_address)
-            for network_id, hosts in on.items()}
+    peers: dict[str, NetworkPeers] = {}
+    for (network_id, mac), other in sorted(where.items()):
+        if other != host and other in addresses:
+            entry = peers.setdefault(network_id, NetworkPeers([], {}))
+            entry.macs[mac] = addresses[other]
+            if addresses[other] not in entry.addresses:
+                entry.addresses.append(addresses[other])
+    for entry in peers.values():
+        entry.addresses.sort(key=ipaddress.ip_address)
+    return peers
 
 
 def _tunnel_address(value: str | None) -> bool:

@@ -114,11 +114,45 @@ def fdb_changes(present: set[str], wanted: list[str]) -> tuple[list[str], list[s
             sorted(present - set(wanted), key=ipaddress.ip_address))
 
 
-def flood_entries(device: str) -> list[str]:
-    """The ``dst`` of the all-zero FDB entries of a VXLAN device (``bridge -j fdb``)."""
+def unicast_changes(present: dict[str, set[str]], wanted: dict[str, str]
+                    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The per-MAC entries to set (MAC -> dst, ``bridge fdb replace``) and to delete
+    first ((MAC, dst) pairs) to go from ``present`` (MAC -> its entries' dsts) to
+    ``wanted``."""
+    put = {mac: dst for mac, dst in sorted(wanted.items()) if present.get(mac) != {dst}}
+    drop = sorted((mac, dst) for mac, dsts in present.items() for dst in dsts
+                  if wanted.get(mac) != dst)
+    return put, drop
+
+
+def remote_unicast(remote_macs: dict[str, str], peers: list[str]) -> dict[str, str]:
+    """The per-MAC entries a device keeps: valid MACs (lower case) whose host is one of
+    its ``peers``."""
+    wanted = {}
+    for mac, dst in remote_macs.items():
+        try:
+            mac = check_mac(mac)
+        except ValueError:
+            continue
+        if dst in peers and mac != FLOOD_MAC:
+            wanted[mac] = dst
+    return wanted
+
+
+def vxlan_fdb(device: str) -> dict[str, set[str]]:
+    """A VXLAN device's own FDB entries (``bridge -j fdb``; not the bridge's): MAC ->
+    the tunnel addresses it goes to."""
     out = netns.run(["bridge", "-j", "fdb", "show", "dev", device]).strip()
-    return [e["dst"] for e in (json.loads(out) if out else [])
-            if e.get("mac") == FLOOD_MAC and e.get("dst")]
+    entries: dict[str, set[str]] = {}
+    for e in json.loads(out) if out else []:
+        if e.get("dst") and "master" not in e:
+            entries.setdefault(e["mac"], set()).add(e["dst"])
+    return entries
+
+
+def flood_entries(device: str) -> list[str]:
+    """The ``dst`` of the all-zero FDB entries of a VXLAN device."""
+    return sorted(vxlan_fdb(device).get(FLOOD_MAC, set()), key=ipaddress.ip_address)
 
 
 class LinuxL2(L2Driver):
@@ -221,18 +255,34 @@ class LinuxL2(L2Driver):
                 or not netns.is_up(link):
             netns.ip("link", "set", "dev", name, "mtu", str(spec.mtu), "master", bridge,
                      "up")
-        self._sync_flood(name, peers)
+        self._sync_fdb(name, peers, remote_unicast(spec.remote_macs, peers))
 
-    def _sync_flood(self, name: str, peers: list[str]) -> None:
-        """Make the device's all-zero FDB entries exactly one per peer."""
-        present = set(flood_entries(name))
-        add, remove = fdb_changes(present, peers)
+    def _sync_fdb(self, name: str, peers: list[str], unicast: dict[str, str]) -> None:
+        """Make the device's all-zero FDB entries exactly one per peer, and its per-MAC
+        entries exactly ``unicast``."""
+        present = vxlan_fdb(name)
+        add, remove = fdb_changes(present.pop(FLOOD_MAC, set()), peers)
         for peer in add:
             netns.run(["bridge", "fdb", "append", FLOOD_MAC, "dev", name, "dst", peer])
         for peer in remove:
             netns.run(["bridge", "fdb", "del", FLOOD_MAC, "dev", name, "dst", peer])
         if add or remove:
             log.info("VXLAN device %s floods to %s", name, ", ".join(peers) or "no peer")
+        put, drop = unicast_changes(present, unicast)
+        for mac, dst in drop:
+            netns.run(["bridge", "fdb", "del", mac, "dev", name, "dst", dst])
+        for mac, dst in put.items():
+            netns.run(["bridge", "fdb", "replace", mac, "dev", name, "dst", dst])
+
+    def vxlan_unicast(self, network_id: str) -> dict[str, set[str]]:
+        """The network's VXLAN device's per-MAC entries (MAC -> dsts; {}: no device)."""
+        name = self.names.vxlan(network_id)
+        with self._lock:
+            if name not in netns.links():
+                return {}
+            entries = vxlan_fdb(name)
+        entries.pop(FLOOD_MAC, None)
+        return entries
 
     def vxlan_peers(self, network_id: str) -> list[str]:
         """The tunnel addresses the network's VXLAN device floods to ([]: no device)."""
