@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from onestack.agent.host import tunnel_ip
+from onestack.common.config import Config, load_config
 from onestack.drivers.network.base import NetworkDriverError
 from onestack.drivers.network.l2.linux import (
     fdb_changes,
@@ -63,3 +65,10 @@ def test_vxlan_device_name_fits():
         name = Names(prefix).vxlan(net)
         assert name.startswith(prefix + "vx-") and len(name) <= IFNAME_MAX
         assert Names(prefix).link_id("vx-", name) == net[:Names(prefix).id_chars]
+
+
+def test_the_agents_tunnel_address(tmp_path):
+    config = Config(state_dir=tmp_path)
+    assert tunnel_ip(config) == "127.0.0.1"  # the all-in-one host: towards 127.0.0.1
+    configured = load_config(tmp_path, environ={"ONESTACK_HOST_TUNNEL_IP": "192.0.2.7"})
+    assert tunnel_ip(configured) == "192.0.2.7"
