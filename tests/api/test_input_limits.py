@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from onestack.api.common import MAX_BODY, MAX_JSON_DEPTH
-from tests.api.test_robustness import fill, routes
+from tests.api.test_robustness import NOT_IMPLEMENTED, fill, routes
 from tests.conftest import Cloud, running_cloud
 
 JSON = {"Content-Type": "application/json"}
@@ -33,7 +33,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 def service_of(path: str) -> str:
     segment = path.lstrip("/").split("/", 1)[0]
     return segment if segment in ("network", "image", "compute", "volume", "metadata",
-                                  "hostlink") else "identity"
+                                  "hostlink", "dashboard") else "identity"
 
 
 def assert_fault(r: Any, method: str, url: str, expected: set[int] | None = None) -> None:
@@ -61,9 +61,10 @@ def assert_fault(r: Any, method: str, url: str, expected: set[int] | None = None
 
 
 def write_routes(cloud: Cloud) -> list[tuple[str, str]]:
+    """Routes that take JSON (the dashboard's take HTML forms, tests/dashboard/)."""
     return [(path, method) for path, method in routes(cloud)
             if method in ("POST", "PUT", "PATCH") and (path, method) not in NOT_JSON
-            and service_of(path) not in ("metadata", "hostlink")]
+            and service_of(path) not in ("metadata", "hostlink", "dashboard")]
 
 
 NESTED = {"lists": b"[" * DEEP, "objects": b'{"a":' * DEEP,
@@ -88,7 +89,9 @@ def test_nested_and_oversized_bodies_on_every_route(cloud: Cloud) -> None:
         if statuses == {400}:
             read_bodies += 1
             assert r.status_code == 413, f"{method} {url}: {r.status_code}"
-        if "{" not in path:  # a collection: nothing to look up first
+        # A collection: nothing to look up first (a path ending in "/" is an item with an
+        # empty id, e.g. Glance's /v2/images/, a 404).
+        if "{" not in path and not path.endswith("/"):
             assert statuses == {400} and r.status_code == 413, f"{method} {url}"
     assert read_bodies > 50, read_bodies
 
@@ -151,6 +154,8 @@ def test_huge_limit_is_400_on_every_collection(cloud: Cloud) -> None:
         for value in (HUGE, "-" + HUGE, str(2**63), "9" * 5000):
             url = fill(path, "0" * 32) + "?limit=" + value
             r = cloud.request("GET", url)
+            if r.status_code == 501 and NOT_IMPLEMENTED.match(path):
+                continue  # refused whatever the limit, saying why
             assert_fault(r, "GET", url)
             if path.startswith("/network/v2.0/") and "{" not in path and not path.endswith(
                     ("/", "extensions", "quotas")):  # Neutron's paginated lists

@@ -13,9 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
-from onestack.api.network.common import RESERVED, networking, only, wanted_fields
+from onestack.api.network.common import list_query, listing, networking, only, wanted_fields
 from onestack.api.network.policy import admin
 from onestack.services.network.agents import Agent, Agents
+from onestack.services.network.base import ListQuery, Page
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -40,15 +41,30 @@ def _service(request: Request) -> Agents:
     return Agents(networking(request))
 
 
+def _page(service: Agents, ctx: Any, agents: list[Agent], query: ListQuery) -> Page:
+    """One page of ``agents`` (in their listed order): ``limit`` after ``marker``, or
+    before it with ``page_reverse``; an unknown marker is a 404."""
+    if query.page_reverse:
+        agents = agents[::-1]
+    if query.marker is not None:
+        ids = [a.id for a in agents]
+        if query.marker not in ids:
+            service.get(ctx, query.marker)   # the 404 of an agent that does not exist
+            ids = []
+        agents = agents[ids.index(query.marker) + 1:] if ids else []
+    items = agents[:query.limit] if query.limit else agents
+    if query.page_reverse:
+        items = items[::-1]
+    return Page(items, has_more=bool(query.limit) and len(agents) > len(items))
+
+
 async def list_agents(request: Request) -> Response:
     ctx = caller(request)
-    filters: dict[str, list[str]] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in RESERVED:
-            filters.setdefault(name, []).append(value)
-    fields = wanted_fields(request)
-    agents = _service(request).list_agents(ctx, filters)
-    return json_response({"agents": [only(render_agent(a), fields) for a in agents]})
+    # Filters, and limit/marker/page_reverse checked as on every Neutron list (400).
+    query = list_query(request)
+    service = _service(request)
+    page = _page(service, ctx, service.list_agents(ctx, query.filters), query)
+    return listing(request, "agents", query, page, [render_agent(a) for a in page.items])
 
 
 async def get_agent(request: Request) -> Response:
