@@ -37,7 +37,11 @@ def test_script_is_valid_nft() -> None:
 
 def test_agent_asks_for_it_only_when_configured_and_on_external_networks() -> None:
     spec = _network_spec(PUBLIC, external_gateway_on_host=True)
-    assert spec.host_addresses == ["203.0.113.1/24"] and not spec.masquerade
+    # The bridge holds both gateways; only IPv4 is ever masqueraded (no NAT66).
+    assert spec.host_addresses == ["203.0.113.1/24", "2001:db8::1/64"]
+    assert not spec.masquerade
+    script = masquerade_ruleset("osmasq-pub", "osbrqpub", spec.host_addresses)
+    assert "203.0.113.0/24" in script and "2001:db8" not in script
     assert _network_spec(PUBLIC, True, external_masquerade=True).masquerade
     assert _network_spec(PUBLIC, False, external_masquerade=True).host_addresses == []
     assert not _network_spec(PUBLIC, False, external_masquerade=True).masquerade
