@@ -16,6 +16,9 @@ APT_PACKAGES += chromium
 # Host tests and the README tour reach guests as users do: ssh (and ssh-keygen) to a
 # floating IP, ping.
 APT_PACKAGES += openssh-client iputils-ping
+# The Linux firewall driver deletes the conntrack entries of removed security group
+# rules with the conntrack tool (as Neutron does).
+APT_PACKAGES += conntrack
 
 # Only the rbd backend needs Ceph (`make ceph-deps`; `make test` runs the Ceph tests):
 # a one-machine cluster (onestack ceph up), the Python bindings and QEMU's rbd driver.

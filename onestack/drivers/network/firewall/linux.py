@@ -25,9 +25,12 @@ namespace) and iptables rules matching the tap the frame leaves or enters by. In
 A remote group is expanded into its members' addresses. A port with port security off
 gets no chains. Each change is one ``iptables-restore --noflush`` (and one
 ``ip6tables-restore``) writing only the chains that changed and deleting ours no longer
-wanted, in one transaction, so no frame meets half a rule set; established flows keep
-their conntrack entries (a rule removed stops new connections; an established one it
-allowed lives on). The ``<p>sg-l2`` bridge table (prerouting, before the bridge learns a
+wanted, in one transaction, so no frame meets half a rule set. Then, as Neutron does, the
+conntrack entries of what the port no longer allows are deleted (``conntrack -D``, see
+``conntrack_deletions``): a removed rule, a remote group's lost member, an address the
+port lost; so an established flow that only a removed rule allowed is cut, and one that
+other rules still allow is picked up again (its next packet is judged by the new rules).
+The ``<p>sg-l2`` bridge table (prerouting, before the bridge learns a
 source MAC) drops a filtered port's frames from other MACs and its ARP claiming other
 addresses (``bridge_ruleset``).
 """
@@ -37,8 +40,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +276,165 @@ def chain_contents(ports: list[PortRules], group_members: dict[str, list[str]],
     return contents
 
 
+# -- conntrack entries of what a port no longer allows ------------------------------------
+
+#: A TCP/UDP/SCTP port range up to this wide is deleted port by port (``--dport``
+#: takes one port); a wider one is deleted without the port filter (over-deleting is
+#: safe: see ``conntrack_deletions``).
+CONNTRACK_MAX_PORTS = 8
+CONNTRACK_PROTOCOLS = {"ipv6-icmp": "icmpv6"}
+
+
+@dataclass(frozen=True, order=True)
+class Allowed:
+    """What one rule lets through at one of a port's addresses, in conntrack's terms.
+    ``address``: the port's address or allowed address pair prefix (the original
+    destination for ingress, the original source for egress); ``peer``: the other end's
+    prefix (None: any). ``direction`` "" marks an address the port has at all."""
+
+    direction: str
+    version: int
+    address: str
+    protocol: str | None = None
+    ports: tuple[int, int] | None = None
+    peer: str | None = None
+
+
+def _conntrack_protocol(rule: SecurityGroupRule, version: int
+                        ) -> tuple[str | None, tuple[int, int] | None]:
+    """A rule's protocol as ``conntrack -p`` names it (None: any) and its port range
+    (None: any port, or not a protocol with ports)."""
+    protocol = (rule.protocol or "").lower()
+    protocol = PROTOCOL_NAMES.get(protocol, protocol)
+    if not protocol or protocol == "any":
+        return None, None
+    if protocol in ICMP_PROTOCOLS or protocol in ("icmp", "ipv6-icmp"):
+        return ("icmp" if version == 4 else "icmpv6"), None
+    ports = None
+    if rule.port_range_min is not None and protocol in ("tcp", "udp", "sctp"):
+        high = rule.port_range_max if rule.port_range_max is not None \
+            else rule.port_range_min
+        ports = (rule.port_range_min, high)
+    return CONNTRACK_PROTOCOLS.get(protocol, protocol), ports
+
+
+def port_allowances(port: PortRules, group_members: dict[str, list[str]]
+                    ) -> frozenset[Allowed] | None:
+    """Everything ``port`` lets through, rule by rule and address by address; None for a
+    port with port security off (everything is allowed)."""
+    if not port.port_security_enabled:
+        return None
+    addresses: dict[int, list[str]] = {4: [], 6: []}
+    for raw in port.ips:
+        net = ipaddress.ip_network(raw, strict=False)
+        addresses[net.version].append(str(net))
+    for pair in port.allowed_address_pairs:
+        net = ipaddress.ip_network(pair.ip_address, strict=False)
+        addresses[net.version].append(str(net))
+    allowed = {Allowed("", version, address)
+               for version, nets in addresses.items() for address in nets}
+    for rule in port.rules:
+        version = 4 if rule.ethertype == "IPv4" else 6
+        if rule.ethertype not in ("IPv4", "IPv6") or _match(rule, version) is None:
+            continue
+        protocol, ports = _conntrack_protocol(rule, version)
+        for peer in _peers(rule, version, group_members):
+            if peer is not None and ipaddress.ip_network(peer).prefixlen == 0:
+                peer = None
+            for address in addresses[version]:
+                allowed.add(Allowed(rule.direction, version, address, protocol, ports, peer))
+    return frozenset(allowed)
+
+
+def allowances(ports: list[PortRules], group_members: dict[str, list[str]]
+               ) -> dict[str, frozenset[Allowed] | None]:
+    """``port_allowances`` of every port, by port id."""
+    return {p.port_id: port_allowances(p, group_members) for p in ports}
+
+
+def _address_args(flag: str, mask_flag: str, network: str) -> list[str]:
+    net = ipaddress.ip_network(network)
+    if net.prefixlen == net.max_prefixlen:
+        return [flag, str(net.network_address)]
+    return [flag, str(net.network_address), mask_flag, str(net.netmask)]
+
+
+def _deletion(allowed: Allowed, protocol_filter: bool = True) -> list[list[str]]:
+    """The ``conntrack -D`` commands that delete the entries ``allowed`` admitted."""
+    here, there = ("-d", "-s") if allowed.direction == "ingress" else ("-s", "-d")
+    mask = {"-s": "--mask-src", "-d": "--mask-dst"}
+    argv = ["conntrack", "-D", "-f", f"ipv{allowed.version}"]
+    if protocol_filter and allowed.protocol:
+        argv += ["-p", allowed.protocol]
+    argv += _address_args(here, mask[here], allowed.address)
+    if protocol_filter and allowed.peer:
+        argv += _address_args(there, mask[there], allowed.peer)
+    if not protocol_filter or allowed.ports is None:
+        return [argv]
+    low, high = allowed.ports
+    if high - low + 1 > CONNTRACK_MAX_PORTS:
+        return [argv]
+    return [[*argv, "--dport", str(port)] for port in range(low, high + 1)]
+
+
+def conntrack_deletions(previous: dict[str, frozenset[Allowed] | None],
+                        current: dict[str, frozenset[Allowed] | None]) -> list[list[str]]:
+    """The ``conntrack -D`` commands that remove the host's entries of flows ports no
+    longer allow, given what each port allowed before (``previous``) and allows now
+    (``current``; a port absent there was removed from this host).
+
+    For an ingress rule: entries whose original destination is the port's address, with
+    the rule's protocol, destination port (a range up to ``CONNTRACK_MAX_PORTS`` wide,
+    port by port) and source prefix (a mask for a prefix; none for 0.0.0.0/0); for an
+    egress rule the original source is the port's address, the peer the destination.
+    Nothing for a port whose port security is (or was) off. An address the port lost
+    altogether: every entry from or to it, one command per direction. Over-deleting is
+    safe: an entry of a flow that the remaining rules still allow is re-created by its
+    next packet (conntrack picks TCP up mid-stream; UDP and ICMP start a new entry), which
+    the new rules judge. Duplicates merged, in a stable order."""
+    commands: dict[tuple[str, ...], None] = {}
+    for port_id, before in sorted(previous.items()):
+        after = current.get(port_id, frozenset())
+        if before is None or after is None:
+            continue
+        kept = {(a.version, a.address) for a in after if not a.direction}
+        for allowed in sorted(before - after):
+            if (allowed.version, allowed.address) in kept:
+                for argv in _deletion(allowed):
+                    commands[tuple(argv)] = None
+            elif not allowed.direction:
+                for direction in ("ingress", "egress"):
+                    gone = Allowed(direction, allowed.version, allowed.address)
+                    commands[tuple(_deletion(gone, protocol_filter=False)[0])] = None
+    return [list(c) for c in commands]
+
+
+def delete_conntrack(commands: list[list[str]], timeout: float = 10.0) -> int:
+    """Run the ``conntrack -D`` commands in the calling thread's namespace; how many
+    failed (logged, never raised: the rules are in already, a leftover entry only keeps
+    a flow open a while longer). No entry to delete (exit 1, "0 flow entries have been
+    deleted") is not a failure."""
+    failed = 0
+    for argv in commands:
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("%s failed: %s (established flows removed rules allowed may "
+                        "live on)", " ".join(argv), exc)
+            failed += 1
+            if isinstance(exc, FileNotFoundError):
+                return failed + len(commands) - commands.index(argv) - 1
+            continue
+        output = (proc.stderr + proc.stdout).strip()
+        if proc.returncode == 0 or (proc.returncode == 1 and
+                                    " 0 flow entries have been deleted" in output):
+            continue
+        log.warning("%s failed (exit %d): %s", " ".join(argv), proc.returncode, output)
+        failed += 1
+    return failed
+
+
 def render(contents: dict[str, list[str]], previous: dict[str, list[str]] | None,
            existing: set[str]) -> str | None:
     """The ``iptables-restore --noflush`` input that turns ``previous`` (what the
@@ -379,6 +543,9 @@ class LinuxFirewall(FirewallDriver):
         self._bridge = ""
         #: family -> when the kernel's chains and the FORWARD hook were last read.
         self._checked: dict[int, float] = {}
+        #: What each port allowed as last applied (``port_allowances``), to delete the
+        #: conntrack entries of what it no longer allows.
+        self._allowed: dict[str, frozenset[Allowed] | None] = {}
         load_br_netfilter()
 
     def _existing(self, version: int) -> set[str]:
@@ -440,6 +607,15 @@ class LinuxFirewall(FirewallDriver):
                     self._contents.pop(version, None)  # read the kernel's next time
                     raise
                 self._contents[version] = contents
+            # The new rules are in: cut what they no longer allow (a re-created entry
+            # is judged by them).
+            allowed = allowances(ports, group_members)
+            commands = conntrack_deletions(self._allowed, allowed)
+            self._allowed = allowed
+            if commands:
+                failed = delete_conntrack(commands)
+                log.info("conntrack: %d deletion(s) for rules, members or addresses "
+                         "ports lost (%d failed)", len(commands), failed)
 
     def list_ports(self) -> list[str]:
         prefix = self.names.prefix + "i"
@@ -467,3 +643,4 @@ class LinuxFirewall(FirewallDriver):
             self._bridge = ""
             self._contents.clear()
             self._checked.clear()
+            self._allowed.clear()
