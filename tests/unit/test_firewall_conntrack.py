@@ -60,6 +60,17 @@ def test_removed_ingress_rule_with_a_prefix_uses_the_source_mask() -> None:
          "--dport", "80"]]
 
 
+def test_several_removed_rules_with_and_without_filters() -> None:
+    everything = SecurityGroupRule("ingress", "IPv4")
+    udp = SecurityGroupRule("ingress", "IPv4", "udp", 53, 53)
+    assert deletions([port([everything, WEB, udp, PING, SSH])], [port([SSH])]) == [
+        [*CT4, "-d", ALICE],
+        [*CT4, "-p", "icmp", "-d", ALICE],
+        [*CT4, "-p", "tcp", "-d", ALICE, "-s", "192.0.2.0", "--mask-src", "255.255.255.0",
+         "--dport", "80"],
+        [*CT4, "-p", "udp", "-d", ALICE, "--dport", "53"]]
+
+
 def test_removed_icmp_and_any_protocol_rules() -> None:
     assert deletions([port([PING, SSH])], [port([SSH])]) == [
         [*CT4, "-p", "icmp", "-d", ALICE]]

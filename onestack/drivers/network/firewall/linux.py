@@ -285,7 +285,7 @@ CONNTRACK_MAX_PORTS = 8
 CONNTRACK_PROTOCOLS = {"ipv6-icmp": "icmpv6"}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Allowed:
     """What one rule lets through at one of a port's addresses, in conntrack's terms.
     ``address``: the port's address or allowed address pair prefix (the original
@@ -377,6 +377,11 @@ def _deletion(allowed: Allowed, protocol_filter: bool = True) -> list[list[str]]
     return [[*argv, "--dport", str(port)] for port in range(low, high + 1)]
 
 
+def _order(allowed: Allowed) -> tuple[str, int, str, str, tuple[int, int], str]:
+    return (allowed.direction, allowed.version, allowed.address, allowed.protocol or "",
+            allowed.ports or (-1, -1), allowed.peer or "")
+
+
 def conntrack_deletions(previous: dict[str, frozenset[Allowed] | None],
                         current: dict[str, frozenset[Allowed] | None]) -> list[list[str]]:
     """The ``conntrack -D`` commands that remove the host's entries of flows ports no
@@ -398,7 +403,7 @@ def conntrack_deletions(previous: dict[str, frozenset[Allowed] | None],
         if before is None or after is None:
             continue
         kept = {(a.version, a.address) for a in after if not a.direction}
-        for allowed in sorted(before - after):
+        for allowed in sorted(before - after, key=_order):
             if (allowed.version, allowed.address) in kept:
                 for argv in _deletion(allowed):
                     commands[tuple(argv)] = None
@@ -609,8 +614,14 @@ class LinuxFirewall(FirewallDriver):
                 self._contents[version] = contents
             # The new rules are in: cut what they no longer allow (a re-created entry
             # is judged by them).
-            allowed = allowances(ports, group_members)
-            commands = conntrack_deletions(self._allowed, allowed)
+            try:
+                allowed = allowances(ports, group_members)
+                commands = conntrack_deletions(self._allowed, allowed)
+            except Exception:  # never fatal: the rules are in
+                log.exception("conntrack: could not work out what ports lost; "
+                              "established flows removed rules allowed may live on")
+                self._allowed = {}
+                return
             self._allowed = allowed
             if commands:
                 failed = delete_conntrack(commands)
