@@ -54,6 +54,8 @@ pytestmark = [
 BOOT_TIMEOUT = 300
 CIDR = "10.40.0.0/24"
 ALICE, BOB, CAROL = "10.40.0.11", "10.40.0.12", "10.40.0.13"
+#: The test's namespace on ``public`` (the external network's gateway address).
+OUTSIDE = "203.0.113.1"
 SPOOF_IP, SPOOF_MAC = "10.40.0.77", "fa:16:3e:de:ad:77"
 ROGUE_RANGE = ("10.40.0.200", "10.40.0.210")
 
@@ -379,7 +381,7 @@ def test_floating_ip_answers_tcp_80_only_while_a_rule_allows_it(host: NetnsHost,
     wait_for(lambda: subprocess.run(["ping", "-c", "1", "-W", "1", fip],
                                     capture_output=True).returncode == 0,
              30, interval=0.2, what=f"ping {fip}")
-    # ... but no rule lets the outside (203.0.113.1) in on TCP.
+    # ... but no rule lets the outside (OUTSIDE) in on TCP.
     assert not any(reachable(fip, 80, timeout=0.5) for _ in range(3))
 
     rule = cloud.api.create_rule(cloud.default, direction="ingress", ethertype="IPv4",
@@ -397,6 +399,16 @@ def test_floating_ip_answers_tcp_80_only_while_a_rule_allows_it(host: NetnsHost,
     try:
         flow.sendall(b"before\n")
         assert _read_line(flow) == b"before\n"
+        # ... which a second, narrower rule also allows: deleting the wide one deletes
+        # the flow's conntrack entry (no port filter for a range that wide), and its next
+        # packet is judged again and let in by the narrow rule (TCP picked up mid-stream).
+        narrow = cloud.api.create_rule(cloud.default, direction="ingress",
+                                       ethertype="IPv4", protocol="tcp",
+                                       port_range_min=7000, port_range_max=7000,
+                                       remote_ip_prefix=f"{OUTSIDE}/32")
+        narrow_line = f"-s {OUTSIDE}/32 -p tcp -m tcp --dport 7000 -j RETURN"
+        wait_for(lambda: rule_in_kernel(narrow_line), 5, interval=0.02,
+                 what="the narrow rule in iptables")
         cloud.api.delete_rule(rule)
         deleted = time.monotonic()
         wait_for(lambda: not reachable(fip, 80, timeout=0.2), 5, interval=0.02,
@@ -404,10 +416,22 @@ def test_floating_ip_answers_tcp_80_only_while_a_rule_allows_it(host: NetnsHost,
         closed = time.monotonic() - deleted
         time.sleep(0.5)
         assert not reachable(fip, 80, timeout=1.0)
+        flow.sendall(b"still allowed\n")
+        assert _read_line(flow) == b"still allowed\n"
+        # The narrow rule deleted: nothing allows the flow any more, and Neutron's
+        # behaviour (conntrack entries of a removed rule deleted) cuts it.
+        cloud.api.delete_rule(narrow)
+        wait_for(lambda: not rule_in_kernel(narrow_line), 5, interval=0.02,
+                 what="the narrow rule out of iptables")
+        time.sleep(0.5)  # the same apply deletes the conntrack entries right after
         assert not reachable(fip, 7000, timeout=1.0)  # a new connection is refused
-        # ... lives on (conntrack has it established; Neutron's choice too).
         flow.sendall(b"after\n")
-        assert _read_line(flow) == b"after\n"
+        flow.settimeout(4)
+        try:
+            echoed: bytes | None = _read_line(flow)
+        except TimeoutError:
+            echoed = None
+        assert echoed is None, f"the flow lives on after its only rule went: {echoed!r}"
     finally:
         flow.close()
     print(f"floating IP tcp/80: open {opened:.2f} s after rule create, closed "
