@@ -230,6 +230,9 @@ def test_host_restart_starts_guests_again(host: NetnsHost, cloud: dict) -> None:
     openstack(host, "server", "create", "--image", "testimg", "--flavor", "m1.nano",
               "--network", "net1", "--wait", "vm4", json_output=False, timeout=300)
     vm4 = openstack(host, "server", "show", "vm4")["id"]
+    # The first boot must have got as far as init (the count below needs its marker):
+    # waited for, not assumed after ACTIVE (TCG on a loaded machine takes its time).
+    wait_console(host, "vm4", r"ONESTACK-TEST: init started")
     host.kill()
     pid = qemu_pids(host)[vm4]
     os.kill(pid, signal.SIGKILL)
