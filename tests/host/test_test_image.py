@@ -88,7 +88,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def boot(image: Path, port: int, console: Path, ssh_port: int = 0) -> subprocess.Popen[bytes]:
+#: The serial of the test's second (empty, raw) virtio disk: mdev links it in by-id.
+DISK_SERIAL = "0123456789abcdef0123"
+
+
+def boot(image: Path, port: int, console: Path, ssh_port: int = 0,
+         disk: Path | None = None) -> subprocess.Popen[bytes]:
     relay = f"{sys.executable} {RELAY} {port}"
     netdev = ("user,id=n0,ipv4=on,net=169.254.169.0/24,ipv6=on,ipv6-prefix=fd00:5::,"
               f"ipv6-prefixlen=64,guestfwd=tcp:169.254.169.254:80-cmd:{relay}")
@@ -98,7 +103,10 @@ def boot(image: Path, port: int, console: Path, ssh_port: int = 0) -> subprocess
         ["qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-nographic",
          "-display", "none", "-monitor", "none", "-nodefaults",
          "-serial", f"file:{console}",
-         "-drive", f"file={image},format=qcow2,if=virtio,snapshot=on",
+         "-drive", f"file={image},format=qcow2,if=none,id=d0,snapshot=on",
+         "-device", "virtio-blk-pci,drive=d0,bootindex=0",
+         *(["-drive", f"file={disk},format=raw,if=none,id=d1",
+            "-device", f"virtio-blk-pci,drive=d1,serial={DISK_SERIAL}"] if disk else []),
          "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -168,13 +176,21 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
     console = tmp_path / "console.log"
     started = time.monotonic()
     ssh_port = free_port()
-    proc = boot(test_image, metadata.server_address[1], console, ssh_port)
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"")
+    os.truncate(disk, 1 << 20)
+    proc = boot(test_image, metadata.server_address[1], console, ssh_port, disk)
     try:
         wait_for(console, proc, f"{MARKER} init started", BOOT_TIMEOUT)
         to_init = time.monotonic() - started
         out = wait_for(console, proc, f"{MARKER} done", BOOT_TIMEOUT)
         as_cirros = ssh(key, ssh_port, "cirros", "id -un; hostname; cat /proc/uptime")
         as_root = ssh(key, ssh_port, "root", "id -u")
+        # mdev (hotplug): the by-id link udev would make; the nodes mdev touched keep
+        # their modes (the cirros user can still write /dev/null)
+        devices = ssh(key, ssh_port, "cirros",
+                      f"readlink /dev/disk/by-id/virtio-{DISK_SERIAL}; ls /dev/disk/by-id;"
+                      " echo x >/dev/null && echo null-ok")
         stranger = tmp_path / "stranger"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
                        check=True)
@@ -198,6 +214,9 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
     assert as_cirros.stdout.splitlines()[:2] == ["cirros", "test-vm"]
     assert as_root.returncode == 0 and as_root.stdout.strip() == "0", as_root.stderr
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    assert devices.returncode == 0, devices.stderr
+    # the boot disk has no serial: no link for it, as with udev
+    assert devices.stdout.split() == ["../../vdb", f"virtio-{DISK_SERIAL}", "null-ok"]
     print(f"ssh ok marker at {uptime(out, 'ssh')} s of guest uptime; "
           f"done at {uptime(out, 'done')} s")
     assert "/openstack/latest/user_data" in metadata.requests

@@ -118,6 +118,10 @@ mark() { read -r up _ </proc/uptime; echo "[$up] ONESTACK-TEST: $*"; }
 mark "init started kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
+# Hotplug: busybox mdev as a netlink daemon (the kernel has no uevent helper for
+# /proc/sys/kernel/hotplug). It scans /sys once, then follows uevents; /etc/mdev.conf
+# keeps /dev/disk/by-id/virtio-<serial> for every virtio disk, as udev does.
+mdev -d
 # The ACPI power button (button.ko) reaches acpid through evdev; acpid runs
 # /etc/acpi/PWRF/00000080, which powers off: a stop takes a second, not a timeout.
 if grep -qs "Power Button" /sys/class/input/input*/name \
@@ -229,6 +233,30 @@ ACPI_POWER_BUTTON = r"""#!/bin/sh
 read -r up _ </proc/uptime
 echo "[$up] ONESTACK-TEST: acpi power button, powering off" >/dev/console
 exec poweroff -f
+"""
+
+#: busybox mdev's rules: every virtio disk runs ``/etc/mdev-disk`` when it comes and
+#: before it goes (``*``). mdev also sets the mode of every node it meets (devtmpfs
+#: made them already), 0660 by default: the world-usable ones keep 0666.
+MDEV_CONF = ("null|zero|full|random|urandom|tty|ptmx 0:0 666\n"
+             "vd[a-z]+ 0:0 660 */etc/mdev-disk\n")
+
+#: The by-id link udev's 60-persistent-storage rules make for a virtio disk:
+#: ``/dev/disk/by-id/virtio-<serial>`` -> ``../../vdX`` (no link without a serial). On
+#: removal ``/sys/block/vdX`` is already gone, so the links pointing at it are dropped.
+MDEV_DISK = r"""#!/bin/sh
+d=/dev/disk/by-id
+if [ "$ACTION" = remove ]; then
+    for l in "$d"/virtio-*; do
+        [ "$(readlink "$l")" = "../../$MDEV" ] && rm -f "$l"
+    done
+else
+    serial=$(cat "/sys/block/$MDEV/serial" 2>/dev/null)
+    [ -n "$serial" ] || exit 0
+    mkdir -p "$d"
+    ln -sfn "../../$MDEV" "$d/virtio-$serial"
+fi
+exit 0
 """
 
 UDHCPC_SCRIPT = r"""#!/bin/sh
@@ -412,7 +440,8 @@ def _download(packages: Iterable[Package], debs: Path) -> None:
 def _input_hash(packages: Iterable[Package]) -> str:
     h = hashlib.sha256()
     for part in (BUILD_VERSION, str(FAT_MIB), " ".join(MODULES), SYSLINUX_CFG, INIT,
-                 UDHCPC_SCRIPT, ACPI_POWER_BUTTON, PASSWD, GROUP, " ".join(SSH_BINARIES),
+                 UDHCPC_SCRIPT, ACPI_POWER_BUTTON, MDEV_CONF, MDEV_DISK, PASSWD, GROUP,
+                 " ".join(SSH_BINARIES),
                  *(p.deb_name for p in packages)):
         h.update(part.encode())
         h.update(b"\0")
@@ -609,6 +638,8 @@ def _initramfs(busybox: Path, modules: list[Path], binaries: dict[str, bytes] | 
     cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
     cpio.file("init", INIT.encode(), 0o755)
     cpio.file("etc/udhcpc.script", UDHCPC_SCRIPT.encode(), 0o755)
+    cpio.file("etc/mdev.conf", MDEV_CONF.encode())
+    cpio.file("etc/mdev-disk", MDEV_DISK.encode(), 0o755)
     cpio.file("etc/acpi/PWRF/00000080", ACPI_POWER_BUTTON.encode(), 0o755)
     cpio.file("etc/passwd", PASSWD.encode())
     cpio.file("etc/group", GROUP.encode())
