@@ -140,12 +140,17 @@ def test_initramfs_holds_init_and_modules(tmp_path: Path) -> None:
     mode, handler, _ = entries["etc/acpi/PWRF/00000080"]
     assert mode == 0o100755 and handler.startswith(b"#!/bin/sh")
     assert b"poweroff -f" in handler
+    # mdev's hotplug rules: virtio disks run the by-id script on add and remove
+    assert b"vd[a-z]+ 0:0 660 */etc/mdev-disk" in entries["etc/mdev.conf"][1]
+    assert entries["etc/mdev-disk"][0] == 0o100755
+    assert b"\nmdev -d\n" in entries["init"][1]
 
 
 def test_cache_key_covers_every_script_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
     packages = [Package("busybox-static", "1:1.35.0-4", "amd64")]
     key = testimage._input_hash(packages)
-    for name in ("INIT", "UDHCPC_SCRIPT", "ACPI_POWER_BUTTON", "SYSLINUX_CFG", "PASSWD"):
+    for name in ("INIT", "UDHCPC_SCRIPT", "ACPI_POWER_BUTTON", "SYSLINUX_CFG", "PASSWD",
+                 "MDEV_CONF", "MDEV_DISK"):
         with monkeypatch.context() as patch:
             patch.setattr(testimage, name, getattr(testimage, name) + "# changed\n")
             assert testimage._input_hash(packages) != key, name
@@ -209,3 +214,32 @@ def test_init_takes_every_public_key_from_meta_data_json(tmp_path: Path) -> None
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert out.splitlines() == ["ssh-ed25519 AAAA a@b", "ssh-rsa B/C+= c d"]
+
+
+def test_mdev_disk_script_links_by_serial_and_unlinks_on_remove(tmp_path: Path) -> None:
+    """The mdev hook makes udev's virtio by-id link from the disk's serial and drops the
+    disk's links on removal (when its /sys directory is already gone)."""
+    sys_block, by_id = tmp_path / "sys" / "block", tmp_path / "dev" / "disk" / "by-id"
+    script = tmp_path / "mdev-disk"
+    script.write_text(testimage.MDEV_DISK.replace("/sys/block", str(sys_block))
+                      .replace("/dev/disk/by-id", str(by_id)))
+    (sys_block / "vda").mkdir(parents=True)
+    (sys_block / "vda" / "serial").write_text("")  # the boot disk: no serial, no link
+    (sys_block / "vdb").mkdir()
+    (sys_block / "vdb" / "serial").write_text("c0ffee00-1111-4222-8\n")
+
+    def hook(action: str, dev: str) -> None:
+        env = {"PATH": os.environ["PATH"], "MDEV": dev, "ACTION": action}
+        subprocess.run(["sh", str(script)], env=env, check=True, timeout=10)
+
+    hook("add", "vda")
+    assert not by_id.exists()
+    hook("add", "vdb")
+    assert os.readlink(by_id / "virtio-c0ffee00-1111-4222-8") == "../../vdb"
+    hook("add", "vdb")  # a rescan keeps one link
+    assert os.listdir(by_id) == ["virtio-c0ffee00-1111-4222-8"]
+    shutil.rmtree(sys_block / "vdb")
+    hook("remove", "vda")
+    assert os.listdir(by_id) == ["virtio-c0ffee00-1111-4222-8"]
+    hook("remove", "vdb")
+    assert os.listdir(by_id) == []
