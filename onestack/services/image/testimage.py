@@ -16,8 +16,10 @@ is installed on the host), and assembles:
   pieces and QEMU inflates a whole compressed cluster for each, which made loading the
   kernel take about 1 s instead of 0.3 s under TCG).
 
-The guest's init starts busybox ``acpid`` (the ACPI power button powers the guest off
-at once, as a cloud image does), brings eth0 up with DHCP (honouring the MTU and
+The guest's init starts busybox ``mdev -d`` (hotplug over netlink: it keeps udev's
+``/dev/disk/by-id/virtio-<serial>`` links for virtio disks as they come and go), busybox
+``acpid`` (the ACPI power button powers the guest off at once, as a cloud image does),
+brings eth0 up with DHCP (honouring the MTU and
 classless static routes options), fetches the OpenStack metadata from 169.254.169.254
 over IPv4 as soon as it has an address (as cloud-init does), then waits for its IPv6
 SLAAC address, prints its addresses, fetches and runs a ``#!`` user data, and prints a
