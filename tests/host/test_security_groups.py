@@ -416,6 +416,11 @@ def test_floating_ip_answers_tcp_80_only_while_a_rule_allows_it(host: NetnsHost,
         closed = time.monotonic() - deleted
         time.sleep(0.5)
         assert not reachable(fip, 80, timeout=1.0)
+        # The flow's entry really went (the host's conntrack table is this namespace's).
+        if shutil.which("conntrack"):
+            entries = run("conntrack", "-L", "-f", "ipv4", "-p", "tcp", "-d", ALICE,
+                          "--dport", "7000").stdout
+            assert "ESTABLISHED" not in entries, entries
         flow.sendall(b"still allowed\n")
         assert _read_line(flow) == b"still allowed\n"
         # The narrow rule deleted: nothing allows the flow any more, and Neutron's
