@@ -4,10 +4,10 @@ into running QEMU (TCG) guests, and booted from.
 One ``onestack up`` with the real drivers and the local volume backend (qcow2 files)
 runs in a namespace of the test's own. Each guest's user data starts a watcher that
 prints a ``VOLTEST`` line on the serial console whenever ``/dev/vdb`` appears, changes
-size or goes, with its size in sectors, its serial (what udev names
-``/dev/disk/by-id/virtio-<serial>`` after; the test image has no udev) and the md5 of
-its first MiB; the first guest writes a known pattern there. At most two guests run at
-once.
+size or goes, with its size in sectors, its serial, where
+``/dev/disk/by-id/virtio-<serial>`` points (the test image's mdev makes that link as
+udev does) and the md5 of its first MiB; the first guest writes a known pattern there.
+At most two guests run at once.
 """
 
 from __future__ import annotations
@@ -54,12 +54,23 @@ while true; do
                 wrote=1
             fi
             sum=$(dd if=/dev/vdb bs=65536 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
-            echo "VOLTEST vdb sectors=$s serial=$(cat /sys/block/vdb/serial) md5=$sum" \
+            serial=$(cat /sys/block/vdb/serial)
+            i=0  # mdev makes the by-id link as the disk comes: give it a second
+            while [ ! -L "/dev/disk/by-id/virtio-$serial" ] && [ $i -lt 20 ]; do
+                sleep 0.05; i=$((i + 1))
+            done
+            byid=$(readlink "/dev/disk/by-id/virtio-$serial" || echo none)
+            echo "VOLTEST vdb sectors=$s serial=$serial byid=$byid md5=$sum" \
                  "up=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
             last=$s
         fi
     elif [ -n "$last" ]; then
-        echo "VOLTEST vdb gone up=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
+        i=0
+        while [ -L "/dev/disk/by-id/virtio-$serial" ] && [ $i -lt 20 ]; do
+            sleep 0.05; i=$((i + 1))
+        done
+        links=$(ls /dev/disk/by-id 2>/dev/null | grep -c .)
+        echo "VOLTEST vdb gone links=$links up=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
         last=""
     fi
     sleep 0.05
@@ -153,7 +164,7 @@ def vdb_lines(text: str) -> list[dict[str, str]]:
             for line in text.splitlines() if "VOLTEST vdb sectors=" in line]
 
 
-def test_attach_write_detach_attach_read_extend(host: NetnsHost, cloud: dict) -> None:
+def test_attach_write_detach_attach_read_snapshot_extend(host: NetnsHost, cloud: dict) -> None:
     vol = openstack(host, "volume", "create", "--size", "1", "data1")
     wait_volume(host, vol["id"], "available")
     serial = vol["id"][:20]
@@ -172,6 +183,7 @@ def test_attach_write_detach_attach_read_extend(host: NetnsHost, cloud: dict) ->
     line = vdb_lines(text)[-1]
     assert line["sectors"] == str((1 << 30) // 512)
     assert line["serial"] == serial
+    assert line["byid"] == "../../vdb", "no /dev/disk/by-id/virtio-<volume id prefix>"
     assert line["md5"] == PATTERN_MD5, "the writer's pattern is not on the disk"
     print(f"attach -> guest sees the disk: {seen_after:.2f} s (CLI round trips included)")
     wait_volume(host, vol["id"], "in-use")
@@ -182,15 +194,34 @@ def test_attach_write_detach_attach_read_extend(host: NetnsHost, cloud: dict) ->
 
     # detach: the guest lets it go, the volume is available
     openstack(host, "server", "remove", "volume", first, vol["id"], json_output=False)
-    wait_console(host, first, r"VOLTEST vdb gone", interval=0.5)
+    text = wait_console(host, first, r"VOLTEST vdb gone", interval=0.5)
+    assert "VOLTEST vdb gone links=0 " in text, "the by-id link outlived the disk"
     wait_volume(host, vol["id"], "available")
+
+    # a snapshot of the detached volume, and a new volume from it (attached to the
+    # first guest below, while the second reads the original)
+    snap = openstack(host, "volume", "snapshot", "create", "--volume", vol["id"], "snap1")
+    wait_for(lambda: openstack(host, "volume", "snapshot", "show", snap["id"])["status"]
+             == "available", 60, interval=1, what="snapshot available")
+    clone = openstack(host, "volume", "create", "--snapshot", snap["id"], "data2")
+    wait_volume(host, clone["id"], "available")
+    assert openstack(host, "volume", "show", clone["id"])["snapshot_id"] == snap["id"]
 
     # the second guest reads the first's pattern back
     openstack(host, "server", "add", "volume", second, vol["id"], json_output=False)
     text = wait_console(host, second, r"VOLTEST vdb sectors=\d+ ", interval=0.5)
     line = vdb_lines(text)[-1]
     assert line["md5"] == PATTERN_MD5 and line["serial"] == serial
+    assert line["byid"] == "../../vdb"
     wait_volume(host, vol["id"], "in-use")
+
+    # the volume made from the snapshot holds the pattern (the writer writes only once)
+    openstack(host, "server", "add", "volume", first, clone["id"], json_output=False)
+    text = wait_console(host, first, r"VOLTEST vdb sectors=\d+ ", count=2, interval=0.5)
+    line = vdb_lines(text)[-1]
+    assert line["serial"] == clone["id"][:20] and line["byid"] == "../../vdb"
+    assert line["md5"] == PATTERN_MD5, "the snapshot's volume lacks the pattern"
+    wait_volume(host, clone["id"], "in-use")
 
     # extend while attached: the guest sees 2 GiB
     openstack(host, "--os-volume-api-version", "3.42", "volume", "set", "--size", "2",
@@ -205,6 +236,11 @@ def test_attach_write_detach_attach_read_extend(host: NetnsHost, cloud: dict) ->
     wait_volume(host, vol["id"], "available")
     openstack(host, "server", "delete", "--wait", first, json_output=False)
     assert volume_status(host, vol["id"]) == "available"
+    wait_volume(host, clone["id"], "available")
+    openstack(host, "volume", "delete", clone["id"], json_output=False)
+    openstack(host, "volume", "snapshot", "delete", snap["id"], json_output=False)
+    wait_for(lambda: gone(host, "volume", "snapshot", "show", snap["id"]), 60, interval=1,
+             what="snapshot deleted")
     openstack(host, "volume", "delete", vol["id"], json_output=False)
 
 
