@@ -17,6 +17,8 @@ resource's owner) -> render with ``standard`` + its own attributes -> ``show`` o
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
@@ -38,6 +40,8 @@ from onestack.services.network.base import ListQuery, Page, isotime
 
 if TYPE_CHECKING:
     from onestack.services.network.service import Networking
+
+log = logging.getLogger(__name__)
 
 PAGING = ("limit", "marker", "page_reverse")
 RESERVED = {"fields", "sort_key", "sort_dir", *PAGING, "tags", "tags-any", "not-tags",
@@ -88,6 +92,39 @@ Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 async def read_member(request: Request, member: str) -> dict[str, Any]:
     """``body[member]`` of the request's JSON body (e.g. ``{"network": {...}}``)."""
     return body_part(await read_json(request), member)
+
+
+async def create_one_or_many(request: Request, member: str, collection: str,
+                             create: Callable[[dict[str, Any]], dict[str, Any]],
+                             delete: Callable[[str], None]) -> Response:
+    """A create ``POST``: ``{member: {...}}`` makes one resource; ``{collection: [...]}``
+    (Neutron's bulk create) makes each in order, all or nothing: when one fails, those
+    already made are deleted again and the failure is the answer. ``create`` takes one
+    member's body and returns the rendered resource."""
+    body = await read_json(request)
+    if member in body or collection not in body:
+        return show(request, member, create(body_part(body, member)), status=201)
+    items = body[collection]
+    if not isinstance(items, list) or not items:
+        raise BadRequest(f"Invalid input: '{collection}' must be a non-empty list.",
+                         fault="InvalidInput")
+    if not all(isinstance(item, dict) for item in items):
+        raise BadRequest(f"Invalid input: each item of '{collection}' must be an object.",
+                         fault="InvalidInput")
+    made: list[dict[str, Any]] = []
+    try:
+        for item in items:
+            made.append(create(item))
+    except BaseException:
+        for done in reversed(made):
+            try:
+                delete(done["id"])
+            except Exception:  # the first failure is the answer; this one is logged
+                log.exception("bulk create of %s: could not delete %s again", collection,
+                              done["id"])
+        raise
+    fields = wanted_fields(request)
+    return json_response({collection: [only(b, fields) for b in made]}, status=201)
 
 
 def parse_member(model: type[BaseModel], data: dict[str, Any], member: str) -> Any:

@@ -16,6 +16,7 @@ from onestack.api.network.common import (
     Int,
     Name,
     Tag,
+    create_one_or_many,
     list_query,
     listing,
     networking,
@@ -77,14 +78,21 @@ def render_network(network: Network, page: Page, ctx: ValidatedToken) -> dict[st
 
 async def create_network(request: Request) -> Response:
     ctx = caller(request)
-    data = parse_member(NetworkCreate, await read_member(request, "network"), "network")
-    page = networking(request).networks.create(
-        ctx, name=data.name, description=data.description,
-        admin_state_up=data.admin_state_up, shared=data.shared, external=data.external,
-        mtu=data.mtu, port_security_enabled=data.port_security_enabled,
-        provider=Provider(data.network_type, data.physical_network, data.segmentation_id),
-        project_id=project_of(data), tags=data.tags)
-    return show(request, "network", render_network(page.one(), page, ctx), status=201)
+    service = networking(request).networks
+
+    def create(raw: dict[str, Any]) -> dict[str, Any]:
+        data = parse_member(NetworkCreate, raw, "network")
+        page = service.create(
+            ctx, name=data.name, description=data.description,
+            admin_state_up=data.admin_state_up, shared=data.shared, external=data.external,
+            mtu=data.mtu, port_security_enabled=data.port_security_enabled,
+            provider=Provider(data.network_type, data.physical_network,
+                              data.segmentation_id),
+            project_id=project_of(data), tags=data.tags)
+        return render_network(page.one(), page, ctx)
+
+    return await create_one_or_many(request, "network", "networks", create,
+                                    lambda id_: service.delete(ctx, id_))
 
 
 async def list_networks(request: Request) -> Response:

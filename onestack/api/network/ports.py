@@ -15,6 +15,7 @@ from onestack.api.network.common import (
     Id,
     Name,
     Tag,
+    create_one_or_many,
     list_query,
     listing,
     networking,
@@ -115,15 +116,21 @@ def render_port(port: Port, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
 
 async def create_port(request: Request) -> Response:
     ctx = caller(request)
-    data = parse_member(PortCreate, await read_member(request, "port"), "port")
-    attrs = _service_attrs(data.model_dump(
-        exclude_unset=True, exclude={"network_id", "project_id", "tenant_id"}))
-    for attr in ("name", "description", "admin_state_up", "device_id", "device_owner"):
-        if attr in attrs and attrs[attr] is None:
-            raise BadRequest(f"Invalid input for {attr}. Reason: None is not allowed.")
-    page = networking(request).ports.create(ctx, network_id=data.network_id,
-                                            project_id=project_of(data), **attrs)
-    return show(request, "port", render_port(page.one(), page, ctx), status=201)
+    service = networking(request).ports
+
+    def create(raw: dict[str, Any]) -> dict[str, Any]:
+        data = parse_member(PortCreate, raw, "port")
+        attrs = _service_attrs(data.model_dump(
+            exclude_unset=True, exclude={"network_id", "project_id", "tenant_id"}))
+        for attr in ("name", "description", "admin_state_up", "device_id", "device_owner"):
+            if attr in attrs and attrs[attr] is None:
+                raise BadRequest(f"Invalid input for {attr}. Reason: None is not allowed.")
+        page = service.create(ctx, network_id=data.network_id,
+                              project_id=project_of(data), **attrs)
+        return render_port(page.one(), page, ctx)
+
+    return await create_one_or_many(request, "port", "ports", create,
+                                    lambda id_: service.delete(ctx, id_))
 
 
 async def list_ports(request: Request) -> Response:

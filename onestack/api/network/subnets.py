@@ -16,6 +16,7 @@ from onestack.api.network.common import (
     Int,
     Name,
     Tag,
+    create_one_or_many,
     list_query,
     listing,
     networking,
@@ -98,27 +99,32 @@ def render_subnet(subnet: Subnet, page: Page) -> dict[str, Any]:
 
 async def create_subnet(request: Request) -> Response:
     ctx = caller(request)
-    raw = await read_member(request, "subnet")
-    data = parse_member(SubnetCreate, raw, "subnet")
-    pooled = bool(data.subnetpool_id or data.use_default_subnetpool)
-    if data.cidr is None and not pooled:
-        raise BadRequest("Invalid input for operation: a cidr must be specified in the "
-                         "absence of a subnet pool.", fault="InvalidInput")
-    if data.prefixlen is not None and not pooled:
-        raise BadRequest("Invalid input for operation: prefixlen may only be given with a "
-                         "subnet pool.", fault="InvalidInput")
-    dump = data.model_dump(exclude_unset=True)
-    page = networking(request).subnets.create(
-        ctx, network_id=data.network_id, cidr=data.cidr, ip_version=data.ip_version,
-        name=data.name, description=data.description,
-        gateway_ip=raw["gateway_ip"] if "gateway_ip" in raw else UNSET,
-        allocation_pools=dump.get("allocation_pools"),
-        dns_nameservers=data.dns_nameservers, host_routes=dump.get("host_routes"),
-        enable_dhcp=data.enable_dhcp, ipv6_ra_mode=data.ipv6_ra_mode,
-        ipv6_address_mode=data.ipv6_address_mode, project_id=project_of(data),
-        tags=data.tags, subnetpool_id=data.subnetpool_id,
-        use_default_subnetpool=data.use_default_subnetpool, prefixlen=data.prefixlen)
-    return show(request, "subnet", render_subnet(page.one(), page), status=201)
+    service = networking(request).subnets
+
+    def create(raw: dict[str, Any]) -> dict[str, Any]:
+        data = parse_member(SubnetCreate, raw, "subnet")
+        pooled = bool(data.subnetpool_id or data.use_default_subnetpool)
+        if data.cidr is None and not pooled:
+            raise BadRequest("Invalid input for operation: a cidr must be specified in the "
+                             "absence of a subnet pool.", fault="InvalidInput")
+        if data.prefixlen is not None and not pooled:
+            raise BadRequest("Invalid input for operation: prefixlen may only be given with a "
+                             "subnet pool.", fault="InvalidInput")
+        dump = data.model_dump(exclude_unset=True)
+        page = service.create(
+            ctx, network_id=data.network_id, cidr=data.cidr, ip_version=data.ip_version,
+            name=data.name, description=data.description,
+            gateway_ip=raw["gateway_ip"] if "gateway_ip" in raw else UNSET,
+            allocation_pools=dump.get("allocation_pools"),
+            dns_nameservers=data.dns_nameservers, host_routes=dump.get("host_routes"),
+            enable_dhcp=data.enable_dhcp, ipv6_ra_mode=data.ipv6_ra_mode,
+            ipv6_address_mode=data.ipv6_address_mode, project_id=project_of(data),
+            tags=data.tags, subnetpool_id=data.subnetpool_id,
+            use_default_subnetpool=data.use_default_subnetpool, prefixlen=data.prefixlen)
+        return render_subnet(page.one(), page)
+
+    return await create_one_or_many(request, "subnet", "subnets", create,
+                                    lambda id_: service.delete(ctx, id_))
 
 
 async def list_subnets(request: Request) -> Response:
