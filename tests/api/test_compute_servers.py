@@ -98,6 +98,18 @@ def test_create_records_an_action_with_the_request_id(quiet, env):
     actions = ok(nova(quiet, "GET", f"/servers/{r.json()['server']['id']}/os-instance-actions",
                       microversion=LATEST))["instanceActions"]
     assert [(a["action"], a["request_id"]) for a in actions] == [("create", request_id)]
+    assert r.headers["x-compute-request-id"] == request_id  # Nova's name, same id
+
+
+def test_access_ips_are_normalised(quiet, env):
+    body = env.server(accessIPv4="192.0.2.7",
+                      accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2")
+    sid = ok(nova(quiet, "POST", "/servers", json={"server": body}), 202)["server"]["id"]
+    shown = server(quiet, sid)
+    assert (shown["accessIPv4"], shown["accessIPv6"]) == ("192.0.2.7", "::babe:dc0c:1602")
+    updated = ok(nova(quiet, "PUT", f"/servers/{sid}",
+                      json={"server": {"accessIPv6": "2001:0DB8:0000::0001"}}))["server"]
+    assert updated["accessIPv6"] == "2001:db8::1"
 
 
 BAD_BODIES = [

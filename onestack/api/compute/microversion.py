@@ -3,7 +3,8 @@
 A client asks with ``OpenStack-API-Version: compute 2.79`` (or the legacy
 ``X-OpenStack-Nova-API-Version: 2.79``); ``latest`` means our maximum; no header means
 2.1. A version outside [MIN, MAX] is refused with 406. Every response under /compute
-echoes the version it was served at, with ``Vary`` on both request headers.
+echoes the version it was served at, with ``Vary`` on both request headers, and carries
+the request id as ``x-compute-request-id`` too.
 
 Handlers read the negotiated version with ``version(request)`` and compare it with
 tuples: ``if version(request) >= (2, 47): ...``.
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onestack.api.faults import render_error
 from onestack.common.errors import MethodNotAllowed, NotAcceptable, NotFound, OneStackError
+from onestack.common.logging import request_id_var
 
 MIN_VERSION = (2, 1)
 #: The highest microversion whose semantics are implemented (see docs/compute.md).
@@ -126,6 +128,11 @@ class MicroversionMiddleware:
                 headers += [(b"openstack-api-version", f"compute {text}".encode()),
                             (b"x-openstack-nova-api-version", text.encode()),
                             (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version")]
+                request_id = request_id_var.get()
+                if request_id:
+                    # Nova's own name for the request id (the outer middleware adds
+                    # x-openstack-request-id); instance actions are found by it.
+                    headers.append((b"x-compute-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -40,7 +40,8 @@ def check_ip(field: str, value: Any, version_: int | None = None) -> str:
         raise InvalidField(field, f"{value!r} is not a '{kind}'") from None
     if version_ is not None and address.version != version_:
         raise InvalidField(field, f"{value!r} is not a 'ipv{version_}'")
-    return value
+    # Nova stores addresses normalised: IPv6 in its compressed form.
+    return str(address)
 
 
 _METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
