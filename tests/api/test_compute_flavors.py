@@ -137,6 +137,13 @@ def test_private_flavors_and_access(cloud):
     assert [f["id"] for f in ok(nova(cloud, "GET", "/flavors?is_public=false"))["flavors"]] \
         == ["p1"]
     assert len(ok(nova(cloud, "GET", "/flavors?is_public=none"))["flavors"]) == 8
+    # the filter takes oslo's boolean words, any case
+    for word in ("f", "F", "n", "No", "off", "0", "FALSE"):
+        listed = ok(nova(cloud, "GET", f"/flavors?is_public={word}"))["flavors"]
+        assert [f["id"] for f in listed] == ["p1"], word
+    for word in ("t", "T", "y", "YES", "on", "1", "True"):
+        listed = ok(nova(cloud, "GET", f"/flavors?is_public={word}"))["flavors"]
+        assert "p1" not in [f["id"] for f in listed] and listed, word
     # others do not see it at all
     assert "p1" not in [f["id"] for f in ok(nova(cloud, "GET", "/flavors", a.token))["flavors"]]
     nova_error(nova(cloud, "GET", "/flavors/p1", a.token), 404)

@@ -83,10 +83,13 @@ def _parse_is_public(request: Request, raw: str | None) -> bool | None:
         return True
     if raw.strip().lower() == "none":
         return None
-    try:
-        return check_bool("is_public", raw.strip())
-    except InvalidField:
-        raise BadRequest(f"Invalid is_public filter [{raw}]") from None
+    # oslo's strict bool_from_string, as Nova parses this filter.
+    word = raw.strip().lower()
+    if word in ("1", "t", "true", "on", "y", "yes"):
+        return True
+    if word in ("0", "f", "false", "off", "n", "no"):
+        return False
+    raise BadRequest(f"Invalid is_public filter [{raw}]")
 
 
 def _min_filter(request: Request, name: str) -> int | None:
