@@ -172,7 +172,7 @@ class NetnsHost:
         """Live processes named by pidfiles under the state dir (QEMU's ``qemu.pid``,
         dnsmasq's ``pid``), whose command line mentions that pidfile's directory (so a
         reused PID is never taken for ours)."""
-        found = {}
+        found: dict[Path, int] = {}
         if not self.state_dir.exists():
             return found
         pidfiles = [*self.state_dir.rglob("*.pid"), *self.state_dir.rglob("pid")]
