@@ -216,6 +216,10 @@ async def console_output(request: Request, ctx: ValidatedToken, sid: str, value:
         if length == -1:
             length = None
     output = compute(request).actions.console_output(ctx, sid, length)
+    if length is not None:
+        # Nova's tail: the last ``length`` pieces of the log split on newlines (a log
+        # ending in a newline counts its empty last piece), joined back.
+        output = "\n".join(output.split("\n")[-length:]) if length else ""
     return json_response({"output": output})
 
 
