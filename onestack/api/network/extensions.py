@@ -43,6 +43,10 @@ EXTENSIONS: list[tuple[str, str, str]] = [
      "application"),
     ("ip-substring-filtering", "IP address substring filtering", "Provides IP address "
      "substring filtering when listing ports"),
+    ("service-type", "Neutron Service Type Management", "API for retrieving service "
+     "providers for Neutron advanced services"),
+    ("subnet-external-network", "Subnet External Network", "Informs if the subnet is "
+     "external or not"),
     # -- L3, security groups, quotas: add entries below --
     ("security-group", "security-group", "The security groups extension."),
     ("stateful-security-group", "Stateful security group", "Indicates if the security "

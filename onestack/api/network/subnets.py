@@ -93,6 +93,7 @@ def render_subnet(subnet: Subnet, page: Page) -> dict[str, Any]:
         "enable_dhcp": subnet.enable_dhcp, "ipv6_ra_mode": subnet.ipv6_ra_mode,
         "ipv6_address_mode": subnet.ipv6_address_mode,
         "subnetpool_id": subnet.subnetpool_id,
+        "router:external": subnet.network.external,
     })
     return body
 

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from onestack.api.common import base_url, caller, json_response
 from onestack.api.network.extensions import EXTENSIONS, extension_body
+from onestack.api.network.policy import reader
 from onestack.common.errors import NotFound
 from onestack.services.network.base import KINDS
 
@@ -46,10 +47,21 @@ async def get_extension(request: Request) -> Response:
     raise NotFound(f"Extension with alias {alias} does not exist")
 
 
+async def list_service_providers(request: Request) -> Response:
+    """``GET /v2.0/service-providers`` (the ``service-type`` extension): the drivers
+    configured per advanced service type. OneStack has one built-in implementation of
+    each service (routers, floating IPs) and no selectable providers, which is what
+    Neutron answers with no ``service_provider`` configured: an empty list."""
+    caller(request)
+    return json_response({"service_providers": []})
+
+
 routes = [
     Route("/", list_versions, methods=["GET"]),
     Route("/v2.0", list_resources, methods=["GET"]),
     Route("/v2.0/", list_resources, methods=["GET"]),
     Route("/v2.0/extensions", list_extensions, methods=["GET"]),
     Route("/v2.0/extensions/{alias}", get_extension, methods=["GET"]),
+    Route("/v2.0/service-providers",
+          reader(list_service_providers, "get_service_provider"), methods=["GET"]),
 ]

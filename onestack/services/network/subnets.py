@@ -77,9 +77,24 @@ def visible_subnets(ctx: ValidatedToken) -> ColumnElement[bool] | None:
     return or_(mine, Subnet.network_id.in_(public))
 
 
+def _external_filter(values: list[str]) -> ColumnElement[bool]:
+    """``?router:external=true``: subnets of external networks (subnet-external-network)."""
+    wanted = set()
+    for value in values:
+        if value.lower() in ("true", "1"):
+            wanted.add(True)
+        elif value.lower() in ("false", "0"):
+            wanted.add(False)
+        else:
+            raise BadRequest(f"Invalid input for router:external. Reason: '{value}' cannot "
+                             "be converted to boolean.", fault="HTTPBadRequest")
+    return Subnet.network_id.in_(select(Network.id).where(Network.external.in_(wanted)))
+
+
 SUBNET = register(Kind(
     member="subnet", collection="subnets", model=Subnet, visible=visible_subnets,
     columns={"tenant_id": Subnet.project_id},
+    filters={"router:external": _external_filter},
 ))
 
 
