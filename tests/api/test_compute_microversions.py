@@ -81,6 +81,9 @@ def test_version_documents(world):
     cloud, _, _ = world
     versions = ok(cloud.request("GET", "/compute/", token=None))["versions"]
     assert versions == [{
+        "id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": "http://127.0.0.1:5000/compute/v2/"}]}, {
         "id": "v2.1", "status": "CURRENT", "version": MAX, "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": "http://127.0.0.1:5000/compute/v2.1/"}]}]
@@ -92,6 +95,13 @@ def test_version_documents(world):
                                        "href": "http://127.0.0.1:5000/compute/v2.1/"}
         assert version["media-types"][0]["type"] == \
             "application/vnd.openstack.compute+json;version=2.1"
+    # every listed self link leads to a version document with the same self link
+    for listed in versions:
+        [self_link] = [link for link in listed["links"] if link["rel"] == "self"]
+        path = self_link["href"].removeprefix("http://127.0.0.1:5000")
+        version = ok(cloud.request("GET", path, token=None))["version"]
+        assert version["id"] == listed["id"]
+        assert [link for link in version["links"] if link["rel"] == "self"] == [self_link]
 
 
 def test_the_catalog_points_at_v21(world):
