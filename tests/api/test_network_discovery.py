@@ -46,3 +46,28 @@ def test_subnets_of_external_networks(cloud):
     assert own_sub["id"] in internal and ext_sub["id"] not in internal
     neutron_error(cloud.request("GET", f"{V2}/subnets?router:external=maybe",
                                 token=own.token), 400)
+
+
+def test_deleting_an_external_network_deletes_its_idle_floating_ips(cloud):
+    ext = network(cloud, name="ext-del", **{"router:external": True})
+    sub = subnet(cloud, ext["id"], cidr="192.0.2.0/24", enable_dhcp=False)
+    r = cloud.request("POST", f"{V2}/floatingips", token="admin",
+                      json={"floatingip": {"floating_network_id": ext["id"]}})
+    assert r.status_code == 201, r.text
+    fip = r.json()["floatingip"]
+    assert cloud.request("DELETE", f"{V2}/networks/{ext['id']}",
+                         token="admin").status_code == 204
+    assert fip["id"] not in ids(get(cloud, "floatingips"), "floatingips")
+    assert sub["id"] not in ids(get(cloud, "subnets"), "subnets")
+    assert get(cloud, f"ports?network_id={ext['id']}")["ports"] == []
+
+
+def test_an_external_network_in_use_by_a_router_is_not_deleted(cloud):
+    ext = network(cloud, name="ext-gw", **{"router:external": True})
+    subnet(cloud, ext["id"], cidr="192.0.2.0/24", enable_dhcp=False)
+    r = cloud.request("POST", f"{V2}/routers", token="admin",
+                      json={"router": {"name": "gw",
+                                       "external_gateway_info": {"network_id": ext["id"]}}})
+    assert r.status_code == 201, r.text
+    neutron_error(cloud.request("DELETE", f"{V2}/networks/{ext['id']}", token="admin"),
+                  409, "NetworkInUse")

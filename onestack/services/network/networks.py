@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from onestack.common.errors import BadRequest, Conflict, ServiceUnavailable
-from onestack.db.models import IPAllocation, Network, Port, Subnet
+from onestack.db.models import FloatingIP, IPAllocation, Network, Port, Subnet
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.network import base
 from onestack.services.network.base import (
@@ -292,10 +292,15 @@ class Networks:
             self.delete_in(session, network)
 
     def delete_in(self, session: Session, network: Network) -> None:
-        """Delete a network, its DHCP ports and subnets; 409 ``NetworkInUse`` while any
-        other port is on it."""
+        """Delete a network, its DHCP ports and subnets, and (an external network) its
+        floating IPs that are not associated; 409 ``NetworkInUse`` while any other port
+        is on it (an associated floating IP's, a router gateway's, ...)."""
+        idle = list(session.scalars(select(FloatingIP).where(
+            FloatingIP.floating_network_id == network.id,
+            FloatingIP.fixed_port_id.is_(None), FloatingIP.router_id.is_(None))))
+        idle_ports = [fip.floating_port_id for fip in idle]
         busy = session.scalar(select(Port.id).where(
-            Port.network_id == network.id,
+            Port.network_id == network.id, Port.id.not_in(idle_ports),
             Port.device_owner.not_in(AUTO_DELETE_OWNERS)).limit(1))
         if busy is not None:
             raise Conflict(f"Unable to complete operation on network {network.id}. There "
@@ -303,6 +308,10 @@ class Networks:
                            fault="NetworkInUse")
         from onestack.services.network.ports import delete_port_in
 
+        for fip in idle:
+            base.forget_tags(session, "floatingips", fip.id)
+            session.delete(fip)
+        session.flush()
         for port_id in list(session.scalars(select(Port.id)
                                           .where(Port.network_id == network.id))):
             delete_port_in(session, port_id)
