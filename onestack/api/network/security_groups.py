@@ -26,6 +26,7 @@ from onestack.api.network.common import (
     standard,
 )
 from onestack.api.network.policy import member, reader
+from onestack.common.errors import BadRequest
 from onestack.db.models import SecurityGroup, SecurityGroupRule
 from onestack.services.network.base import Page
 from onestack.services.network.security_groups import RuleSpec
@@ -133,10 +134,25 @@ async def delete_group(request: Request) -> Response:
 # -- rules ---------------------------------------------------------------------------
 
 
+def _check_port_values(data: RuleCreate) -> None:
+    """A port number outside 0-65535 is refused as Neutron's attribute converter does
+    (``Invalid value for port N``), before the service checks the range against the
+    protocol."""
+    for attr in ("port_range_min", "port_range_max"):
+        value = getattr(data, attr)
+        number = value if isinstance(value, int) else (
+            int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit()
+            else None)
+        if number is not None and not 0 <= number <= 65535:
+            raise BadRequest(f"Invalid input for {attr}. Reason: Invalid value for port "
+                             f"{number}.")
+
+
 async def create_rule(request: Request) -> Response:
     ctx = caller(request)
     data = parse_member(RuleCreate, await read_member(request, "security_group_rule"),
                         "security_group_rule")
+    _check_port_values(data)
     spec = RuleSpec(
         security_group_id=data.security_group_id, direction=data.direction,
         ethertype=data.ethertype, protocol=data.protocol,
