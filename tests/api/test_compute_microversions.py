@@ -260,3 +260,21 @@ def test_filters_members_gain_at_283(world):
                        microversion="2.82"))["servers"]) >= 1  # ignored
     assert ok(nova(cloud, "GET", "/servers?vm_state=stopped", token=member.token,
                    microversion="2.83"))["servers"] == []
+
+
+def test_legacy_extension_list(world):
+    cloud, member, _ = world
+    r = cloud.request("GET", "/compute/v2.1/extensions", token=member.token)
+    extensions = ok(r)["extensions"]
+    assert r.headers["x-compute-request-id"] == r.headers["x-openstack-request-id"]
+    hosts = next(e for e in extensions if e["name"] == "Hosts")
+    assert hosts == {"name": "Hosts", "alias": "os-hosts", "description": "The Hosts API.",
+                     "links": [], "namespace": "http://docs.openstack.org/compute/ext/fake_xml",
+                     "updated": "2014-12-03T00:00:00Z"}
+    assert len({e["alias"] for e in extensions}) == len(extensions)
+    shown = ok(cloud.request("GET", "/compute/v2.1/extensions/os-consoles",
+                             token=member.token))["extension"]
+    assert (shown["alias"], shown["name"]) == ("os-consoles", "Consoles")
+    nova_error(cloud.request("GET", "/compute/v2.1/extensions/os-nothing",
+                             token=member.token), 404, "os-nothing")
+    nova_error(cloud.request("GET", "/compute/v2.1/extensions", token=None), 401)

@@ -11,6 +11,7 @@ from onestack.api.compute import (
     availability_zones,
     compute_services,
     consoles,
+    extensions,
     flavors,
     hypervisors,
     instance_actions,
@@ -31,6 +32,7 @@ from onestack.api.compute.microversion import MicroversionMiddleware
 routes = [
     Mount("/compute", middleware=[Middleware(MicroversionMiddleware)], routes=[
         *versions.routes,
+        *extensions.routes,
         *servers.routes,
         *server_actions.routes,
         *server_metadata.routes,
