@@ -83,6 +83,8 @@ def test_all_projects_for_admins(cloud):
     nova_error(nova(cloud, "GET", "/os-simple-tenant-usage", a.token), 403,
                "os_compute_api:os-simple-tenant-usage:list")
     nova_error(nova(cloud, "GET", f"/os-simple-tenant-usage/{b.project_id}", a.token), 403)
+    # an empty tenant id names nothing: a 404, not the list
+    nova_error(nova(cloud, "GET", f"/os-simple-tenant-usage/?start={start}"), 404)
 
 
 def test_pagination(cloud):

@@ -20,7 +20,7 @@ from onestack.api.compute.common import (
 )
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, reader
-from onestack.common.errors import BadRequest
+from onestack.common.errors import BadRequest, NotFound
 from onestack.db.models import utcnow
 from onestack.services.compute.usage import ServerUsage, TenantUsage
 
@@ -120,7 +120,14 @@ async def show_usage(request: Request) -> Response:
     return json_response(out)
 
 
+async def show_empty_tenant(request: Request) -> Response:
+    """``os-simple-tenant-usage/``: an empty tenant id names no tenant (without this
+    route the router would redirect to the list)."""
+    raise NotFound("The resource could not be found: an empty tenant id.")
+
+
 routes = [
     Route("/v2.1/os-simple-tenant-usage", admin(list_usage), methods=["GET"]),
     Route("/v2.1/os-simple-tenant-usage/{tenant_id}", reader(show_usage), methods=["GET"]),
+    Route("/v2.1/os-simple-tenant-usage/", reader(show_empty_tenant), methods=["GET"]),
 ]
