@@ -270,6 +270,10 @@ def test_os_hosts_until_2_42(cloud):
     assert by_project["(used_now)"]["cpu"] == 0 and by_project["(used_max)"]["cpu"] == 0
     nova_error(nova(cloud, "GET", "/os-hosts/nope"), 404, "Compute host nope")
     nova_error(nova(cloud, "PUT", "/os-hosts/cn1", json={"status": "disable"}), 501)
+    for body in ({}, {"status": "off"}, {"maintenance_mode": "on"}, {"status": True},
+                 {"status": "enable", "other": "x"}):
+        nova_error(nova(cloud, "PUT", "/os-hosts/cn1", json=body), 400)
+    nova_error(nova(cloud, "PUT", "/os-hosts/nope", json={"status": "ENABLE"}), 404)
     nova_error(nova(cloud, "GET", "/os-hosts/cn1/reboot"), 501)
     # gone from 2.43, as in Nova; admins only
     nova_error(nova(cloud, "GET", "/os-hosts", microversion="2.43"), 404)

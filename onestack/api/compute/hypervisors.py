@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, json_response
+from onestack.api.common import caller, json_response, read_json
 from onestack.api.compute.common import (
     NotImplementedFault,
     compute,
@@ -184,9 +184,29 @@ async def show_host(request: Request) -> Response:
         ctx, request.path_params["host_name"])})
 
 
+_HOST_SETTINGS = ("enable", "disable")
+
+
 async def host_action(request: Request) -> Response:
     ctx = caller(request)
     _before(request, (2, 42))
+    if request.method == "PUT":
+        # Nova's checks of the body come first: only status/maintenance_mode, each
+        # enable or disable (any case of those three spellings), at least one of them.
+        body = await read_json(request)
+        for key, value in body.items():
+            if key not in ("status", "maintenance_mode"):
+                raise BadRequest(f"Invalid input for field/attribute host. Value: {body}. "
+                                 f"Additional properties are not allowed ('{key}' was "
+                                 "unexpected)")
+            if not isinstance(value, str) or value not in {
+                    v for word in _HOST_SETTINGS
+                    for v in (word, word.capitalize(), word.upper())}:
+                raise BadRequest(f"Invalid input for field/attribute {key}. Value: "
+                                 f"{value!r}. It is not one of {list(_HOST_SETTINGS)}")
+        if not body:
+            raise BadRequest("Invalid update setting: one of status and maintenance_mode "
+                             "is needed.")
     _hosts(request).host_resources(ctx, request.path_params["host_name"])  # 403/404 first
     raise NotImplementedFault("Host maintenance mode and power actions are not supported "
                               "by this cloud; disable the compute service instead.")
