@@ -44,8 +44,8 @@ import httpx  # noqa: E402
 
 from bench.harness import Server, cpu_model, free_port, machine_busy  # noqa: E402
 from onestack.common.config import Config  # noqa: E402
-from onestack.drivers.volume.base import ImageData  # noqa: E402
-from onestack.drivers.volume.local import LocalVolumeBackend  # noqa: E402
+from onestack.services.volume.backends.base import ImageData  # noqa: E402
+from onestack.services.volume.backends.local import LocalVolumeBackend  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -380,8 +380,8 @@ def test_volume_backend_rbd(env: tuple[NetnsHost, Ceph], image_raw: Path) -> Non
     import uuid
 
     from onestack.common.config import CephConfig, Config
-    from onestack.drivers.volume import load_backend
-    from onestack.drivers.volume.base import ImageData
+    from onestack.services.volume.backends import load_backend
+    from onestack.services.volume.backends.base import ImageData
 
     _, ceph = env
     s = ceph.cluster.client_settings()

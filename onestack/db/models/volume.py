@@ -1,6 +1,6 @@
 """Block Storage tables (Cinder v3).
 
-A volume's bytes live in the volume backend (``onestack.drivers.volume``); a row says
+A volume's bytes live in the volume backend (``onestack.services.volume.backends``); a row says
 what it is and where it stands. Metadata are JSON columns (read with the row, filtered
 in Python: a project has tens of volumes, not millions). Rows are deleted outright.
 Why a volume went to ``error`` is kept in ``error_message`` and published as a Cinder

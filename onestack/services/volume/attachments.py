@@ -18,7 +18,7 @@ half-made attachment behind:
   The host's os-brick connector (``{"host", "initiator", "mountpoint", "mode", ...}``;
   ``mountpoint`` is recorded as the device); returns the attachment with
   ``connection_info``: ``{"driver_volume_type", "data": {...}}`` from the backend
-  (``onestack.drivers.volume.base``), with ``data.access_mode`` (``rw``/``ro``),
+  (``onestack.services.volume.backends.base``), with ``data.access_mode`` (``rw``/``ro``),
   ``serial`` (the volume id), ``attachment_id``, ``volume_id`` and ``qos_specs``.
 - ``attachment_complete(ctx, attachment_id) -> dict``
   The guest has the disk: the attachment is ``attached``, the volume ``in-use``.

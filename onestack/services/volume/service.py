@@ -39,10 +39,10 @@ from onestack.db.models import (
     VolumeType,
     utcnow,
 )
-from onestack.drivers.volume import load_backend
-from onestack.drivers.volume.base import GiB, ImageData, VolumeBackend, VolumeError
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.volume import quotas as quota_mod
+from onestack.services.volume.backends import load_backend
+from onestack.services.volume.backends.base import GiB, ImageData, VolumeBackend, VolumeError
 from onestack.services.volume.common import (
     DELETABLE,
     SNAPSHOT_STATUSES,

@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +38,7 @@ from typing import Any, ClassVar
 
 from onestack.common.config import Config
 from onestack.common.durable import fsync_dir
-from onestack.drivers.storage.base import StorageError
-from onestack.drivers.storage.local import qemu_img
-from onestack.drivers.volume.base import Connector, ImageData, VolumeBackend, VolumeError
+from onestack.services.volume.backends.base import Connector, ImageData, VolumeBackend, VolumeError
 
 LOG = logging.getLogger(__name__)
 
@@ -61,10 +60,18 @@ def _checked(value: str) -> str:
 
 
 def _run(*args: str, timeout: float = _LONG_TIMEOUT) -> str:
+    """Run ``qemu-img``; its stdout, or ``VolumeError`` carrying its stderr."""
     try:
-        return qemu_img(*args, timeout=timeout)
-    except StorageError as exc:
-        raise VolumeError(str(exc)) from None
+        proc = subprocess.run(["qemu-img", *args], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except FileNotFoundError as exc:
+        raise VolumeError(f"{exc.filename} is not installed on this host") from None
+    except subprocess.TimeoutExpired:
+        raise VolumeError(f"qemu-img {args[0]} did not finish in {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        detail = proc.stderr.strip() or f"exit status {proc.returncode}"
+        raise VolumeError(f"qemu-img {args[0]} failed: {detail}")
+    return proc.stdout
 
 
 class LocalVolumeBackend(VolumeBackend):

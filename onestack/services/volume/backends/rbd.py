@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from onestack.ceph.client import SNAP, CephClient, CephSettings, RbdUnavailable, client_for
-from onestack.drivers.volume.base import GiB, ImageData, VolumeBackend, VolumeError
+from onestack.services.volume.backends.base import GiB, ImageData, VolumeBackend, VolumeError
 
 if TYPE_CHECKING:
     from onestack.common.config import Config

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from onestack.common.config import Config
-from onestack.drivers.volume.base import Connector, ImageData, VolumeBackend, VolumeError
+from onestack.services.volume.backends.base import Connector, ImageData, VolumeBackend, VolumeError
 
 
 class FakeVolumeBackend(VolumeBackend):
