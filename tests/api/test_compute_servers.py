@@ -787,3 +787,28 @@ def test_a_server_becomes_active_and_goes_away(cloud):
         time.sleep(0.05)
     nova_error(nova(cloud, "GET", f"/servers/{sid}"), 404)
     assert ports_of(cloud, sid) == []
+
+
+def test_server_external_events(quiet, env):
+    sid = boot(quiet, env)["id"]
+    missing = "6b9f6c55-0c9e-4a54-9f7a-6f1b2d3c4e5f"
+    r = nova(quiet, "POST", "/os-server-external-events",
+             json={"events": [{"name": "network-changed", "server_uuid": sid}]})
+    assert ok(r) == {"events": [{"name": "network-changed", "server_uuid": sid,
+                                 "status": "completed", "code": 200}]}
+    r = nova(quiet, "POST", "/os-server-external-events", json={"events": [
+        {"name": "network-vif-plugged", "server_uuid": sid, "tag": "port", "status": "failed"},
+        {"name": "network-changed", "server_uuid": missing}]})
+    assert [(e["code"], e.get("tag")) for e in ok(r, 207)["events"]] == [(200, "port"),
+                                                                          (404, None)]
+    nova_error(nova(quiet, "POST", "/os-server-external-events", json={"events": [
+        {"name": "network-changed", "server_uuid": missing}]}), 404)
+    for body in ({"events": []}, {"events": [{"name": "power-update", "server_uuid": sid}]},
+                 {"events": [{"name": "network-changed"}]},
+                 {"events": [{"name": "network-changed", "server_uuid": "x"}]},
+                 {"events": [{"name": "network-changed", "server_uuid": sid, "status": "x"}]},
+                 {"nothing": []}):
+        nova_error(nova(quiet, "POST", "/os-server-external-events", json=body), 400)
+    member = tenant(quiet, "events")
+    nova_error(nova(quiet, "POST", "/os-server-external-events", token=member.token,
+                    json={"events": [{"name": "network-changed", "server_uuid": sid}]}), 403)

@@ -72,6 +72,7 @@ RULES = {
     "create_server": "servers:create", "show_server": "servers:show",
     "update_server": "servers:update", "delete_server": "servers:delete",
     "list_usage": "os-simple-tenant-usage:list", "show_usage": "os-simple-tenant-usage:show",
+    "create_events": "os-server-external-events:create",
 }
 
 
