@@ -9,7 +9,7 @@ import pytest
 
 from onestack.db.models import utcnow
 from onestack.services.compute.usage import hours_for
-from tests.api.nova_helpers import add_instance, nova, nova_error, ok, tenant
+from tests.api.nova_helpers import add_host, add_instance, nova, nova_error, ok, tenant
 
 
 def fmt(value: dt.datetime) -> str:
@@ -121,3 +121,24 @@ def test_time_formats(cloud):
     for start in ("2026-01-01T00:00:00", "2026-01-01T00:00:00.000001",
                   "2026-01-01 00:00:00.000001", "2026-01-01T00:00:00Z"):
         assert nova(cloud, "GET", f"/os-simple-tenant-usage?start={start}").status_code == 200
+
+
+def test_instance_usage_audit_log(cloud):
+    add_host(cloud, "audit-a")
+    logs = ok(nova(cloud, "GET", "/os-instance_usage_audit_log"))["instance_usage_audit_logs"]
+    assert "audit-a" in logs["hosts_not_run"]
+    n = logs["num_hosts"]
+    assert n == len(logs["hosts_not_run"]) == logs["num_hosts_not_run"]
+    assert (logs["num_hosts_done"], logs["total_errors"], logs["log"]) == (0, 0, {})
+    assert logs["overall_status"] == f"0 of {n} hosts done. 0 errors."
+    shown = ok(nova(cloud, "GET", "/os-instance_usage_audit_log/2026-03-15%2010:00:00.5")
+               )["instance_usage_audit_log"]
+    assert (shown["period_beginning"], shown["period_ending"]) == (
+        "2026-02-01 00:00:00", "2026-03-01 00:00:00")
+    january = ok(nova(cloud, "GET", "/os-instance_usage_audit_log/2026-01-01%2000:00:00")
+                 )["instance_usage_audit_log"]
+    assert january["period_beginning"] == "2025-12-01 00:00:00"
+    nova_error(nova(cloud, "GET", "/os-instance_usage_audit_log/yesterday"), 400,
+               "Invalid timestamp")
+    member = tenant(cloud, "audit")
+    nova_error(nova(cloud, "GET", "/os-instance_usage_audit_log", member.token), 403)

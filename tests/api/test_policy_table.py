@@ -454,6 +454,7 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "network_label": lambda: f"alpha-net-{w.n}",
         "host_name": lambda: w.get("host"),
         "host_action": lambda: "reboot",
+        "before": lambda: "2026-01-01 00:00:00",
         "hypervisor_id": lambda: str(w.get("hypervisor")),
         "pattern": lambda: w.get("host"),
         "service_id": (lambda: str(w.get("compute_service"))) if path.startswith("/compute")

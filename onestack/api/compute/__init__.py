@@ -25,6 +25,7 @@ from onestack.api.compute import (
     server_metadata,
     servers,
     usage,
+    usage_audit,
     versions,
     volume_attachments,
 )
@@ -51,5 +52,6 @@ routes = [
         *hypervisors.routes,
         *compute_services.routes,
         *usage.routes,
+        *usage_audit.routes,
     ]),
 ]

@@ -73,6 +73,8 @@ RULES = {
     "update_server": "servers:update", "delete_server": "servers:delete",
     "list_usage": "os-simple-tenant-usage:list", "show_usage": "os-simple-tenant-usage:show",
     "create_events": "os-server-external-events:create",
+    "list_audit_logs": "os-instance-usage-audit-log:list",
+    "show_audit_log": "os-instance-usage-audit-log:show",
 }
 
 
