@@ -395,9 +395,16 @@ def test_reports_set_router_and_floating_ip_status(quiet):
     hostview.report_routers("host-a", {}, [r["id"]])
     assert get(quiet, f"routers/{r['id']}")["router"]["status"] == "ERROR"
     assert get(quiet, f"floatingips/{f['id']}")["floatingip"]["status"] == "DOWN"
+    router_ports = f"ports?device_id={r['id']}"
+    assert {p["status"] for p in get(quiet, router_ports)["ports"]} == {"DOWN"}
     # in place, but with an older mapping: the floating IP stays DOWN
     hostview.report_routers("host-a", {r["id"]: {address: "10.0.0.77"}}, [])
     assert get(quiet, f"routers/{r['id']}")["router"]["status"] == "ACTIVE"
+    # the router's interface and gateway ports are up with it, as Neutron's L3 agent
+    # reports them
+    owners = {p["device_owner"]: p["status"] for p in get(quiet, router_ports)["ports"]}
+    assert owners == {"network:router_interface": "ACTIVE",
+                      "network:router_gateway": "ACTIVE"}
     assert get(quiet, f"floatingips/{f['id']}")["floatingip"]["status"] == "DOWN"
     hostview.report_routers("host-a", {r["id"]: {address: fixed}}, [])
     assert get(quiet, f"floatingips/{f['id']}")["floatingip"]["status"] == "ACTIVE"

@@ -391,7 +391,9 @@ def record_host_report(session: Session, host: str, applied: dict[str, dict[str,
     """A host's report on its routers (``HostToServer.report_routers``): a router it
     set up is ``ACTIVE``, one it could not is ``ERROR``; a floating IP of those is
     ``ACTIVE`` when the host has its current mapping (floating -> fixed address) in
-    place, ``DOWN`` otherwise. Routers not bound to ``host`` are left alone."""
+    place, ``DOWN`` otherwise; the router's own ports (interfaces and gateway) are
+    ``ACTIVE`` with a router in place and ``DOWN`` with a failed one, as Neutron's L3
+    agent reports them. Routers not bound to ``host`` are left alone."""
     ids = set(applied) | set(failed)
     if not ids:
         return
@@ -400,6 +402,11 @@ def record_host_report(session: Session, host: str, applied: dict[str, dict[str,
         status = "ERROR" if router.id in failed else "ACTIVE"
         if router.status != status:
             router.status = status
+        port_status = "ACTIVE" if status == "ACTIVE" else "DOWN"
+        for port in session.scalars(select(Port).where(
+                Port.device_id == router.id, Port.device_owner.in_((GATEWAY, INTERFACE)))):
+            if port.status != port_status:
+                port.status = port_status
         in_place = applied.get(router.id, {}) if status == "ACTIVE" else {}
         for fip in session.scalars(select(FloatingIP).where(
                 FloatingIP.router_id == router.id)):
