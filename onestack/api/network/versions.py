@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import base_url, caller, json_response
+from onestack.api.network.common import list_query
 from onestack.api.network.extensions import EXTENSIONS, extension_body
 from onestack.api.network.policy import reader
 from onestack.common.errors import NotFound
@@ -53,6 +54,7 @@ async def list_service_providers(request: Request) -> Response:
     each service (routers, floating IPs) and no selectable providers, which is what
     Neutron answers with no ``service_provider`` configured: an empty list."""
     caller(request)
+    list_query(request)  # the paging and sorting parameters are checked as on every list
     return json_response({"service_providers": []})
 
 
