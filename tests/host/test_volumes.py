@@ -46,8 +46,9 @@ WRITE=%(write)s
 last=""
 while true; do
     if [ -e /sys/block/vdb ]; then
-        s=$(cat /sys/block/vdb/size)
-        if [ "$s" != "$last" ] && [ "$s" != 0 ]; then
+        # empty when the disk went between the test and the read: not a new size
+        s=$(cat /sys/block/vdb/size 2>/dev/null)
+        if [ -n "$s" ] && [ "$s" != "$last" ] && [ "$s" != 0 ]; then
             if [ "$WRITE" = 1 ] && [ -z "$wrote" ]; then
                 yes ONESTACK | head -c 1048576 | dd of=/dev/vdb bs=65536 conv=fsync \
                     2>/dev/null
