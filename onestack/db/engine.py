@@ -2,6 +2,11 @@
 
 SQLite runs in WAL mode with a busy timeout, so readers never block the writer and
 concurrent writers wait instead of failing. Migrations run with Alembic at start.
+
+SQLite has no ``SELECT ... FOR UPDATE``, and its driver opens a transaction only at the
+first write, so a read-modify-write could lose a concurrent writer's change. A locking
+read (``with_for_update``) therefore starts the transaction with ``BEGIN IMMEDIATE``:
+it takes SQLite's write lock before reading, as the row lock does on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from onestack.common.statedir import create_private
 
@@ -29,6 +34,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _lock_for_update(state: ORMExecuteState) -> None:
+    """On SQLite, a locking read takes the write lock first (see the module's doc)."""
+    if not state.is_select or getattr(state.statement, "_for_update_arg", None) is None:
+        return
+    raw = state.session.connection().connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -45,6 +59,8 @@ class Database:
                 create_private(Path(path))
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if url.startswith("sqlite"):
+            event.listen(self._sessions, "do_orm_execute", _lock_for_update)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every branch (services add their

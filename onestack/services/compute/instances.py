@@ -20,10 +20,12 @@ def instance_not_found(server_id: str) -> NotFound:
 
 
 def find_instance(session: Session, ctx: ValidatedToken, server_id: str, *,
-                  read_deleted: bool = False) -> Instance:
+                  read_deleted: bool = False, lock: bool = False) -> Instance:
     """The instance if the caller may see it (its project, or any for admins); Nova's
-    404 otherwise, deleted ones included unless ``read_deleted``."""
-    inst = session.get(Instance, server_id) if len(server_id) <= 36 else None
+    404 otherwise, deleted ones included unless ``read_deleted``. ``lock`` reads it for
+    update (the caller rewrites a field from its current value)."""
+    inst = session.get(Instance, server_id, with_for_update=lock or None) \
+        if len(server_id) <= 36 else None
     if inst is None or (inst.deleted and not read_deleted):
         raise instance_not_found(server_id)
     if not ctx.is_admin and (ctx.project_id is None or inst.project_id != ctx.project_id):

@@ -222,7 +222,7 @@ class VolumeAttachments:
                  "status": ATTACHING, "source_type": "volume", "destination_type": "volume"}
         try:
             with self.db.session() as session:
-                inst = find_instance(session, ctx, server_id)
+                inst = find_instance(session, ctx, server_id, lock=True)
                 record_action(session, ctx, inst, "attach_volume")
                 inst.block_device_mapping = [
                     *(e for e in inst.block_device_mapping
@@ -245,7 +245,7 @@ class VolumeAttachments:
         cloud does not do (501); the same volume with ``delete_on_termination`` (2.85)
         only changes that flag."""
         with self.db.session() as session:
-            inst = find_instance(session, ctx, server_id)
+            inst = find_instance(session, ctx, server_id, lock=True)
             policy.require_admin(ctx, "os_compute_api:os-volumes-attachments:update")
             entry = self._entry(inst, volume_id)
             if new_volume_id != volume_id:
@@ -261,7 +261,7 @@ class VolumeAttachments:
 
     def detach(self, ctx: ValidatedToken, server_id: str, volume_id: str) -> None:
         with self.db.session() as session:
-            inst = find_instance(session, ctx, server_id)
+            inst = find_instance(session, ctx, server_id, lock=True)
             policy.require_member(ctx, "os_compute_api:os-volumes-attachments:delete",
                                   inst.project_id)
             entry = self._entry(inst, volume_id)
