@@ -223,14 +223,18 @@ def main() -> int:
                         help="real host drivers (root, QEMU under TCG): very slow")
     parser.add_argument("--keep", action="store_true",
                         help="leave the server running after the tests (prints its URL)")
+    parser.add_argument("--workspace", type=Path, default=WORKSPACE,
+                        help="where the run's files go (wiped at start; default "
+                             "build/conformance); separate ones let runs go side by side")
     args = parser.parse_args()
+    workspace: Path = args.workspace.resolve()
     services = [s for s in args.services.split(",") if s]
     unknown = set(services) - set(SERVICES)
     if unknown:
         parser.error(f"unknown services: {', '.join(sorted(unknown))}")
     tempest = ensure_tempest()
-    shutil.rmtree(WORKSPACE, ignore_errors=True)
-    WORKSPACE.mkdir(parents=True)
+    shutil.rmtree(workspace, ignore_errors=True)
+    workspace.mkdir(parents=True)
     state = Path(tempfile.mkdtemp(prefix="onestack-conformance-"))
     server = Server(state / "state", free_port(), args.real)
     try:
@@ -241,21 +245,21 @@ def main() -> int:
         images = (admin.upload_image("conformance-image", data),
                   admin.upload_image("conformance-image-alt", data))
         subprocess.run([str(tempest), "init", "--workspace-path",
-                        str(WORKSPACE / "workspaces.yaml"), str(WORKSPACE / "ws")], check=True,
+                        str(workspace / "workspaces.yaml"), str(workspace / "ws")], check=True,
                        capture_output=True)
-        config = WORKSPACE / "ws" / "etc" / "tempest.conf"
+        config = workspace / "ws" / "etc" / "tempest.conf"
         write_config(config, server, admin, images, services)
         regex = args.regex or r"^tempest\.api\.(" + "|".join(services) + r")\."
         log(f"tempest run --regex {regex!r} --concurrency {args.concurrency}")
         started = time.monotonic()
         subprocess.run([str(tempest), "run", "--regex", regex,
                         "--concurrency", str(args.concurrency)],
-                       cwd=WORKSPACE / "ws", env={**os.environ, "TEMPEST_CONFIG_DIR":
+                       cwd=workspace / "ws", env={**os.environ, "TEMPEST_CONFIG_DIR":
                                            str(config.parent)},
-                       stdout=(WORKSPACE / "tempest-run.log").open("wb"),
+                       stdout=(workspace / "tempest-run.log").open("wb"),
                        stderr=subprocess.STDOUT, check=False)
         elapsed = time.monotonic() - started
-        rows = results(TEMPEST_VENV, WORKSPACE / "ws")
+        rows = results(TEMPEST_VENV, workspace / "ws")
         counts = summarize(rows)
         print(f"\n{'service':<10} {'pass':>6} {'fail':>6} {'skip':>6}")
         for service in sorted(counts):
@@ -265,12 +269,12 @@ def main() -> int:
         print(f"{'total':<10} {total['pass']:>6} {total['fail']:>6} {total['skip']:>6}"
               f"   ({elapsed / 60:.1f} min)")
         failures = sorted({r["test"] for r in rows if r["status"] in ("fail", "failure")})
-        (WORKSPACE / "failures.txt").write_text("\n".join(failures) + "\n")
-        (WORKSPACE / "results.json").write_text(json.dumps(
+        (workspace / "failures.txt").write_text("\n".join(failures) + "\n")
+        (workspace / "results.json").write_text(json.dumps(
             {"elapsed_s": round(elapsed), "counts": {k: dict(v) for k, v in counts.items()},
              "failures": failures}, indent=1))
-        log(f"failures: {WORKSPACE / 'failures.txt'}; full log: "
-            f"{WORKSPACE / 'tempest-run.log'}; the server's: {WORKSPACE / 'onestack.log'}")
+        log(f"failures: {workspace / 'failures.txt'}; full log: "
+            f"{workspace / 'tempest-run.log'}; the server's: {workspace / 'onestack.log'}")
         if args.keep:
             log(f"server left running at {server.url}, PID {server.proc.pid}")
             return 0
@@ -279,7 +283,7 @@ def main() -> int:
         if not args.keep:
             server.stop()
             if server.log_path.exists():
-                shutil.copy(server.log_path, WORKSPACE / "onestack.log")
+                shutil.copy(server.log_path, workspace / "onestack.log")
             shutil.rmtree(state, ignore_errors=True)
 
 
