@@ -163,6 +163,13 @@ class Admin:
         r.raise_for_status()
         return str(r.json()["networks"][0]["id"])
 
+    def network_extensions(self) -> str:
+        """The aliases ``GET /v2.0/extensions`` advertises: Tempest runs the tests of
+        exactly those (and skips the rest as not enabled)."""
+        r = self.client.get(self.catalog["network"] + "/v2.0/extensions")
+        r.raise_for_status()
+        return ",".join(sorted(e["alias"] for e in r.json()["extensions"]))
+
 
 def test_image() -> bytes:
     from onestack.services.image.testimage import build_test_image
@@ -175,6 +182,7 @@ def write_config(path: Path, server: Server, admin: Admin, images: tuple[str, st
         "url": server.url, "password": server.admin_password(),
         "image_ref": images[0], "image_ref_alt": images[1],
         "public_network_id": admin.public_network(),
+        "network_extensions": admin.network_extensions(),
         "lock_path": str(path.parent / "lock"),
         "log_file": str(path.parent.parent / "tempest.log"),
     }

@@ -1,5 +1,6 @@
 """/v2.0/agents and /v2.0/routers/{id}/l3-agents: the hosts' L3 and DHCP agents,
-read-only, for administrators (``services/network/agents.py``). The ``agent`` and
+read-only, for administrators (``services/network/agents.py``; the list is empty for
+everyone else). The ``agent`` and
 ``l3_agent_scheduler`` extensions are not listed: their writes (updating an agent,
 moving a router) are not offered."""
 
@@ -14,7 +15,7 @@ from starlette.routing import Route
 
 from onestack.api.common import caller, json_response
 from onestack.api.network.common import list_query, listing, networking, only, wanted_fields
-from onestack.api.network.policy import admin
+from onestack.api.network.policy import admin, reader
 from onestack.services.network.agents import Agent, Agents
 from onestack.services.network.base import ListQuery, Page
 
@@ -81,7 +82,7 @@ async def router_l3_agents(request: Request) -> Response:
 
 
 routes = [
-    Route("/v2.0/agents", admin(list_agents, "get_agent"), methods=["GET"]),
+    Route("/v2.0/agents", reader(list_agents, "get_agent"), methods=["GET"]),
     Route("/v2.0/agents/{agent_id}", admin(get_agent, "get_agent"), methods=["GET"]),
     Route("/v2.0/routers/{router_id}/l3-agents",
           admin(router_l3_agents, "get_l3-agents"), methods=["GET"]),

@@ -104,8 +104,11 @@ class Agents:
     def list_agents(self, ctx: ValidatedToken, filters: dict[str, list[str]]
                     ) -> list[Agent]:
         """``GET /v2.0/agents``, filtered on ``agent_type``, ``host``, ``binary``,
-        ``topic``, ``alive``, ``admin_state_up``, ``id``, ``availability_zone``."""
-        self._require_admin(ctx, "get_agent")
+        ``topic``, ``alive``, ``admin_state_up``, ``id``, ``availability_zone``. Others
+        than administrators see none, as Neutron's policy filters every agent out of
+        their list (reading one is a 403)."""
+        if not ctx.is_admin:
+            return []
         with self.db.session() as session:
             agents = self._all(session)
 
