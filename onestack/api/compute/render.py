@@ -94,7 +94,7 @@ def render_server(request: Request, ctx: ValidatedToken, view: ServerView, *,
         "tenant_id": view.project_id or "",
         "user_id": view.user_id or "",
         "updated": isotime(view.updated_at),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": "AUTO" if view.auto_disk_config else "MANUAL",
     }
     fault = view.fault
     if status in FAULT_STATUSES and fault is not None:

@@ -111,7 +111,8 @@ async def rebuild(request: Request, ctx: ValidatedToken, sid: str, value: Any) -
     if "metadata" in value:
         req.metadata = check_metadata("rebuild/metadata", value["metadata"])
     if "OS-DCF:diskConfig" in value:
-        check_disk_config("rebuild/OS-DCF:diskConfig", value["OS-DCF:diskConfig"])
+        req.auto_disk_config = check_disk_config("rebuild/OS-DCF:diskConfig",
+                                                 value["OS-DCF:diskConfig"]) == "AUTO"
     if "accessIPv4" in value:
         req.access_ip_v4 = check_ip("rebuild/accessIPv4", value["accessIPv4"], 4)
     if "accessIPv6" in value:
@@ -153,8 +154,10 @@ async def resize(request: Request, ctx: ValidatedToken, sid: str, value: Any) ->
     if isinstance(ref, bool) or not isinstance(ref, (str, int)) or ref == "":
         raise InvalidField("resize/flavorRef", f"{ref!r} is not a valid flavor reference")
     if "OS-DCF:diskConfig" in value:
-        check_disk_config("resize/OS-DCF:diskConfig", value["OS-DCF:diskConfig"])
-    compute(request).actions.resize(ctx, sid, str(ref))
+    auto_disk_config = None
+        auto_disk_config = check_disk_config("resize/OS-DCF:diskConfig",
+                                             value["OS-DCF:diskConfig"]) == "AUTO"
+    compute(request).actions.resize(ctx, sid, str(ref), auto_disk_config)
     return accepted()
 
 
@@ -178,6 +181,37 @@ async def create_image(request: Request, ctx: ValidatedToken, sid: str, value: A
 
 
 # -- locks -------------------------------------------------------------------------------
+_NON_NEGATIVE = re.compile(r"^[0-9]+$")
+
+
+async def create_backup(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                        ) -> Response:
+    value = check_object("createBackup", value)
+    only_keys("createBackup", value, ("name", "backup_type", "rotation", "metadata"),
+              required=("name", "backup_type", "rotation"))
+    name = check_name("createBackup/name", value["name"])
+    backup_type = check_string("createBackup/backup_type", value["backup_type"])
+    rotation = value["rotation"]
+    if isinstance(rotation, bool) or not (
+            isinstance(rotation, int) or (isinstance(rotation, str)
+                                          and _NON_NEGATIVE.match(rotation))):
+        raise InvalidField("createBackup/rotation", f"{rotation!r} is not a non-negative "
+                           "integer")
+    rotation = int(rotation)
+    if rotation < 0:
+        raise InvalidField("createBackup/rotation", f"{rotation} is less than the minimum "
+                           "of 0")
+    metadata = check_metadata("createBackup/metadata", value.get("metadata", {}))
+    image_id = compute(request).actions.create_backup(ctx, sid, name, backup_type,
+                                                      rotation, metadata)
+    if version(request) >= (2, 45):
+        return json_response({"image_id": image_id}, status=202)
+    if rotation == 0:  # Nova gives no Location when the backup is rotated out at once
+        return Response(status_code=202)
+    image_url = f"{base_url(request)}/image/v2/images/{image_id}"
+    return Response(status_code=202, headers={"Location": image_url})
+
+
 
 
 async def lock(request: Request, ctx: ValidatedToken, sid: str, value: Any) -> Response:
@@ -251,6 +285,14 @@ async def reset_state(request: Request, ctx: ValidatedToken, sid: str, value: An
 
 
 def _group_name(name: str, value: Any) -> str:
+def _network_noop(rule: str) -> Handler:
+    async def handler(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                      ) -> Response:
+        compute(request).actions.network_info_noop(ctx, sid, rule)
+        return accepted()
+    return handler
+
+
     value = check_object(name, value)
     only_keys(name, value, ("name",), required=("name",))
     group = value["name"]
@@ -287,6 +329,7 @@ ACTIONS: dict[str, Handler] = {
     "revertResize": _simple("revert_resize"),
     "createImage": create_image,
     "lock": lock,
+    "createBackup": create_backup,
     "unlock": _simple("unlock"),
     "forceDelete": _simple("force_delete"),
     "restore": _simple("restore"),
@@ -294,6 +337,8 @@ ACTIONS: dict[str, Handler] = {
     "os-getSerialConsole": serial_console,
     "os-resetState": reset_state,
     "addSecurityGroup": add_security_group,
+    "injectNetworkInfo": _network_noop("os_compute_api:os-admin-actions:inject_network_info"),
+    "resetNetwork": _network_noop("os_compute_api:os-admin-actions:reset_network"),
     "removeSecurityGroup": remove_security_group,
 }
 
@@ -311,10 +356,7 @@ UNSUPPORTED: dict[str, str] = {
     "shelve": "there is no shelving", "shelveOffload": "there is no shelving",
     "unshelve": "there is no shelving",
     "changePassword": "there is no guest agent to set it",
-    "createBackup": "use createImage, i.e. openstack server image create",
     "trigger_crash_dump": "the hypervisor cannot inject an NMI",
-    "injectNetworkInfo": "there is no network info to inject",
-    "resetNetwork": "there is no network info to reset",
     "addFixedIp": _NETWORK, "removeFixedIp": _NETWORK,
     "addFloatingIp": _NETWORK, "removeFloatingIp": _NETWORK,
 }

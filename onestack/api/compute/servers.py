@@ -209,7 +209,8 @@ def parse_create(request: Request, body: dict[str, Any]) -> tuple[BootRequest, b
     if "networks" in server:
         req.networks = parse_networks(request, server["networks"])
     if "OS-DCF:diskConfig" in server:
-        check_disk_config("server/OS-DCF:diskConfig", server["OS-DCF:diskConfig"])
+        req.auto_disk_config = check_disk_config("server/OS-DCF:diskConfig",
+                                                 server["OS-DCF:diskConfig"]) == "AUTO"
     if "accessIPv4" in server:
         req.access_ip_v4 = check_ip("server/accessIPv4", server["accessIPv4"], 4)
     if "accessIPv6" in server:
@@ -296,8 +297,10 @@ async def create_server(request: Request) -> Response:
         return json_response({"reservation_id": result.reservation_id}, status=202)
     uuid = result.uuids[0]
     groups = body["server"].get("security_groups", [{"name": "default"}])
+    disk_config = "AUTO" if compute(request).servers.get(ctx, uuid).auto_disk_config \
+        else "MANUAL"
     server = {"id": uuid, "links": resource_links(request, "servers", uuid),
-              "OS-DCF:diskConfig": "MANUAL", "security_groups": groups,
+              "OS-DCF:diskConfig": disk_config, "security_groups": groups,
               "adminPass": result.admin_pass}
     return json_response({"server": server}, status=202, headers=location_of(request, uuid))
 
@@ -574,7 +577,8 @@ async def update_server(request: Request) -> Response:
     if "accessIPv6" in server:
         changes["access_ip_v6"] = check_ip("server/accessIPv6", server["accessIPv6"], 6)
     if "OS-DCF:diskConfig" in server:
-        check_disk_config("server/OS-DCF:diskConfig", server["OS-DCF:diskConfig"])
+        changes["auto_disk_config"] = check_disk_config(
+            "server/OS-DCF:diskConfig", server["OS-DCF:diskConfig"]) == "AUTO"
     view = compute(request).servers.update(ctx, server_id(request), changes)
     return json_response({"server": render_server(request, ctx, view, kind="update")})
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, read_json
+from onestack.api.image.common import images
 from onestack.api.image.policy import admin, member, reader
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 
@@ -72,6 +73,15 @@ async def tasks_schema(request: Request) -> Response:
         "next": {"type": "string"}, "schema": {"type": "string"}}})
 
 
+async def image_tasks(request: Request) -> Response:
+    """``GET /v2/images/{id}/tasks`` (2.12): the tasks that worked on an image. Images
+    arrive here through uploads, ``glance-direct`` imports and compute snapshots, none
+    of which keeps a task record, so a visible image has none (an invisible one is a
+    404)."""
+    images(request).get(caller(request), request.path_params["image_id"])
+    return json_response({"tasks": []})
+
+
 async def empty_image_id(request: Request) -> Response:
     """``/v2/images/`` (an empty image id): Glance's 404, not the list."""
     caller(request)
@@ -84,6 +94,7 @@ routes = [
     Route("/v2/tasks/{task_id}", admin(show_task), methods=["GET"]),
     Route("/v2/schemas/task", task_schema, methods=["GET"]),
     Route("/v2/schemas/tasks", tasks_schema, methods=["GET"]),
+    Route("/v2/images/{image_id}/tasks", reader(image_tasks), methods=["GET"]),
     Route("/v2/images/", reader(empty_image_id), methods=["GET"]),
     Route("/v2/images/", member(empty_image_id), methods=["PATCH", "DELETE"]),
 ]

@@ -6,6 +6,7 @@ from onestack.db.models.compute import (
     ComputeNode,
     ComputeQuota,
     ComputeService,
+    ComputeUserQuota,
     Flavor,
     FlavorExtraSpec,
     FlavorProject,
@@ -87,7 +88,8 @@ __all__ = [
     "DefaultSecurityGroup", "FloatingIP", "NetworkQuota", "Router", "RouterPort", "RouterRoute",
     "SecurityGroup", "SecurityGroupPortBinding", "SecurityGroupRule", "SubnetPool",
     # compute
-    "ComputeNode", "ComputeQuota", "ComputeService", "Flavor", "FlavorExtraSpec",
+    "ComputeNode", "ComputeQuota", "ComputeService", "ComputeUserQuota", "Flavor",
+    "FlavorExtraSpec",
     "FlavorProject", "Instance", "InstanceAction", "InstanceActionEvent", "InstanceFault",
     "InstanceMetadata", "InstanceTag", "KeyPair", "ServerGroup", "ServerGroupMember",
     # volume

@@ -140,6 +140,10 @@ class Instance(Base):
     locked_reason: Mapped[str | None] = mapped_column(String(255))
     access_ip_v4: Mapped[str | None] = mapped_column(String(45))
     access_ip_v6: Mapped[str | None] = mapped_column(String(45))
+    #: ``OS-DCF:diskConfig``: AUTO (True) or MANUAL (False), as set on create, rebuild,
+    #: resize or update. The root disk is grown to the flavor's size either way; see
+    #: docs/compute.md "Disk config".
+    auto_disk_config: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The ports it uses: [{"port_id": ..., "preserve_on_delete": bool}], in NIC order.
     #: Ports the compute service created are deleted with the server; ports the user
     #: passed in are only detached.
@@ -257,6 +261,17 @@ class ComputeQuota(Base):
 
     __tablename__ = "compute_quotas"
     project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class ComputeUserQuota(Base):
+    """A limit for one user within a project (Nova's ``project_user_quotas``): it
+    replaces the project's limit for what that user creates."""
+
+    __tablename__ = "compute_user_quotas"
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
 

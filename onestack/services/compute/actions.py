@@ -13,6 +13,7 @@ output, serial consoles), which call the host's agent directly.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import threading
@@ -27,6 +28,8 @@ from onestack.common.errors import BadRequest, Conflict, NotFound
 from onestack.common.revert import Reverter
 from onestack.db.models import (
     ComputeService,
+    Image,
+    ImageProperty,
     Instance,
     InstanceAction,
     InstanceFault,
@@ -40,6 +43,7 @@ from onestack.hostlink import capabilities as caps
 from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
 from onestack.hostlink.types import SerialEndpoint
 from onestack.services.compute import policy, states
+from onestack.services.compute.hostapi import service_context
 from onestack.services.compute.hosts import NotImplementedByHost
 from onestack.services.compute.scheduler import (
     COMPUTE_BINARY,
@@ -51,6 +55,7 @@ from onestack.services.compute.scheduler import (
 from onestack.services.compute.servers import (
     GiB,
     ServerView,
+    check_disk_config,
     check_image_fits,
     check_lock,
     check_state,
@@ -73,6 +78,8 @@ from onestack.services.network.security_groups import (
 
 if TYPE_CHECKING:
     from onestack.services.compute.service import Compute
+
+log = logging.getLogger(__name__)
 
 #: How long a remote console URL stays valid (Nova's ``[consoleauth] token_ttl``).
 CONSOLE_TOKEN_TTL = 600
@@ -101,6 +108,8 @@ class RebuildRequest:
     hostname: str | None = None
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
+    #: ``OS-DCF:diskConfig`` (True: AUTO); None keeps the server's.
+    auto_disk_config: bool | None = None
 
 
 @dataclass
@@ -226,6 +235,10 @@ class ServerActions:
             flavor = inst.flavor or {}
             if not volume_backed:
                 check_image_fits(image, flavor)
+            check_disk_config(req.auto_disk_config,
+                              {p.name: p.value for p in image.properties}, image.id)
+            if req.auto_disk_config is not None:
+                inst.auto_disk_config = req.auto_disk_config
             if req.metadata is not None:
                 self.compute.quotas.check(session, inst.project_id,
                                           {"metadata_items": len(req.metadata)})
@@ -274,10 +287,13 @@ class ServerActions:
 
     # -- resize ---------------------------------------------------------------------
 
-    def resize(self, ctx: ValidatedToken, server_id: str, flavor_ref: str) -> None:
+    def resize(self, ctx: ValidatedToken, server_id: str, flavor_ref: str,
+               auto_disk_config: bool | None = None) -> None:
         """Resize in place to another flavor (the disk only grows). When the host cannot
         hold the new flavor the server stays as it is, with a fault and a failed
-        action, as Nova's scheduler answers a resize asynchronously."""
+        action, as Nova's scheduler answers a resize asynchronously.
+        ``auto_disk_config`` (``OS-DCF:diskConfig``, None: unchanged) is recorded with
+        the resize request."""
         host = None
         with self.db.session() as session:
             inst = find_instance(session, ctx, server_id)
@@ -297,12 +313,17 @@ class ServerActions:
                 raise BadRequest("Server disk was unable to be resized because: Resize to "
                                  "a smaller disk is not supported.")
             _check_meta_fits(inst.image_meta or {}, new)
+            meta = inst.image_meta or {}
+            check_disk_config(auto_disk_config, meta.get("properties") or {},
+                              meta.get("id") or inst.image_ref)
             deltas = {k: v for k, v in (("cores", new["vcpus"] - inst.vcpus),
                                         ("ram", new["ram"] - inst.memory_mb)) if v > 0}
             if deltas:
                 self.compute.quotas.check(session, inst.project_id, deltas)
             self.compute.hosts.require_capability(session, inst.host, caps.RESIZE, "resize")
             action = record_action(session, ctx, inst, "resize")
+            if auto_disk_config is not None:
+                inst.auto_disk_config = auto_disk_config
             demand = Demand(vcpus=new["vcpus"], memory_mb=new["ram"],
                             disk_gb=flavor_disk_gb(new), instance_uuid=inst.uuid,
                             capabilities=required_capabilities(new))
@@ -368,13 +389,32 @@ class ServerActions:
                      metadata: dict[str, str]) -> str:
         """Make a queued image (owned by the server's project) and ask the host to
         snapshot the disk into it; returns the image id."""
+        return self._snapshot(ctx, server_id, name, metadata, action="createImage",
+                              rule="os_compute_api:servers:create_image",
+                              image_type="snapshot")
+
+    def create_backup(self, ctx: ValidatedToken, server_id: str, name: str,
+                      backup_type: str, rotation: int, metadata: dict[str, str]) -> str:
+        """``createBackup``: a snapshot image like ``createImage``'s, with Nova's backup
+        properties (``image_type=backup``, ``backup_type``, ``instance_uuid``); once
+        the host has uploaded it, the oldest backups of the server and type beyond
+        ``rotation`` are deleted (``rotate_backups``). Returns the image id."""
+        return self._snapshot(ctx, server_id, name, metadata, action="createBackup",
+                              rule="os_compute_api:os-create-backup", image_type="backup",
+                              backup={"backup_type": backup_type, "rotation": rotation})
+
+    def _snapshot(self, ctx: ValidatedToken, server_id: str, name: str,
+                  metadata: dict[str, str], *, action: str, rule: str, image_type: str,
+                  backup: dict[str, Any] | None = None) -> str:
         with self.db.session() as session:
             inst = find_instance(session, ctx, server_id)
-            policy.require_member(ctx, "os_compute_api:servers:create_image", inst.project_id)
-            self._check_snapshot(inst)
-            self.compute.hosts.require_capability(session, inst.host, caps.SNAPSHOT,
-                                                  "createImage")
+            policy.require_member(ctx, rule, inst.project_id)
+            self._check_snapshot(inst, action)
+            self.compute.hosts.require_capability(session, inst.host, caps.SNAPSHOT, action)
             if boots_from_volume(inst):
+                if backup is not None:  # Nova's answer
+                    raise BadRequest("It's not supported to backup volume backed "
+                                     "instance.")
                 raise NotSupported("Snapshots of a server booted from a volume are not "
                                    "supported by this cloud; snapshot its volume (Block "
                                    "Storage) instead.")
@@ -382,9 +422,11 @@ class ServerActions:
             project_id = inst.project_id
             properties = {k: str(v) for k, v in (base.get("properties") or {}).items()
                           if k not in NOT_INHERITED}
-            properties.update({"image_type": "snapshot", "instance_uuid": inst.uuid,
+            properties.update({"image_type": image_type, "instance_uuid": inst.uuid,
                                "base_image_ref": inst.image_ref or "",
                                "user_id": ctx.user_id})
+            if backup is not None:
+                properties["backup_type"] = backup["backup_type"]
             min_disk = max(int(inst.root_gb or 0), int(base.get("min_disk") or 0))
             min_ram = int(base.get("min_ram") or 0)
         for key in metadata:
@@ -402,19 +444,45 @@ class ServerActions:
             revert.add(self._drop_image, ctx, image.id)
             with self.db.session() as session:
                 inst = find_instance(session, ctx, server_id)
-                self._check_snapshot(inst)
+                self._check_snapshot(inst, action)
                 inst.task_state = states.IMAGE_SNAPSHOT
-                inst.task_args = {"image_id": image.id}
+                inst.task_args = {"image_id": image.id, **(backup or {})}
                 touch(inst)
-                record_action(session, ctx, inst, "createImage")
+                record_action(session, ctx, inst, action)
                 host = inst.host
             revert.success()
         self.compute.notify(host)
         return image.id
 
+    def rotate_backups(self, instance_uuid: str, backup_type: str, rotation: int) -> None:
+        """Delete the server's backups of ``backup_type`` beyond the newest
+        ``rotation`` (Nova's ``_rotate_backups``, run when a backup has been
+        uploaded). An image that cannot be deleted (protected) is logged and kept."""
+        with self.db.session() as session:
+            rows = session.scalars(select(Image).where(
+                Image.status.not_in(("deleted", "killed")),
+                Image.properties.any((ImageProperty.name == "image_type")
+                                     & (ImageProperty.value == "backup")),
+                Image.properties.any((ImageProperty.name == "instance_uuid")
+                                     & (ImageProperty.value == instance_uuid)),
+                Image.properties.any((ImageProperty.name == "backup_type")
+                                     & (ImageProperty.value == backup_type)))
+                .order_by(Image.created_at.desc(), Image.id.desc())).all()
+            excess = [(row.id, row.owner) for row in rows[max(rotation, 0):]]
+        for image_id, owner in excess:
+            try:
+                self.compute.images.delete(service_context(owner), image_id)
+                log.info("instance %s: backup %s rotated out (%s, rotation %d)",
+                         instance_uuid, image_id, backup_type, rotation)
+            except NotFound:
+                pass
+            except Exception:
+                log.exception("instance %s: could not rotate out backup %s",
+                              instance_uuid, image_id)
+
     @staticmethod
-    def _check_snapshot(inst: Any) -> None:
-        check_state("createImage", inst, (states.ACTIVE, states.STOPPED, states.PAUSED,
+    def _check_snapshot(inst: Any, action: str = "createImage") -> None:
+        check_state(action, inst, (states.ACTIVE, states.STOPPED, states.PAUSED,
                                           states.SUSPENDED))
         if inst.host is None:
             raise Conflict(f"Instance {inst.uuid} is not ready")
@@ -473,6 +541,19 @@ class ServerActions:
             action.finish_time = action.updated_at = utcnow()
             host = inst.host
         self.compute.notify(host)
+
+    def network_info_noop(self, ctx: ValidatedToken, server_id: str, rule: str) -> None:
+        """``injectNetworkInfo`` and ``resetNetwork`` (admins): accepted, and nothing
+        is done, as Nova's libvirt driver does nothing for either (only the retired
+        XenAPI driver pushed network settings into a running guest). A guest here
+        takes its addresses from DHCP and its network_data.json from the metadata
+        service or config drive, which always show the ports as they are now, so
+        there is nothing to push. The server must exist (404) and, as Nova checks,
+        not be locked by another (409)."""
+        with self.db.session() as session:
+            inst = find_instance(session, ctx, server_id)
+            policy.require_admin(ctx, rule)
+            check_lock(ctx, inst)
 
     def add_security_group(self, ctx: ValidatedToken, server_id: str, name: str) -> None:
         """Add a group (by name or id, of the caller's project) to every port of the

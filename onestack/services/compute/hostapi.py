@@ -186,6 +186,9 @@ class HostAPI:
             for key, value in changes.items():
                 setattr(inst, key, value)
             inst.task_state = None
+            backup = dict(inst.task_args or {}) \
+                if expected_task_state == states.IMAGE_SNAPSHOT \
+                and "backup_type" in (inst.task_args or {}) else None
             inst.task_args = {}
             inst.updated_at = utcnow()
             if changes.get("vm_state") == states.ACTIVE and inst.launched_at is None:
@@ -193,6 +196,9 @@ class HostAPI:
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
                           "Success", inst.host)
         self.compute.notify(changes.get("host"))
+        if backup is not None:  # createBackup: the new one is in, the oldest go
+            self.compute.actions.rotate_backups(uuid, str(backup["backup_type"]),
+                                                int(backup["rotation"]))
         return True
 
     def fail_task(self, uuid: str, expected_task_state: str | None, message: str, *,

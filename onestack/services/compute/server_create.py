@@ -106,6 +106,23 @@ def image_meta(image: Any) -> dict[str, Any]:
             "properties": {p.name: p.value for p in image.properties}}
 
 
+_TRUE_WORDS = ("1", "t", "true", "on", "y", "yes")
+
+
+def check_disk_config(requested: bool | None, properties: dict[str, Any], image_id: str
+                      ) -> None:
+    """``OS-DCF:diskConfig`` against the image's ``auto_disk_config`` property, as Nova:
+    AUTO asked of an image whose property says ``disabled`` is a 400."""
+    value = str(properties.get("auto_disk_config") or "").strip().lower()
+    if requested and value == "disabled":
+        raise BadRequest(f"Requested image {image_id} has automatic disk resize disabled.")
+
+
+def default_disk_config(properties: dict[str, Any]) -> bool:
+    """AUTO when the image's ``auto_disk_config`` property is a true word."""
+    return str(properties.get("auto_disk_config") or "").strip().lower() in _TRUE_WORDS
+
+
 def check_image_fits(image: Any, flavor: dict[str, Any]) -> None:
     """Nova's flavor/image checks: RAM against ``min_ram``; unless the flavor's disk is
     0 (the disk then takes the image's size), the disk against the image's size and
@@ -350,6 +367,8 @@ class ServerCreation:
         group = self._server_group(session, ctx, req.scheduler_hints, count)
         config_drive = req.config_drive or \
             image.properties_dict.get("img_config_drive") == "mandatory"
+        check_disk_config(req.auto_disk_config, image.properties_dict,
+                          image.id or image.meta.get("id", ""))
         demand = Demand(
             vcpus=flavor.vcpus, memory_mb=flavor.ram,
             disk_gb=0 if boot_volume else flavor_disk_gb(flavor_dict),
@@ -540,6 +559,9 @@ class ServerCreation:
                 task_state=states.SCHEDULING, task_args={}, power_state=states.NOSTATE,
                 progress=0, launch_index=index, reservation_id=reservation_id,
                 locked=False, access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
+                auto_disk_config=req.auto_disk_config
+                if req.auto_disk_config is not None
+                else default_disk_config(plan.image.properties_dict),
                 ports=[], security_groups=[g[1] for g in plan.security_groups or []]
                 or ["default"],
                 block_device_mapping=[

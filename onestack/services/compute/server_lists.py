@@ -20,6 +20,7 @@ from onestack.services.identity.context import ValidatedToken
 #: Columns a list may be sorted by.
 SORT_COLUMNS = {
     "access_ip_v4": Instance.access_ip_v4, "access_ip_v6": Instance.access_ip_v6,
+    "auto_disk_config": Instance.auto_disk_config,
     "availability_zone": Instance.availability_zone,
     "config_drive": Instance.config_drive, "created_at": Instance.created_at,
     "display_description": Instance.display_description,

@@ -52,6 +52,8 @@ class BootRequest:
     tags: list[str] = field(default_factory=list)
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
+    #: ``OS-DCF:diskConfig``: True for AUTO, False for MANUAL, None: the image decides.
+    auto_disk_config: bool | None = None
     scheduler_hints: dict[str, Any] = field(default_factory=dict)
     #: 2.74 (admins): a host and/or hypervisor node to boot on.
     requested_host: str | None = None

@@ -80,6 +80,8 @@ class ServerView:
     locked_reason: str | None
     access_ip_v4: str | None
     access_ip_v6: str | None
+    #: ``OS-DCF:diskConfig``: AUTO (True) or MANUAL.
+    auto_disk_config: bool
     pinned_availability_zone: str | None
     created_at: dt.datetime | None
     updated_at: dt.datetime | None
@@ -122,6 +124,7 @@ class ServerView:
             launch_index=inst.launch_index, reservation_id=inst.reservation_id,
             locked=bool(inst.locked), locked_reason=inst.locked_reason,
             access_ip_v4=inst.access_ip_v4, access_ip_v6=inst.access_ip_v6,
+            auto_disk_config=bool(inst.auto_disk_config),
             pinned_availability_zone=inst.pinned_availability_zone,
             created_at=inst.created_at, updated_at=inst.updated_at,
             launched_at=inst.launched_at, terminated_at=inst.terminated_at,

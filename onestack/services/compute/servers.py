@@ -43,6 +43,7 @@ from onestack.services.compute.scheduler import COMPUTE_BINARY, service_is_up
 from onestack.services.compute.server_create import (
     GiB,
     ServerCreation,
+    check_disk_config,
     check_image_fits,
     generate_password,
     image_meta,
@@ -74,8 +75,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_TAGS", "MAX_TAG_LENGTH", "SORT_COLUMNS", "GiB", "Address", "Addresses",
     "BootRequest", "BootResult", "FaultView", "NetworkRequest", "ServerQuery", "ServerView",
-    "Servers", "check_image_fits", "check_lock", "check_state", "find_instance",
-    "finish_action", "generate_password", "image_meta", "instance_name",
+    "Servers", "check_disk_config", "check_image_fits", "check_lock", "check_state",
+    "find_instance", "finish_action", "generate_password", "image_meta", "instance_name",
     "instance_not_found", "invalid_state", "record_action", "request_id",
     "sanitize_hostname", "touch", "validate_user_data",
 ]
@@ -153,12 +154,17 @@ class Servers:
     def update(self, ctx: ValidatedToken, server_id: str, changes: dict[str, Any]
                ) -> ServerView:
         """Change ``display_name``, ``display_description``, ``hostname``,
-        ``access_ip_v4`` or ``access_ip_v6``."""
+        ``access_ip_v4``, ``access_ip_v6`` or ``auto_disk_config`` (AUTO is refused
+        when the server's image disabled it)."""
         allowed = {"display_name", "display_description", "hostname", "access_ip_v4",
-                   "access_ip_v6"}
+                   "access_ip_v6", "auto_disk_config"}
         with self.db.session() as session:
             inst = find_instance(session, ctx, server_id)
             policy.require_member(ctx, "os_compute_api:servers:update", inst.project_id)
+            if "auto_disk_config" in changes:
+                meta = inst.image_meta or {}
+                check_disk_config(changes["auto_disk_config"], meta.get("properties") or {},
+                                  meta.get("id") or inst.image_ref)
             for key, value in changes.items():
                 if key not in allowed:
                     raise AssertionError(f"not an updatable server attribute: {key}")
