@@ -276,9 +276,11 @@ class World:
     # Image
 
     def make_image(self) -> str:
-        """alpha's image, shared with beta (whose member status beta may set)."""
+        """alpha's image (with property k1), shared with beta (whose member status beta
+        may set)."""
         image_id = upload_image(self.cloud, token=self.who.alpha.token,
-                                name=f"alpha-{self.n}", visibility="shared", tags=["t1"])
+                                name=f"alpha-{self.n}", visibility="shared", tags=["t1"],
+                                k1="v1")
         self.call("POST", f"/image/v2/images/{image_id}/members",
                   json={"member": self.who.other.project_id})
         return image_id
@@ -535,7 +537,9 @@ def headers_for(world: World, path: str, body: str | None) -> dict[str, str]:
     if body is not None:
         headers["Content-Type"] = "application/openstack-images-v2.1-json-patch" \
             if path.startswith("/image") and body.startswith("[") else "application/json"
-    if path.startswith("/compute") and "os-hosts" not in path and "{pattern}" not in path:
+    # os-hosts, the hypervisor search and the image proxy are gone at the latest version
+    if path.startswith("/compute") and "os-hosts" not in path and "{pattern}" not in path \
+            and not path.startswith("/compute/v2.1/images"):
         headers["OpenStack-API-Version"] = f"compute {LATEST}"
     if path.startswith("/volume"):
         headers["OpenStack-API-Version"] = "volume 3.70"
