@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import csv
 import io
 import json
@@ -281,6 +282,10 @@ def main() -> int:
         (workspace / "results.json").write_text(json.dumps(
             {"elapsed_s": round(elapsed), "counts": {k: dict(v) for k, v in counts.items()},
              "failures": failures}, indent=1))
+        from guideline import check  # beside this file; it reads this run's results
+        with contextlib.redirect_stdout(io.StringIO()):
+            summary, _ = check(workspace)
+        log(f"{summary} (the list: tools/conformance/guideline.py {workspace})")
         log(f"failures: {workspace / 'failures.txt'}; full log: "
             f"{workspace / 'tempest-run.log'}; the server's: {workspace / 'onestack.log'}")
         if args.keep:
