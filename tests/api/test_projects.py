@@ -406,3 +406,31 @@ def test_domain_scoped_admin_lists_its_domain_only(cloud):
     create_user(cloud, "yuri", domain_id=other)
     r = cloud.request("GET", "/v3/users", token=token)
     assert "yuri" not in {u["name"] for u in r.json()["users"]}
+
+
+def test_a_project_acting_as_a_domain_is_read_changed_and_deleted_as_a_project(cloud):
+    r = cloud.request("POST", "/v3/projects", json={"project": {
+        "name": "acting", "is_domain": True, "tags": ["t1"]}})
+    assert r.status_code == 201, r.text
+    made = r.json()["project"]
+    assert made["is_domain"] is True and made["domain_id"] is None
+    pid = made["id"]
+    # the same entity through both APIs
+    assert cloud.request("GET", f"/v3/domains/{pid}").json()["domain"]["name"] == "acting"
+    shown = cloud.request("GET", f"/v3/projects/{pid}").json()["project"]
+    assert shown["id"] == pid and shown["is_domain"] is True and shown["tags"] == ["t1"]
+    listed = cloud.request("GET", "/v3/projects?is_domain=true").json()["projects"]
+    assert pid in [p["id"] for p in listed]
+    # changed through /v3/projects: the domain changes
+    r = cloud.request("PATCH", f"/v3/projects/{pid}", json={"project": {
+        "enabled": False, "description": "off"}})
+    assert r.status_code == 200 and r.json()["project"]["enabled"] is False, r.text
+    assert cloud.request("GET", f"/v3/domains/{pid}").json()["domain"]["enabled"] is False
+    assert_error(cloud.request("PATCH", f"/v3/projects/{pid}", json={"project": {
+        "is_domain": False}}), 400, "is_domain")
+    assert_error(cloud.request("PATCH", f"/v3/projects/{pid}", json={"project": {
+        "parent_id": "default"}}), 400, "parent_id")
+    # and deleted through it (disabled first, as a domain must be)
+    assert cloud.request("DELETE", f"/v3/projects/{pid}").status_code == 204
+    assert_error(cloud.request("GET", f"/v3/domains/{pid}"), 404, "domain")
+    assert_error(cloud.request("GET", f"/v3/projects/{pid}"), 404, "project")

@@ -193,9 +193,45 @@ def _hierarchy(request: Request, ctx: ValidatedToken, project: Project,
             body["subtree"] = ids_below(project.id)
 
 
+def _acting_domain(request: Request, project_id: str) -> bool:
+    """Whether ``project_id`` names a domain: Keystone's projects acting as domains are
+    read, changed and deleted through /v3/projects too (with the domain policies)."""
+    ident = identity(request)
+    with ident.db.session() as session:
+        return len(project_id) <= 64 and session.get(Domain, project_id) is not None
+
+
+async def _update_acting_domain(request: Request, ctx: ValidatedToken,
+                                domain_id: str) -> Response:
+    ident = identity(request)
+    ident.domains.authorize_update(ctx)  # before the body
+    body = parse(ProjectUpdate, body_part(await read_json(request), "project"), "project")
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidField("project", "at least one attribute must be given")
+    for key in ("domain_id", "parent_id"):
+        if changes.get(key) is not None:
+            raise InvalidField(f"project/{key}", "a project acting as a domain has none")
+    if changes.get("is_domain") is False:
+        raise InvalidField("project/is_domain", "Update of `is_domain` is not allowed.")
+    for key in ("name", "enabled"):
+        if key in changes and changes[key] is None:
+            raise InvalidField(f"project/{key}", "None is not allowed")
+    _unique_tags(body.tags, "project/tags")
+    kept = {k: v for k, v in changes.items()
+            if k not in ("domain_id", "parent_id", "is_domain")}
+    if body.options is not None:
+        kept["options"] = body.options.model_dump(exclude_unset=True)
+    domain = ident.domains.update(ctx, domain_id, kept)
+    return json_response({"project": render_domain_as_project(request, domain)})
+
+
 async def get_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
+    if _acting_domain(request, project_id):
+        domain = identity(request).domains.get(ctx, project_id)
+        return json_response({"project": render_domain_as_project(request, domain)})
     project = identity(request).projects.show(ctx, project_id)
     body = render_project(request, project)
     _hierarchy(request, ctx, project, body)
@@ -205,6 +241,8 @@ async def get_project(request: Request) -> Response:
 async def update_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
+    if _acting_domain(request, project_id):
+        return await _update_acting_domain(request, ctx, project_id)
     identity(request).projects.authorize_update(ctx, project_id)  # before the body
     body = parse(ProjectUpdate, body_part(await read_json(request), "project"), "project")
     changes = body.model_dump(exclude_unset=True)
@@ -223,6 +261,9 @@ async def update_project(request: Request) -> Response:
 async def delete_project(request: Request) -> Response:
     ctx = caller(request)
     project_id = request.path_params["project_id"]
+    if _acting_domain(request, project_id):
+        identity(request).domains.delete(ctx, project_id)
+        return no_content()
     identity(request).projects.delete(ctx, project_id)
     return no_content()
 
