@@ -87,9 +87,15 @@ def _parse_limits(body: dict[str, Any], member: str, resources: list[str],
     return changes, force
 
 
-def _refuse_user_quotas(request: Request) -> None:
-    if query_param(request, "user_id") is not None:
-        raise BadRequest("Per-user quotas are not supported; set the project's quotas.")
+def _user_id(request: Request) -> str | None:
+    """``?user_id=``: the quotas of one user of the project (Nova reads an empty one as
+    none)."""
+    user_id = query_param(request, "user_id")
+    if not user_id:
+        return None
+    if len(user_id) > 64:
+        raise BadRequest(f"Invalid user_id {user_id[:64]}...: at most 64 characters.")
+    return user_id
 
 
 # -- os-quota-sets -------------------------------------------------------------------
@@ -99,7 +105,7 @@ async def show_quota_set(request: Request) -> Response:
     ctx = caller(request)
     refuse_unknown_query(request, ("user_id",))
     project_id = request.path_params["project_id"]
-    limits = _quotas(request).show(ctx, project_id)
+    limits = _quotas(request).show(ctx, project_id, _user_id(request))
     return json_response({"quota_set": _quota_set(shown_resources(request), limits,
                                                   project_id)})
 
@@ -108,7 +114,7 @@ async def show_quota_set_detail(request: Request) -> Response:
     ctx = caller(request)
     refuse_unknown_query(request, ("user_id",))
     project_id = request.path_params["project_id"]
-    detail = _quotas(request).detail(ctx, project_id)
+    detail = _quotas(request).detail(ctx, project_id, _user_id(request))
     return json_response({"quota_set": _quota_set(shown_resources(request), detail,
                                                   project_id)})
 
@@ -124,19 +130,18 @@ async def show_quota_set_defaults(request: Request) -> Response:
 async def update_quota_set(request: Request) -> Response:
     ctx = caller(request)
     refuse_unknown_query(request, ("user_id",))
-    _refuse_user_quotas(request)
+    user_id = _user_id(request)
     changes, force = _parse_limits(await read_json(request), "quota_set",
                                    shown_resources(request), allow_force=True)
     limits = _quotas(request).update(ctx, request.path_params["project_id"], changes,
-                                     force=force)
+                                     force=force, user_id=user_id)
     return json_response({"quota_set": _quota_set(shown_resources(request), limits, None)})
 
 
 async def delete_quota_set(request: Request) -> Response:
     ctx = caller(request)
     refuse_unknown_query(request, ("user_id",))
-    _refuse_user_quotas(request)
-    _quotas(request).reset(ctx, request.path_params["project_id"])
+    _quotas(request).reset(ctx, request.path_params["project_id"], _user_id(request))
     return Response(status_code=202)
 
 

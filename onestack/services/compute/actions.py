@@ -319,7 +319,8 @@ class ServerActions:
             deltas = {k: v for k, v in (("cores", new["vcpus"] - inst.vcpus),
                                         ("ram", new["ram"] - inst.memory_mb)) if v > 0}
             if deltas:
-                self.compute.quotas.check(session, inst.project_id, deltas)
+                self.compute.quotas.check(session, inst.project_id, deltas,
+                                          user_id=inst.user_id)
             self.compute.hosts.require_capability(session, inst.host, caps.RESIZE, "resize")
             action = record_action(session, ctx, inst, "resize")
             if auto_disk_config is not None:

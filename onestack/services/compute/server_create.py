@@ -353,9 +353,11 @@ class ServerCreation:
             if keypair is None:
                 raise BadRequest("Invalid key_name provided.")
             key_data = keypair.public_key
-        self.compute.quotas.check(session, project_id, {"metadata_items": len(req.metadata)})
+        self.compute.quotas.check(session, project_id, {"metadata_items": len(req.metadata)},
+                                  user_id=ctx.user_id)
         count = self.compute.quotas.check_instances(
-            session, project_id, flavor.vcpus, flavor.ram, req.min_count, req.max_count)
+            session, project_id, flavor.vcpus, flavor.ram, req.min_count, req.max_count,
+            user_id=ctx.user_id)
         groups = self._security_groups(session, ctx, project_id, req.security_groups)
         nics = self._nics(session, ctx, project_id, req.networks, groups is not None)
         ports_needed = sum(1 for n in nics if n.port is None) * count
