@@ -131,9 +131,12 @@ def test_filters_and_paging(quiet):
         "http://127.0.0.1:5000/compute/v2.1/images?")
     for query in ("?limit=-1", "?limit=x", "?marker=6b9f6c55-0c9e-4a54-9f7a-6f1b2d3c4e5f"):
         nova_error(nova(quiet, "GET", f"/images{query}"), 400)
-    # more images than one page of the Image service's own (its page size is 25)
-    quiet.services.config.image.limit_param_default = 2
+    for query in ("?minRam=abc", "?changes-since=", "?name=in:%22open", "?limit=1e3"):
+        nova_error(nova(quiet, "GET", f"/images/detail{query}"), 400)
+    # more images than the Image service gives in one page: as many pages as it takes
+    quiet.services.config.image.api_limit_max = 2
     assert ids(images(quiet)) == [third, second, first]
+    assert ids(images(quiet, "?limit=3")) == [third, second, first]
 
 
 def test_who_sees_and_deletes_what(quiet):
