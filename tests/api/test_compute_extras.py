@@ -93,7 +93,7 @@ def test_password_migrations_aggregates(quiet, sid):
 
 @pytest.mark.parametrize("name", ["migrate", "os-migrateLive", "evacuate", "shelve",
                                   "unshelve", "rescue", "changePassword",
-                                  "trigger_crash_dump", "addFloatingIp"])
+                                  "trigger_crash_dump", "addFixedIp"])
 def test_nova_actions_this_cloud_lacks_are_501(quiet, sid, name):
     # openstack server migrate|shelve|rescue|backup create|dump create: a clear
     # "not supported" (Nova's raise_feature_not_supported), not "no such action"

@@ -18,6 +18,7 @@ from onestack.api.compute import (
     instance_actions,
     ips,
     keypairs,
+    network_proxies,
     quotas,
     server_actions,
     server_events,
@@ -55,5 +56,6 @@ routes = [
         *compute_services.routes,
         *usage.routes,
         *usage_audit.routes,
+        *network_proxies.routes,
     ]),
 ]

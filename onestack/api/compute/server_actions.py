@@ -25,6 +25,7 @@ from onestack.api.compute.common import (
 )
 from onestack.api.compute.consoles import console_url
 from onestack.api.compute.microversion import version
+from onestack.api.compute.network_proxies import add_floating_ip, remove_floating_ip
 from onestack.api.compute.policy import member
 from onestack.api.compute.render import location_of, render_server
 from onestack.api.compute.validation import (
@@ -153,8 +154,8 @@ async def resize(request: Request, ctx: ValidatedToken, sid: str, value: Any) ->
     ref = value["flavorRef"]
     if isinstance(ref, bool) or not isinstance(ref, (str, int)) or ref == "":
         raise InvalidField("resize/flavorRef", f"{ref!r} is not a valid flavor reference")
-    if "OS-DCF:diskConfig" in value:
     auto_disk_config = None
+    if "OS-DCF:diskConfig" in value:
         auto_disk_config = check_disk_config("resize/OS-DCF:diskConfig",
                                              value["OS-DCF:diskConfig"]) == "AUTO"
     compute(request).actions.resize(ctx, sid, str(ref), auto_disk_config)
@@ -180,7 +181,6 @@ async def create_image(request: Request, ctx: ValidatedToken, sid: str, value: A
     return Response(status_code=202, headers={"Location": image_url})
 
 
-# -- locks -------------------------------------------------------------------------------
 _NON_NEGATIVE = re.compile(r"^[0-9]+$")
 
 
@@ -212,6 +212,7 @@ async def create_backup(request: Request, ctx: ValidatedToken, sid: str, value: 
     return Response(status_code=202, headers={"Location": image_url})
 
 
+# -- locks -------------------------------------------------------------------------------
 
 
 async def lock(request: Request, ctx: ValidatedToken, sid: str, value: Any) -> Response:
@@ -284,7 +285,6 @@ async def reset_state(request: Request, ctx: ValidatedToken, sid: str, value: An
     return accepted()
 
 
-def _group_name(name: str, value: Any) -> str:
 def _network_noop(rule: str) -> Handler:
     async def handler(request: Request, ctx: ValidatedToken, sid: str, value: Any
                       ) -> Response:
@@ -293,6 +293,7 @@ def _network_noop(rule: str) -> Handler:
     return handler
 
 
+def _group_name(name: str, value: Any) -> str:
     value = check_object(name, value)
     only_keys(name, value, ("name",), required=("name",))
     group = value["name"]
@@ -328,18 +329,21 @@ ACTIONS: dict[str, Handler] = {
     "confirmResize": confirm_resize,
     "revertResize": _simple("revert_resize"),
     "createImage": create_image,
-    "lock": lock,
     "createBackup": create_backup,
+    "lock": lock,
     "unlock": _simple("unlock"),
     "forceDelete": _simple("force_delete"),
     "restore": _simple("restore"),
     "os-getConsoleOutput": console_output,
     "os-getSerialConsole": serial_console,
     "os-resetState": reset_state,
-    "addSecurityGroup": add_security_group,
     "injectNetworkInfo": _network_noop("os_compute_api:os-admin-actions:inject_network_info"),
     "resetNetwork": _network_noop("os_compute_api:os-admin-actions:reset_network"),
+    "addSecurityGroup": add_security_group,
     "removeSecurityGroup": remove_security_group,
+    # Nova's proxies to the Networking service (2.1-2.43): network_proxies
+    "addFloatingIp": add_floating_ip,
+    "removeFloatingIp": remove_floating_ip,
 }
 
 
@@ -358,7 +362,6 @@ UNSUPPORTED: dict[str, str] = {
     "changePassword": "there is no guest agent to set it",
     "trigger_crash_dump": "the hypervisor cannot inject an NMI",
     "addFixedIp": _NETWORK, "removeFixedIp": _NETWORK,
-    "addFloatingIp": _NETWORK, "removeFloatingIp": _NETWORK,
 }
 #: The graphical console actions of 2.1-2.5, and the console type each asks for.
 _GRAPHICAL_CONSOLES = {"os-getVNCConsole": "novnc", "os-getSPICEConsole": "spice-html5",
