@@ -8,6 +8,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from onestack.api.compute import (
+    aggregates,
     availability_zones,
     compute_services,
     consoles,
@@ -20,7 +21,6 @@ from onestack.api.compute import (
     keypairs,
     network_proxies,
     quotas,
-    security_groups,
     server_actions,
     server_events,
     server_extras,
@@ -51,9 +51,9 @@ routes = [
         *images.routes,
         *keypairs.routes,
         *server_groups.routes,
-        *security_groups.routes,
         *quotas.routes,
         *availability_zones.routes,
+        *aggregates.routes,
         *hypervisors.routes,
         *compute_services.routes,
         *usage.routes,

@@ -58,6 +58,8 @@ RULES = {
     "show_server_migration": "servers:migrations:show",
     "list_migrations": "os-migrations:index", "list_aggregates": "os-aggregates:index",
     "create_aggregate": "os-aggregates:create", "show_aggregate": "os-aggregates:show",
+    "update_aggregate": "os-aggregates:update", "delete_aggregate": "os-aggregates:delete",
+    "aggregate_action": "os-aggregates:add_host", "cache_aggregate_images": "os-aggregates:images",
     "list_groups": "os-server-groups:index", "create_group": "os-server-groups:create",
     "show_group": "os-server-groups:show", "delete_group": "os-server-groups:delete",
     "list_metadata": "server-metadata:index", "create_metadata": "server-metadata:create",

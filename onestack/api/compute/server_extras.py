@@ -10,8 +10,8 @@ all, answered the way Nova answers a cloud without them (instead of a bare 404):
   ``DELETE`` that clears it is a 204.
 - ``/servers/{id}/migrations`` and ``/os-migrations`` (``openstack server migration
   list``): always empty (there are no migrations; resizes are in place).
-- ``/os-aggregates`` (``openstack aggregate list``, and ``openstack hypervisor show``,
-  which lists them): always empty; creating one is a 501.
+
+Host aggregates are real: ``api/compute/aggregates.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.api.common import caller, json_response, read_json
-from onestack.api.compute.common import NotImplementedFault, check_object, compute, server_id
+from onestack.api.compute.common import check_object, compute, server_id
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, member, reader
 from onestack.common.errors import BadRequest, NotFound
@@ -116,7 +116,7 @@ async def clear_password(request: Request) -> Response:
     return Response(status_code=204)
 
 
-# -- migrations and aggregates ---------------------------------------------------------------
+# -- migrations -----------------------------------------------------------------------------
 
 
 async def list_server_migrations(request: Request) -> Response:
@@ -135,23 +135,6 @@ async def list_migrations(request: Request) -> Response:
     return json_response({"migrations": []})
 
 
-async def list_aggregates(request: Request) -> Response:
-    policy.require_admin(caller(request), "os_compute_api:os-aggregates:index")
-    return json_response({"aggregates": []})
-
-
-async def show_aggregate(request: Request) -> Response:
-    policy.require_admin(caller(request), "os_compute_api:os-aggregates:show")
-    raise NotFound(f"Aggregate {request.path_params['aggregate_id']} could not be found.")
-
-
-async def create_aggregate(request: Request) -> Response:
-    policy.require_admin(caller(request), "os_compute_api:os-aggregates:create")
-    await _body(request, "aggregate")
-    raise NotImplementedFault("Host aggregates are not supported by this cloud; use "
-                              "availability zones of compute services instead.")
-
-
 _SERVER = "/v2.1/servers/{server_id}"
 
 routes = [
@@ -166,9 +149,4 @@ routes = [
     Route(f"{_SERVER}/migrations/{{migration_id}}", admin(show_server_migration),
           methods=["GET", "DELETE"]),
     Route("/v2.1/os-migrations", admin(list_migrations), methods=["GET"]),
-    Route("/v2.1/os-aggregates", admin(list_aggregates), methods=["GET"]),
-    Route("/v2.1/os-aggregates", admin(create_aggregate), methods=["POST"]),
-    Route("/v2.1/os-aggregates/{aggregate_id}", admin(show_aggregate),
-          methods=["GET", "PUT", "DELETE"]),
-    Route("/v2.1/os-aggregates/{aggregate_id}/action", admin(show_aggregate), methods=["POST"]),
 ]

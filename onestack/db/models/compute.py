@@ -321,3 +321,37 @@ class ComputeNode(Base):
     capabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Aggregate(Base):
+    """A host aggregate (os-aggregates): a named set of compute hosts with metadata; its
+    ``availability_zone`` metadata is the availability zone of its hosts."""
+
+    __tablename__ = "aggregates"
+    #: ids are never reused (Nova's are database sequence numbers).
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    hosts: Mapped[list[AggregateHost]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AggregateHost.host")
+    metadata_items: Mapped[list[AggregateMetadata]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AggregateMetadata.key")
+
+
+class AggregateHost(Base):
+    __tablename__ = "aggregate_hosts"
+    aggregate_id: Mapped[int] = mapped_column(
+        ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    #: A compute service's host name (``compute_services.host``).
+    host: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class AggregateMetadata(Base):
+    __tablename__ = "aggregate_metadata"
+    aggregate_id: Mapped[int] = mapped_column(
+        ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    value: Mapped[str] = mapped_column(String(255))

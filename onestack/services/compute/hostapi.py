@@ -82,7 +82,8 @@ class HostAPI:
             if service is None:
                 service = ComputeService(
                     uuid=str(uuidlib.uuid4()), host=report.host, binary="nova-compute",
-                    availability_zone=self.config.compute.default_availability_zone)
+                    availability_zone=self.compute.aggregates.zone_for_new_host(
+                        session, report.host))
                 session.add(service)
             service.last_seen_at = now
             service.updated_at = now

@@ -246,7 +246,7 @@ class Hosts:
 
     def delete_service(self, ctx: ValidatedToken, service_id: str, by_uuid: bool) -> None:
         """Delete a service; a compute service only while no server is on its host
-        (its compute node goes with it)."""
+        (its compute node goes with it, and its host leaves its aggregates)."""
         if by_uuid and not _is_uuid(service_id):
             raise BadRequest(f"Invalid uuid {service_id}")
         policy.require_admin(ctx, "os_compute_api:os-services:delete")
@@ -262,6 +262,8 @@ class Hosts:
                     ComputeNode.host == service.host))
                 if node is not None:
                     session.delete(node)
+                # as Nova: the host leaves its aggregates
+                self.compute.aggregates.forget_host(session, service.host)
             session.delete(service)
 
     # -- os-hypervisors -------------------------------------------------------------

@@ -4,7 +4,8 @@ Each sub-service gets this object and reaches its siblings and the other service
 (identity, images, network) through it:
 
 - flavors, keypairs, server_groups, quotas (limits), hosts (os-services, hypervisors,
-  availability zones), usage (simple tenant usage);
+  availability zones), aggregates (host aggregates; their zone is their hosts'), usage
+  (simple tenant usage);
 - servers (create, list, show, update, delete), server_metadata (metadata and tags),
   actions (stop, start, reboot, ...),
   scheduler (which host runs an instance);
@@ -24,6 +25,7 @@ from onestack.common.config import Config
 from onestack.db.engine import Database
 from onestack.hostlink.directory import HostDirectory
 from onestack.services.compute.actions import ServerActions
+from onestack.services.compute.aggregates import Aggregates
 from onestack.services.compute.flavors import Flavors
 from onestack.services.compute.hostapi import HostAPI
 from onestack.services.compute.hosts import Hosts
@@ -63,6 +65,7 @@ class Compute:
         self.server_groups = ServerGroups(self)
         self.quotas = ComputeQuotas(self)
         self.hosts = Hosts(self)
+        self.aggregates = Aggregates(self)
         self.usage = Usage(self)
         self.scheduler = Scheduler(self)
         self.servers = Servers(self)
