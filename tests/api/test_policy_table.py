@@ -464,7 +464,8 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "tenant_id": lambda: w.who.alpha.project_id,
         "class_name": lambda: "default",
         "key": lambda: "k1",
-        "volume_id": (lambda: w.get("volume")) if path.startswith("/volume")
+        "volume_id": (lambda: w.get("volume"))
+        if path.startswith(("/volume", "/compute/v2.1/os-volumes"))
         else (lambda: "00000000-0000-4000-8000-000000000001"),
         "snapshot_id": lambda: w.get("snapshot"),
         "type_id": lambda: w.get("volume_type"),
@@ -477,6 +478,7 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "aggregate_id": lambda: "1",
         "group_id": (lambda: w.get("group")) if group_paths
         else (lambda: w.get("server_group")) if path.startswith("/compute")
+        and "/os-security-group" not in path
         else (lambda: w.get("security_group")),
         # Image
         "image_id": lambda: w.get("image"),
@@ -539,7 +541,10 @@ def headers_for(world: World, path: str, body: str | None) -> dict[str, str]:
             if path.startswith("/image") and body.startswith("[") else "application/json"
     # os-hosts, the hypervisor search and the image proxy are gone at the latest version
     if path.startswith("/compute") and "os-hosts" not in path and "{pattern}" not in path \
-            and not path.startswith("/compute/v2.1/images"):
+            and not path.startswith("/compute/v2.1/images") \
+            and not path.startswith("/compute/v2.1/os-security-group") \
+            and not path.startswith(("/compute/v2.1/os-volumes",
+                                     "/compute/v2.1/os-snapshots")):  # gone at 2.36
         headers["OpenStack-API-Version"] = f"compute {LATEST}"
     if path.startswith("/volume"):
         headers["OpenStack-API-Version"] = "volume 3.70"
