@@ -142,6 +142,24 @@ def test_floating_ip_faults(cloud, image):
     nova_error(fips(cloud, other.token, path=f"/{mine['id']}"), 404)
     nova_error(fips(cloud, other.token, "DELETE", path=f"/{mine['id']}"), 404)
     assert neutron_fip(cloud, mine["id"])["id"] == mine["id"]
+    # a small pool of the administrator's: its one address, then Nova's 404
+    tiny = ok(cloud.request("POST", f"{V2}/networks", json={"network": {
+        "name": "tiny", "router:external": True}}), 201)["network"]["id"]
+    ok(cloud.request("POST", f"{V2}/subnets", json={"subnet": {
+        "network_id": tiny, "cidr": "198.51.100.0/30", "ip_version": 4,
+        "enable_dhcp": False}}), 201)
+    assert {"name": "tiny"} in ok(nova(cloud, "GET", "/os-floating-ip-pools", token=token,
+                                       microversion=PROXY))["floating_ip_pools"]
+    only = allocate(cloud, token, pool="tiny")
+    assert (only["pool"], only["ip"]) == ("tiny", "198.51.100.2")
+    nova_error(fips(cloud, token, "POST", json={"pool": "tiny"}), 404,
+               "No more floating IPs in pool tiny.")
+    assert fips(cloud, token, "DELETE", path=f"/{only['id']}").status_code == 202
+    assert allocate(cloud, token, pool=tiny)["ip"] == "198.51.100.2"  # released
+    # two external networks of one name: which pool is meant is not known
+    ok(cloud.request("POST", f"{V2}/networks", json={"network": {
+        "name": "tiny", "router:external": True}}), 201)
+    nova_error(fips(cloud, token, "POST", json={"pool": "tiny"}), 400, "Multiple")
     # the network quota applies, answered as Nova's 403
     ok(cloud.request("PUT", f"{V2}/quotas/{p.tenant.project_id}",
                      json={"quota": {"floatingip": 1}}))
