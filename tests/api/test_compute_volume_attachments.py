@@ -124,10 +124,13 @@ def test_attach_errors(cloud, env: BootEnv, volumes: VolumeClient) -> None:
     nova_error(attach(cloud, first, "6f1f4a52-0000-4000-8000-000000000000"), 404,
                "could not be found")
     nova_error(attach(cloud, "6f1f4a52-0000-4000-8000-000000000001", vol["id"]), 404)
-    # attached: the same server again, or another one: 409
+    # attached: the same server again, or another one: Nova's InvalidVolume, 400
     ok(attach(cloud, first, vol["id"]))
-    nova_error(attach(cloud, first, vol["id"]), 409, "already attached")
-    nova_error(attach(cloud, second, vol["id"]), 409)
+    nova_error(attach(cloud, first, vol["id"]), 400, "Invalid volume", "already attached")
+    nova_error(attach(cloud, second, vol["id"]), 400, "Invalid volume", "in-use")
+    assert [a["server_id"] for a in volumes.wait(vol["id"], "in-use")["attachments"]] \
+        == [first]
+    # a device name taken on the server: 409 (Nova's DevicePathInUse)
     other = volumes.create()
     nova_error(attach(cloud, first, other["id"], device="/dev/vdb"), 409, "in use")
     # a server in a state that cannot attach: 409
@@ -216,12 +219,35 @@ def test_boot_from_an_existing_volume_keeps_it(cloud, env: BootEnv,
     created = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm)
     wait_for(cloud, created["id"], "ACTIVE")
     volumes.wait(vol["id"], "in-use")
-    # the same volume cannot boot a second server
-    r = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm, status=409)
-    nova_error(r, 409)
+    # the same volume cannot boot a second server (Nova's InvalidVolume, 400)
+    r = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm, status=400)
+    nova_error(r, 400, "Invalid volume")
     ok(nova(cloud, "DELETE", f"/servers/{created['id']}"), 204)
     until(lambda: volumes.show(vol["id"])["status"] == "available",
           "the volume to be available again")
+
+
+def test_boot_from_a_volume_that_is_not_bootable(cloud, env: BootEnv,
+                                                 volumes: VolumeClient) -> None:
+    """Nova's ``InvalidBDMVolumeNotBootable``: a 400 before anything is made; as a data
+    volume (not the boot device) the same volume is fine."""
+    vol = volumes.create(size=1, imageRef=env.image)
+    r = volumes.action(vol["id"], {"os-set_bootable": {"bootable": False}})
+    assert r.status_code == 200, r.text
+    assert volumes.show(vol["id"])["bootable"] == "false"
+    bdm = [{"boot_index": "0", "uuid": vol["id"], "source_type": "volume",
+            "destination_type": "volume", "delete_on_termination": False}]
+    r = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm, status=400)
+    nova_error(r, 400, f"Block Device {vol['id']} is not bootable")
+    assert ok(nova(cloud, "GET", "/servers"))["servers"] == []
+    assert volumes.show(vol["id"])["status"] == "available"
+    data = [{"uuid": env.image, "source_type": "image", "destination_type": "local",
+             "boot_index": 0},
+            {"uuid": vol["id"], "source_type": "volume", "destination_type": "volume",
+             "boot_index": -1}]
+    created = boot(cloud, env, block_device_mapping_v2=data)
+    wait_for(cloud, created["id"], "ACTIVE")
+    volumes.wait(vol["id"], "in-use")
 
 
 def test_bad_block_device_mappings(cloud, env: BootEnv) -> None:

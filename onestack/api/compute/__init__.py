@@ -32,6 +32,7 @@ from onestack.api.compute import (
     usage_audit,
     versions,
     volume_attachments,
+    volumes_proxy,
 )
 from onestack.api.compute.microversion import MicroversionMiddleware
 
@@ -45,6 +46,7 @@ routes = [
         *server_metadata.routes,
         *server_extras.routes,
         *volume_attachments.routes,
+        *volumes_proxy.routes,
         *instance_actions.routes,
         *consoles.routes,
         *ips.routes,

@@ -13,10 +13,12 @@ user's entry as it was). A volume's entry::
 The volume service (``compute.volume``, Cinder's attachments API as a Python service)
 owns the volumes and their attachments. Attaching creates the attachment and its
 connection info (``attachment_create`` + ``attachment_update``) in the request, so a
-volume in use or unknown is refused there and then; the entry is ``attaching`` and the
-host is woken. The host's agent hot-plugs it (``onestack.agent.volumes``) and reports
-what its guest has (``report``): an ``attaching`` entry found there is completed
-(``attachment_complete``: the volume is ``in-use``). Detaching marks the entry
+volume in use (400, as Nova's ``InvalidVolume``) or unknown (404) is refused there and
+then, and so is a volume that is not bootable as a server's boot volume; the entry is
+``attaching`` and the host is woken. The host's agent hot-plugs it
+(``onestack.agent.volumes``) and reports what its guest has (``report``): an
+``attaching`` entry found there is completed (``attachment_complete``: the volume is
+``in-use``). Detaching marks the entry
 ``detaching``, which takes it out of the host's desired state; once the host reports
 it gone the attachment is deleted (the volume is ``available``) and the entry dropped.
 A server on no host, or that never ran, has nothing plugged: its detach is finished
@@ -202,8 +204,9 @@ class VolumeAttachments:
                 if e.get("status") == DETACHING and self._attachment_gone(e["attachment_id"]):
                     stale = e["attachment_id"]
                     continue
-                raise Conflict(f"Volume {volume_id} is already attached to server "
-                               f"{inst.uuid}.")
+                # Nova's InvalidVolume (400), as for a volume attached elsewhere
+                raise BadRequest(f"Invalid volume: volume {volume_id} already attached to "
+                                 f"server {inst.uuid}")
             used = device_names_in_use(inst, ignore=stale)
             if device:
                 if not DEVICE_PATTERN.match(device):
@@ -416,6 +419,10 @@ class VolumeAttachments:
         from an image on a local disk, ``/dev/vda``). On failure what was made is undone
         and the error raised."""
         entries: list[dict[str, Any]] = []
+        for item in volumes:  # Nova's InvalidBDMVolumeNotBootable, before anything is made
+            if item.source_type == "volume" and item.boot_index == 0 and \
+                    not _field(self._get_volume(ctx, item.volume_id), "bootable"):
+                raise BadRequest(f"Block Device {item.volume_id} is not bootable.")
         try:
             used: set[str] = {"/dev/vda"} if local_root else set()
             for item in sorted(volumes, key=lambda v: (v.boot_index is None,
@@ -464,13 +471,16 @@ class VolumeAttachments:
                            ) -> tuple[str, dict[str, Any], int]:
         """(attachment id, connection info, volume size) of a new attachment, made with
         the host's connector at once; the volume service's 404 for a volume the caller
-        cannot see, 409 for one in use, 400 for one in another state."""
+        cannot see; a volume in use (the volume service's 409) or in another state is
+        Nova's ``InvalidVolume``, a 400."""
         size = self._volume_size(ctx, volume_id)
         try:
             created = self.volume.attachment_create(
                 ctx, volume_id, uuid, {**connector_for(host), "mountpoint": device})
         except NotFound:
             raise NotFound(f"Volume {volume_id} could not be found.") from None
+        except Conflict as exc:  # in use elsewhere: Cinder's InvalidVolume is Nova's 400
+            raise BadRequest(exc.message) from None
         attachment_id = str(created["id"])
         connection = dict(created.get("connection_info") or {})
         if not connection:
@@ -479,8 +489,11 @@ class VolumeAttachments:
         return attachment_id, connection, size
 
     def _volume_size(self, ctx: ValidatedToken, volume_id: str) -> int:
+        return int(_field(self._get_volume(ctx, volume_id), "size") or 0)
+
+    def _get_volume(self, ctx: ValidatedToken, volume_id: str) -> Any:
         try:
-            return int(_field(self.volume.get_volume(ctx, volume_id), "size") or 0)
+            return self.volume.get_volume(ctx, volume_id)
         except NotFound:
             raise NotFound(f"Volume {volume_id} could not be found.") from None
 
