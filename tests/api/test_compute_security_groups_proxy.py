@@ -376,6 +376,14 @@ def test_a_servers_groups(cloud, alpha, beta):
              json={"addSecurityGroup": {"name": "sv-web"}})
     assert r.status_code == 202, r.text
 
+    # what the server's host gets for its firewall: the rule, the server's address
+    sets = {s.id: s for s in cloud.services.network.hostview.security_groups([web["id"]])}
+    assert [(r.direction, r.protocol, r.port_range_min, r.port_range_max,
+             r.remote_ip_prefix) for r in sets[web["id"]].rules
+            if r.direction == "ingress"] == [("ingress", "tcp", 80, 80, "0.0.0.0/0")]
+    port = ok(cloud.request("GET", f"/network/v2.0/ports?device_id={sid}"))["ports"][0]
+    assert sets[web["id"]].member_ips == [port["fixed_ips"][0]["ip_address"]]
+
     listed = ok(nova(cloud, "GET", f"/servers/{sid}/os-security-groups",
                      token=alpha.token))["security_groups"]
     assert [g["name"] for g in listed] == ["default", "sv-web"]
