@@ -766,6 +766,15 @@ class Agent:
     def serial_socket(self, uuid: str) -> Path:
         return self.hypervisor.serial_socket(uuid)
 
+    def diagnostics(self, uuid: str) -> dict[str, Any]:
+        """The guest's diagnostics, measured by the hypervisor driver."""
+        if self.hypervisor.power_state(uuid) == PowerState.NOSTATE:
+            raise FileNotFoundError(f"No guest {uuid} on this host")
+        try:
+            return self.hypervisor.diagnostics(uuid).to_wire()
+        except HypervisorError as exc:
+            raise RuntimeError(str(exc)) from exc
+
     def uptime(self) -> str:
         return local_uptime()
 

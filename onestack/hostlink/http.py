@@ -338,6 +338,9 @@ class HttpHost:
         return SerialEndpoint(kind="websocket", address=f"{ws}/serial/{uuid}/ws",
                               token=self._key)
 
+    def diagnostics(self, uuid: str) -> dict[str, Any]:
+        return dict(self._get(f"/diagnostics/{uuid}").json())
+
     def uptime(self) -> str:
         return self._get("/uptime").text
 
@@ -380,6 +383,9 @@ def host_app(handle: ServerToHost, secret: str) -> Starlette:
     def uptime(request: Request) -> Response:
         return PlainTextResponse(handle.uptime())
 
+    def diagnostics(request: Request) -> Response:
+        return JSONResponse(handle.diagnostics(request.path_params["uuid"]))
+
     def capabilities(request: Request) -> Response:
         return JSONResponse(handle.capabilities())
 
@@ -406,6 +412,7 @@ def host_app(handle: ServerToHost, secret: str) -> Starlette:
         Route("/console/{uuid}", authorized(console), methods=["GET"]),
         Route("/serial/{uuid}", authorized(serial), methods=["GET"]),
         Route("/uptime", authorized(uptime), methods=["GET"]),
+        Route("/diagnostics/{uuid}", authorized(diagnostics), methods=["GET"]),
         Route("/capabilities", authorized(capabilities), methods=["GET"]),
         WebSocketRoute("/serial/{uuid}/ws", serial_ws),
     ]

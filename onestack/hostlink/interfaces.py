@@ -126,6 +126,11 @@ class ServerToHost(Protocol):
     def serial_endpoint(self, uuid: str) -> SerialEndpoint:
         """Where the guest's serial console can be reached."""
 
+    def diagnostics(self, uuid: str) -> dict[str, Any]:
+        """The running guest's diagnostics (``hostlink.diagnostics.GuestDiagnostics``
+        on the wire); FileNotFoundError if the host has no such guest, RuntimeError if
+        the guest does not run or cannot be measured."""
+
     def uptime(self) -> str:
         """The host's ``uptime`` line."""
 

@@ -60,10 +60,10 @@ def test_volume_attachments_of_a_server_without_volumes(quiet, sid):
     nova_error(nova(quiet, "GET", "/servers/nope/os-volume_attachments"), 404)
 
 
-def test_diagnostics_is_not_implemented(quiet, sid):
-    # openstack server show --diagnostics
-    nova_error(nova(quiet, "GET", f"/servers/{sid}/diagnostics"), 501,
-               "Unable to get diagnostics")
+def test_diagnostics_of_a_server_that_does_not_run(quiet, sid):
+    # openstack server show --diagnostics (tests/api/test_compute_diagnostics.py)
+    nova_error(nova(quiet, "GET", f"/servers/{sid}/diagnostics"), 409,
+               "Cannot get_diagnostics")
     nova_error(nova(quiet, "GET", "/servers/nope/diagnostics"), 404)
 
 

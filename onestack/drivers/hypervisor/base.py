@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from onestack.hostlink.diagnostics import GuestDiagnostics
 from onestack.hostlink.states import PowerState  # the one definition, re-exported
 
 #: virtio-blk's serial is 20 bytes: the guest sees the volume id's first 20 characters.
@@ -161,6 +162,13 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     def serial_socket(self, uuid: str) -> Path:
         """A unix socket speaking the guest's serial console (for remote consoles)."""
+
+    # --- diagnostics (``DIAGNOSTICS``) ------------------------------------------------------
+
+    def diagnostics(self, uuid: str) -> GuestDiagnostics:
+        """What the running guest has used so far (CPU time per vCPU, disk and NIC
+        counters, memory); HypervisorError if the guest does not run."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot report diagnostics")
 
     # --- volumes (``VOLUME_HOTPLUG``) ------------------------------------------------------
 

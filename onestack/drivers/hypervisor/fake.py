@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from onestack.drivers.hypervisor.base import (
     PowerState,
 )
 from onestack.drivers.hypervisor.qemu import QemuDriver
+from onestack.hostlink.diagnostics import CpuStats, DiskStats, GuestDiagnostics, NicStats
 
 QEMU_CAPABILITIES = QemuDriver.capabilities
 
@@ -93,13 +95,15 @@ class FakeDriver(HypervisorDriver):
             guest["spec"] = {"name": spec.name, "vcpus": spec.vcpus,
                              "memory_mib": spec.memory_mib,
                              "disks": [f"{d.kind}:{d.source}" for d in spec.disks],
-                             "nics": [nic.port_id for nic in spec.nics]}
+                             "nics": [nic.port_id for nic in spec.nics],
+                             "macs": [nic.mac for nic in spec.nics]}
             # The volumes it starts with; a volume's size is its file's, else 1 GiB.
             guest["volumes"] = {d.volume_id: {"source": d.source, "serial": d.serial,
                                               "size": _fake_size(d)}
                                 for d in spec.disks if d.volume_id}
         guest["boots"] += 1
         guest["state"] = int(PowerState.RUNNING)
+        guest["started"] = time.time()
         guest["console"] += [
             f"[    0.000000] Linux version 6.1.0-fake (fake guest {uuid})",
             f"[    0.100000] DMI: OpenStack Foundation OpenStack Nova, serial {uuid}",
@@ -201,6 +205,32 @@ class FakeDriver(HypervisorDriver):
             if lines is not None:
                 console = console[-lines:] if lines > 0 else []
             return "".join(line + "\n" for line in console)
+
+    def diagnostics(self, uuid: str) -> GuestDiagnostics:
+        """The fake's own figures: its configured vCPUs and memory, the seconds since
+        it (re)booted as uptime and as each vCPU's time, its disks and NICs (by
+        MAC) with counters that stay 0, as nothing reads or sends."""
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or guest["state"] not in (PowerState.RUNNING,
+                                                       PowerState.PAUSED):
+                raise HypervisorError(f"Cannot get diagnostics of guest {uuid}: it is "
+                                      "not running")
+            spec = guest.get("spec", {})
+            uptime = max(int(time.time() - float(guest.get("started") or time.time())), 0)
+            return GuestDiagnostics(
+                power_state=int(guest["state"]), hypervisor="fake", hypervisor_os="linux",
+                uptime=uptime, memory_max_mib=int(spec.get("memory_mib", 0)),
+                memory_used_mib=int(spec.get("memory_mib", 0)),
+                cpus=[CpuStats(id=i, time=uptime * 1_000_000_000)
+                      for i in range(int(spec.get("vcpus", 1)))],
+                disks=[DiskStats(name=f"disk{i}", read_bytes=0, read_requests=0,
+                                 write_bytes=0, write_requests=0, errors_count=0)
+                       for i, _ in enumerate(spec.get("disks", []))],
+                nics=[NicStats(mac_address=mac, name=f"tap{i}", rx_octets=0, rx_errors=0,
+                               rx_drop=0, rx_packets=0, tx_octets=0, tx_errors=0,
+                               tx_drop=0, tx_packets=0)
+                      for i, mac in enumerate(spec.get("macs", []))])
 
     def serial_socket(self, uuid: str) -> Path:
         """Where QemuDriver's socket would be; nothing listens there."""

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from onestack.drivers.hypervisor import qemu_diagnostics
 from onestack.drivers.hypervisor.base import (
     GuestDisk,
     GuestNic,
@@ -57,6 +58,7 @@ from onestack.drivers.hypervisor.base import (
 )
 from onestack.drivers.hypervisor.qmp import QmpClient, QmpError
 from onestack.hostlink import capabilities as caps
+from onestack.hostlink.diagnostics import GuestDiagnostics
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +264,7 @@ class QemuDriver(HypervisorDriver):
         caps.PAUSE: True, caps.SUSPEND: True, caps.SNAPSHOT: True, caps.RESIZE: True,
         caps.SERIAL_CONSOLE: True, caps.CONFIG_DRIVE: True, caps.RBD_DISKS: True,
         caps.LIVE_MIGRATION: False, caps.ATTACH_INTERFACE: False,
-        caps.VOLUME_HOTPLUG: True, caps.DIAGNOSTICS: False, caps.RESCUE: False,
+        caps.VOLUME_HOTPLUG: True, caps.DIAGNOSTICS: True, caps.RESCUE: False,
     }
 
     def __init__(self, instances_dir: Path, accel: str = "auto", name_prefix: str = "",
@@ -476,6 +478,27 @@ class QemuDriver(HypervisorDriver):
         if not gdir.is_dir():
             raise HypervisorError(f"No guest {uuid} on this host")
         return _tail_lines(gdir / CONSOLE_LOG, lines)
+
+    def diagnostics(self, uuid: str) -> GuestDiagnostics:
+        """Measured from the guest's QEMU and this host (``qemu_diagnostics``)."""
+        pid = self._pid(uuid)
+        spec = self._saved_spec(uuid)
+        if pid is None or spec is None:
+            raise HypervisorError(f"Cannot get diagnostics of guest {uuid}: it is not "
+                                  "running")
+        try:
+            with self._qmp(uuid) as qmp:
+                status = str(qmp.execute("query-status")["status"])
+                cpus = qmp.execute("query-cpus-fast")
+                blockstats = qmp.execute("query-blockstats")
+        except QmpError as exc:
+            raise self._error(uuid, f"Diagnostics failed: {exc}") from exc
+        return qemu_diagnostics.collect(
+            pid=pid, power_state=int(RUN_STATES.get(status, PowerState.NOSTATE)),
+            hypervisor="kvm" if self.accel == "kvm" else "qemu",
+            memory_mib=spec.memory_mib, cpus=list(cpus or []),
+            blockstats=list(blockstats or []),
+            nics=[(nic.mac, nic.tap) for nic in spec.nics])
 
     def serial_socket(self, uuid: str) -> Path:
         return self._dir(uuid) / CONSOLE_SOCKET

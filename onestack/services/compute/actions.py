@@ -40,6 +40,8 @@ from onestack.db.models import (
     utcnow,
 )
 from onestack.hostlink import capabilities as caps
+from onestack.hostlink.diagnostics import STATES as DIAGNOSTIC_STATES
+from onestack.hostlink.diagnostics import GuestDiagnostics
 from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
 from onestack.hostlink.types import SerialEndpoint
 from onestack.services.compute import policy, states
@@ -648,6 +650,35 @@ class ServerActions:
         except HostUnreachable as exc:
             raise Conflict(f"Instance {uuid} is not ready: {exc}") from None
         return _CONTROL.sub("", output)
+
+    def diagnostics(self, ctx: ValidatedToken, server_id: str
+                    ) -> tuple[GuestDiagnostics, bool]:
+        """The running server's diagnostics, measured by its host's hypervisor driver
+        (admins), and whether it has a config drive. A host whose drivers cannot is
+        Nova's 501; a server that is not running is Nova's 409 (its manager checks the
+        power state before it asks the driver)."""
+        with self.db.session() as session:
+            inst = find_instance(session, ctx, server_id)
+            policy.require_admin(ctx, "os_compute_api:os-server-diagnostics")
+            self.compute.hosts.require_capability(session, inst.host, caps.DIAGNOSTICS,
+                                                  "diagnostics")
+            if inst.power_state != states.RUNNING or inst.host is None:
+                raise Conflict(f"Instance {inst.uuid} in power_state "
+                               f"{DIAGNOSTIC_STATES.get(inst.power_state, 'pending')}. "
+                               "Cannot get_diagnostics while the instance is in this "
+                               "state.")
+            uuid, host, config_drive = inst.uuid, inst.host, bool(inst.config_drive)
+        link = self.compute.host_links.get(host)
+        if link is None:
+            raise Conflict(f"Instance {uuid} is not ready: the agent of its host {host} is "
+                           "not reachable from this server.")
+        try:
+            found = link.diagnostics(uuid)
+        except FileNotFoundError:
+            raise Conflict(f"Instance {uuid} is not on its host {host} yet.") from None
+        except (HostUnreachable, RuntimeError) as exc:
+            raise Conflict(f"Unable to get diagnostics of instance {uuid}: {exc}") from None
+        return GuestDiagnostics.from_wire(found), config_drive
 
     def serial_console(self, ctx: ValidatedToken, server_id: str) -> str:
         """A token for the serial console websocket (valid ``CONSOLE_TOKEN_TTL``
