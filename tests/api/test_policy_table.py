@@ -418,6 +418,20 @@ class World:
         return self.volume_call("POST", "/os-volume-transfer", json={"transfer": {
             "volume_id": self.new_volume("moving")}})["transfer"]["id"]
 
+    def make_volume_group_type(self) -> str:
+        return self.volume_call("POST", "/group_types", token=self.cloud.admin_token, json={
+            "group_type": {"name": f"gt-{self.n}", "group_specs": {"k1": "v1"}}}
+        )["group_type"]["id"]
+
+    def make_volume_group(self) -> str:
+        return self.volume_call("POST", "/groups", json={"group": {
+            "name": f"grp-{self.n}", "group_type": self.get("volume_group_type"),
+            "volume_types": [self.get("volume_type")]}})["group"]["id"]
+
+    def make_volume_group_snapshot(self) -> str:
+        return self.volume_call("POST", "/group_snapshots", json={"group_snapshot": {
+            "group_id": self.get("volume_group")}})["group_snapshot"]["id"]
+
     def make_message(self) -> str:
         backend = self.cloud.services.volume.backend
         backend.fail_next["create"] = "the fixture's failure"  # type: ignore[attr-defined]
@@ -454,7 +468,8 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "name": lambda: w.get("keypair"),
         "request_id": lambda: w.get("instance_action"),
         "network_label": lambda: f"alpha-net-{w.n}",
-        "host_name": lambda: w.get("host"),
+        "host_name": (lambda: f"onestack@{w.cloud.services.volume.backend_name}")
+        if path.startswith("/volume") else (lambda: w.get("host")),
         "host_action": lambda: "reboot",
         "before": lambda: "2026-01-01 00:00:00",
         "hypervisor_id": lambda: str(w.get("hypervisor")),
@@ -473,10 +488,15 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "attachment_id": lambda: w.get("attachment"),
         "transfer_id": lambda: w.get("transfer"),
         "message_id": lambda: w.get("message"),
+        "group_type_id": lambda: w.get("volume_group_type"),
+        "group_snapshot_id": lambda: w.get("volume_group_snapshot"),
+        "action": lambda: "enable",
+        "host": lambda: f"onestack@{w.cloud.services.volume.backend_name}",
         "backup_id": lambda: "00000000-0000-4000-8000-000000000003",
         "migration_id": lambda: "1",
         "aggregate_id": lambda: "1",
         "group_id": (lambda: w.get("group")) if group_paths
+        else (lambda: w.get("volume_group")) if path.startswith("/volume")
         else (lambda: w.get("server_group")) if path.startswith("/compute")
         and "/os-security-group" not in path
         else (lambda: w.get("security_group")),

@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from onestack.api.volume import (
     attachments,
+    groups,
     info,
     quotas,
     snapshots,
@@ -30,5 +31,6 @@ routes = [
         *attachments.routes,
         *transfers.routes,
         *info.routes,
+        *groups.routes,
     ]),
 ]

@@ -60,6 +60,20 @@ RULES = {
     "list_backups": "backup:get_all", "backup_item": "backup:get",
     "create_backup": "backup:create", "list_extensions": "volume_extension:extensions",
     "get_pools": "scheduler_extension:scheduler_stats:get_pools",
+    "service_action": "volume_extension:services:update",
+    "list_hosts": "volume_extension:hosts", "show_host": "volume_extension:hosts",
+    "show_capabilities": "volume_extension:capabilities",
+    "quota_class_set": "volume_extension:quota_classes",
+    "group_types": "group:group_types_manage", "group_type": "group:group_types_manage",
+    "default_group_type": "group:group_types:show",
+    "group_specs": "group:group_types_specs", "group_spec": "group:group_types_specs",
+    "list_groups": "group:get_all", "create_group": "group:create",
+    "group_item": "group:update", "group_action": "group:delete",
+    "groups_action": "group:create_group_from_src",
+    "list_group_snapshots": "group:get_all_group_snapshots",
+    "create_group_snapshot": "group:create_group_snapshot",
+    "group_snapshot_item": "group:delete_group_snapshot",
+    "group_snapshot_action": "group:reset_group_snapshot_status",
 }
 
 

@@ -1,4 +1,5 @@
-"""The smaller Block Storage routes: availability zones, services, user messages
+"""The smaller Block Storage routes: availability zones, services (enable, disable,
+freeze, thaw), hosts, backend capabilities, user messages
 (3.3+), extensions, pools, and backups (none: lists are empty, creating one is a
 501, not implemented by this cloud)."""
 
@@ -18,15 +19,17 @@ from onestack.api.volume.common import (
     links,
     member,
     path_id,
+    query,
     query_flag,
     reader,
     reads_and_writes,
     volumes,
 )
-from onestack.api.volume.microversion import require
-from onestack.common.errors import NotFound
-from onestack.db.models import VolumeMessage, utcnow
+from onestack.api.volume.microversion import require, version
+from onestack.common.errors import BadRequest, NotFound
+from onestack.db.models import VolumeMessage
 from onestack.services.volume.common import NotImplementedFault, field_error
+from onestack.services.volume.hosts import VolumeHosts, backend_host, capabilities
 
 
 async def list_zones(request: Request) -> Response:
@@ -36,30 +39,69 @@ async def list_zones(request: Request) -> Response:
                                                     "zoneState": {"available": True}}]})
 
 
+def _hosts(request: Request) -> VolumeHosts:
+    return VolumeHosts(volumes(request))
+
+
 async def list_services(request: Request) -> Response:
     context(request)
-    service = volumes(request)
-    zone = service.config.volume.default_availability_zone
-    now = cinder_time(utcnow())
-    rows: list[dict[str, Any]] = [{"binary": "cinder-scheduler", "host": "onestack", "zone": zone,
-             "status": "enabled", "state": "up", "updated_at": now,
-             "disabled_reason": None}]
-    for name in sorted(service._backends):
-        rows.append({"binary": "cinder-volume", "host": f"onestack@{name}", "zone": zone,
-                     "status": "enabled", "state": "up", "updated_at": now,
-                     "disabled_reason": None, "replication_status": "disabled",
-                     "active_backend_id": None, "frozen": False})
-    binary = request.query_params.get("binary")
-    if binary:
-        rows = [r for r in rows if r["binary"] == binary]
+    rows = _hosts(request).services(host=query(request, "host") or None,
+                                    binary=query(request, "binary") or None)
+    for row in rows:
+        row["updated_at"] = cinder_time(row["updated_at"])
+        if version(request) >= (3, 7):
+            row["cluster"] = None
     return json_response({"services": rows})
+
+
+async def service_action(request: Request) -> Response:
+    """``PUT /os-services/{enable,disable,disable-log-reason,freeze,thaw}``."""
+    context(request)
+    action = path_id(request, "action")
+    if action not in ("enable", "disable", "disable-log-reason", "freeze", "thaw"):
+        raise NotFound(f"Unknown action {action!r} on os-services.")
+    body = await read_json(request)
+    hosts = _hosts(request)
+    if action in ("freeze", "thaw"):
+        hosts.set_frozen(body.get("host"), frozen=action == "freeze")
+        return Response(status_code=200)
+    if action == "disable-log-reason":
+        reason = body.get("disabled_reason")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 255:
+            raise BadRequest("Invalid input received: Disabled reason contains invalid "
+                             "characters or is too long")
+        return json_response(hosts.set_enabled(body.get("host"), body.get("binary"),
+                                               enabled=False, reason=reason.strip()))
+    shown = hosts.set_enabled(body.get("host"), body.get("binary"),
+                              enabled=action == "enable")
+    if action == "disable":
+        shown.pop("disabled_reason")
+    return json_response(shown)
+
+
+async def list_hosts(request: Request) -> Response:
+    context(request)
+    rows = _hosts(request).hosts()
+    for row in rows:
+        row["last-update"] = cinder_time(row["last-update"])
+    return json_response({"hosts": rows})
+
+
+async def show_host(request: Request) -> Response:
+    context(request)
+    return json_response({"host": _hosts(request).host_usage(path_id(request, "host_name"))})
+
+
+async def show_capabilities(request: Request) -> Response:
+    context(request)
+    return json_response(_hosts(request).show_capabilities(path_id(request, "host")))
 
 
 def render_message(request: Request, msg: VolumeMessage) -> dict[str, Any]:
     return {"id": msg.id, "resource_type": msg.resource_type,
             "resource_uuid": msg.resource_uuid, "event_id": msg.event_id,
             "message_level": msg.message_level, "user_message": msg.user_message,
-            "request_id": None, "created_at": cinder_time(msg.created_at),
+            "request_id": msg.request_id or "", "created_at": cinder_time(msg.created_at),
             "guaranteed_until": cinder_time(msg.expires_at),
             "links": links(request, "messages", msg.id)}
 
@@ -101,20 +143,15 @@ async def get_pools(request: Request) -> Response:
     service = volumes(request)
     pools = []
     for name, backend in sorted(service._backends.items()):
-        body: dict[str, Any] = {"name": f"onestack@{name}#{name}"}
+        body: dict[str, Any] = {"name": f"{backend_host(name)}#{name}"}
         if query_flag(request, "detail"):
             used, total = backend.usage()
             body["capabilities"] = {
-                "volume_backend_name": name, "storage_protocol": backend.storage_protocol,
+                **capabilities(service, name),
                 "total_capacity_gb": round(total / (1 << 30), 2),
                 "free_capacity_gb": round((total - used) / (1 << 30), 2),
-                "allocated_capacity_gb": None, "multiattach": bool(
-                    backend.capabilities.get("multiattach")),
-                "thin_provisioning_support": bool(
-                    backend.capabilities.get("thin_provisioning")),
-                "driver_version": "1.0", "vendor_name": "OneStack",
-                "pool_name": name, "reserved_percentage": 0,
-                "timestamp": None}
+                "allocated_capacity_gb": None, "pool_name": name,
+                "reserved_percentage": 0, "timestamp": None}
         pools.append(body)
     return json_response({"pools": pools})
 
@@ -144,6 +181,11 @@ async def create_backup(request: Request) -> Response:
 routes = [
     Route("/v3/{project_id}/os-availability-zone", reader(list_zones), methods=["GET"]),
     Route("/v3/{project_id}/os-services", admin(list_services), methods=["GET"]),
+    Route("/v3/{project_id}/os-services/{action}", admin(service_action), methods=["PUT"]),
+    Route("/v3/{project_id}/os-hosts", admin(list_hosts), methods=["GET"]),
+    Route("/v3/{project_id}/os-hosts/{host_name}", admin(show_host), methods=["GET"]),
+    Route("/v3/{project_id}/capabilities/{host}", admin(show_capabilities),
+          methods=["GET"]),
     Route("/v3/{project_id}/messages", reader(list_messages), methods=["GET"]),
     Route("/v3/{project_id}/messages/{message_id}", reads_and_writes(message_item),
           methods=["GET", "DELETE"]),

@@ -1,4 +1,5 @@
-"""/v3/{project_id}/os-quota-sets/{tenant_id} and /limits (Cinder's quotas)."""
+"""/v3/{project_id}/os-quota-sets/{tenant_id}, /os-quota-class-sets/{class_name} and
+/limits (Cinder's quotas)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from starlette.routing import Route
 
 from onestack.api.common import json_response, read_json
 from onestack.api.policy import guard
-from onestack.api.volume.common import context, path_id, query_flag, reader, url_project, volumes
+from onestack.api.volume.common import (
+    admin,
+    context,
+    path_id,
+    query_flag,
+    reader,
+    url_project,
+    volumes,
+)
 from onestack.services.volume.common import field_error, forbidden
 
 
@@ -48,6 +57,21 @@ async def quota_defaults(request: Request) -> Response:
     return json_response({"quota_set": {"id": tenant_id, **values}})
 
 
+async def quota_class_set(request: Request) -> Response:
+    """Administrators: a quota class's limits (``default`` is the one projects use)."""
+    context(request)
+    class_name = path_id(request, "class_name")
+    quotas = volumes(request).quotas
+    if request.method == "GET":
+        return json_response({"quota_class_set": quotas.show_class(class_name)})
+    body = await read_json(request)
+    spec = body.get("quota_class_set")
+    if not isinstance(spec, dict):
+        raise field_error("quota_class_set", spec, "'quota_class_set' is a required property")
+    spec = {k: v for k, v in spec.items() if k not in ("id", "class_name")}
+    return json_response({"quota_class_set": quotas.update_class(class_name, spec)})
+
+
 async def show_limits(request: Request) -> Response:
     ctx = context(request)
     project = url_project(request, ctx)
@@ -76,5 +100,7 @@ routes = [
           methods=["GET", "PUT", "DELETE"]),
     Route("/v3/{project_id}/os-quota-sets/{tenant_id}/defaults", reader(quota_defaults),
           methods=["GET"]),
+    Route("/v3/{project_id}/os-quota-class-sets/{class_name}", admin(quota_class_set),
+          methods=["GET", "PUT"]),
     Route("/v3/{project_id}/limits", reader(show_limits), methods=["GET"]),
 ]

@@ -42,7 +42,7 @@ def render_snapshot(request: Request, snap: Snapshot, is_admin: bool) -> dict[st
     }
     v = version(request)
     if v >= (3, 14):
-        body["group_snapshot_id"] = None
+        body["group_snapshot_id"] = snap.group_snapshot_id
     if v >= (3, 41):
         body["user_id"] = snap.user_id
     if v >= (3, 65):

@@ -24,13 +24,18 @@ from onestack.db.models import QosSpecs, VolumeType
 from onestack.services.volume.common import field_error
 
 
-def render_type(vt: VolumeType, is_admin: bool) -> dict[str, Any]:
+def render_type(vt: VolumeType, is_admin: bool, view: str = "show") -> dict[str, Any]:
+    """Cinder's views: ``show`` (and lists) has ``qos_specs_id`` for administrators;
+    the answer to a create has no ``qos_specs_id``, to an update not the
+    ``os-volume-type-access:is_public`` alias either."""
     body: dict[str, Any] = {"id": vt.id, "name": vt.name, "description": vt.description,
                             "is_public": vt.is_public,
                             "os-volume-type-access:is_public": vt.is_public,
                             "extra_specs": dict(vt.extra_specs or {})}
-    if is_admin:
+    if is_admin and view == "show":
         body["qos_specs_id"] = vt.qos_specs_id
+    if view == "update":
+        del body["os-volume-type-access:is_public"]
     return body
 
 
@@ -47,7 +52,7 @@ async def create_type(request: Request) -> Response:
     if not isinstance(spec, dict):
         raise field_error("volume_type", spec, "'volume_type' is a required property")
     vt = volumes(request).types.create(spec)
-    return json_response({"volume_type": render_type(vt, ctx.is_admin)})
+    return json_response({"volume_type": render_type(vt, ctx.is_admin, "create")})
 
 
 async def show_type(request: Request) -> Response:
@@ -66,7 +71,7 @@ async def show_type(request: Request) -> Response:
     if not isinstance(spec, dict):
         raise field_error("volume_type", spec, "'volume_type' is a required property")
     return json_response({"volume_type": render_type(service.update(ctx, type_id, spec),
-                                                     ctx.is_admin)})
+                                                     ctx.is_admin, "update")})
 
 
 async def type_extra_specs(request: Request) -> Response:

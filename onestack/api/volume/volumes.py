@@ -68,7 +68,7 @@ def render_volume(request: Request, vol: Volume, attachments: list[VolumeAttachm
     if vol.image_metadata:
         body["volume_image_metadata"] = {k: str(val) for k, val in vol.image_metadata.items()}
     if v >= (3, 13):
-        body["group_id"] = None
+        body["group_id"] = vol.group_id
     if v >= (3, 21):
         body["provider_id"] = None
     if v >= (3, 48):
@@ -182,9 +182,10 @@ async def create_volume(request: Request) -> Response:
     if spec.get("backup_id"):
         raise NotImplementedFault("Volume backups are not implemented by this cloud, so "
                                   "no volume can be restored from one.")
-    if spec.get("consistencygroup_id") or spec.get("group_id"):
-        raise NotImplementedFault("Consistency groups and generic volume groups are not "
-                                  "implemented by this cloud.")
+    if spec.get("consistencygroup_id"):
+        raise NotImplementedFault("Consistency groups (the pre-3.13 API) are not "
+                                  "implemented by this cloud: use generic volume groups "
+                                  "(group_id).")
     image = spec.get("imageRef") or spec.get("image_id")
     if image is not None and not isinstance(image, str):
         raise field_error("volume/imageRef", image, f"{image!r} is not of type 'string'")
@@ -203,7 +204,8 @@ async def create_volume(request: Request) -> Response:
         volume_type=spec.get("volume_type") or None,
         availability_zone=spec.get("availability_zone") or None,
         metadata=spec.get("metadata"), multiattach=spec.get("multiattach", False),
-        project_id=ctx.project_id)
+        project_id=ctx.project_id,
+        group_id=spec.get("group_id") if version(request) >= (3, 13) else None)
     return json_response({"volume": _one(request, vol, ctx.is_admin)}, status=202)
 
 

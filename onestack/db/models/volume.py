@@ -84,6 +84,8 @@ class Volume(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: the generic volume group it belongs to (``volume_groups``), if any
+    group_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class VolumeAttachment(Base):
@@ -123,6 +125,8 @@ class Snapshot(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: the group snapshot it was taken in (``volume_group_snapshots``), if any
+    group_snapshot_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class VolumeQuota(Base):
@@ -161,5 +165,12 @@ class VolumeMessage(Base):
     event_id: Mapped[str] = mapped_column(String(32))
     message_level: Mapped[str] = mapped_column(String(16), default="ERROR")
     user_message: Mapped[str] = mapped_column(Text)
+    #: the API request that led to it (``x-openstack-request-id``), when known
+    request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+# The administrative tables (quota classes, service states, groups) are in their own
+# module; importing it here puts them in the metadata with the others.
+from onestack.db.models import volume_admin as _volume_admin  # noqa: E402,F401

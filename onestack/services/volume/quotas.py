@@ -3,6 +3,10 @@
 shows), each also per volume type (``volumes_<type>``, ``gigabytes_<type>``,
 ``snapshots_<type>``).
 
+The ``default`` quota class (``/os-quota-class-sets/default``) overrides the
+``[volume]`` defaults for every project without a limit of its own; other class names
+can be stored and shown but no project uses them (as in Cinder).
+
 Usage is counted from the rows themselves (a volume counts from the moment its row is
 written until the row is deleted; ``gigabytes`` adds snapshots' sizes, as Cinder
 does), so it cannot drift from the truth after a crash. A check and the row it admits
@@ -22,6 +26,7 @@ from onestack.common.config import Config
 from onestack.common.errors import BadRequest, PayloadTooLarge
 from onestack.db import Database
 from onestack.db.models import Snapshot, Volume, VolumeQuota, VolumeType
+from onestack.db.models.volume_admin import VolumeQuotaClass
 
 BASE = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups",
         "per_volume_gigabytes")
@@ -47,7 +52,60 @@ class VolumeQuotas:
         for name in session.scalars(select(VolumeType.name)):
             for resource in PER_TYPE:
                 values[f"{resource}_{name}"] = -1
+        return self._class_limits(session, "default", values)
+
+    @staticmethod
+    def _class_limits(session: Session, class_name: str,
+                      values: dict[str, int]) -> dict[str, int]:
+        """``values`` with the limits stored for ``class_name`` on top (only for the
+        resources that exist: a deleted type's rows are ignored)."""
+        for row in session.scalars(select(VolumeQuotaClass).where(
+                VolumeQuotaClass.class_name == class_name)):
+            if row.resource in values:
+                values[row.resource] = row.hard_limit
         return values
+
+    def show_class(self, class_name: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            values = self.defaults(session)
+            if class_name != "default":
+                values = self._class_limits(session, class_name, values)
+        return {"id": class_name, **values}
+
+    def update_class(self, class_name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Store limits of a class (checked as a project's are); returns the class."""
+        if not class_name or len(class_name) > 255:
+            raise BadRequest("Invalid input received: the quota class name must be 1 to "
+                             "255 characters.")
+        with self.db.session() as session:
+            known = self.defaults(session)
+            checked = {name: self._value(known, name, raw) for name, raw in values.items()}
+            for name, value in checked.items():
+                row = session.get(VolumeQuotaClass, (class_name, name))
+                if row is None:
+                    session.add(VolumeQuotaClass(class_name=class_name, resource=name,
+                                                 hard_limit=value))
+                else:
+                    row.hard_limit = value
+        shown = self.show_class(class_name)
+        shown.pop("id")
+        return shown
+
+    @staticmethod
+    def _value(known: dict[str, int], name: str, raw: Any) -> int:
+        if name not in known:
+            raise BadRequest(f"Bad key(s) in quota set: {name}")
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise BadRequest(f"Quota value {raw!r} for {name} must be an integer.")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"Quota value {raw!r} for {name} must be an "
+                             "integer.") from None
+        if value < -1 or value > 0x7FFFFFFF:
+            raise BadRequest(f"Invalid input received: Quota limit {value} for "
+                             f"{name} must be -1 or between 0 and 2147483647.")
+        return value
 
     def limits(self, session: Session, project_id: str) -> dict[str, int]:
         values = self.defaults(session)
@@ -121,18 +179,7 @@ class VolumeQuotas:
         with self.db.session() as session:
             known = self.defaults(session)
             for name, raw in values.items():
-                if name not in known:
-                    raise BadRequest(f"Bad key(s) in quota set: {name}")
-                if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-                    raise BadRequest(f"Quota value {raw!r} for {name} must be an integer.")
-                try:
-                    value = int(raw)
-                except ValueError:
-                    raise BadRequest(f"Quota value {raw!r} for {name} must be an "
-                                     "integer.") from None
-                if value < -1 or value > 0x7FFFFFFF:
-                    raise BadRequest(f"Invalid input received: Quota limit {value} for "
-                                     f"{name} must be -1 or between 0 and 2147483647.")
+                value = self._value(known, name, raw)
                 row = session.get(VolumeQuota, (project_id, name))
                 if row is None:
                     session.add(VolumeQuota(project_id=project_id, resource=name,

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common.config import Config
 from onestack.common.errors import BadRequest, NotFound
+from onestack.common.logging import request_id_var
 from onestack.db import Database
 from onestack.db.models import (
     Snapshot,
@@ -61,6 +62,8 @@ from onestack.services.volume.common import (
     is_admin,
     visible,
 )
+from onestack.services.volume.groups import Groups
+from onestack.services.volume.hosts import EVENT_NO_BACKEND, VolumeHosts
 from onestack.services.volume.quotas import VolumeQuotas
 from onestack.services.volume.types import VolumeTypes, is_multiattach
 
@@ -275,6 +278,7 @@ class Volumes:
         session.add(VolumeMessage(id=str(uuid.uuid4()), project_id=project_id,
                                   resource_type=resource_type, resource_uuid=resource_id,
                                   event_id=event, message_level="ERROR", user_message=text,
+                                  request_id=request_id_var.get(),
                                   created_at=now, expires_at=now + dt.timedelta(days=30)))
 
     def _settle(self, volume_id: str, status: str, **values: Any) -> None:
@@ -356,7 +360,7 @@ class Volumes:
                       snapshot_id: str | None = None, source_volid: str | None = None,
                       volume_type: str | None = None, availability_zone: str | None = None,
                       metadata: Any = None, multiattach: Any = False,
-                      project_id: str | None = None) -> Volume:
+                      project_id: str | None = None, group_id: Any = None) -> Volume:
         """Check, reserve quota, write the row (``creating``) and start the backend
         work; returns the row. ``ctx`` None is the cloud itself (then ``project_id``
         says whose volume it is). Used by the API and by boot from volume."""
@@ -451,12 +455,17 @@ class Volumes:
                 raise InvalidInput("The multiattach flag is no longer accepted: use a "
                                    "volume type whose extra spec is multiattach='<is> "
                                    "True'.")
+            group = Groups(self).admit(session, ctx, group_id, vt, backend)
+            # placement: a disabled/frozen backend or unmet capabilities -> error
+            refusal = VolumeHosts(self).refusal(session, backend, vt)
             self.quotas.check(session, owner, vt.name, volumes=1, gigabytes=size_gb,
                               size=size_gb)
             now = utcnow()
             vol = Volume(id=str(uuid.uuid4()), project_id=owner,
                          user_id=ctx.user_id if ctx is not None else None, name=name,
-                         description=description, size=size_gb, status="creating",
+                         description=description, size=size_gb,
+                         status="error" if refusal else "creating",
+                         group_id=group.id if group is not None else None,
                          attach_status="detached", availability_zone=zone,
                          volume_type_id=vt.id, backend=backend,
                          snapshot_id=source_snap.id if source_snap else None,
@@ -469,6 +478,9 @@ class Volumes:
                          (dict(source_vol.image_metadata) if source_vol else {}),
                          created_at=now, updated_at=now)
             session.add(vol)
+            if refusal:
+                self._fail(session, vol, refusal, EVENT_NO_BACKEND)
+                return vol
             work: tuple[Any, ...]
             if image is not None:
                 work = ("image", self._image_data(ctx, image))
