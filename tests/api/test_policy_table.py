@@ -364,6 +364,10 @@ class World:
         return self.admin("POST", "/v3/policies", json={"policy": {
             "blob": "{}", "type": "application/json"}})["policy"]["id"]
 
+    def make_consumer(self) -> str:
+        return self.admin("POST", "/v3/OS-OAUTH1/consumers", json={
+            "consumer": {"description": f"fx-{self.n}"}})["consumer"]["id"]
+
     def make_endpoint_group(self) -> str:
         return self.admin("POST", "/v3/OS-EP-FILTER/endpoint_groups", json={
             "endpoint_group": {"name": f"fx-{self.n}", "filters": {"interface": "public"}}}
@@ -526,6 +530,10 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "access": lambda: w.get("ec2_access"),
         "policy_id": lambda: w.get("policy_blob"),
         "endpoint_group_id": lambda: w.get("endpoint_group"),
+        "consumer_id": lambda: w.get("consumer"),
+        # OAuth request and access tokens exist only once a signed client asked for them
+        "request_token_id": lambda: "0" * 32,
+        "access_token_id": lambda: "0" * 32,
         "tag": (lambda: w.get("project_tag")) if path.startswith("/v3") else (lambda: "t1"),
         "path": lambda: "openstack/latest/meta_data.json",
     }

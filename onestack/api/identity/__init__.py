@@ -9,6 +9,7 @@ from onestack.api.identity import (
     credentials,
     domains,
     groups,
+    oauth1,
     policies,
     projects,
     roles,
@@ -28,4 +29,5 @@ routes = [
     *app_creds.routes,
     *credentials.routes,
     *policies.routes,
+    *oauth1.routes,
 ]

@@ -16,6 +16,7 @@ from onestack.api.common import (
 )
 from onestack.api.identity.common import identity, list_links
 from onestack.api.identity.domains import render_domain
+from onestack.api.identity.oauth1 import signed_request
 from onestack.api.identity.projects import render_project
 from onestack.common.errors import Unauthorized
 from onestack.services.identity.context import ValidatedToken
@@ -33,7 +34,8 @@ def _subject(request: Request, action: str) -> tuple[ValidatedToken, ValidatedTo
 async def issue_token(request: Request) -> Response:
     tokens = identity(request).tokens
     source = request.client.host if request.client else None
-    vt = await tokens.authenticate(await read_json(request), source=source)
+    vt = await tokens.authenticate(await read_json(request), source=source,
+                                   signed=await signed_request(request))
     body = tokens.render_json(vt, catalog=not query_bool(request, "nocatalog"))
     return json_bytes_response(body, status=201, headers={"X-Subject-Token": vt.token})
 

@@ -230,3 +230,46 @@ class EndpointGroup(Base):
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OAuthConsumer(Base):
+    """An OAuth 1.0a consumer (OS-OAUTH1): a program users may delegate roles to. Its
+    secret signs the consumer's requests, so it is kept as given (HMAC needs it)."""
+
+    __tablename__ = "oauth_consumers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OAuthRequestToken(Base):
+    """A consumer's request for roles on a project, until a user authorizes it (then it
+    carries the user, the roles and the verifier) and it is exchanged once."""
+
+    __tablename__ = "oauth_request_tokens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    consumer_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_consumers.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    authorizing_user_id: Mapped[str | None] = mapped_column(String(64))
+    verifier: Mapped[str | None] = mapped_column(String(64))
+    roles: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class OAuthAccessToken(Base):
+    """The delegation itself: the consumer may get tokens for ``authorizing_user_id``
+    on ``project_id`` holding ``roles`` (ids), until it expires or the user deletes it."""
+
+    __tablename__ = "oauth_access_tokens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    consumer_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_consumers.id", ondelete="CASCADE"), index=True)
+    authorizing_user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[list[Any]] = mapped_column(default=list)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -21,6 +21,7 @@ from onestack.common.errors import BadRequest, Forbidden, InvalidField, NotFound
 from onestack.db.models import Domain, Project, RevocationEvent, User, utcnow
 from onestack.services.identity.base import isotime
 from onestack.services.identity.context import ValidatedToken
+from onestack.services.identity.oauth1 import SignedRequest
 from onestack.services.identity.policy import authorize
 from onestack.services.identity.throttle import FailedLogins
 from onestack.services.identity.tokens import (
@@ -146,7 +147,15 @@ class Tokens:
                 "password_expires_at": isotime(user.password_expires_at),
             })
             app_cred = None
-            if data.app_cred_id:
+            delegated: list[str] | None = None
+            if "oauth1" in data.methods:
+                access = self.identity.oauth1.for_token(session, data.app_cred_id or "")
+                if access is None or access.authorizing_user_id != user.id:
+                    raise Unauthorized("The token's OAuth access token no longer exists.")
+                vt.oauth1 = {"access_token_id": access.id,
+                             "consumer_id": access.consumer_id}
+                delegated = list(access.roles)
+            elif data.app_cred_id:
                 app_cred = self.identity.app_creds.get_for_token(session, data.app_cred_id)
                 if app_cred is None or app_cred.user_id != user.id:
                     raise Unauthorized("The token's application credential no longer exists.")
@@ -165,7 +174,7 @@ class Tokens:
                               "domain": {"id": domain.id, "name": domain.name}}
                 roles = self.identity.assignments.effective_roles(
                     session, user.id, project_id=project.id,
-                    only=app_cred.roles if app_cred is not None else None)
+                    only=app_cred.roles if app_cred is not None else delegated)
                 if not roles:
                     raise Unauthorized(
                         f"User {user.id} has no access to project {project.id}.")
@@ -190,11 +199,13 @@ class Tokens:
 
     # -- issuing --------------------------------------------------------------------
 
-    async def authenticate(self, body: Any, source: str | None = None) -> ValidatedToken:
+    async def authenticate(self, body: Any, source: str | None = None,
+                           signed: SignedRequest | None = None) -> ValidatedToken:
         """``POST /v3/auth/tokens``: returns the new, validated token.
 
         ``source`` is the client's address: failed password and application-credential
-        logins are counted per source, and a source over the limit gets 429.
+        logins are counted per source, and a source over the limit gets 429. ``signed``
+        is the request as an OAuth signature covers it (the ``oauth1`` method).
         """
         auth = _dict(_dict(body, "body").get("auth"), "auth")
         ident = _dict(auth.get("identity"), "auth/identity")
@@ -202,12 +213,12 @@ class Tokens:
         if not isinstance(methods, list) or not methods or not all(
                 isinstance(m, str) for m in methods):
             raise InvalidField("auth/identity/methods", "must be a non-empty list of strings")
-        supported = {"password", "token", "application_credential"}
+        supported = {"password", "token", "application_credential", "oauth1"}
         if not set(methods) <= supported:
             raise Unauthorized("Attempted to authenticate with an unsupported method.")
         if len(set(methods)) > 1:
-            raise Unauthorized("Authenticate with exactly one of password, token or "
-                               "application_credential.")
+            raise Unauthorized("Authenticate with exactly one of password, token, "
+                               "application_credential or oauth1.")
         method = methods[0]
         scope_body = auth.get("scope")
         now = time.time()
@@ -230,6 +241,8 @@ class Tokens:
             original = self.validate(_str(tok, "id", "auth/identity/token") or "")
             if original.app_cred:
                 raise Forbidden("An application credential token cannot be rescoped.")
+            if original.oauth1:
+                raise Forbidden("A token obtained through OAuth cannot be rescoped.")
             user_id = original.user_id
             expires_at = original.data.expires_at
             audit_ids = (audit_ids[0], original.data.audit_ids[0])
@@ -239,6 +252,20 @@ class Tokens:
                 system = original.system
             else:
                 project_id, domain_id, system = self._resolve_scope(scope_body, user_id)
+        elif method == "oauth1":
+            if scope_body is not None:
+                raise Unauthorized("An OAuth access token cannot request a scope: its "
+                                   "project is the one delegated.")
+            if signed is None:
+                raise Unauthorized("The oauth1 method needs a signed request.")
+            access = self.identity.oauth1.authenticate(signed)
+            user_id, project_id, domain_id = (access.authorizing_user_id,
+                                              access.project_id, None)
+            system = False
+            app_cred_id = access.id   # the payload's delegation slot (tokens.METHODS)
+            if access.expires_at is not None:
+                expires_at = min(expires_at,
+                                 access.expires_at.replace(tzinfo=_utc()).timestamp())
         else:
             if scope_body is not None:
                 raise Unauthorized("Application credentials cannot request a scope.")
@@ -412,6 +439,8 @@ class Tokens:
         # an unscoped token has no catalog at all (not an empty one), as in Keystone
         if vt.app_cred is not None:
             body["application_credential"] = vt.app_cred
+        if vt.oauth1 is not None:
+            body["OS-OAUTH1"] = vt.oauth1
         result = {"token": body}
         vt.cache[key] = result
         return result

@@ -19,6 +19,7 @@ class ValidatedToken:
     project: dict[str, Any] | None = None  # {"id", "name", "domain": {...}}
     domain: dict[str, str] | None = None   # {"id", "name"}
     app_cred: dict[str, Any] | None = None  # {"id", "name", "restricted"}
+    oauth1: dict[str, str] | None = None  # {"access_token_id", "consumer_id"}
     #: Rendered bodies, kept as long as this validation result is.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -62,7 +62,7 @@ ADMIN_OR_OWNER = any_of(admin, owner)
 _ADMIN_RULES = [
     f"identity:{verb}_{thing}"
     for thing in ("domain", "project", "user", "group", "role", "implied_role", "region",
-                  "service", "endpoint", "policy", "endpoint_group")
+                  "service", "endpoint", "policy", "endpoint_group", "consumer")
     for verb in ("create", "update", "delete")
 ] + [
     "identity:list_domains", "identity:list_projects", "identity:list_users",
@@ -79,7 +79,7 @@ _ADMIN_RULES = [
     "identity:get_region", "identity:list_regions", "identity:get_service",
     "identity:list_services", "identity:get_endpoint", "identity:list_endpoints",
     "identity:get_policy", "identity:list_policies", "identity:get_endpoint_group",
-    "identity:list_endpoint_groups",
+    "identity:list_endpoint_groups", "identity:get_consumer", "identity:list_consumers",
 ]
 
 _READS = ("identity:list_", "identity:get_", "identity:check_")
@@ -109,6 +109,10 @@ RULES.update({
        for verb in ("create", "get", "update", "delete", "ec2_create", "ec2_get",
                     "ec2_delete")},
     "identity:list_credentials": ADMIN_OR_OWNER,
+    # OS-OAUTH1: any user delegates their own roles (the service checks they hold
+    # them) and manages their own access tokens
+    "identity:authorize_request_token": authenticated,
+    "identity:list_access_tokens": ADMIN_OR_OWNER,
     "identity:ec2_list_credentials": ADMIN_OR_OWNER,
     "identity:validate_token": ADMIN_OR_OWNER,
     "identity:check_token": ADMIN_OR_OWNER,

@@ -19,6 +19,7 @@ from onestack.services.identity.credentials import Credentials
 from onestack.services.identity.domains import Domains
 from onestack.services.identity.groups import Groups
 from onestack.services.identity.keys import KeyRepository
+from onestack.services.identity.oauth1 import OAuth1
 from onestack.services.identity.passwords import Hasher
 from onestack.services.identity.policies import EndpointGroups, Policies
 from onestack.services.identity.projects import Projects
@@ -57,6 +58,7 @@ class Identity:
         self.catalog = Catalog(self)
         self.app_creds = ApplicationCredentials(self)
         self.credentials = Credentials(self)
+        self.oauth1 = OAuth1(self)
         self.policies = Policies(self)
         self.endpoint_groups = EndpointGroups(self)
         self.tokens = Tokens(self)

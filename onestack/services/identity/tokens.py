@@ -20,7 +20,10 @@ from cryptography.fernet import MultiFernet
 from onestack.services.identity.keys import KeyRepository
 
 PAYLOAD_VERSION = 1
-METHODS = ("password", "token", "application_credential")
+#: Bit positions in the token payload: append, never reorder. A token whose methods
+#: include ``oauth1`` carries its OAuth access token's id where an application
+#: credential's would be.
+METHODS = ("password", "token", "application_credential", "oauth1")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
