@@ -71,6 +71,11 @@ def test_volume_create_show_list_delete(cloud) -> None:
     listed = ok(nova(cloud, "GET", "/os-volumes"))["volumes"]
     assert listed == ok(nova(cloud, "GET", "/os-volumes/detail"))["volumes"]
     assert listed == [shown]
+    # an empty id is a 404, not the list (nor a redirect to it)
+    for method in ("GET", "DELETE"):
+        nova_error(nova(cloud, method, "/os-volumes/", follow_redirects=False), 404)
+        nova_error(nova(cloud, method, "/os-snapshots/", follow_redirects=False), 404)
+    assert VolumeClient(cloud).show(vol["id"])["status"] == "available"
     ok(nova(cloud, "DELETE", f"/os-volumes/{vol['id']}"), 202)
     cloud.services.volume.wait_idle()
     nova_error(nova(cloud, "GET", f"/os-volumes/{vol['id']}"), 404, vol["id"])

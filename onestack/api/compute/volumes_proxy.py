@@ -222,6 +222,17 @@ async def delete_volume(request: Request) -> Response:
     return Response(status_code=202)
 
 
+async def no_volume_id(request: Request) -> Response:
+    """``/os-volumes/`` with an empty id: Nova's 404 (not the list a redirect would
+    give)."""
+    raise NotFound("Volume  could not be found.")
+
+
+async def no_snapshot_id(request: Request) -> Response:
+    """``/os-snapshots/`` with an empty id: Nova's 404."""
+    raise NotFound("Snapshot  could not be found.")
+
+
 # -- snapshots ---------------------------------------------------------------------------
 
 
@@ -322,10 +333,13 @@ routes = [
     Route("/v2.1/os-volumes/{volume_id}", proxy("reader")(show_volume), methods=["GET"]),
     Route("/v2.1/os-volumes/{volume_id}", proxy("member")(delete_volume),
           methods=["DELETE"]),
+    Route("/v2.1/os-volumes/", proxy("reader")(no_volume_id), methods=["GET", "DELETE"]),
     Route("/v2.1/os-snapshots", proxy("reader")(list_snapshots), methods=["GET"]),
     Route("/v2.1/os-snapshots", proxy("member")(create_snapshot), methods=["POST"]),
     Route("/v2.1/os-snapshots/detail", proxy("reader")(list_snapshots_detail),
           methods=["GET"]),
+    Route("/v2.1/os-snapshots/", proxy("reader")(no_snapshot_id),
+          methods=["GET", "DELETE"]),
     Route("/v2.1/os-snapshots/{snapshot_id}", proxy("reader")(show_snapshot),
           methods=["GET"]),
     Route("/v2.1/os-snapshots/{snapshot_id}", proxy("member")(delete_snapshot),
