@@ -36,7 +36,8 @@ OWN_PROJECT = "-"
 COLLECTIONS = frozenset((
     "volumes", "snapshots", "types", "qos-specs", "os-quota-sets", "limits", "attachments",
     "volume-transfers", "os-volume-transfer", "os-availability-zone", "os-services",
-    "messages", "backups", "extensions", "scheduler-stats"))
+    "messages", "backups", "extensions", "scheduler-stats", "os-hosts", "capabilities",
+    "os-quota-class-sets", "group_types", "groups", "group_snapshots"))
 
 _VERSION = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
