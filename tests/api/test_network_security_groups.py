@@ -233,12 +233,18 @@ def test_remote_group_and_prefix_are_exclusive(cloud):
     rule_error(cloud, "nope", 404, "SecurityGroupNotFound")
 
 
-def test_remote_ip_prefix_is_normalised(cloud):
+def test_remote_ip_prefix_is_kept_with_a_mask(cloud):
+    """Neutron keeps the prefix as given (host bits too), adding a missing mask; the
+    duplicate check compares the networks."""
     g = group(cloud)
     r = rule(cloud, g["id"], remote_ip_prefix="10.1.2.3/16")
-    assert r["remote_ip_prefix"] == "10.1.0.0/16"
+    assert r["remote_ip_prefix"] == "10.1.2.3/16"
+    rule_error(cloud, g["id"], 409, "SecurityGroupRuleExists",
+               remote_ip_prefix="10.1.0.0/16")
+    r = rule(cloud, g["id"], remote_ip_prefix="192.0.2.7")
+    assert r["remote_ip_prefix"] == "192.0.2.7/32"
     r = rule(cloud, g["id"], remote_ip_prefix="2001:db8::1/64", ethertype="IPv6")
-    assert r["remote_ip_prefix"] == "2001:db8::/64"
+    assert r["remote_ip_prefix"] == "2001:db8::1/64"
 
 
 def test_duplicate_rules(cloud):

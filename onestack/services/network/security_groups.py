@@ -326,7 +326,9 @@ def validate_rule(spec: RuleSpec) -> dict[str, Any]:
             raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR "
                              f"{spec.remote_ip_prefix}",
                              fault="SecurityGroupRuleParameterConflict")
-        prefix = str(network)
+        # kept as given, host bits included, with a mask added when there is none
+        # (as Neutron keeps it); the datapath and the duplicate check use the network
+        prefix = str(ipaddress.ip_interface(spec.remote_ip_prefix.strip()))
     if ethertype == "IPv4" and protocol in IPV6_ONLY:
         raise BadRequest(f"Invalid ethertype {ethertype} for protocol {protocol}.",
                          fault="SecurityGroupEthertypeConflictWithProtocol")
@@ -343,6 +345,8 @@ def _rule_key(rule: dict[str, Any] | SecurityGroupRule) -> tuple[Any, ...]:
     protocol names as their numbers)."""
     get = rule.get if isinstance(rule, dict) else lambda k: getattr(rule, k)
     prefix = get("remote_ip_prefix")
+    if prefix is not None:
+        prefix = str(ipaddress.ip_network(prefix, strict=False))
     if prefix in ("0.0.0.0/0", "::/0"):
         prefix = None
     return (get("direction"), get("ethertype"), protocol_number(get("protocol")),
