@@ -195,7 +195,7 @@ def write_config(path: Path, server: Server, admin: Admin, images: tuple[str, st
 
 
 def service_of(test_id: str) -> str:
-    m = re.match(r"tempest\.api\.(\w+)\.", test_id)
+    m = re.match(r"tempest\.(?:serial_tests\.)?api\.(\w+)\.", test_id)
     return m.group(1) if m else "other"
 
 
@@ -258,7 +258,9 @@ def main() -> int:
                        capture_output=True)
         config = workspace / "ws" / "etc" / "tempest.conf"
         write_config(config, server, admin, images, services)
-        regex = args.regex or r"^tempest\.api\.(" + "|".join(services) + r")\."
+        # the API tests, those Tempest runs one at a time (serial_tests) included
+        regex = args.regex or (r"^tempest\.(serial_tests\.)?api\.("
+                               + "|".join(services) + r")\.")
         log(f"tempest run --regex {regex!r} --concurrency {args.concurrency}")
         started = time.monotonic()
         subprocess.run([str(tempest), "run", "--regex", regex,
