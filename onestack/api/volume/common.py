@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from onestack.api.common import base_url, bounded_int, caller
 from onestack.api.policy import Endpoint, guard
-from onestack.api.volume.microversion import OWN_PROJECT, version
+from onestack.api.volume.microversion import OWN_PROJECT, project_in_url, version
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.volume import Volumes
@@ -33,6 +33,7 @@ RULES = {
     "show_snapshot": "volume:get_snapshot", "update_snapshot": "volume:update_snapshot",
     "delete_snapshot": "volume:delete_snapshot",
     "snapshot_metadata": "volume:get_snapshot_metadata",
+    "snapshot_metadata_item": "volume:update_snapshot_metadata",
     "snapshot_action": "volume_extension:snapshot_admin_actions:reset_status",
     "list_types": "volume_extension:types_manage", "create_type": "volume_extension:types_manage",
     "show_type": "volume_extension:type_get", "update_type": "volume_extension:types_manage",
@@ -134,11 +135,18 @@ def api_root(request: Request) -> str:
     return f"{base_url(request)}/volume"
 
 
+def _project_part(request: Request) -> str:
+    """``{project_id}/`` as the client's URL had it (nothing if it left it out)."""
+    if not project_in_url(request):
+        return ""
+    return f"{request.path_params.get('project_id', OWN_PROJECT)}/"
+
+
 def links(request: Request, collection: str, ident: str) -> list[dict[str, str]]:
-    project = request.path_params.get("project_id", OWN_PROJECT)
+    project = _project_part(request)
     root = api_root(request)
-    return [{"rel": "self", "href": f"{root}/v3/{project}/{collection}/{ident}"},
-            {"rel": "bookmark", "href": f"{root}/{project}/{collection}/{ident}"}]
+    return [{"rel": "self", "href": f"{root}/v3/{project}{collection}/{ident}"},
+            {"rel": "bookmark", "href": f"{root}/{project}{collection}/{ident}"}]
 
 
 def cinder_time(value: dt.datetime | None) -> str | None:
@@ -206,8 +214,8 @@ def sort_and_page(request: Request, items: list[T], allowed: Sequence[str],
                   key_of: Callable[[T, str], Any], id_of: Callable[[T], str],
                   max_limit: int = 1000) -> tuple[list[T], bool, int]:
     """Sort (Cinder's ``sort=k:dir,...`` or ``sort_key``/``sort_dir``), then page
-    (``marker``, ``limit``, ``offset``). Returns the page, whether more follow, and
-    the count before paging."""
+    (``marker``, ``limit``, ``offset``). Returns the page, whether to link a next page
+    (Cinder's rule: the page is full), and the count before paging."""
     for key, direction in reversed(_sort_spec(request, allowed)):
         items = sorted(items, key=lambda item: _sortable(key_of(item, key)),
                        reverse=direction.lower() == "desc")
@@ -233,12 +241,13 @@ def sort_and_page(request: Request, items: list[T], allowed: Sequence[str],
             raise BadRequest(f"Invalid input received: limit param must be an integer 0 or "
                              f"greater (got {limit_raw!r}).")
         limit = min(value, max_limit)
-    return items[:limit], len(items) > limit, total
+    # Cinder links a next page whenever this one is full (even if nothing follows)
+    page = items[:limit]
+    return page, bool(limit) and len(page) == limit, total
 
 
 def next_link(request: Request, collection: str, last_id: str) -> list[dict[str, str]]:
     params = dict(request.query_params)
     params["marker"] = last_id
-    project = request.path_params.get("project_id", OWN_PROJECT)
-    return [{"rel": "next", "href": f"{api_root(request)}/v3/{project}/{collection}?"
-             f"{urlencode(params)}"}]
+    return [{"rel": "next", "href": f"{api_root(request)}/v3/{_project_part(request)}"
+             f"{collection}?{urlencode(params)}"}]

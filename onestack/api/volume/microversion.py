@@ -94,7 +94,21 @@ def _with_project(scope: Scope) -> Scope:
     if not sep or head not in ("", "/volume") or rest.split("/", 1)[0] not in COLLECTIONS:
         return scope
     new_path = f"{head}/v3/{OWN_PROJECT}/{rest}"
-    return {**scope, "path": new_path, "raw_path": new_path.encode()}
+    return {**scope, "path": new_path, "raw_path": new_path.encode(),
+            "volume_url_without_project": True}
+
+
+def project_in_url(request: Request) -> bool:
+    """Whether the client's URL carried a project id (links answer in its form)."""
+    return not request.scope.get("volume_url_without_project", False)
+
+
+def _empty_id(scope: Scope) -> bool:
+    """``/v3/{project}/volumes/`` (an item URL with an empty id): Cinder's 404, not
+    the collection."""
+    path: str = scope["path"]
+    _, sep, rest = path.partition("/v3/")
+    return bool(sep) and path.endswith("/") and rest.count("/") >= 2
 
 
 class MicroversionMiddleware:
@@ -116,6 +130,12 @@ class MicroversionMiddleware:
             return
         scope = _with_project(scope)
         scope["volume_version"] = negotiated
+        if _empty_id(scope):
+            response = render_error(NotFound(
+                f"The resource could not be found: {scope['method']} "
+                f"{_full_path(scope)} names no resource."), "/volume")
+            await response(scope, receive, self._echo(send, negotiated))
+            return
         started = False
         echo = self._echo(send, negotiated)
 

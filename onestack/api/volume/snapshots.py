@@ -23,23 +23,28 @@ from onestack.api.volume.common import (
     volumes,
 )
 from onestack.api.volume.microversion import version
-from onestack.common.errors import BadRequest, Forbidden
+from onestack.common.errors import BadRequest, Forbidden, NotFound
 from onestack.db.models import Snapshot
 from onestack.services.volume.common import field_error
 
-SORT_KEYS = ("id", "name", "status", "size", "created_at", "updated_at", "volume_id")
+SORT_KEYS = ("id", "name", "display_name", "status", "size", "created_at", "updated_at",
+             "volume_id")
 
 
-def render_snapshot(request: Request, snap: Snapshot, is_admin: bool) -> dict[str, Any]:
+def render_snapshot(request: Request, snap: Snapshot, is_admin: bool,
+                    extended: bool = True) -> dict[str, Any]:
+    """Cinder's snapshot view; ``extended`` adds the extended snapshot attributes that
+    Cinder's show and detail add (create, update and the plain list go without)."""
     body: dict[str, Any] = {
         "id": snap.id, "name": snap.name, "description": snap.description,
         "status": snap.status, "size": snap.size, "volume_id": snap.volume_id,
         "created_at": cinder_time(snap.created_at), "updated_at": cinder_time(snap.updated_at),
         "metadata": dict(snap.metadata_ or {}),
-        "os-extended-snapshot-attributes:project_id": snap.project_id,
-        "os-extended-snapshot-attributes:progress":
-            "100%" if snap.status == "available" else "0%",
     }
+    if extended:
+        body["os-extended-snapshot-attributes:project_id"] = snap.project_id
+        body["os-extended-snapshot-attributes:progress"] = \
+            "100%" if snap.status == "available" else "0%"
     v = version(request)
     if v >= (3, 14):
         body["group_snapshot_id"] = snap.group_snapshot_id
@@ -56,16 +61,17 @@ async def _list(request: Request, detail: bool) -> Response:
     found = service.list_snapshots(ctx, filters(request),
                                    all_tenants=query_flag(request, "all_tenants"))
     page, more, total = sort_and_page(request, found, SORT_KEYS,
-                                      lambda s, k: getattr(s, k), lambda s: s.id,
+                                      lambda s, k: getattr(s, "name" if k == "display_name"
+                                                           else k), lambda s: s.id,
                                       service.config.volume.max_limit)
     if detail:
         items = [render_snapshot(request, s, ctx.is_admin) for s in page]
     else:
-        items = [{k: v for k, v in render_snapshot(request, s, ctx.is_admin).items()
-                  if not k.startswith("os-extended")} for s in page]
+        items = [render_snapshot(request, s, ctx.is_admin, extended=False) for s in page]
     body: dict[str, Any] = {"snapshots": items}
     if more and page:
-        body["snapshots_links"] = next_link(request, "snapshots", page[-1].id)
+        body["snapshots_links"] = next_link(
+            request, "snapshots/detail" if detail else "snapshots", page[-1].id)
     if version(request) >= (3, 45) and query_flag(request, "with_count"):
         body["count"] = total
     return json_response(body)
@@ -88,8 +94,8 @@ async def create_snapshot(request: Request) -> Response:
     if version(request) >= (3, 66) and "force" not in spec:
         spec = {**spec, "force": True}  # 3.66: in-use volumes need no force
     snap = volumes(request).create_snapshot(ctx, spec)
-    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin)},
-                         status=202)
+    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin,
+                                                      extended=False)}, status=202)
 
 
 async def show_snapshot(request: Request) -> Response:
@@ -107,7 +113,8 @@ async def update_snapshot(request: Request) -> Response:
     if not isinstance(spec, dict):
         raise field_error("snapshot", spec, "'snapshot' is a required property")
     snap = volumes(request).update_snapshot(ctx, snapshot_id, spec)
-    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin)})
+    return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin,
+                                                      extended=False)})
 
 
 async def delete_snapshot(request: Request) -> Response:
@@ -129,6 +136,29 @@ async def snapshot_metadata(request: Request) -> Response:
     meta = service.set_snapshot_metadata(ctx, snapshot_id, body["metadata"],
                                          replace=request.method == "PUT")
     return json_response({"metadata": meta})
+
+
+async def snapshot_metadata_item(request: Request) -> Response:
+    ctx = context(request)
+    snapshot_id = path_id(request, "snapshot_id")
+    key = path_id(request, "key")
+    service = volumes(request)
+    snap = service.get_snapshot(ctx, snapshot_id)
+    if request.method == "GET":
+        if key not in (snap.metadata_ or {}):
+            raise NotFound(f"Snapshot {snapshot_id} has no metadata with key {key}.")
+        return json_response({"meta": {key: snap.metadata_[key]}})
+    if request.method == "DELETE":
+        service.delete_snapshot_metadata_key(ctx, snapshot_id, key)
+        return Response(status_code=200)
+    body = await read_json(request)
+    meta = body.get("meta")
+    if not isinstance(meta, dict) or len(meta) != 1:
+        raise BadRequest("Malformed request body: 'meta' must hold exactly one item.")
+    if key not in meta:
+        raise BadRequest("Request body and URI mismatch")
+    service.set_snapshot_metadata(ctx, snapshot_id, meta, replace=False)
+    return json_response({"meta": meta})
 
 
 async def snapshot_action(request: Request) -> Response:
@@ -167,6 +197,8 @@ routes = [
           methods=["DELETE"]),
     Route("/v3/{project_id}/snapshots/{snapshot_id}/metadata",
           reads_and_writes(snapshot_metadata), methods=["GET", "POST", "PUT"]),
+    Route("/v3/{project_id}/snapshots/{snapshot_id}/metadata/{key}",
+          reads_and_writes(snapshot_metadata_item), methods=["GET", "PUT", "DELETE"]),
     Route("/v3/{project_id}/snapshots/{snapshot_id}/action", member(snapshot_action),
           methods=["POST"]),
 ]

@@ -44,8 +44,21 @@ def render_attachment(att: VolumeAttachment) -> dict[str, Any]:
             "volume_id": att.volume_id, "device": att.mountpoint, "id": att.volume_id}
 
 
+#: Administrative metadata Cinder shows among a volume's metadata.
+VISIBLE_ADMIN_METADATA = ("readonly", "attached_mode")
+
+
+def visible_admin_metadata(vol: Volume) -> dict[str, str]:
+    admin_meta = vol.admin_metadata or {}
+    return {k: str(admin_meta[k]) for k in VISIBLE_ADMIN_METADATA if k in admin_meta}
+
+
 def render_volume(request: Request, vol: Volume, attachments: list[VolumeAttachment],
-                  type_names: dict[str, str], is_admin: bool) -> dict[str, Any]:
+                  type_names: dict[str, str], is_admin: bool,
+                  extended: bool = True) -> dict[str, Any]:
+    """Cinder's volume view. ``extended`` adds what Cinder's show/detail extensions add
+    (tenant, migration and host attributes, image metadata); create and update answer
+    with the plain view, as Cinder's do."""
     v = version(request)
     body: dict[str, Any] = {
         "id": vol.id, "name": vol.name, "description": vol.description,
@@ -54,19 +67,24 @@ def render_volume(request: Request, vol: Volume, attachments: list[VolumeAttachm
         "attachments": [render_attachment(a) for a in attachments
                         if a.attach_status == "attached"],
         "links": links(request, "volumes", vol.id),
-        "metadata": dict(vol.metadata_ or {}),
+        "metadata": {**dict(vol.metadata_ or {}), **visible_admin_metadata(vol)},
         "bootable": "true" if vol.bootable else "false", "encrypted": False,
         "multiattach": vol.multiattach, "replication_status": None,
         "consistencygroup_id": None, "snapshot_id": vol.snapshot_id,
         "source_volid": vol.source_volid, "user_id": vol.user_id,
         "volume_type": type_names.get(vol.volume_type_id or "", None),
-        "os-vol-tenant-attr:tenant_id": vol.project_id,
-        "os-vol-mig-status-attr:migstat": None, "os-vol-mig-status-attr:name_id": None,
     }
     if is_admin:
-        body["os-vol-host-attr:host"] = f"onestack@{vol.backend}#{vol.backend}"
-    if vol.image_metadata:
-        body["volume_image_metadata"] = {k: str(val) for k, val in vol.image_metadata.items()}
+        body["migration_status"] = None
+    if extended:
+        body["os-vol-tenant-attr:tenant_id"] = vol.project_id
+        if is_admin:
+            body["os-vol-host-attr:host"] = f"onestack@{vol.backend}#{vol.backend}"
+            body["os-vol-mig-status-attr:migstat"] = None
+            body["os-vol-mig-status-attr:name_id"] = None
+        if vol.image_metadata:
+            body["volume_image_metadata"] = {k: str(val)
+                                             for k, val in vol.image_metadata.items()}
     if v >= (3, 13):
         body["group_id"] = vol.group_id
     if v >= (3, 21):
@@ -85,10 +103,11 @@ def render_volume(request: Request, vol: Volume, attachments: list[VolumeAttachm
     return body
 
 
-def _one(request: Request, vol: Volume, is_admin: bool) -> dict[str, Any]:
+def _one(request: Request, vol: Volume, is_admin: bool, extended: bool = True
+         ) -> dict[str, Any]:
     service = volumes(request)
     atts = service.volume_attachments([vol.id])[vol.id]
-    return render_volume(request, vol, atts, service.type_names(), is_admin)
+    return render_volume(request, vol, atts, service.type_names(), is_admin, extended)
 
 
 def _metadata_filter(request: Request, items: list[Volume]) -> list[Volume]:
@@ -206,7 +225,8 @@ async def create_volume(request: Request) -> Response:
         metadata=spec.get("metadata"), multiattach=spec.get("multiattach", False),
         project_id=ctx.project_id,
         group_id=spec.get("group_id") if version(request) >= (3, 13) else None)
-    return json_response({"volume": _one(request, vol, ctx.is_admin)}, status=202)
+    return json_response({"volume": _one(request, vol, ctx.is_admin, extended=False)},
+                         status=202)
 
 
 async def show_volume(request: Request) -> Response:
@@ -224,7 +244,7 @@ async def update_volume(request: Request) -> Response:
     if not isinstance(spec, dict):
         raise field_error("volume", spec, "'volume' is a required property")
     vol = volumes(request).update_volume(ctx, volume_id, spec)
-    return json_response({"volume": _one(request, vol, ctx.is_admin)})
+    return json_response({"volume": _one(request, vol, ctx.is_admin, extended=False)})
 
 
 async def delete_volume(request: Request) -> Response:
@@ -248,14 +268,10 @@ UNIMPLEMENTED_ACTIONS = {
     "os-disable_replication": "Replication", "os-failover_replication": "Replication",
     "os-list_replication_targets": "Replication", "os-promote-replica": "Replication",
     "os-reenable-replica": "Replication", "os-unmanage": "Unmanaging a volume",
-    "os-attach": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-detach": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-reserve": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-unreserve": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-begin_detaching": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-roll_detaching": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-initialize_connection": "The legacy attach flow (use the attachments API, 3.27+)",
-    "os-terminate_connection": "The legacy attach flow (use the attachments API, 3.27+)",
+    "os-initialize_connection": "Connecting through the legacy flow (use the "
+    "attachments API, 3.27+)",
+    "os-terminate_connection": "Connecting through the legacy flow (use the "
+    "attachments API, 3.27+)",
     "os-force_detach": "Forcing a detach (delete the attachment instead)",
 }
 ADMIN_ACTIONS = ("os-reset_status", "os-force_delete")
@@ -276,6 +292,41 @@ async def volume_action(request: Request) -> Response:
     if action in UNIMPLEMENTED_ACTIONS:
         raise NotImplementedFault(f"{UNIMPLEMENTED_ACTIONS[action]} is not implemented by "
                                   "this cloud.")
+    legacy = service.attachments
+    if action == "os-reserve":
+        legacy.reserve(ctx, volume_id)
+        return Response(status_code=202)
+    if action == "os-unreserve":
+        legacy.unreserve(ctx, volume_id)
+        return Response(status_code=202)
+    if action == "os-attach":
+        legacy.legacy_attach(ctx, volume_id, args)
+        return Response(status_code=202)
+    if action == "os-detach":
+        legacy.legacy_detach(ctx, volume_id, args)
+        return Response(status_code=202)
+    if action == "os-begin_detaching":
+        legacy.begin_detaching(ctx, volume_id)
+        return Response(status_code=202)
+    if action == "os-roll_detaching":
+        legacy.roll_detaching(ctx, volume_id)
+        return Response(status_code=202)
+    if action == "os-set_image_metadata":
+        if not isinstance(args, dict) or "metadata" not in args:
+            raise field_error("os-set_image_metadata", args,
+                              "'metadata' is a required property")
+        meta = service.set_image_metadata(ctx, volume_id, args["metadata"])
+        return json_response({"metadata": meta})
+    if action == "os-unset_image_metadata":
+        if not isinstance(args, dict) or "key" not in args:
+            raise field_error("os-unset_image_metadata", args,
+                              "'key' is a required property")
+        service.unset_image_metadata(ctx, volume_id, args["key"])
+        return Response(status_code=200)
+    if action == "os-show_image_metadata":
+        vol = service.get_volume(ctx, volume_id)
+        return json_response({"metadata": {k: str(val) for k, val in
+                                           (vol.image_metadata or {}).items()}})
     if action == "os-extend":
         if not isinstance(args, dict) or "new_size" not in args:
             raise field_error("os-extend", args, "'new_size' is a required property")

@@ -198,6 +198,151 @@ class Attachments:
             volume_id = vol.id
         backend.terminate_connection(volume_id, connector)
 
+    # -- the legacy flow (os-reserve, os-attach, os-detach, ... before 3.27) ------------
+    #
+    # What Cinder's volume actions record: the state of the volume as the caller (a
+    # compute service that plugged the disk itself) reports it. They move the volume
+    # and its attachment rows; no backend connection is made or torn down here (the
+    # attachments API above is the one that connects).
+
+    def reserve(self, ctx: Ctx, volume_id: str) -> None:
+        """``os-reserve``: available (or in-use and multiattach) -> attaching."""
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            allowed = ("available", "in-use") if vol.multiattach else ("available",)
+            if vol.status not in allowed:
+                raise InvalidVolume(f"Volume status must be {' or '.join(allowed)} to "
+                                    f"reserve, but the status is {vol.status}.")
+            vol.status = "attaching"
+            vol.updated_at = utcnow()
+
+    def unreserve(self, ctx: Ctx, volume_id: str) -> None:
+        """``os-unreserve``: attaching -> in-use if it has attachments, else available;
+        in any other state nothing changes (as in Cinder)."""
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            if vol.status != "attaching":
+                return
+            attached = session.scalar(select(VolumeAttachment.id).where(
+                VolumeAttachment.volume_id == vol.id,
+                VolumeAttachment.attach_status == "attached"))
+            vol.status = "in-use" if attached else "available"
+            vol.updated_at = utcnow()
+
+    def legacy_attach(self, ctx: Ctx, volume_id: str, args: Any) -> None:
+        """``os-attach``: record that the volume is attached to a server (or a host) at
+        a mount point; the volume is in-use."""
+        if not isinstance(args, dict):
+            raise BadRequest("Invalid input for field/attribute os-attach. Value: "
+                             f"{args!r}. {args!r} is not of type 'object'")
+        instance_uuid, host_name = args.get("instance_uuid"), args.get("host_name")
+        mountpoint, mode = args.get("mountpoint"), args.get("mode", "rw")
+        if not isinstance(mountpoint, str) or not mountpoint:
+            raise BadRequest("Invalid input for field/attribute os-attach. Value: "
+                             f"{args!r}. 'mountpoint' is a required property")
+        if instance_uuid is not None and (not isinstance(instance_uuid, str)
+                                          or not UUID_RE.match(instance_uuid)):
+            raise BadRequest(f"Invalid input for field/attribute instance_uuid. Value: "
+                             f"{instance_uuid!r}. It is not a valid UUID.")
+        if host_name is not None and not isinstance(host_name, str):
+            raise BadRequest(f"Invalid input for field/attribute host_name. Value: "
+                             f"{host_name!r}. It is not of type 'string'.")
+        if bool(instance_uuid) == bool(host_name):
+            raise BadRequest("Invalid request to attach volume: give exactly one of "
+                             "instance_uuid and host_name.")
+        if mode not in ("rw", "ro"):
+            raise BadRequest(f"Invalid input received: attach mode {mode!r} must be rw "
+                             "or ro.")
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            readonly = (vol.admin_metadata or {}).get("readonly") == "True"
+            if readonly and mode == "rw":
+                raise BadRequest(f"Invalid attaching mode 'rw' for volume {vol.id} (it "
+                                 "is read-only).")
+            others = list(session.scalars(select(VolumeAttachment).where(
+                VolumeAttachment.volume_id == vol.id)))
+            if instance_uuid and any(a.instance_uuid == instance_uuid
+                                     and a.attach_status == "attached" for a in others):
+                raise Conflict(f"Volume {vol.id} is already attached to server "
+                               f"{instance_uuid}.")
+            if vol.status == "in-use" and not vol.multiattach:
+                raise InvalidVolume("Invalid volume: volume is already attached.")
+            if vol.status not in ("available", "attaching", "in-use"):
+                raise InvalidVolume(f"Volume {vol.id} status must be available or "
+                                    f"attaching to attach, but the current status is "
+                                    f"{vol.status}.")
+            now = utcnow()
+            session.add(VolumeAttachment(
+                id=str(uuid.uuid4()), volume_id=vol.id, instance_uuid=instance_uuid,
+                attached_host=host_name, mountpoint=mountpoint, attach_status="attached",
+                attach_mode=mode, attach_time=now, created_at=now))
+            vol.status = "in-use"
+            vol.attach_status = "attached"
+            vol.admin_metadata = {**(vol.admin_metadata or {}), "attached_mode": mode}
+            vol.updated_at = now
+
+    def legacy_detach(self, ctx: Ctx, volume_id: str, args: Any) -> None:
+        """``os-detach``: the attachment (``attachment_id``, or the only one) is gone;
+        the volume is available once it has none left."""
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise BadRequest("Invalid input for field/attribute os-detach. Value: "
+                             f"{args!r}. {args!r} is not of type 'object'")
+        attachment_id = args.get("attachment_id")
+        if attachment_id is not None and not isinstance(attachment_id, str):
+            raise BadRequest(f"Invalid input for field/attribute attachment_id. Value: "
+                             f"{attachment_id!r}. It is not of type 'string'.")
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            atts = list(session.scalars(select(VolumeAttachment).where(
+                VolumeAttachment.volume_id == vol.id)))
+            if attachment_id is not None:
+                atts = [a for a in atts if a.id == attachment_id]
+                if not atts:
+                    raise NotFound(f"Volume attachment {attachment_id} could not be "
+                                   "found.")
+            elif len(atts) > 1:
+                raise InvalidVolume("Volume has more than one attachment; give the "
+                                    "attachment_id of the one to detach.")
+            elif not atts:
+                raise InvalidVolume(f"Volume {vol.id} is not attached.")
+            att = atts[0]
+            if att.connector:
+                raise InvalidVolume(f"Attachment {att.id} was made through the "
+                                    "attachments API; delete it there.")
+            session.delete(att)
+            session.flush()
+            left = session.scalar(select(VolumeAttachment.id).where(
+                VolumeAttachment.volume_id == vol.id))
+            if left is None:
+                vol.status = "available"
+                vol.attach_status = "detached"
+                vol.admin_metadata = {k: v for k, v in (vol.admin_metadata or {}).items()
+                                      if k != "attached_mode"}
+            else:
+                vol.status = "in-use"
+            vol.updated_at = utcnow()
+
+    def begin_detaching(self, ctx: Ctx, volume_id: str) -> None:
+        """``os-begin_detaching``: in-use -> detaching."""
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            if vol.status != "in-use" or vol.attach_status != "attached":
+                raise InvalidVolume(f"Invalid volume: Unable to detach volume. Volume "
+                                    f"status must be 'in-use' and attach_status must be "
+                                    f"'attached' to detach (it is {vol.status}).")
+            vol.status = "detaching"
+            vol.updated_at = utcnow()
+
+    def roll_detaching(self, ctx: Ctx, volume_id: str) -> None:
+        """``os-roll_detaching``: detaching -> in-use (otherwise nothing changes)."""
+        with quota_mod.LOCK, self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            if vol.status == "detaching":
+                vol.status = "in-use"
+                vol.updated_at = utcnow()
+
     # -- reads ---------------------------------------------------------------------------
 
     def get_attachment(self, ctx: Ctx, attachment_id: str) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from onestack.services.volume.common import (
     check_metadata,
     check_size,
     check_string,
+    field_error,
     find_snapshot,
     find_volume,
     is_admin,
@@ -597,6 +598,32 @@ class Volumes:
                 raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
             vol.metadata_ = {k: v for k, v in vol.metadata_.items() if k != key}
 
+    def set_image_metadata(self, ctx: Ctx, volume_id: str, metadata: Any
+                           ) -> dict[str, str]:
+        """Cinder's ``os-set_image_metadata``: merge into the volume's image metadata
+        (what ``volume_image_metadata`` shows, and what an image uploaded from the
+        volume inherits)."""
+        meta = check_metadata(metadata)
+        with self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            _check_not_maintenance(vol)
+            merged = {**{k: str(v) for k, v in (vol.image_metadata or {}).items()}, **meta}
+            vol.image_metadata = merged
+            vol.updated_at = utcnow()
+            return dict(merged)
+
+    def unset_image_metadata(self, ctx: Ctx, volume_id: str, key: Any) -> None:
+        if not isinstance(key, str) or not 1 <= len(key) <= 255:
+            raise field_error("key", key, f"{key!r} is not a valid metadata key")
+        with self.db.session() as session:
+            vol = find_volume(session, ctx, volume_id, for_update=True)
+            _check_not_maintenance(vol)
+            if key not in (vol.image_metadata or {}):
+                raise NotFound(f"Glance metadata for volume {volume_id} with key {key} "
+                               "could not be found.")
+            vol.image_metadata = {k: v for k, v in vol.image_metadata.items() if k != key}
+            vol.updated_at = utcnow()
+
     def set_bootable(self, ctx: Ctx, volume_id: str, value: Any) -> None:
         bootable = check_bool(value, "bootable")
         with self.db.session() as session:
@@ -818,17 +845,25 @@ class Volumes:
             for key, value in (vol.image_metadata or {}).items():
                 if key.startswith("hw_") or key.startswith("os_") and key != "os_hash_algo":
                     image_body.setdefault(key, str(value))
-            image = self.images.create(ctx, image_body)
             previous = vol.status
-            vol.status = "uploading"
+            vol.status = "uploading"  # held while the image is made (outside this lock)
             backend = vol.backend
-            result = {"id": vol.id, "updated_at": _time(vol.updated_at),
-                      "status": "uploading", "display_description": vol.description,
-                      "size": vol.size, "volume_type": None, "image_id": image.id,
-                      "container_format": container_format, "disk_format": disk_format,
-                      "image_name": image_name, "protected": protected,
-                      "visibility": image.visibility}
-        self._submit(self._upload, ctx, vol.id, backend, image.id, disk_format, previous)
+            result = {"id": vol.id, "status": "uploading",
+                      "display_description": vol.description, "size": vol.size,
+                      "volume_type": None, "container_format": container_format,
+                      "disk_format": disk_format, "image_name": image_name,
+                      "protected": protected}
+        try:
+            image = self.images.create(ctx, image_body)
+        except Exception:
+            self._settle(result["id"], previous)
+            raise
+        with self.db.session() as session:
+            row = session.get(Volume, result["id"])
+            result.update(updated_at=_time(row.updated_at) if row is not None else None,
+                          image_id=image.id, visibility=image.visibility)
+        self._submit(self._upload, ctx, result["id"], backend, image.id, disk_format,
+                     previous)
         return result
 
     def _upload(self, ctx: ValidatedToken, volume_id: str, backend_name: str,
@@ -862,10 +897,16 @@ class Volumes:
     # -- snapshots ----------------------------------------------------------------------
 
     def create_snapshot(self, ctx: Ctx, body: dict[str, Any]) -> Snapshot:
-        volume_id = body.get("volume_id")
-        if not isinstance(volume_id, str):
+        if "volume_id" not in body:
             raise BadRequest("Invalid input for field/attribute snapshot. Value: "
                              f"{body}. 'volume_id' is a required property")
+        volume_id = body["volume_id"]
+        if volume_id is None:  # Cinder's schema allows null; no such volume, then
+            raise NotFound("Volume None could not be found.")
+        if not isinstance(volume_id, str):
+            raise BadRequest("Invalid input for field/attribute volume_id. Value: "
+                             f"{volume_id!r}. {volume_id!r} is not of type 'string', "
+                             "'null'")
         name = check_string(body.get("name", body.get("display_name")), "name")
         description = check_string(body.get("description",
                                             body.get("display_description")), "description")
@@ -956,6 +997,13 @@ class Volumes:
             snap = find_snapshot(session, ctx, snapshot_id)
             snap.metadata_ = meta if replace else {**(snap.metadata_ or {}), **meta}
             return dict(snap.metadata_)
+
+    def delete_snapshot_metadata_key(self, ctx: Ctx, snapshot_id: str, key: str) -> None:
+        with self.db.session() as session:
+            snap = find_snapshot(session, ctx, snapshot_id)
+            if key not in (snap.metadata_ or {}):
+                raise NotFound(f"Snapshot {snapshot_id} has no metadata with key {key}.")
+            snap.metadata_ = {k: v for k, v in snap.metadata_.items() if k != key}
 
     def delete_snapshot(self, ctx: Ctx, snapshot_id: str, force: bool = False) -> None:
         with quota_mod.LOCK, self.db.session() as session:
