@@ -160,6 +160,18 @@ def test_a_guest_lives_its_whole_life(test_image: Path, instances: Path,
     assert run_in_guest(driver, guest, 'echo "serial=$(cat /sys/class/dmi/id/product_serial)"',
                         r"serial=[0-9a-f-]{36}") == f"serial={guest}"
 
+    # Diagnostics, measured: QMP's vCPU threads and block stats, /proc of the QEMU
+    # process (the guest has read its disk to boot; it has no NIC).
+    diag = driver.diagnostics(guest)
+    assert (diag.state, diag.hypervisor, diag.nics) == ("running", "qemu", [])
+    assert [c.id for c in diag.cpus] == [0] and (diag.cpus[0].time or 0) > 0
+    assert [d.name for d in diag.disks] == ["disk0"]
+    assert (diag.disks[0].read_bytes or 0) > 0 and (diag.disks[0].read_requests or 0) > 0
+    assert diag.memory_max_mib == 128 and (diag.memory_used_mib or 0) > 0
+    assert diag.uptime is not None and diag.uptime >= 1
+    later = driver.diagnostics(guest)
+    assert (later.cpus[0].time or 0) >= (diag.cpus[0].time or 0)
+
     driver.pause(guest)
     assert driver.power_state(guest) == PowerState.PAUSED
     driver.unpause(guest)
