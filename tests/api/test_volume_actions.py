@@ -236,3 +236,17 @@ def test_empty_id_is_not_found(member: VolumeClient) -> None:
                              if method == "PUT" else None), 404, "itemNotFound")
     fault(member.request("GET", "/snapshots/"), 404, "itemNotFound")
     assert member.request("GET", "/volumes").status_code == 200
+
+
+def test_next_link_whenever_the_page_is_full(member: VolumeClient) -> None:
+    ids = [member.create(name=f"full-{i}")["id"] for i in range(2)]
+    listed = member.ok("GET", "/volumes?name=full-0&limit=1")
+    assert [v["id"] for v in listed["volumes"]] == [ids[0]]
+    assert listed["volumes_links"][0]["rel"] == "next"  # full, though nothing follows
+    listed = member.ok("GET", "/volumes?name=full-0&limit=2")
+    assert "volumes_links" not in listed
+    snaps = [member.snapshot(ids[0], name=n)["id"] for n in ("b-snap", "a-snap")]
+    asc = member.ok("GET", "/snapshots?sort_key=display_name&sort_dir=asc")["snapshots"]
+    assert [s["id"] for s in asc if s["id"] in snaps] == snaps[::-1]
+    for sid in snaps:
+        member.request("DELETE", f"/snapshots/{sid}")
