@@ -149,7 +149,7 @@ BAD_BODIES = [
     ({"block_device_mapping": [{"volume_id": "x"}]}, "block_device_mapping_v2"),
     ({"block_device_mapping_v2": [{"source_type": "snapshot", "destination_type": "volume",
                                    "uuid": "6b9f6c55-0c9e-4a54-9f7a-6f1b2d3c4e5f",
-                                   "boot_index": 0}]}, "snapshot is not supported"),
+                                   "boot_index": 0}]}, "failed to get snapshot"),
     ({"block_device_mapping_v2": [{"source_type": "floppy"}]},
      "server/block_device_mapping_v2/0/source_type"),
     ({"block_device_mapping_v2": [{"source_type": "blank", "destination_type": "local",

@@ -4,6 +4,7 @@ records what a guest has plugged)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,7 +128,7 @@ def test_attach_errors(cloud, env: BootEnv, volumes: VolumeClient) -> None:
     # attached: the same server again, or another one: Nova's InvalidVolume, 400
     ok(attach(cloud, first, vol["id"]))
     nova_error(attach(cloud, first, vol["id"]), 400, "Invalid volume", "already attached")
-    nova_error(attach(cloud, second, vol["id"]), 400, "Invalid volume", "in-use")
+    nova_error(attach(cloud, second, vol["id"]), 400, "Invalid volume", vol["id"])
     assert [a["server_id"] for a in volumes.wait(vol["id"], "in-use")["attachments"]] \
         == [first]
     # a device name taken on the server: 409 (Nova's DevicePathInUse)
@@ -338,8 +339,49 @@ def test_rebuild_of_a_volume_backed_server(cloud, env: BootEnv,
     assert body["image"] == ""
     assert len(body["os-extended-volumes:volumes_attached"]) == 1
     assert cloud.services.agent.storage.disk(created["id"]) is None
-    # a snapshot of it would need the volume's: a clear 501, no half-made image
-    nova_error(action(cloud, created["id"], {"createImage": {"name": "snap"}}), 501,
-               "snapshot its volume")
-    assert all(i["name"] != "snap" for i in cloud.request(
-        "GET", "/image/v2/images").json()["images"])
+
+
+def test_snapshot_of_a_volume_backed_server_boots_again(cloud, env: BootEnv,
+                                                        volumes: VolumeClient) -> None:
+    """createImage of a server booted from a volume (Nova's snapshot_volume_backed): a
+    forced snapshot of its volume and an active image with no data mapping it; a
+    server booted from that image gets a new volume made from the snapshot."""
+    bdm = [{"uuid": env.image, "source_type": "image", "destination_type": "volume",
+            "volume_size": 1, "boot_index": 0, "delete_on_termination": True}]
+    created = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm)
+    wait_for(cloud, created["id"], "ACTIVE")
+    root = server(cloud, created["id"])["os-extended-volumes:volumes_attached"][0]["id"]
+    nova_error(action(cloud, created["id"], {"createBackup": {
+        "name": "b", "backup_type": "daily", "rotation": 1}}), 400, "volume backed")
+    r = action(cloud, created["id"], {"createImage": {"name": "snap",
+                                                      "metadata": {"k": "v"}}})
+    assert r.status_code == 202, r.text
+    image_id = r.json()["image_id"]
+    image = cloud.request("GET", f"/image/v2/images/{image_id}").json()
+    assert (image["status"], image["size"], image["name"]) == ("active", 0, "snap")
+    assert image["bdm_v2"] == "True" and image["root_device_name"] == "/dev/vda"
+    assert image["k"] == "v" and image["instance_uuid"] == created["id"]
+    mappings = json.loads(image["block_device_mapping"])
+    assert [(m["source_type"], m["destination_type"], m["boot_index"], m["volume_size"])
+            for m in mappings] == [("snapshot", "volume", 0, 1)]
+    snap = volumes.ok("GET", f"/snapshots/{mappings[0]['snapshot_id']}")["snapshot"]
+    assert snap["volume_id"] == root and snap["name"] == "snapshot for snap"
+    cloud.services.volume.wait_idle()
+    assert volumes.ok("GET", f"/snapshots/{snap['id']}")["snapshot"]["status"] == \
+        "available"
+    actions = ok(nova(cloud, "GET", f"/servers/{created['id']}/os-instance-actions"))
+    assert "createImage" in [a["action"] for a in actions["instanceActions"]]
+    # booting from the image: a new boot volume made from the snapshot, no local disk
+    again = boot(cloud, env, imageRef=image_id)
+    body = wait_for(cloud, again["id"], "ACTIVE")
+    assert body["image"] == ""
+    new_root = body["os-extended-volumes:volumes_attached"][0]["id"]
+    assert new_root != root
+    made = volumes.wait(new_root, "in-use")
+    assert made["snapshot_id"] == snap["id"] and made["size"] == 1
+    assert cloud.services.agent.storage.disk(again["id"]) is None
+    # an unknown snapshot in a mapping: Nova's 400
+    bad = [{"uuid": "6f1f4a52-0000-4000-8000-00000000000c", "source_type": "snapshot",
+            "destination_type": "volume", "boot_index": 0}]
+    nova_error(boot(cloud, env, imageRef="", block_device_mapping_v2=bad, status=400),
+               400, "failed to get snapshot")

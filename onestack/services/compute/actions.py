@@ -69,7 +69,7 @@ from onestack.services.compute.servers import (
     record_action,
     touch,
 )
-from onestack.services.compute.volume_attachments import NotSupported, boots_from_volume
+from onestack.services.compute.volume_attachments import boots_from_volume
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.image import policy as image_policy
 from onestack.services.image.fields import BASE
@@ -414,13 +414,9 @@ class ServerActions:
             policy.require_member(ctx, rule, inst.project_id)
             self._check_snapshot(inst, action)
             self.compute.hosts.require_capability(session, inst.host, caps.SNAPSHOT, action)
-            if boots_from_volume(inst):
-                if backup is not None:  # Nova's answer
-                    raise BadRequest("It's not supported to backup volume backed "
-                                     "instance.")
-                raise NotSupported("Snapshots of a server booted from a volume are not "
-                                   "supported by this cloud; snapshot its volume (Block "
-                                   "Storage) instead.")
+            volume_backed = boots_from_volume(inst)
+            if volume_backed and backup is not None:  # Nova's answer
+                raise BadRequest("It's not supported to backup volume backed instance.")
             base = inst.image_meta or {}
             project_id = inst.project_id
             properties = {k: str(v) for k, v in (base.get("properties") or {}).items()
@@ -437,6 +433,9 @@ class ServerActions:
                 raise BadRequest(f"Invalid image metadata: '{key}' is a reserved image "
                                  "attribute.")
         properties.update(metadata)
+        if volume_backed:  # snapshots of its volumes, named by an image with no data
+            return self.compute.volume_attachments.snapshot_server(
+                ctx, server_id, name, properties, min_disk, min_ram)
         body: dict[str, Any] = {"name": name, "disk_format": "qcow2",
                                 "container_format": "bare", "visibility": "private",
                                 "min_disk": min_disk, "min_ram": min_ram, **properties}

@@ -175,6 +175,11 @@ class ServerCreation:
                 raise BadRequest("Failed to launch instances: max_count cannot be greater "
                                  "than 1 if an fixed_ip is specified.")
         image_id, volumes = self._boot_source(req)
+        if image_id and not any(v.boot_index == 0 for v in volumes):
+            # the snapshot of a server booted from a volume: its volumes, made afresh
+            mapped = self._image_volumes(ctx, image_id)
+            if mapped is not None:
+                image_id, volumes = "", [*mapped, *volumes]
         if volumes and req.max_count > 1:
             raise BadRequest("Block Device Mapping is Invalid: servers with volumes are "
                              "created one at a time (max_count 1).")
@@ -248,10 +253,6 @@ class ServerCreation:
             if boot_index is not None and boot_index < 0:
                 boot_index = None
             uuid = bdm.get("uuid") or bdm.get("image_id") or bdm.get("volume_id")
-            if source == "snapshot":
-                raise BadRequest("Block Device Mapping is Invalid: booting from a volume "
-                                 "snapshot is not supported by this cloud; make a volume "
-                                 "from the snapshot and boot from that.")
             if destination == "local":
                 if source != "image":
                     raise BadRequest(f"Block Device Mapping is Invalid: source_type "
@@ -280,7 +281,7 @@ class ServerCreation:
                                  "specified" if source == "image" else
                                  "Block Device Mapping is Invalid: a blank volume needs a "
                                  "volume_size.")
-            if source in ("image", "volume") and not uuid:
+            if source in ("image", "volume", "snapshot") and not uuid:
                 raise BadRequest(f"Block Device Mapping is Invalid: entry {index} (source "
                                  f"{source}) needs a uuid.")
             if source == "blank" and boot_index == 0:
@@ -293,7 +294,8 @@ class ServerCreation:
             volumes.append(BootVolume(
                 source_type=source, boot_index=boot_index,
                 volume_id=str(uuid) if source == "volume" else "",
-                image_id=str(uuid) if source == "image" else "", size_gb=size_gb,
+                image_id=str(uuid) if source == "image" else "",
+                snapshot_id=str(uuid) if source == "snapshot" else "", size_gb=size_gb,
                 delete_on_termination=bool(delete),
                 device_name=str(bdm.get("device_name") or ""), tag=bdm.get("tag")))
         booting = [v for v in volumes if v.boot_index == 0]
@@ -309,6 +311,17 @@ class ServerCreation:
         if not image_id:
             raise BadRequest("Missing imageRef attribute")
         return image_id, volumes
+
+    def _image_volumes(self, ctx: ValidatedToken, image_id: str) -> list[BootVolume] | None:
+        """The volumes an image made by ``createImage`` of a server booted from a
+        volume maps (None for other images, and for one the caller cannot see: the
+        image checks say so later)."""
+        with self.db.session() as session:
+            try:
+                image = image_policy.find_image(session, ctx, image_id)
+            except NotFound:
+                return None
+            return self.compute.volume_attachments.image_mappings(ctx, image)
 
     # the checks, in one transaction -------------------------------------------------
 

@@ -30,17 +30,22 @@ deleted, and the volumes marked ``delete_on_termination`` are deleted too.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import re
+import threading
 import time
 import uuid as uuidlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
 from onestack.common.errors import BadRequest, Conflict, NotFound, OneStackError
-from onestack.db.models import Instance
+from onestack.db.models import Instance, InstanceAction
 from onestack.hostlink import capabilities as caps
 from onestack.hostlink.types import VolumeAttachment, VolumeDisk
 from onestack.services.compute import policy, states
@@ -48,6 +53,7 @@ from onestack.services.compute.instances import (
     check_lock,
     check_state,
     find_instance,
+    finish_action,
     record_action,
     touch,
 )
@@ -83,9 +89,16 @@ class VolumeService(Protocol):
     def attachment_delete(self, ctx: Any, attachment_id: str) -> Any: ...
 
     def create_volume(self, ctx: Any, size: Any = None, image_id: str | None = None,
-                      name: str | None = None) -> Any: ...
+                      name: str | None = None, *, snapshot_id: str | None = None
+                      ) -> Any: ...
 
     def get_volume(self, ctx: Any, volume_id: str) -> Any: ...
+
+    def create_snapshot(self, ctx: Any, body: dict[str, Any]) -> Any: ...
+
+    def get_snapshot(self, ctx: Any, snapshot_id: str) -> Any: ...
+
+    def delete_snapshot(self, ctx: Any, snapshot_id: str) -> Any: ...
 
     def delete_volume(self, ctx: Any, volume_id: str) -> Any: ...
 
@@ -136,10 +149,11 @@ class BootVolume:
     """A volume a new server boots from or has attached from the start (a mapping of
     ``block_device_mapping_v2`` with destination ``volume``)."""
 
-    source_type: str  # "image", "volume" or "blank"
+    source_type: str  # "image", "volume", "blank" or "snapshot"
     boot_index: int | None
     volume_id: str = ""
     image_id: str = ""
+    snapshot_id: str = ""
     size_gb: int = 0
     delete_on_termination: bool = False
     device_name: str = ""
@@ -427,10 +441,17 @@ class VolumeAttachments:
             used: set[str] = {"/dev/vda"} if local_root else set()
             for item in sorted(volumes, key=lambda v: (v.boot_index is None,
                                                        v.boot_index or 0)):
-                if item.source_type in ("image", "blank"):
-                    made = self.volume.create_volume(
-                        ctx, item.size_gb, image_id=item.image_id or None,
-                        name=f"{'boot' if item.boot_index == 0 else 'data'}-{uuid}")
+                if item.source_type in ("image", "blank", "snapshot"):
+                    try:
+                        made = self.volume.create_volume(
+                            ctx, item.size_gb or None, image_id=item.image_id or None,
+                            name=f"{'boot' if item.boot_index == 0 else 'data'}-{uuid}",
+                            snapshot_id=item.snapshot_id or None)
+                    except NotFound:
+                        if not item.snapshot_id:
+                            raise
+                        raise BadRequest(f"Block Device Mapping is Invalid: failed to get "
+                                         f"snapshot {item.snapshot_id}.") from None
                     item.volume_id = str(_field(made, "id"))
                     item.created = True
                     self._wait_available(ctx, item.volume_id)
@@ -463,6 +484,109 @@ class VolumeAttachments:
                 except Exception:
                     log.exception("could not delete volume %s made for a server that "
                                   "failed", item.volume_id)
+
+    # -- snapshots of a server booted from a volume -------------------------------------
+
+    def snapshot_server(self, ctx: ValidatedToken, server_id: str, name: str,
+                        properties: dict[str, str], min_disk: int, min_ram: int) -> str:
+        """``createImage`` of a server booted from a volume, as Nova's
+        ``snapshot_volume_backed``: a snapshot of each of its volumes (forced: they are
+        in use), and an image with no data (``size`` 0, active at once) whose
+        ``block_device_mapping`` property lists them as mappings of source
+        ``snapshot``, with ``bdm_v2`` and ``root_device_name``. A server booted from
+        that image gets a new volume made from each snapshot (``image_mappings``).
+        Returns the image id; on failure what was made is deleted again."""
+        with self.db.session() as session:
+            inst = find_instance(session, ctx, server_id)
+            entries = [e for e in volume_entries(inst) if e.get("status") != DETACHING]
+            project_id = inst.project_id
+            action = record_action(session, ctx, inst, "createImage")
+            session.flush()
+            action_id = action.id
+        made: list[str] = []
+        image_id = ""
+        try:
+            mappings = []
+            for entry in sorted(entries, key=lambda e: (e.get("boot_index") is None,
+                                                        e.get("boot_index") or 0)):
+                snap = self.volume.create_snapshot(ctx, {
+                    "volume_id": entry["volume_id"], "force": True,
+                    "display_name": f"snapshot for {name}"[:255]})
+                made.append(str(_field(snap, "id")))
+                mappings.append({
+                    "source_type": "snapshot", "destination_type": "volume",
+                    "snapshot_id": made[-1], "volume_id": None, "image_id": None,
+                    "volume_size": int(entry.get("size_gb") or _field(snap, "size") or 0),
+                    "boot_index": entry.get("boot_index"),
+                    "device_name": entry.get("device_name"),
+                    "delete_on_termination": bool(entry.get("delete_on_termination")),
+                    "tag": None, "guest_format": None, "disk_bus": None,
+                    "device_type": "disk", "no_device": None, "volume_type": None})
+            body: dict[str, Any] = {
+                "name": name, "disk_format": "raw", "container_format": "bare",
+                "visibility": "private", "min_disk": min_disk, "min_ram": min_ram,
+                **properties, "block_device_mapping": json.dumps(mappings),
+                "bdm_v2": "True", "root_device_name": "/dev/vda"}
+            if project_id != ctx.project_id:
+                body["owner"] = project_id
+            images = self.compute.images
+            image_id = str(images.create(ctx, body).id)
+            _upload_nothing(images, ctx, image_id)
+        except Exception as exc:
+            for snapshot_id in made:
+                try:
+                    self.volume.delete_snapshot(ctx, snapshot_id)
+                except Exception:
+                    log.exception("could not delete snapshot %s of a failed server "
+                                  "snapshot", snapshot_id)
+            if image_id:
+                with contextlib.suppress(Exception):
+                    self.compute.images.delete(ctx, image_id)
+            self._finish_action(action_id, "Error", str(exc))
+            raise
+        self._finish_action(action_id, "Success", None)
+        log.info("instance %s: snapshot image %s of its %d volume(s)", server_id,
+                 image_id, len(made))
+        return image_id
+
+    def _finish_action(self, action_id: int, result: str, details: str | None) -> None:
+        with self.db.session() as session:
+            action = session.get(InstanceAction, action_id)
+            if action is not None:
+                finish_action(action, "compute_snapshot_volume_backed", result, details)
+
+    def image_mappings(self, ctx: ValidatedToken, image: Any) -> list[BootVolume] | None:
+        """The volumes a server booted from ``image`` gets when the image is the
+        snapshot of a server booted from a volume (its ``block_device_mapping``
+        property, ``bdm_v2``): one per mapping, made from its volume snapshot. None
+        for any other image."""
+        props = {p.name: p.value for p in getattr(image, "properties", [])}
+        raw = props.get("block_device_mapping")
+        if not raw or str(props.get("bdm_v2", "")).lower() != "true":
+            return None
+        try:
+            mappings = json.loads(raw)
+        except ValueError:
+            raise BadRequest(f"Image {image.id} has a block_device_mapping property that "
+                             "is not JSON.") from None
+        out: list[BootVolume] = []
+        for m in mappings if isinstance(mappings, list) else []:
+            if not isinstance(m, dict) or m.get("source_type") != "snapshot" or \
+                    m.get("destination_type") != "volume" or not m.get("snapshot_id"):
+                raise BadRequest(f"Block Device Mapping is Invalid: image {image.id} maps "
+                                 "something other than volume snapshots, which this cloud "
+                                 "cannot boot.")
+            boot_index = m.get("boot_index")
+            out.append(BootVolume(
+                source_type="snapshot", boot_index=int(boot_index) if isinstance(
+                    boot_index, int) and boot_index >= 0 else None,
+                snapshot_id=str(m["snapshot_id"]), size_gb=int(m.get("volume_size") or 0),
+                delete_on_termination=bool(m.get("delete_on_termination")),
+                device_name=str(m.get("device_name") or "")))
+        if not any(v.boot_index == 0 for v in out):
+            raise BadRequest(f"Block Device Mapping is Invalid: image {image.id} maps no "
+                             "boot volume.")
+        return out
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -550,6 +674,29 @@ class VolumeAttachments:
                 "tag": entry.get("tag"),
                 "delete_on_termination": bool(entry.get("delete_on_termination")),
                 "attachment_id": entry["attachment_id"], "bdm_uuid": entry.get("bdm_uuid")}
+
+
+def _upload_nothing(images: Any, ctx: ValidatedToken, image_id: str) -> None:
+    """Make the image active with no data (Glance's upload of zero bytes). The image
+    service's upload is a coroutine: run it on a loop of its own, in a thread (the
+    caller may be on the API's loop)."""
+    async def nothing() -> AsyncIterator[bytes]:
+        if False:  # pragma: no cover - an empty stream
+            yield b""
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(images.data.upload(ctx, image_id, nothing(), size=0))
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name=f"snapshot-{image_id[:8]}")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
 
 
 def _field(obj: Any, name: str) -> Any:
