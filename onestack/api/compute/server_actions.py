@@ -33,6 +33,7 @@ from onestack.api.compute.validation import (
     check_hostname,
     check_ip,
     check_metadata,
+    check_personality,
     check_string,
     check_user_data,
     check_uuid,
@@ -118,8 +119,8 @@ async def rebuild(request: Request, ctx: ValidatedToken, sid: str, value: Any) -
         req.access_ip_v4 = check_ip("rebuild/accessIPv4", value["accessIPv4"], 4)
     if "accessIPv6" in value:
         req.access_ip_v6 = check_ip("rebuild/accessIPv6", value["accessIPv6"], 6)
-    if value.get("personality"):
-        raise BadRequest("Personality (file injection) is not supported by this cloud.")
+    if "personality" in value:
+        req.personality = check_personality("rebuild/personality", value["personality"])
     if "description" in value:
         req.description = check_description("rebuild/description", value["description"],
                                             255)

@@ -40,6 +40,7 @@ from onestack.api.compute.validation import (
     check_hostname,
     check_ip,
     check_metadata,
+    check_personality,
     check_string,
     check_tag,
     check_tags,
@@ -218,11 +219,8 @@ def parse_create(request: Request, body: dict[str, Any]) -> tuple[BootRequest, b
     if "availability_zone" in server:
         req.availability_zone = check_name("server/availability_zone",
                                            server["availability_zone"])
-    if server.get("personality"):
-        if not isinstance(server["personality"], list):
-            raise InvalidField("server/personality", "is not of type 'array'")
-        raise BadRequest("Personality (file injection) is not supported by this cloud; "
-                         "pass files through user_data or the config drive.")
+    if "personality" in server:
+        req.personality = check_personality("server/personality", server["personality"])
     if server.get("block_device_mapping"):
         raise BadRequest("The legacy block_device_mapping is not supported; use "
                          "block_device_mapping_v2 with source_type image and "

@@ -5,6 +5,7 @@ or raises ``InvalidField`` with the field's path, as Nova's schema messages read
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import re
@@ -125,6 +126,33 @@ def check_user_data(field: str, value: Any, nullable: bool = False) -> str | Non
     if len(value) > 65535:
         raise InvalidField(field, "is too long (at most 65535 characters)")
     return value
+
+
+def check_personality(field: str, value: Any) -> list[tuple[str, bytes]]:
+    """``personality`` (before 2.57): ``[{"path", "contents" (base64)}]``; the files
+    as (path, bytes). Their number and sizes are quota limits, checked by the service."""
+    if not isinstance(value, list):
+        raise InvalidField(field, f"{value!r} is not of type 'array'")
+    files: list[tuple[str, bytes]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidField(f"{field}/{i}", f"{item!r} is not of type 'object'")
+        extra = set(item) - {"path", "contents"}
+        if extra:
+            raise InvalidField(f"{field}/{i}", "Additional properties are not allowed "
+                                               f"({', '.join(sorted(extra))})")
+        path, contents = item.get("path"), item.get("contents")
+        if not isinstance(path, str) or not path:
+            raise InvalidField(f"{field}/{i}/path", "is required, a non-empty string")
+        if not isinstance(contents, str):
+            raise InvalidField(f"{field}/{i}/contents", "is required, a base64 string")
+        try:
+            data = base64.b64decode(contents, validate=True)
+        except ValueError:
+            raise BadRequest(f"Personality content for {path} cannot be decoded.") \
+                from None
+        files.append((path, data))
+    return files
 
 
 

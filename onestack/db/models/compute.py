@@ -112,6 +112,9 @@ class Instance(Base):
     key_data: Mapped[str | None] = mapped_column(Text)
     #: Base64 as the user sent it (Nova keeps it so).
     user_data: Mapped[str | None] = mapped_column(Text)
+    #: Personality files ([{"path", "contents" (base64)}]): served to the guest by the
+    #: metadata service and the config drive (``openstack/content/NNNN``).
+    injected_files: Mapped[list[Any]] = mapped_column(default=list)
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
     #: The zone the user asked for at create (Nova's RequestSpec.availability_zone,

@@ -54,6 +54,7 @@ from onestack.services.compute.scheduler import (
     required_capabilities,
     service_is_up,
 )
+from onestack.services.compute.server_requests import personality_deltas, stored_personality
 from onestack.services.compute.servers import (
     GiB,
     ServerView,
@@ -101,6 +102,8 @@ class RebuildRequest:
     admin_pass: str | None = None
     #: Replaces the server's metadata when given.
     metadata: dict[str, str] | None = None
+    #: Replaces the server's personality files when given (before 2.57).
+    personality: list[tuple[str, bytes]] | None = None
     description: str | None = None
     set_description: bool = False
     key_name: str | None = None
@@ -241,6 +244,10 @@ class ServerActions:
                               {p.name: p.value for p in image.properties}, image.id)
             if req.auto_disk_config is not None:
                 inst.auto_disk_config = req.auto_disk_config
+            if req.personality is not None:
+                self.compute.quotas.check(session, inst.project_id,
+                                          personality_deltas(req.personality))
+                inst.injected_files = stored_personality(req.personality)
             if req.metadata is not None:
                 self.compute.quotas.check(session, inst.project_id,
                                           {"metadata_items": len(req.metadata)})

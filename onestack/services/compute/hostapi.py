@@ -160,6 +160,8 @@ class HostAPI:
                 doc = docs.lookup(f"/openstack/{version}/{name}")
                 if doc is not None:
                     files[f"openstack/{version}/{name}"] = doc.body
+        for index, (_, data) in enumerate(docs.facts.files):
+            files[f"openstack/content/{index:04d}"] = data
         tree = docs.ec2_tree("latest")
         files["ec2/latest/meta-data.json"] = json.dumps(
             _plain(tree.get("meta-data", {}))).encode()

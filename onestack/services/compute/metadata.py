@@ -53,6 +53,8 @@ VICTORIA = "2020-10-14"
 #: OpenStack versions (Nova's ``OPENSTACK_VERSIONS``); ``latest`` is the last one.
 OPENSTACK_VERSIONS = [FOLSOM, GRIZZLY, HAVANA, LIBERTY, NEWTON_ONE, NEWTON_TWO, OCATA, ROCKY,
                       VICTORIA]
+#: Where personality files are served: ``/openstack/content/0000``, ...
+CONTENT_DIR = "content"
 
 TEXT = "text/plain"
 JSON = "application/json"
@@ -117,6 +119,8 @@ class _Facts:
     key_type: str
     user_data: bytes | None
     meta: dict[str, str]
+    #: Personality files: (path, contents), served as ``openstack/content/NNNN``.
+    files: list[tuple[str, bytes]]
     security_groups: list[str]
     vifs: list[_Vif]
     floating_ips: list[str]
@@ -188,6 +192,8 @@ class InstanceDocuments:
     def _openstack(self, tokens: list[str]) -> Document | None:
         if not tokens:
             return Document(_listing([*OPENSTACK_VERSIONS, "latest"]))
+        if tokens[0] == CONTENT_DIR:   # personality files, named in meta_data.json
+            return self.content(tokens[1:])
         version = OPENSTACK_VERSIONS[-1] if tokens[0] == "latest" else tokens[0]
         if version not in OPENSTACK_VERSIONS:
             return None
@@ -245,6 +251,9 @@ class InstanceDocuments:
         md: dict[str, Any] = {"uuid": f.uuid}
         if f.meta:
             md["meta"] = dict(f.meta)
+        if f.files:
+            md["files"] = [{"path": path, "content_path": f"/{CONTENT_DIR}/{i:04d}"}
+                           for i, (path, _) in enumerate(f.files)]
         if f.key_name and f.key_data:
             md["public_keys"] = {f.key_name: f.key_data}
             md["keys"] = [{"name": f.key_name, "type": f.key_type, "data": f.key_data}]
@@ -261,6 +270,15 @@ class InstanceDocuments:
         if _at_least(VICTORIA, version, OPENSTACK_VERSIONS):
             md["dedicated_cpus"] = []
         return md
+
+    def content(self, tokens: list[str]) -> Document | None:
+        """``openstack/content/NNNN``: a personality file's bytes."""
+        if len(tokens) != 1 or not tokens[0].isdigit():
+            return None
+        index = int(tokens[0])
+        if index >= len(self.facts.files):
+            return None
+        return Document(self.facts.files[index][1])
 
     def network_data(self) -> dict[str, Any]:
         """Nova's ``netutils.get_network_metadata``: one link per port, the first IPv4
@@ -505,6 +523,8 @@ class MetadataService:
             key_type=key_type,
             user_data=_decode_user_data(inst.user_data),
             meta={m.key: m.value for m in inst.metadata_items},
+            files=[(f["path"], base64.b64decode(f["contents"]))
+                   for f in inst.injected_files or []],
             security_groups=self._security_groups(session, inst, port_ids),
             vifs=vifs,
             floating_ips=floating,

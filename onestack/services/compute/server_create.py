@@ -52,6 +52,8 @@ from onestack.services.compute.server_requests import (
     BootRequest,
     BootResult,
     NetworkRequest,
+    personality_deltas,
+    stored_personality,
     validate_user_data,
 )
 from onestack.services.compute.volume_attachments import BootVolume
@@ -368,6 +370,9 @@ class ServerCreation:
             key_data = keypair.public_key
         self.compute.quotas.check(session, project_id, {"metadata_items": len(req.metadata)},
                                   user_id=ctx.user_id)
+        if req.personality:
+            self.compute.quotas.check(session, project_id,
+                                      personality_deltas(req.personality))
         count = self.compute.quotas.check_instances(
             session, project_id, flavor.vcpus, flavor.ram, req.min_count, req.max_count,
             user_id=ctx.user_id)
@@ -569,6 +574,7 @@ class ServerCreation:
                 memory_mb=flavor["ram"], root_gb=flavor["disk"],
                 ephemeral_gb=flavor["ephemeral"], key_name=req.key_name,
                 key_data=plan.key_data, user_data=req.user_data,
+                injected_files=stored_personality(req.personality),
                 config_drive=plan.config_drive, availability_zone=plan.zone,
                 pinned_availability_zone=plan.zone, vm_state=states.BUILDING,
                 task_state=states.SCHEDULING, task_args={}, power_state=states.NOSTATE,

@@ -39,6 +39,8 @@ class BootRequest:
     admin_pass: str | None = None
     key_name: str | None = None
     user_data: str | None = None
+    #: Personality (before 2.57): files for the guest, (path, contents) pairs.
+    personality: list[tuple[str, bytes]] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     #: Names (or ids) of security groups; None: the project's default group.
     security_groups: list[str] | None = None
@@ -100,6 +102,19 @@ class ServerQuery:
     limit: int = 1000
     marker: str | None = None
     detail: bool = False
+
+
+def personality_deltas(files: list[tuple[str, bytes]]) -> dict[str, int]:
+    """The quota deltas of personality files: Nova limits their number and each file's
+    path and content lengths."""
+    return {"injected_files": len(files),
+            "injected_file_path_bytes": max((len(p.encode()) for p, _ in files), default=0),
+            "injected_file_content_bytes": max((len(c) for _, c in files), default=0)}
+
+
+def stored_personality(files: list[tuple[str, bytes]]) -> list[dict[str, str]]:
+    """How an instance keeps its personality files (``injected_files``)."""
+    return [{"path": p, "contents": base64.b64encode(c).decode()} for p, c in files]
 
 
 def validate_user_data(value: str) -> None:
