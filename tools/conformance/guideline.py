@@ -1,12 +1,18 @@
 """Check a conformance run against the interoperability guideline's required tests.
 
-``python tools/conformance/guideline.py [WORKSPACE]`` reads the last Tempest run in
-WORKSPACE (default ``build/conformance``, as ``make conformance`` leaves it) and prints,
+``python tools/conformance/guideline.py [WORKSPACE ...]`` reads the last Tempest run in
+each WORKSPACE (default ``build/conformance``, as ``make conformance`` leaves it) and prints,
 for every test the "OpenStack Powered Compute" program requires
 (``guideline-2020.06.txt``), whether it passed, failed, was skipped or did not run.
 Tests are matched by their idempotent id, since Tempest moves and renames tests between
 releases; a required test whose id no longer exists in this Tempest is "absent".
 The exit status is 0 when every required test that is not flagged passed.
+
+Several workspaces are merged, e.g. the fake-driver full run and a ``--real
+--validation`` run of the tests that log in to guests (skipped in the first): a test
+counts as what it did where it ran, a failure anywhere wins over a pass elsewhere, and
+a pass over a skip (so a test skipped in one run and passed in the other passes; one
+that passed in one and failed in the other fails).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import collections
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,6 +31,8 @@ from run import TEMPEST_VENV, WORKSPACE, results  # noqa: E402
 
 GUIDELINE = HERE / "guideline-2020.06.txt"
 ID = re.compile(r"\bid-([0-9a-f-]{36})\b")
+#: Merging runs: the outcome that wins when a test has different ones (higher wins).
+PRECEDENCE = {"fail": 3, "pass": 2, "skip": 1}
 
 
 def required(path: Path = GUIDELINE) -> list[tuple[str, str, str, bool]]:
@@ -55,16 +64,30 @@ def outcomes(workspace: Path) -> dict[str, str]:
     return seen
 
 
-def check(workspace: Path, show_all: bool = False) -> tuple[str, int]:
+def merged_outcomes(workspaces: Sequence[Path]) -> dict[str, str]:
+    """``outcomes`` of several runs, by ``PRECEDENCE`` where they differ."""
+    seen: dict[str, str] = {}
+    for workspace in workspaces:
+        for key, status in outcomes(workspace).items():
+            old = seen.get(key)
+            if old is None or PRECEDENCE.get(status, 0) > PRECEDENCE.get(old, 0):
+                seen[key] = status
+    return seen
+
+
+def check(workspace: Path | Sequence[Path], show_all: bool = False) -> tuple[str, int]:
     """Print the required tests that did not pass (all with ``show_all``); return the
-    summary line and how many of them block (not passed, not flagged)."""
-    seen = outcomes(workspace)
+    summary line and how many of them block (not passed, not flagged). Several
+    workspaces are merged (``merged_outcomes``)."""
+    seen = merged_outcomes([workspace] if isinstance(workspace, Path) else workspace)
     counts: collections.Counter[str] = collections.Counter()
     blocking = 0
     for test_id, capability, test, flagged in required():
-        status = seen.get(test_id)
-        if status is None:
-            status = seen.get("class:" + test.rsplit(".", 1)[0], "absent")
+        # its own row, or its class's when the class failed or was skipped in setUpClass
+        # (a merged run can have both: the one that wins by PRECEDENCE counts)
+        found = [s for s in (seen.get(test_id), seen.get("class:" + test.rsplit(".", 1)[0]))
+                 if s is not None]
+        status = max(found, key=lambda s: PRECEDENCE.get(s, 0)) if found else "absent"
         counts[status] += 1
         if status != "pass" and not flagged:
             blocking += 1
@@ -80,10 +103,15 @@ def check(workspace: Path, show_all: bool = False) -> tuple[str, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workspace", nargs="?", type=Path, default=WORKSPACE)
+    parser.add_argument("workspace", nargs="*", type=Path, default=[WORKSPACE],
+                        help="one or more runs' workspaces, merged (default "
+                             "build/conformance)")
     parser.add_argument("--all", action="store_true", help="list passing tests too")
     args = parser.parse_args()
-    summary, blocking = check(args.workspace.resolve(), args.all)
+    for workspace in args.workspace:
+        if not (workspace / "ws").is_dir():
+            parser.error(f"{workspace}: no Tempest run there (no ws/)")
+    summary, blocking = check([w.resolve() for w in args.workspace], args.all)
     print("\n" + summary)
     return 0 if blocking == 0 else 1
 
