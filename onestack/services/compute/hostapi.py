@@ -41,6 +41,7 @@ from onestack.hostlink.types import (
     ImageRef,
     VolumeAttachment,
 )
+from onestack.services.compute.interfaces import desired_port_ids
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.tokens import TokenData
 
@@ -127,7 +128,7 @@ class HostAPI:
                     new_flavor=dict(row.new_flavor) if row.new_flavor else None,
                     old_flavor=dict(row.old_flavor) if row.old_flavor else None)
                 result.append(HostInstance(
-                    spec=spec, port_ids=[p["port_id"] for p in row.ports],
+                    spec=spec, port_ids=desired_port_ids(row),
                     dns_name=row.hostname or row.display_name, attachments=attachments))
             return result
 
@@ -182,6 +183,8 @@ class HostAPI:
 
     def finish_task(self, uuid: str, expected_task_state: str | None, *, event: str = "",
                     **changes: Any) -> bool:
+        if expected_task_state == states.IMAGE_SNAPSHOT:
+            self._rotate_backups(uuid)
         with self.db.session() as session:
             inst = session.get(Instance, uuid, with_for_update=True)
             if inst is None or inst.deleted or inst.task_state != expected_task_state:
@@ -189,9 +192,6 @@ class HostAPI:
             for key, value in changes.items():
                 setattr(inst, key, value)
             inst.task_state = None
-            backup = dict(inst.task_args or {}) \
-                if expected_task_state == states.IMAGE_SNAPSHOT \
-                and "backup_type" in (inst.task_args or {}) else None
             inst.task_args = {}
             inst.updated_at = utcnow()
             if changes.get("vm_state") == states.ACTIVE and inst.launched_at is None:
@@ -199,10 +199,19 @@ class HostAPI:
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
                           "Success", inst.host)
         self.compute.notify(changes.get("host"))
-        if backup is not None:  # createBackup: the new one is in, the oldest go
-            self.compute.actions.rotate_backups(uuid, str(backup["backup_type"]),
-                                                int(backup["rotation"]))
         return True
+
+    def _rotate_backups(self, uuid: str) -> None:
+        """A ``createBackup`` snapshot is uploaded: the server's oldest backups of its
+        type go (before its task ends, so a client that sees the server done sees the
+        rotation done)."""
+        with self.db.session() as session:
+            inst = session.get(Instance, uuid)
+            args = dict(inst.task_args or {}) if inst is not None and not inst.deleted \
+                and inst.task_state == states.IMAGE_SNAPSHOT else {}
+        if "backup_type" in args:
+            self.compute.actions.rotate_backups(uuid, str(args["backup_type"]),
+                                                int(args.get("rotation", 0)))
 
     def fail_task(self, uuid: str, expected_task_state: str | None, message: str, *,
                   event: str = "", details: str = "", vm_state: str | None = None) -> bool:
