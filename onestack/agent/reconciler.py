@@ -83,6 +83,14 @@ DRIVER_ERRORS = (HypervisorError, StorageError, NetworkDriverError)
 
 #: What a steady vm_state means for the guest.
 RUNNING_STATES = {states.ACTIVE}
+#: A rescued instance's rescue disk is the storage driver's disk ``<uuid>`` + this.
+RESCUE_DISK_SUFFIX = "-rescue"
+
+
+def rescue_disk_name(uuid: str) -> str:
+    """The storage driver's name of ``uuid``'s rescue disk (its own directory, or RBD
+    image, holding its own reference to the image's base)."""
+    return uuid + RESCUE_DISK_SUFFIX
 
 
 class Agent:
@@ -480,6 +488,10 @@ class Agent:
                         log.exception("port %s: could not remove its tap", port_id)
         guests = set(self.hypervisor.list_guests())
         disks = set(self.storage.list_disks())
+        # A rescue disk belongs to its instance (unrescue or delete removes it).
+        disks = {name for name in disks
+                 if not (name.endswith(RESCUE_DISK_SUFFIX)
+                         and name.removesuffix(RESCUE_DISK_SUFFIX) in desired | busy)}
         for uuid in sorted((guests | disks) - desired - busy):
             log.info("instance %s: not on this host any more; removing its guest and disk",
                      uuid)
@@ -648,6 +660,7 @@ class Agent:
         self.hypervisor.destroy(d.uuid)
         self._unplug(d)
         self.storage.delete_disk(d.uuid)
+        self.storage.delete_disk(rescue_disk_name(d.uuid))
         self.control.set_port_status([p.id for p in d.ports], "DOWN")
         self.control.instance_deleted(d.uuid)
         self.volumes.forget(d.uuid)
@@ -737,6 +750,44 @@ class Agent:
             self.hypervisor.spawn(self._spec(d, flavor=old))
             changes["power_state"] = int(PowerState.RUNNING)
         self._finish(d, **changes)
+
+    def _task_rescuing(self, d: DesiredInstance) -> None:
+        """Stop the guest, make a fresh copy-on-write disk of the rescue image (the
+        storage driver's disk ``<uuid>-rescue``), boot from it with the server's own
+        disk second (services/compute/rescue.py). On failure the rescue disk goes and a
+        guest that ran is started from its own disk again."""
+        image = d.task_args.get("rescue_image") or {}
+        if not image.get("id"):
+            raise StorageError("The rescue has no image to boot from.")
+        name = rescue_disk_name(d.uuid)
+        spec = self._spec(d)
+        was_running = self.hypervisor.power_state(d.uuid) in (PowerState.RUNNING,
+                                                               PowerState.PAUSED)
+        source = ImageSource(id=image["id"], disk_format=image.get("disk_format", "raw"),
+                             size=int(image.get("size") or 0),
+                             hash_algo=image.get("hash_algo", "sha512"),
+                             hash_value=image.get("hash_value", ""),
+                             open=lambda: self.control.open_image(image["id"]))
+        with Reverter() as revert:
+            self.hypervisor.power_off(d.uuid, 0)
+            if was_running:
+                revert.add(self.hypervisor.spawn, spec)
+            self.storage.delete_disk(name)  # fresh: nothing of an earlier rescue
+            revert.add(self.storage.delete_disk, name)
+            disk = self.storage.create_disk(name, source, 0)
+            self._plug(d)
+            self.hypervisor.rescue(spec, GuestDisk(
+                kind="rbd" if disk.kind == "rbd" else "file", source=str(disk.path),
+                format=disk.format, boot_index=0))
+            revert.success()
+        self._finish(d, vm_state=states.RESCUED, power_state=int(PowerState.RUNNING))
+
+    def _task_unrescuing(self, d: DesiredInstance) -> None:
+        """Boot the server from its own disk again and delete the rescue disk."""
+        self._plug(d)
+        self.hypervisor.unrescue(self._spec(d))
+        self.storage.delete_disk(rescue_disk_name(d.uuid))
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
     def _task_image_snapshot(self, d: DesiredInstance) -> None:
         image_id = d.task_args.get("image_id")

@@ -46,6 +46,8 @@ RESIZE_FINISH = "resize_finish"
 RESIZE_REVERTING = "resize_reverting"
 IMAGE_SNAPSHOT = "image_snapshot"
 MIGRATING = "migrating"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
 
 
 # -- power_state (observed by the host) ------------------------------------------------
@@ -86,6 +88,8 @@ TASK_EVENTS = {
     RESIZE_PREP: "compute_resize_instance",
     RESIZE_REVERTING: "compute_revert_resize",
     IMAGE_SNAPSHOT: "compute_snapshot_instance",
+    RESCUING: "compute_rescue_instance",
+    UNRESCUING: "compute_unrescue_instance",
 }
 
 

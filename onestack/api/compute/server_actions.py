@@ -40,6 +40,7 @@ from onestack.api.compute.validation import (
 )
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.hostlink import capabilities as caps
+from onestack.services.compute import rescue as rescue_service
 from onestack.services.compute.actions import RebuildRequest
 from onestack.services.compute.server_requests import validate_user_data
 from onestack.services.identity.context import ValidatedToken
@@ -213,6 +214,28 @@ async def create_backup(request: Request, ctx: ValidatedToken, sid: str, value: 
     return Response(status_code=202, headers={"Location": image_url})
 
 
+# -- rescue ------------------------------------------------------------------------------
+
+
+async def rescue(request: Request, ctx: ValidatedToken, sid: str, value: Any) -> Response:
+    """Nova's ``rescue`` (200 with the admin password, as ``enable_instance_password``
+    is on here): services/compute/rescue.py."""
+    value = {} if value is None else check_object("rescue", value)
+    only_keys("rescue", value, ("adminPass", "rescue_image_ref"))
+    admin_pass = check_string("rescue/adminPass", value["adminPass"]) \
+        if "adminPass" in value else None
+    image_ref = check_uuid("rescue/rescue_image_ref", value["rescue_image_ref"]) \
+        if "rescue_image_ref" in value else None
+    password = rescue_service.rescue(compute(request), ctx, sid, admin_pass, image_ref)
+    return json_response({"adminPass": password})
+
+
+async def unrescue(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                   ) -> Response:
+    rescue_service.unrescue(compute(request), ctx, sid)
+    return accepted()
+
+
 # -- locks -------------------------------------------------------------------------------
 
 
@@ -331,6 +354,8 @@ ACTIONS: dict[str, Handler] = {
     "revertResize": _simple("revert_resize"),
     "createImage": create_image,
     "createBackup": create_backup,
+    "rescue": rescue,
+    "unrescue": unrescue,
     "lock": lock,
     "unlock": _simple("unlock"),
     "forceDelete": _simple("force_delete"),
@@ -354,7 +379,7 @@ ACTIONS: dict[str, Handler] = {
 #: Those a host's drivers decide (the capability they must declare) come first.
 BY_CAPABILITY: dict[str, str] = {
     "migrate": caps.LIVE_MIGRATION, "os-migrateLive": caps.LIVE_MIGRATION,
-    "evacuate": caps.LIVE_MIGRATION, "rescue": caps.RESCUE, "unrescue": caps.RESCUE,
+    "evacuate": caps.LIVE_MIGRATION,
 }
 _NETWORK = "use the network API (ports, floating IPs) instead"
 UNSUPPORTED: dict[str, str] = {

@@ -13,6 +13,7 @@ up in the server's ``fault``.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -163,6 +164,21 @@ class HypervisorDriver(abc.ABC):
     def serial_socket(self, uuid: str) -> Path:
         """A unix socket speaking the guest's serial console (for remote consoles)."""
 
+    # --- rescue (``RESCUE``) ---------------------------------------------------------------
+
+    def rescue(self, spec: GuestSpec, rescue_disk: GuestDisk) -> None:
+        """Stop the guest at once and start it booting from ``rescue_disk``, with
+        ``spec``'s own disks attached after it and booted from none of them (Nova's
+        rescue: the user repairs the guest's disk from a rescue system). ``unrescue``
+        starts ``spec`` again."""
+        self.power_off(spec.uuid, 0)
+        self.spawn(rescue_spec(spec, rescue_disk))
+
+    def unrescue(self, spec: GuestSpec) -> None:
+        """Stop the rescued guest at once and start it from its own disks (``spec``)."""
+        self.power_off(spec.uuid, 0)
+        self.spawn(spec)
+
     # --- diagnostics (``DIAGNOSTICS``) ------------------------------------------------------
 
     def diagnostics(self, uuid: str) -> GuestDiagnostics:
@@ -193,3 +209,11 @@ class HypervisorDriver(abc.ABC):
         """Grow an attached volume to ``size_bytes`` and tell the guest (a no-op if it
         is that size already)."""
         raise HypervisorError(f"The {self.name} hypervisor cannot resize attached volumes")
+
+def rescue_spec(spec: GuestSpec, rescue_disk: GuestDisk) -> GuestSpec:
+    """``spec`` booting from ``rescue_disk``: that disk first (boot index 0), then the
+    guest's own disks, none of them a boot disk any more (the guest sees its own boot
+    disk second, ``/dev/vdb`` for virtio)."""
+    own = [dataclasses.replace(d, boot_index=None) for d in spec.disks]
+    return dataclasses.replace(
+        spec, disks=[dataclasses.replace(rescue_disk, boot_index=0), *own])

@@ -23,6 +23,7 @@ from onestack.drivers.hypervisor.base import (
     HypervisorDriver,
     HypervisorError,
     PowerState,
+    rescue_spec,
 )
 from onestack.drivers.hypervisor.qemu import QemuDriver
 from onestack.hostlink.diagnostics import CpuStats, DiskStats, GuestDiagnostics, NicStats
@@ -188,6 +189,32 @@ class FakeDriver(HypervisorDriver):
             self._log(spec.uuid, "resumed")
             self._set(spec.uuid, PowerState.RUNNING)
             self._save()
+
+    def rescue(self, spec: GuestSpec, rescue_disk: GuestDisk) -> None:
+        """A new boot from the rescue spec; the guest records ``rescue_disk`` as the
+        disk it booted from (``rescued``) until ``unrescue``."""
+        with self._lock:
+            self._get(spec.uuid)
+            if spec.uuid in self._guests:
+                self._log(spec.uuid, f"rescue: booting from {rescue_disk.source}")
+            self._boot(spec.uuid, rescue_spec(spec, rescue_disk))
+            self._guests[spec.uuid]["rescued"] = f"{rescue_disk.kind}:{rescue_disk.source}"
+            self._save()
+
+    def unrescue(self, spec: GuestSpec) -> None:
+        with self._lock:
+            self._get(spec.uuid)
+            if spec.uuid in self._guests:
+                self._log(spec.uuid, "unrescue: booting from its own disk")
+                self._guests[spec.uuid].pop("rescued", None)
+            self._boot(spec.uuid, spec)
+            self._save()
+
+    def rescued(self, uuid: str) -> str | None:
+        """The rescue disk (``kind:source``) the guest booted from, if rescued."""
+        with self._lock:
+            guest = self._get(uuid)
+            return guest.get("rescued") if guest else None
 
     def destroy(self, uuid: str) -> None:
         with self._lock:

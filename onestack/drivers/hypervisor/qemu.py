@@ -55,6 +55,7 @@ from onestack.drivers.hypervisor.base import (
     HypervisorDriver,
     HypervisorError,
     PowerState,
+    rescue_spec,
 )
 from onestack.drivers.hypervisor.qmp import QmpClient, QmpError
 from onestack.hostlink import capabilities as caps
@@ -264,7 +265,7 @@ class QemuDriver(HypervisorDriver):
         caps.PAUSE: True, caps.SUSPEND: True, caps.SNAPSHOT: True, caps.RESIZE: True,
         caps.SERIAL_CONSOLE: True, caps.CONFIG_DRIVE: True, caps.RBD_DISKS: True,
         caps.LIVE_MIGRATION: False, caps.ATTACH_INTERFACE: False,
-        caps.VOLUME_HOTPLUG: True, caps.DIAGNOSTICS: True, caps.RESCUE: False,
+        caps.VOLUME_HOTPLUG: True, caps.DIAGNOSTICS: True, caps.RESCUE: True,
     }
 
     def __init__(self, instances_dir: Path, accel: str = "auto", name_prefix: str = "",
@@ -453,6 +454,24 @@ class QemuDriver(HypervisorDriver):
                 raise HypervisorError(f"Cannot resume guest {spec.uuid}: "
                                       "it has no saved state (it was not suspended)")
             self._restore(spec)
+
+    def rescue(self, spec: GuestSpec, rescue_disk: GuestDisk) -> None:
+        """QEMU quits (no ACPI shutdown: Nova's rescue destroys the domain too) and
+        starts again with the rescue disk as ``disk0`` (bootindex 0) and the guest's
+        own disks after it; ``spec.json`` holds the rescue spec meanwhile, so a
+        restarted agent adopts the rescued guest as it is."""
+        self._restart_with(rescue_spec(spec, rescue_disk))
+
+    def unrescue(self, spec: GuestSpec) -> None:
+        self._restart_with(spec)
+
+    def _restart_with(self, spec: GuestSpec) -> None:
+        with self._guest_lock(spec.uuid):
+            pid = self._pid(spec.uuid)
+            if pid is not None:
+                self._force_off(spec.uuid, pid)
+            (self._dir(spec.uuid) / SAVED_STATE).unlink(missing_ok=True)
+            self._start(spec)
 
     def destroy(self, uuid: str) -> None:
         with self._guest_lock(uuid):

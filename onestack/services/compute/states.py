@@ -28,6 +28,7 @@ from onestack.hostlink.states import (
     REBOOTING_HARD,
     REBUILDING,
     RESCUED,
+    RESCUING,
     RESIZE_FINISH,
     RESIZE_MIGRATED,
     RESIZE_MIGRATING,
@@ -46,6 +47,7 @@ from onestack.hostlink.states import (
     SUSPENDED,
     SUSPENDING,
     UNPAUSING,
+    UNRESCUING,
 )
 
 _DEFAULT = "default"
@@ -129,6 +131,7 @@ __all__ = [
     "REBOOTING_HARD",
     "REBUILDING",
     "RESCUED",
+    "RESCUING",
     "RESIZED",
     "RESIZE_FINISH",
     "RESIZE_MIGRATED",
@@ -149,6 +152,7 @@ __all__ = [
     "SUSPENDED",
     "SUSPENDING",
     "UNPAUSING",
+    "UNRESCUING",
     "states_for_statuses",
     "status_of",
 ]
