@@ -74,6 +74,11 @@ def test_type_views_follow_cinder(admin: VolumeClient) -> None:
     assert "qos_specs_id" not in updated
     fault(admin.request("POST", "/types", json={"volume_type": {"name": "view-type-2"}}),
           409, "conflictingRequest", "already exists")
+    fault(admin.request("POST", f"/types/{created['id']}/extra_specs",
+                        json={"extra_specs": None}), 400, "badRequest")
+    qos = admin.ok("POST", "/qos-specs", json={"qos_specs": {"name": "view-qos"}})
+    assert qos["links"][0]["href"].endswith(f"/qos-specs/{qos['qos_specs']['id']}")
+    assert admin.ok("GET", f"/qos-specs/{qos['qos_specs']['id']}")["links"]
 
 
 # -- quota classes --------------------------------------------------------------------
@@ -304,6 +309,11 @@ def test_group_lifecycle_and_snapshots(admin: VolumeClient, member: VolumeClient
         "reset_status": {"status": "error"}})
     assert member.ok("GET", f"/group_snapshots/{gsnap['id']}")["group_snapshot"][
         "status"] == "error"
+    # an administrator's reset stands (it is not worked out again from the members)
+    admin.ok("POST", f"/group_snapshots/{gsnap['id']}/action", status=202, json={
+        "reset_status": {"status": "creating"}})
+    assert member.ok("GET", f"/group_snapshots/{gsnap['id']}")["group_snapshot"][
+        "status"] == "creating"
     admin.ok("POST", f"/group_snapshots/{gsnap['id']}/action", status=202, json={
         "reset_status": {"status": "available"}})
     for g in (copy, clone):
@@ -319,6 +329,10 @@ def test_group_lifecycle_and_snapshots(admin: VolumeClient, member: VolumeClient
         "delete": {"delete-volumes": False}}), 400, "badRequest", "contains volumes")
     fault(member.request("POST", f"/groups/{group['id']}/action", json={
         "reset_status": {"status": "error"}}), 403, "forbidden")
+    for status in ("creating", "error", "available"):
+        admin.ok("POST", f"/groups/{group['id']}/action", status=202, json={
+            "reset_status": {"status": status}})
+        assert member.ok("GET", f"/groups/{group['id']}")["group"]["status"] == status
     member.ok("POST", f"/groups/{group['id']}/action", status=202,
               json={"delete": {"delete-volumes": True}})
     for v in vols:

@@ -13,6 +13,7 @@ from onestack.api.common import json_response, read_json
 from onestack.api.volume.common import (
     admin,
     context,
+    links,
     path_id,
     query,
     reader,
@@ -82,8 +83,9 @@ async def type_extra_specs(request: Request) -> Response:
     if request.method == "GET":
         return json_response({"extra_specs": dict(vt.extra_specs or {})})
     body = await read_json(request)
-    if "extra_specs" not in body:
-        raise field_error("extra_specs", body, "'extra_specs' is a required property")
+    if not isinstance(body.get("extra_specs"), dict):
+        raise field_error("extra_specs", body.get("extra_specs"),
+                          "'extra_specs' is a required property (an object)")
     service.set_extra_specs(ctx, type_id, body["extra_specs"])
     return json_response({"extra_specs": body["extra_specs"]})
 
@@ -146,7 +148,9 @@ async def create_qos(request: Request) -> Response:
     spec = body.get("qos_specs")
     if not isinstance(spec, dict):
         raise field_error("qos_specs", spec, "'qos_specs' is a required property")
-    return json_response({"qos_specs": render_qos(volumes(request).types.create_qos(spec))})
+    qos = volumes(request).types.create_qos(spec)
+    return json_response({"qos_specs": render_qos(qos),
+                          "links": links(request, "qos-specs", qos.id)})
 
 
 async def qos_item(request: Request) -> Response:
@@ -154,7 +158,8 @@ async def qos_item(request: Request) -> Response:
     service = volumes(request).types
     qos_id = path_id(request, "qos_id")
     if request.method == "GET":
-        return json_response({"qos_specs": render_qos(service.get_qos(qos_id))})
+        return json_response({"qos_specs": render_qos(service.get_qos(qos_id)),
+                              "links": links(request, "qos-specs", qos_id)})
     if request.method == "DELETE":
         force = (query(request, "force") or "").lower() in ("1", "true", "yes")
         service.delete_qos(qos_id, force=force)

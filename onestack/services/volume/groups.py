@@ -15,7 +15,8 @@ first member's). What a group gives:
 
 A group or group snapshot that is ``creating`` becomes ``available`` when all its
 volumes (snapshots) are, ``error`` if one fails; one that is ``deleting`` disappears
-when its snapshots are gone. The state is worked out from the members when it is read.
+when its snapshots are gone. The state is worked out from the members when it is read
+(a status an administrator set with ``reset_status`` stands).
 """
 
 from __future__ import annotations
@@ -202,15 +203,17 @@ class Groups:
 
     def _refresh(self, session: Session, group: VolumeGroup) -> None:
         if group.status != "creating" or not (group.group_snapshot_id or
-                                              group.source_group_id):
-            return
+                                              group.source_group_id) \
+                or group.updated_at != group.created_at:
+            return  # settled, or set by an administrator's reset (which stands)
         states = [v.status for v in self.members(session, group.id)]
         if any(s == "error" for s in states):
             group.status = "error"
             group.error_message = "A volume of the group could not be created."
         elif all(s == "available" for s in states):
             group.status = "available"
-        group.updated_at = utcnow()
+        if group.status != "creating":
+            group.updated_at = utcnow()
 
     def get(self, ctx: Ctx, group_id: str) -> tuple[VolumeGroup, list[str]]:
         with self.db.session() as session:
@@ -508,8 +511,9 @@ class GroupSnapshots:
 
     def _refresh(self, session: Session, gsnap: GroupSnapshot) -> bool:
         """Bring a creating/deleting group snapshot up to date; False: it is gone."""
-        if gsnap.status not in ("creating", "deleting"):
-            return True
+        if gsnap.status not in ("creating", "deleting") or (
+                gsnap.status == "creating" and gsnap.updated_at != gsnap.created_at):
+            return True  # settled, or set by an administrator's reset (which stands)
         states = list(session.scalars(select(Snapshot.status).where(
             Snapshot.group_snapshot_id == gsnap.id)))
         if gsnap.status == "deleting":
@@ -523,15 +527,18 @@ class GroupSnapshots:
             gsnap.status = "error"
         elif all(s == "available" for s in states):
             gsnap.status = "available"
-        gsnap.updated_at = utcnow()
+        if gsnap.status != "creating":
+            gsnap.updated_at = utcnow()
         return True
 
     def get(self, ctx: Ctx, gsnap_id: str) -> GroupSnapshot:
         with self.db.session() as session:
             gsnap = self.find(session, ctx, gsnap_id)
-            if not self._refresh(session, gsnap):
-                raise NotFound(f"GroupSnapshot {gsnap_id} could not be found.")
-            return gsnap
+            present = self._refresh(session, gsnap)
+        # (raised after the session, which commits the removal of a deleted one)
+        if not present:
+            raise NotFound(f"GroupSnapshot {gsnap_id} could not be found.")
+        return gsnap
 
     def list_snapshots(self, ctx: Ctx, all_tenants: bool) -> list[GroupSnapshot]:
         with self.db.session() as session:
