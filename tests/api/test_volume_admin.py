@@ -79,6 +79,18 @@ def test_type_views_follow_cinder(admin: VolumeClient) -> None:
     qos = admin.ok("POST", "/qos-specs", json={"qos_specs": {"name": "view-qos"}})
     assert qos["links"][0]["href"].endswith(f"/qos-specs/{qos['qos_specs']['id']}")
     assert admin.ok("GET", f"/qos-specs/{qos['qos_specs']['id']}")["links"]
+    qos_id = qos["qos_specs"]["id"]
+    assert admin.ok("PUT", f"/qos-specs/{qos_id}", json={"qos_specs": {"a": "1"}}) == {
+        "qos_specs": {"a": "1"}}
+    admin.ok("PUT", f"/qos-specs/{qos_id}", json={"qos_specs": {"b": "2"}})
+    fault(admin.request("PUT", f"/qos-specs/{qos_id}/delete_keys", json={
+        "keys": ["a", "nope"]}), 404, "itemNotFound", "nope")
+    admin.ok("PUT", f"/qos-specs/{qos_id}/delete_keys", status=202, json={"keys": ["a"]})
+    assert admin.ok("GET", f"/qos-specs/{qos_id}")["qos_specs"]["specs"] == {"b": "2"}
+    admin.ok("GET", f"/qos-specs/{qos_id}/associate?vol_type_id={created['id']}",
+             status=202)
+    admin.ok("GET", f"/qos-specs/{qos_id}/disassociate_all", status=202)
+    assert admin.ok("GET", f"/qos-specs/{qos_id}/associations")["qos_associations"] == []
 
 
 # -- quota classes --------------------------------------------------------------------

@@ -167,7 +167,24 @@ async def qos_item(request: Request) -> Response:
     service.get_qos(qos_id)
     body = await read_json(request)
     spec = body.get("qos_specs")
-    return json_response({"qos_specs": service.set_qos_keys(qos_id, spec)})
+    service.set_qos_keys(qos_id, spec)
+    return json_response({"qos_specs": spec})  # the keys set, as Cinder answers
+
+
+async def qos_delete_keys(request: Request) -> Response:
+    context(request)
+    service = volumes(request).types
+    qos_id = path_id(request, "qos_id")
+    service.get_qos(qos_id)
+    body = await read_json(request)
+    service.delete_qos_keys(qos_id, body.get("keys"))
+    return Response(status_code=202)
+
+
+async def qos_disassociate_all(request: Request) -> Response:
+    context(request)
+    volumes(request).types.disassociate_all(path_id(request, "qos_id"))
+    return Response(status_code=202)
 
 
 async def qos_associate(request: Request) -> Response:
@@ -207,4 +224,8 @@ routes = [
           methods=["GET"]),
     Route("/v3/{project_id}/qos-specs/{qos_id}/associations", admin(qos_associations),
           methods=["GET"]),
+    Route("/v3/{project_id}/qos-specs/{qos_id}/delete_keys", admin(qos_delete_keys),
+          methods=["PUT"]),
+    Route("/v3/{project_id}/qos-specs/{qos_id}/disassociate_all",
+          admin(qos_disassociate_all), methods=["GET"]),
 ]

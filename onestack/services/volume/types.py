@@ -210,6 +210,25 @@ class VolumeTypes:
             qos.specs = {**(qos.specs or {}), **specs}
             return dict(qos.specs)
 
+    def delete_qos_keys(self, qos_id: str, keys: Any) -> None:
+        """Cinder's ``delete_keys``: every key must be there (404 names the first that
+        is not); then they all go."""
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise field_error("keys", keys, "'keys' must be a list of strings")
+        with self.db.session() as session:
+            qos = self.find_qos(session, qos_id)
+            for key in keys:
+                if key not in (qos.specs or {}):
+                    raise NotFound(f"QoS spec {qos.id} has no key {key}.")
+            qos.specs = {k: v for k, v in (qos.specs or {}).items() if k not in keys}
+
+    def disassociate_all(self, qos_id: str) -> None:
+        with self.db.session() as session:
+            qos = self.find_qos(session, qos_id)
+            for vt in session.scalars(select(VolumeType).where(
+                    VolumeType.qos_specs_id == qos.id)):
+                vt.qos_specs_id = None
+
     def delete_qos(self, qos_id: str, force: bool = False) -> None:
         with self.db.session() as session:
             qos = self.find_qos(session, qos_id)
