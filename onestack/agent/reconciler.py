@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from onestack.agent.firewall import FirewallSync
+from onestack.agent.nics import NicAttacher
 from onestack.agent.volumes import VolumeAttacher, volume_disk
 from onestack.common.revert import Reverter
 from onestack.common.uptime import local_uptime
@@ -143,6 +144,8 @@ class Agent:
         #: instance.
         self.volumes = VolumeAttacher(hypervisor, control)
         self._attachments: dict[str, list[wire.VolumeAttachment]] = {}
+        #: Interfaces attached to running guests (``onestack.agent.nics``).
+        self.nics = NicAttacher(hypervisor, control, self._plug_port, network.unplug_port)
         #: Security groups: the firewall of this host's ports (``agent.firewall``).
         self._firewall = FirewallSync(network.firewall)
 
@@ -241,6 +244,7 @@ class Agent:
             again = self.converge(d)
             if not again:
                 self.volumes.converge(d, self._attachments.get(d.uuid, []))
+                self.nics.converge(d)
         except Exception:
             log.exception("instance %s: converging failed", d.uuid)
         finally:
@@ -576,15 +580,16 @@ class Agent:
                            open=lambda: self.control.open_image(image.id))
 
     def _plug(self, d: DesiredInstance) -> list[str]:
-        taps = []
-        for port in d.ports:
-            if port.network_id not in self._networks:
-                raise NetworkDriverError(
-                    f"Network {port.network_id} of port {port.id} is not set up on host "
-                    f"{self.host} (see the server log).")
-            taps.append(self.network.plug_port(PortSpec(
-                id=port.id, network_id=port.network_id, mac=port.mac, mtu=port.mtu)))
-        return taps
+        return [self._plug_port(port) for port in d.ports]
+
+    def _plug_port(self, port: wire.PortInfo) -> str:
+        """The port's tap, made and put on its network's bridge; its name."""
+        if port.network_id not in self._networks:
+            raise NetworkDriverError(
+                f"Network {port.network_id} of port {port.id} is not set up on host "
+                f"{self.host} (see the server log).")
+        return self.network.plug_port(PortSpec(
+            id=port.id, network_id=port.network_id, mac=port.mac, mtu=port.mtu))
 
     def _config_drive(self, d: DesiredInstance) -> Path | None:
         """The instance's config drive (ISO 9660, label ``config-2``), made once next to
@@ -664,6 +669,7 @@ class Agent:
         self.control.set_port_status([p.id for p in d.ports], "DOWN")
         self.control.instance_deleted(d.uuid)
         self.volumes.forget(d.uuid)
+        self.nics.forget(d.uuid)
 
     def _task_powering_off(self, d: DesiredInstance) -> None:
         self.hypervisor.power_off(d.uuid, self.shutdown_timeout)

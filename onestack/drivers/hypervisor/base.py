@@ -186,6 +186,24 @@ class HypervisorDriver(abc.ABC):
         counters, memory); HypervisorError if the guest does not run."""
         raise HypervisorError(f"The {self.name} hypervisor cannot report diagnostics")
 
+    # --- interfaces (``ATTACH_INTERFACE``) ------------------------------------------------
+
+    def attach_nic(self, uuid: str, nic: GuestNic) -> None:
+        """Hot-plug ``nic`` (its tap made and bridged by the network driver) into the
+        running (or paused) guest; it stays in the guest's spec, so a restarted guest has
+        it again. A no-op if it is plugged; HypervisorError if the guest does not run."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot hot-plug interfaces")
+
+    def detach_nic(self, uuid: str, port_id: str, timeout: float = 30.0) -> None:
+        """Unplug the port's NIC, waiting up to ``timeout`` seconds for the guest to let
+        go (HypervisorError if it does not); a no-op if it is not plugged."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot hot-plug interfaces")
+
+    def attached_nics(self, uuid: str) -> list[str]:
+        """The port ids of the NICs the running guest has; [] for a guest that does
+        not run."""
+        return []
+
     # --- volumes (``VOLUME_HOTPLUG``) ------------------------------------------------------
 
     def attach_volume(self, uuid: str, disk: GuestDisk) -> None:

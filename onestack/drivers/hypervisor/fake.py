@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from onestack.drivers.hypervisor.base import (
     GuestDisk,
+    GuestNic,
     GuestSpec,
     HostInfo,
     HypervisorDriver,
@@ -313,6 +314,41 @@ class FakeDriver(HypervisorDriver):
                 self._log(uuid, f"virtio-blk {volumes[volume_id]['serial']} capacity "
                                 f"{size_bytes} bytes")
                 self._save()
+
+    # --- interfaces -----------------------------------------------------------------------
+
+    def attach_nic(self, uuid: str, nic: GuestNic) -> None:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or guest["state"] not in (PowerState.RUNNING, PowerState.PAUSED):
+                raise HypervisorError(f"Cannot attach port {nic.port_id} to guest {uuid}: "
+                                      "it is not running")
+            spec = guest["spec"]
+            if nic.port_id in spec["nics"]:
+                return
+            spec["nics"].append(nic.port_id)
+            spec["macs"].append(nic.mac)
+            self._log(uuid, f"virtio-net {nic.mac} attached")
+            self._save()
+
+    def detach_nic(self, uuid: str, port_id: str, timeout: float = 30.0) -> None:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or port_id not in guest["spec"]["nics"]:
+                return
+            spec = guest["spec"]
+            index = spec["nics"].index(port_id)
+            spec["nics"].pop(index)
+            mac = spec["macs"].pop(index)
+            self._log(uuid, f"virtio-net {mac} detached")
+            self._save()
+
+    def attached_nics(self, uuid: str) -> list[str]:
+        with self._lock:
+            guest = self._get(uuid)
+            if guest is None or guest["state"] not in (PowerState.RUNNING, PowerState.PAUSED):
+                return []
+            return list(guest.get("spec", {}).get("nics", []))
 
     def _move(self, uuid: str, verb: str, moves: dict[PowerState, PowerState]) -> None:
         with self._lock:

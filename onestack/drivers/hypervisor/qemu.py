@@ -10,6 +10,7 @@ Every guest lives in ``<instances_dir>/<uuid>/``::
     qemu.log         what QEMU itself said during its current run (``-D``)
     saved-state      the guest's memory while it is suspended
     volumes.json     the attached volumes' hot-plug slots (PCIe root ports)
+    nics.json        the NICs' slots (PCIe root ports of their own), by port id
 
 QEMU daemonizes (and starts its own session), so guests outlive the agent: a new
 ``QemuDriver`` over the same directory finds them through the pidfiles. A pidfile is
@@ -72,9 +73,10 @@ SPEC_FILE = "spec.json"
 SAVED_STATE = "saved-state"
 SAVED_STATE_PARTIAL = "saved-state.partial"
 VOLUMES_FILE = "volumes.json"
+NICS_FILE = "nics.json"
 #: Everything ``destroy`` removes; anything else (a disk someone put there) is left alone.
 RUNTIME_FILES = (PIDFILE, QMP_SOCKET, CONSOLE_SOCKET, CONSOLE_LOG, QEMU_LOG, SPEC_FILE,
-                 SAVED_STATE, SAVED_STATE_PARTIAL, VOLUMES_FILE)
+                 SAVED_STATE, SAVED_STATE_PARTIAL, VOLUMES_FILE, NICS_FILE)
 #: The accelerator probe's verdict, beside the instances dir (one per host).
 ACCEL_PROBE_FILE = "accel-probe.json"
 
@@ -87,6 +89,15 @@ SAVE_TIMEOUT = 600.0  # memory to saved-state and back
 #: hot-plug; each hot-plugged device needs a port of its own), besides one per volume
 #: it boots with.
 HOTPLUG_PORTS = 8
+#: Free PCIe root ports every guest gets for NIC hot-plug (``attach_nic``), besides one
+#: per NIC it starts with (every NIC is on a root port of its own, so each can be
+#: unplugged); their chassis numbers start at ``NIC_CHASSIS_BASE`` (the volumes' ports
+#: count from 1).
+NIC_HOTPLUG_PORTS = 4
+NIC_CHASSIS_BASE = 128
+#: A NIC's QEMU names: its device and its netdev, by port id.
+NIC_DEVICE_PREFIX = "nic-"
+NIC_NETDEV_PREFIX = "net-"
 #: A volume's QEMU names: its device (``-device ... id=``) and block node.
 VOLUME_DEVICE_PREFIX = "volume-"
 #: How long a hot unplug waits for the guest to release the device.
@@ -264,7 +275,7 @@ class QemuDriver(HypervisorDriver):
     capabilities: ClassVar[dict[str, bool]] = {
         caps.PAUSE: True, caps.SUSPEND: True, caps.SNAPSHOT: True, caps.RESIZE: True,
         caps.SERIAL_CONSOLE: True, caps.CONFIG_DRIVE: True, caps.RBD_DISKS: True,
-        caps.LIVE_MIGRATION: False, caps.ATTACH_INTERFACE: False,
+        caps.LIVE_MIGRATION: False, caps.ATTACH_INTERFACE: True,
         caps.VOLUME_HOTPLUG: True, caps.DIAGNOSTICS: True, caps.RESCUE: True,
     }
 
@@ -678,6 +689,117 @@ class QemuDriver(HypervisorDriver):
                                 f"serial={_opt(disk.serial)}{where}{boot}"]
         return args
 
+    # --- interfaces ----------------------------------------------------------------------
+
+    def attach_nic(self, uuid: str, nic: GuestNic) -> None:
+        """``netdev_add`` the NIC's tap (made and bridged by the network driver), then
+        ``device_add`` a virtio-net-pci with its MAC on a free NIC root port; the spec
+        file gains the NIC so a restart keeps it."""
+        with self._guest_lock(uuid):
+            if self._pid(uuid) is None:
+                raise HypervisorError(f"Cannot attach port {nic.port_id} to guest {uuid}: "
+                                      "it is not running")
+            gdir = self._dir(uuid)
+            slots = self._nic_ports(uuid)
+            netdev, device = _nic_names(nic.port_id)
+            try:
+                with self._qmp(uuid) as qmp:
+                    if nic.port_id in _plugged_nics(qmp):
+                        return
+                    used = set(slots.values())
+                    spec = self._saved_spec(uuid)
+                    count = _nic_port_count(spec) if spec is not None else 0
+                    slot = next((p for p in _nic_port_ids(count) if p not in used), None)
+                    if slot is None:
+                        raise HypervisorError(
+                            f"Guest {uuid} has no free hot-plug slot for port {nic.port_id} "
+                            f"(it has {len(slots)} NIC(s)); stop and start it to get more.")
+                    with contextlib.suppress(QmpError):  # a half-made earlier attempt
+                        qmp.execute("netdev_del", {"id": netdev})
+                    qmp.execute("netdev_add", {"type": "tap", "id": netdev,
+                                               "ifname": nic.tap, "script": "no",
+                                               "downscript": "no"})
+                    try:
+                        qmp.execute("device_add", {
+                            "driver": "virtio-net-pci", "id": device, "netdev": netdev,
+                            "mac": nic.mac, "bus": slot, "host_mtu": int(nic.mtu)})
+                    except QmpError:
+                        with contextlib.suppress(QmpError):
+                            qmp.execute("netdev_del", {"id": netdev})
+                        raise
+            except QmpError as exc:
+                raise self._error(uuid, f"Attaching port {nic.port_id} failed: {exc}") from exc
+            slots[nic.port_id] = slot
+            _write_json(gdir / NICS_FILE, slots)
+            self._update_spec_nics(uuid, add=nic)
+            log.info("guest %s: port %s attached on %s", uuid, nic.port_id, slot)
+
+    def detach_nic(self, uuid: str, port_id: str, timeout: float = DETACH_TIMEOUT) -> None:
+        """``device_del``, wait for ``DEVICE_DELETED`` (the guest let go), then
+        ``netdev_del`` (QEMU closes the tap); the spec file loses the NIC."""
+        with self._guest_lock(uuid):
+            gdir = self._dir(uuid)
+            if not gdir.is_dir():
+                return
+            netdev, device = _nic_names(port_id)
+            if self._pid(uuid) is not None:
+                try:
+                    with self._qmp(uuid) as qmp:
+                        if port_id in _plugged_nics(qmp):
+                            try:
+                                qmp.execute("device_del", {"id": device})
+                            except QmpError as exc:
+                                if "in progress" not in str(exc):  # asked before
+                                    raise
+                            if qmp.wait_event("DEVICE_DELETED", timeout,
+                                              device=device) is None:
+                                raise HypervisorError(
+                                    f"Guest {uuid} did not release port {port_id} within "
+                                    f"{timeout:.0f} s (is it still booting?)")
+                    with self._qmp(uuid) as qmp, contextlib.suppress(QmpError):
+                        qmp.execute("netdev_del", {"id": netdev})
+                except QmpError as exc:
+                    raise self._error(uuid, f"Detaching port {port_id} failed: "
+                                      f"{exc}") from exc
+            slots = self._nic_ports(uuid)
+            if slots.pop(port_id, None) is not None:
+                _write_json(gdir / NICS_FILE, slots)
+            self._update_spec_nics(uuid, remove=port_id)
+            log.info("guest %s: port %s detached", uuid, port_id)
+
+    def attached_nics(self, uuid: str) -> list[str]:
+        """From QMP ``qom-list /machine/peripheral``: the port of each NIC device."""
+        if self._pid(uuid) is None:
+            return []
+        if not (self._dir(uuid) / NICS_FILE).is_file():
+            # started before NICs had slots of their own: its NICs are the spec's
+            spec = self._saved_spec(uuid)
+            return [n.port_id for n in spec.nics] if spec is not None else []
+        try:
+            with self._qmp(uuid) as qmp:
+                return sorted(_plugged_nics(qmp))
+        except QmpError as exc:
+            raise HypervisorError(f"Cannot list the NICs of guest {uuid}: {exc}") from exc
+
+    def _nic_ports(self, uuid: str) -> dict[str, str]:
+        try:
+            data = json.loads((self._dir(uuid) / NICS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _update_spec_nics(self, uuid: str, add: GuestNic | None = None,
+                          remove: str | None = None) -> None:
+        path = self._dir(uuid) / SPEC_FILE
+        spec = self._saved_spec(uuid)
+        if spec is None:
+            return
+        gone = add.port_id if add is not None else remove
+        spec.nics = [n for n in spec.nics if n.port_id != gone]
+        if add is not None:
+            spec.nics.append(add)
+        _write_json(path, spec_to_json(spec))
+
     # --- processes ----------------------------------------------------------------------
 
     def _dir(self, uuid: str) -> Path:
@@ -846,10 +968,7 @@ class QemuDriver(HypervisorDriver):
             args += ["-drive", (f"file={_opt(Path(spec.config_drive).resolve())},format=raw,"
                                 "if=none,id=cdrom0,media=cdrom,readonly=on"),
                      "-device", "ide-cd,drive=cdrom0,id=config-drive"]
-        for i, nic in enumerate(spec.nics):
-            args += ["-netdev", f"tap,id=net{i},ifname={_opt(nic.tap)},script=no,downscript=no",
-                     "-device", (f"virtio-net-pci,netdev=net{i},id=nic{i},mac={nic.mac},"
-                                 f"host_mtu={nic.mtu}")]
+        args += _nic_args(spec)
         args += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
                  "-device", "virtio-rng-pci,rng=rng0"]
         if incoming is not None:
@@ -869,6 +988,7 @@ class QemuDriver(HypervisorDriver):
         args = self._command_line(spec, accel, incoming)
         _write_json(gdir / SPEC_FILE, spec_to_json(spec))
         _write_json(gdir / VOLUMES_FILE, _boot_volume_ports(spec))
+        _write_json(gdir / NICS_FILE, _boot_nic_ports(spec))
         for name in (PIDFILE, QMP_SOCKET, CONSOLE_SOCKET):
             (gdir / name).unlink(missing_ok=True)
         log.debug("guest %s: %s", spec.uuid, shlex.join(args))
@@ -987,6 +1107,54 @@ class QemuDriver(HypervisorDriver):
         if kernels:
             return max(kernels, key=lambda k: k.stat().st_mtime)
         return None
+
+# --- NICs ----------------------------------------------------------------------------------
+
+
+def _nic_names(port_id: str) -> tuple[str, str]:
+    """(netdev id, device id) of a port's NIC."""
+    return NIC_NETDEV_PREFIX + port_id, NIC_DEVICE_PREFIX + port_id
+
+
+def _nic_port_ids(count: int) -> list[str]:
+    return [f"nicslot{i}" for i in range(count)]
+
+
+def _nic_port_count(spec: GuestSpec) -> int:
+    """One root port per NIC the guest starts with, plus ``NIC_HOTPLUG_PORTS`` free."""
+    return len(spec.nics) + NIC_HOTPLUG_PORTS
+
+
+def _boot_nic_ports(spec: GuestSpec) -> dict[str, str]:
+    return dict(zip([n.port_id for n in spec.nics], _nic_port_ids(len(spec.nics)),
+                    strict=True))
+
+
+def _nic_args(spec: GuestSpec) -> list[str]:
+    """The NICs' root ports, and each NIC (a tap opened by name, a virtio-net-pci with
+    the port's MAC and MTU) on one of them, in the spec's order (the guest's eth0,
+    eth1...); every one can be unplugged (``detach_nic``)."""
+    args: list[str] = []
+    slots = _nic_port_ids(_nic_port_count(spec))
+    for i, slot in enumerate(slots):
+        args += ["-device", f"pcie-root-port,id={slot},chassis={NIC_CHASSIS_BASE + i}"]
+    for nic, slot in zip(spec.nics, slots, strict=False):
+        netdev, device = _nic_names(nic.port_id)
+        args += ["-netdev", f"tap,id={netdev},ifname={_opt(nic.tap)},script=no,downscript=no",
+                 "-device", (f"virtio-net-pci,netdev={netdev},id={device},mac={nic.mac},"
+                             f"host_mtu={nic.mtu},bus={slot}")]
+    return args
+
+
+def _plugged_nics(qmp: QmpClient) -> set[str]:
+    """The port ids of the NIC devices the guest has (``/machine/peripheral/nic-<id>``)."""
+    found = set()
+    for child in qmp.execute("qom-list", {"path": "/machine/peripheral"}):
+        name = str(child.get("name", ""))
+        if name.startswith(NIC_DEVICE_PREFIX) and "virtio-net" in str(child.get("type", "")):
+            found.add(name[len(NIC_DEVICE_PREFIX):])
+    return found
+
 
 # --- volumes -------------------------------------------------------------------------------
 

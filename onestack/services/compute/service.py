@@ -29,6 +29,7 @@ from onestack.services.compute.aggregates import Aggregates
 from onestack.services.compute.flavors import Flavors
 from onestack.services.compute.hostapi import HostAPI
 from onestack.services.compute.hosts import Hosts
+from onestack.services.compute.interfaces import Interfaces
 from onestack.services.compute.keypairs import KeyPairs
 from onestack.services.compute.metadata import MetadataService
 from onestack.services.compute.quotas import ComputeQuotas
@@ -78,6 +79,7 @@ class Compute:
         self.volume_attachments = VolumeAttachments(self)
 
     def notify(self, host: str | None) -> None:
+        self.interfaces = Interfaces(self)
         """Tell ``host``'s agent its desired state changed."""
         if not host:
             return

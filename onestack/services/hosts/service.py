@@ -115,6 +115,8 @@ class HostService:
 
     def set_port_status(self, port_ids: list[str], status: str) -> None:
         self.network.hostview.set_port_status(port_ids, status)
+        # interfaces being attached or detached wait for their host's word
+        self.compute.interfaces.ports_reported(port_ids, status)
 
     def report_routers(self, host: str, applied: dict[str, dict[str, str]],
                        failed: list[str]) -> None:
