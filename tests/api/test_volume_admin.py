@@ -93,6 +93,40 @@ def test_type_views_follow_cinder(admin: VolumeClient) -> None:
     assert admin.ok("GET", f"/qos-specs/{qos_id}/associations")["qos_associations"] == []
 
 
+def test_encryption_specs_are_kept_and_their_volumes_refused(admin: VolumeClient) -> None:
+    vt = _type(admin, "enc-type")
+    base = f"/types/{vt['id']}/encryption"
+    assert admin.ok("GET", base) == {}
+    fault(admin.request("POST", base, json={"encryption": {"control_location": "middle",
+                                                             "provider": "luks"}}),
+          400, "badRequest", "control location")
+    fault(admin.request("POST", "/types/00000000-0000-4000-8000-00000000dead/encryption",
+                        json={"encryption": {"provider": "luks"}}), 404, "itemNotFound")
+    made = admin.ok("POST", base, json={"encryption": {
+        "provider": "luks", "cipher": "aes-xts-plain64", "key_size": 256,
+        "control_location": "front-end"}})["encryption"]
+    assert made["volume_type_id"] == vt["id"] and made["key_size"] == 256
+    fault(admin.request("POST", base, json={"encryption": {"provider": "luks"}}), 400,
+          "badRequest", "already exists")
+    shown = admin.ok("GET", base)
+    assert shown["encryption_id"] == made["encryption_id"] and shown["deleted"] is False
+    assert admin.ok("PUT", f"{base}/{made['encryption_id']}", json={"encryption": {
+        "key_size": 128}}) == {"encryption": {"key_size": 128}}
+    assert admin.ok("GET", f"{base}/key_size") == {"key_size": 128}
+    # no backend encrypts: a volume of the type is refused, with a message saying why
+    vol = _refused(admin, volume_type=vt["id"])
+    (msg,) = [m for m in admin.ok("GET", "/messages")["messages"]
+              if m["resource_uuid"] == vol["id"]]
+    assert "encrypted" in msg["user_message"]
+    fault(admin.request("DELETE", f"{base}/{made['encryption_id']}"), 400, "badRequest",
+          "in use")
+    admin.ok("DELETE", f"/volumes/{vol['id']}", status=202)
+    admin.gone(vol["id"])
+    admin.ok("DELETE", f"{base}/{made['encryption_id']}", status=202)
+    assert admin.ok("GET", base) == {}
+    fault(admin.request("GET", f"{base}/cipher"), 404, "itemNotFound")
+
+
 # -- quota classes --------------------------------------------------------------------
 
 

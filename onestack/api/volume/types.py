@@ -1,5 +1,6 @@
-"""/v3/{project_id}/types (volume types, extra specs, access) and /qos-specs (stored,
-not enforced). Reads for every project-scoped caller, changes for administrators."""
+"""/v3/{project_id}/types (volume types, extra specs, access, encryption specs) and
+/qos-specs (stored, not enforced). Reads for every project-scoped caller, changes for
+administrators."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from onestack.api.common import json_response, read_json
 from onestack.api.volume.common import (
     admin,
+    cinder_time,
     context,
     links,
     path_id,
@@ -22,7 +24,9 @@ from onestack.api.volume.common import (
 )
 from onestack.common.errors import BadRequest, NotFound
 from onestack.db.models import QosSpecs, VolumeType
+from onestack.db.models.volume_admin import VolumeTypeEncryption
 from onestack.services.volume.common import field_error
+from onestack.services.volume.encryption import TypeEncryption
 
 
 def render_type(vt: VolumeType, is_admin: bool, view: str = "show") -> dict[str, Any]:
@@ -131,6 +135,50 @@ async def type_access(request: Request) -> Response:
     return json_response({"volume_type_access": access})
 
 
+def _encryption_fields(row: VolumeTypeEncryption) -> dict[str, Any]:
+    return {"volume_type_id": row.volume_type_id, "encryption_id": row.encryption_id,
+            "provider": row.provider, "cipher": row.cipher, "key_size": row.key_size,
+            "control_location": row.control_location}
+
+
+async def type_encryption(request: Request) -> Response:
+    """``GET``: the type's encryption spec ({} without one); ``POST``: create it."""
+    ctx = context(request)
+    service = TypeEncryption(volumes(request))
+    type_id = path_id(request, "type_id")
+    if request.method == "GET":
+        row = service.show(ctx, type_id)
+        if row is None:
+            return json_response({})
+        return json_response({**_encryption_fields(row), "deleted": False,
+                              "created_at": cinder_time(row.created_at),
+                              "updated_at": cinder_time(row.updated_at),
+                              "deleted_at": None})
+    body = await read_json(request)
+    row = service.create(ctx, type_id, body.get("encryption"))
+    return json_response({"encryption": _encryption_fields(row)})
+
+
+async def type_encryption_item(request: Request) -> Response:
+    """``GET .../encryption/{key}`` (one field), ``PUT``/``DELETE``
+    ``.../encryption/{encryption_id}``."""
+    ctx = context(request)
+    service = TypeEncryption(volumes(request))
+    type_id, key = path_id(request, "type_id"), path_id(request, "key")
+    if request.method == "GET":
+        row = service.show(ctx, type_id)
+        fields = _encryption_fields(row) if row is not None else {}
+        if key not in fields:
+            raise NotFound(f"Volume type encryption for type {type_id} has no {key}.")
+        return json_response({key: fields[key]})
+    if request.method == "DELETE":
+        service.delete(ctx, type_id, key)
+        return Response(status_code=202)
+    body = await read_json(request)
+    return json_response({"encryption": service.update(ctx, type_id, key,
+                                                       body.get("encryption"))})
+
+
 def render_qos(qos: QosSpecs) -> dict[str, Any]:
     return {"id": qos.id, "name": qos.name, "consumer": qos.consumer,
             "specs": dict(qos.specs or {})}
@@ -214,6 +262,10 @@ routes = [
     Route("/v3/{project_id}/types/{type_id}/action", admin(type_action), methods=["POST"]),
     Route("/v3/{project_id}/types/{type_id}/os-volume-type-access", admin(type_access),
           methods=["GET"]),
+    Route("/v3/{project_id}/types/{type_id}/encryption", admin(type_encryption),
+          methods=["GET", "POST"]),
+    Route("/v3/{project_id}/types/{type_id}/encryption/{key}", admin(type_encryption_item),
+          methods=["GET", "PUT", "DELETE"]),
     Route("/v3/{project_id}/qos-specs", admin(list_qos), methods=["GET"]),
     Route("/v3/{project_id}/qos-specs", admin(create_qos), methods=["POST"]),
     Route("/v3/{project_id}/qos-specs/{qos_id}", admin(qos_item),

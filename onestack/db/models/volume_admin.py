@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onestack.db.models.base import Base, utcnow
@@ -91,3 +91,20 @@ class GroupSnapshot(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
+
+
+class VolumeTypeEncryption(Base):
+    """A volume type's encryption spec (Cinder's ``/types/{id}/encryption``). Stored and
+    shown; no backend here encrypts, so a volume of such a type is refused (placement
+    puts it in ``error`` with a user message saying why)."""
+
+    __tablename__ = "volume_type_encryption"
+    volume_type_id: Mapped[str] = mapped_column(
+        ForeignKey("volume_types.id", ondelete="CASCADE"), primary_key=True)
+    encryption_id: Mapped[str] = mapped_column(String(36), unique=True)
+    provider: Mapped[str] = mapped_column(String(255))
+    cipher: Mapped[str | None] = mapped_column(String(255))
+    key_size: Mapped[int | None] = mapped_column(Integer)
+    control_location: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

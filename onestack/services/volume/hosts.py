@@ -13,7 +13,8 @@ a type's extra specs that name a capability the backend reports (``storage_proto
 ``capabilities:<name>``) must match it - plain values by equality, ``<is> True``,
 ``<in> x``, ``<or> a <or> b`` and the numeric ``==``/``>=``/``<=`` forms as in Cinder.
 Other keys are not capabilities and are not compared. A volume that cannot be placed
-goes to ``error`` with the user message Cinder gives ("no valid backend").
+goes to ``error`` with the user message Cinder gives ("no valid backend"); so does a
+volume whose type has an encryption spec, since no backend here encrypts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, NotFound
 from onestack.db.models import Snapshot, Volume, VolumeType, utcnow
-from onestack.db.models.volume_admin import VolumeServiceState
+from onestack.db.models.volume_admin import VolumeServiceState, VolumeTypeEncryption
 
 if TYPE_CHECKING:
     from onestack.services.volume.service import Volumes
@@ -38,6 +39,8 @@ DRIVER_VERSION = "1.0"
 #: Cinder's event id for "schedule allocate volume: no backend available"
 EVENT_NO_BACKEND = "VOLUME_VOLUME_001_003"
 NO_BACKEND_MESSAGE = "schedule allocate volume:Could not find any available weighted backend."
+NO_ENCRYPTION_MESSAGE = ("schedule allocate volume:No backend here can make encrypted "
+                         "volumes (the volume type has an encryption spec).")
 #: the capabilities a backend reports (pools, capabilities, placement)
 REPORTED = ("volume_backend_name", "storage_protocol", "vendor_name", "driver_version",
             "multiattach", "thin_provisioning_support", "thick_provisioning_support")
@@ -257,6 +260,8 @@ class VolumeHosts:
         state = session.get(VolumeServiceState, (backend_host(backend), VOLUME))
         if state is not None and (state.disabled or state.frozen):
             return NO_BACKEND_MESSAGE
+        if vt is not None and session.get(VolumeTypeEncryption, vt.id) is not None:
+            return NO_ENCRYPTION_MESSAGE
         specs = dict(vt.extra_specs or {}) if vt is not None else {}
         if mismatches(capabilities(self.volumes, backend), specs):
             return NO_BACKEND_MESSAGE
