@@ -66,6 +66,8 @@ lint: deps
 
 # OpenStack's conformance suite (Tempest, in its own venv under build/) against a fresh
 # `onestack up`; not part of `make test`. ARGS: --services identity,compute,... --real
+# (real drivers in a namespace; root; run under `heavy`) --validation (with --real:
+# Tempest logs in to its guests over SSH), see docs/conformance.md
 conformance: deps
 	$(VENV)/bin/python tools/conformance/run.py $(ARGS)
 

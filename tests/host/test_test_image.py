@@ -168,7 +168,7 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
     public = key.with_suffix(".pub").read_text().strip()
     metadata.files = {
         "/openstack/latest/meta_data.json": json.dumps(
-            {"uuid": instance, "name": "test-vm", "hostname": "test-vm",
+            {"uuid": instance, "name": "Test VM", "hostname": "test-vm",
              "public_keys": {"mykey": public + "\n", "other": "ssh-rsa AAAAB3 x@y"}}
         ).encode(),
         "/openstack/latest/user_data": f"#!/bin/sh\necho user-data-says {token}\n".encode(),
@@ -186,6 +186,10 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
         out = wait_for(console, proc, f"{MARKER} done", BOOT_TIMEOUT)
         as_cirros = ssh(key, ssh_port, "cirros", "id -un; hostname; cat /proc/uptime")
         as_root = ssh(key, ssh_port, "root", "id -u")
+        # what Tempest's validation runs, behind its shell prologue (busybox ash)
+        tempest_like = ssh(key, ssh_port, "cirros",
+                           "set -eu -o pipefail; PATH=$PATH:/sbin:/usr/sbin; "
+                           "grep -c ^processor /proc/cpuinfo; hostname")
         # mdev (hotplug): the by-id link udev would make; the nodes mdev touched keep
         # their modes (the cirros user can still write /dev/null)
         devices = ssh(key, ssh_port, "cirros",
@@ -211,7 +215,10 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
     # listening; the stock client logs in as cirros and as root with the metadata key.
     assert found["ssh"] == "ok keys=2 users=cirros,root"
     assert as_cirros.returncode == 0, as_cirros.stderr
+    # the host name is meta_data.json's "hostname", not the display name
     assert as_cirros.stdout.splitlines()[:2] == ["cirros", "test-vm"]
+    assert tempest_like.returncode == 0, tempest_like.stderr
+    assert tempest_like.stdout.split() == ["1", "test-vm"]
     assert as_root.returncode == 0 and as_root.stdout.strip() == "0", as_root.stderr
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
     assert devices.returncode == 0, devices.stderr

@@ -5,18 +5,24 @@
 1. installs Tempest into its own venv (``build/tempest-venv``, pinned version) once;
 2. starts ``onestack up`` on a free loopback port with a throwaway state directory, the
    fake host drivers by default (the API tests check the APIs: servers still go through
-   the scheduler, the host link and the agent, but no QEMU boots; ``--real`` uses the
-   real drivers, which needs root and takes hours under TCG);
+   the scheduler, the host link and the agent, but no QEMU boots). ``--real`` uses the
+   real drivers (QEMU under TCG, Linux bridges, dnsmasq, the Linux L3 driver; root) in a
+   network namespace of the run's own, which Tempest then runs in too, as the host tests
+   do (``tests/host/harness.py``); everything made there goes with the namespace;
 3. uploads the test image twice (``image_ref`` and ``image_ref_alt``) and writes
    ``tempest.conf`` with the features configured as OneStack implements them
    (``tools/conformance/tempest.conf.in``: what is not supported is said there, not
-   skipped by name);
+   skipped by name); ``--validation`` (with ``--real``) turns on Tempest's instance
+   validation (``validation.conf.in``: it logs in to its guests over SSH through
+   floating IPs) and, without ``--regex``, runs the guideline's tests that do that;
 4. runs the API tests of the chosen services and prints pass/fail/skip per service,
    writing ``build/conformance/results.json`` and the failures with their reasons to
    ``build/conformance/failures.txt``.
 
-The server is stopped by its PID whatever happens. Nothing is sent anywhere but to the
-server on loopback.
+The server is stopped by its PID whatever happens (with ``--real``, then the guests and
+dnsmasq by the PIDs in their pidfiles, and the namespaces by their prefix). Nothing is
+sent anywhere but to the server on loopback (and, with ``--real``, to the guests inside
+the run's namespace).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ TEMPEST_VENV = BUILD / "tempest-venv"
 WORKSPACE = BUILD / "conformance"
 TEMPEST_VERSION = "47.0.0"
 TEMPLATE = Path(__file__).with_name("tempest.conf.in")
+VALIDATION_TEMPLATE = Path(__file__).with_name("validation.conf.in")
 BIN = Path(sys.executable).parent
 SERVICES = ("identity", "compute", "image", "network", "volume")
 
@@ -56,6 +63,19 @@ FAKE_DRIVERS = {
     "ONESTACK_HOST_NETWORK_DRIVER": "fake",
     "ONESTACK_HOST_POLL_INTERVAL": "0.5",
 }
+
+
+#: What ``--validation`` runs without ``--regex``: the classes of the guideline's tests
+#: that log in to their guests when validation is on (``test_create_server``'s vCPU count
+#: and host name checks, which are skipped without it) and the guideline's server actions
+#: (reboot, rebuild, stop/start and lock check the guest over SSH before and after).
+VALIDATION_REGEX = (
+    r"^tempest\.api\.compute\.servers\.test_create_server\.ServersTestJSON\."
+    r"|^tempest\.api\.compute\.servers\.test_server_actions\.ServerActionsTestJSON\."
+    r"(test_reboot_server_hard|test_rebuild_server|test_stop_start_server"
+    r"|test_lock_unlock_server)\b")
+#: Seconds Tempest waits for a server to become ACTIVE (and, with validation, reachable).
+BUILD_TIMEOUT = {False: 120, True: 600}
 
 
 def log(message: str) -> None:
@@ -131,6 +151,63 @@ class Server:
             self.proc.wait()
 
 
+class RealServer:
+    """``onestack up`` with the real host drivers in a network namespace of its own
+    (``tests/host/harness.py``'s ``NetnsHost``: a random short prefix on the namespace
+    and on everything the host makes). This thread moves into the namespace, so the
+    calls here and Tempest (started from here) reach the server on the namespace's
+    loopback and the guests through floating IPs on its public bridge; nothing is made
+    in the root namespace. ``stop`` removes it all: the server by PID, then the guests
+    and dnsmasq by their pidfiles, then every namespace with the prefix."""
+
+    def __init__(self, state_dir: Path) -> None:
+        sys.path.insert(0, str(ROOT))
+        from tests.host.harness import NetnsHost
+        self.state_dir = state_dir
+        self.log_path = state_dir.parent / "onestack.log"
+        self.host = NetnsHost(state_dir.parent, env={
+            "ONESTACK_HOST_NAME": "compute-1", "ONESTACK_HOST_ACCEL": "tcg",
+            "ONESTACK_HOST_POLL_INTERVAL": "1.0",
+            "ONESTACK_IDENTITY_FAILED_LOGINS_PER_SOURCE": "100000"})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.host.url
+
+    @property
+    def prefix(self) -> str:
+        return self.host.prefix
+
+    def wait(self, timeout: float = 120.0) -> None:
+        self.host.create()
+        try:
+            self.host.start(timeout)
+        finally:
+            if self.host.log_path.exists():
+                shutil.copy(self.host.log_path, self.log_path)
+        self.proc = self.host.proc
+
+    def admin_password(self) -> str:
+        data = yaml.safe_load((self.state_dir / "clouds.yaml").read_text())
+        return str(data["clouds"]["onestack"]["auth"]["password"])
+
+    def stop(self) -> None:
+        self.host.cleanup()
+        if self.host.log_path.exists():
+            shutil.copy(self.host.log_path, self.log_path)
+
+    def leftovers(self) -> list[str]:
+        """What is still there of this host after ``stop``: namespaces and links with
+        its prefix, its guests and dnsmasq (by pidfile)."""
+        from tests.host.harness import namespaces
+        found = [f"namespace {n}" for n in namespaces() if n.startswith(self.prefix)]
+        found += [f"link {link}" for link in self.host.links()]
+        found += [f"process {pid} ({p})"
+                  for p, pid in self.host.pidfile_processes().items()]
+        return found
+
+
 class Admin:
     """Just enough of the APIs to prepare what Tempest's configuration names."""
 
@@ -177,9 +254,13 @@ def test_image() -> bytes:
     return build_test_image().read_bytes()
 
 
-def write_config(path: Path, server: Server, admin: Admin, images: tuple[str, str],
-                 services: list[str]) -> None:
+def write_config(path: Path, server: Server | RealServer, admin: Admin,
+                 images: tuple[str, str], services: list[str], real: bool = False,
+                 validation: bool = False) -> None:
     values = {
+        "build_timeout": str(BUILD_TIMEOUT[real]),
+        "validation": (VALIDATION_TEMPLATE.read_text() if validation
+                       else "run_validation = false"),
         "url": server.url, "password": server.admin_password(),
         "image_ref": images[0], "image_ref_alt": images[1],
         "public_network_id": admin.public_network(),
@@ -229,7 +310,16 @@ def main() -> int:
                              "of the services)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--real", action="store_true",
-                        help="real host drivers (root, QEMU under TCG): very slow")
+                        help="real host drivers (root, QEMU under TCG; in a network "
+                             "namespace of the run's own): slow, run it under `heavy`")
+    parser.add_argument("--validation", action="store_true",
+                        help="with --real: Tempest logs in to its guests over SSH "
+                             "(validation.conf.in); without --regex, runs the "
+                             "guideline's tests that do")
+    parser.add_argument("--guideline-with", type=Path, action="append", default=[],
+                        metavar="WORKSPACE",
+                        help="also count this earlier run (e.g. the fake-driver full "
+                             "run's build/conformance) in the guideline summary")
     parser.add_argument("--keep", action="store_true",
                         help="leave the server running after the tests (prints its URL)")
     parser.add_argument("--workspace", type=Path, default=WORKSPACE,
@@ -241,26 +331,37 @@ def main() -> int:
     unknown = set(services) - set(SERVICES)
     if unknown:
         parser.error(f"unknown services: {', '.join(sorted(unknown))}")
+    if args.validation and not args.real:
+        parser.error("--validation needs --real (the fake drivers boot no guest)")
+    if args.real and os.geteuid() != 0:
+        parser.error("--real needs root (namespaces, bridges, taps)")
+    if args.real and args.keep:
+        parser.error("--keep is for the fake drivers (a real host lives in its "
+                     "namespace, which goes at the end)")
+    # everything that needs the outside (Tempest's install, the image's packages) first:
+    # with --real this thread moves into a namespace with no way out
     tempest = ensure_tempest()
+    data = test_image()
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True)
     state = Path(tempfile.mkdtemp(prefix="onestack-conformance-"))
-    server = Server(state / "state", free_port(), args.real)
+    server: Server | RealServer = (RealServer(state / "state") if args.real
+                                   else Server(state / "state", free_port(), False))
     try:
         server.wait()
-        log(f"onestack up at {server.url} (log {server.log_path})")
+        where = f" in namespace {server.host.ns}" if isinstance(server, RealServer) else ""
+        log(f"onestack up at {server.url}{where} (log {server.log_path})")
         admin = Admin(server.url, server.admin_password())
-        data = test_image()
         images = (admin.upload_image("conformance-image", data),
                   admin.upload_image("conformance-image-alt", data))
         subprocess.run([str(tempest), "init", "--workspace-path",
                         str(workspace / "workspaces.yaml"), str(workspace / "ws")], check=True,
                        capture_output=True)
         config = workspace / "ws" / "etc" / "tempest.conf"
-        write_config(config, server, admin, images, services)
+        write_config(config, server, admin, images, services, args.real, args.validation)
         # the API tests, those Tempest runs one at a time (serial_tests) included
-        regex = args.regex or (r"^tempest\.(serial_tests\.)?api\.("
-                               + "|".join(services) + r")\.")
+        regex = args.regex or (VALIDATION_REGEX if args.validation else (
+            r"^tempest\.(serial_tests\.)?api\.(" + "|".join(services) + r")\."))
         log(f"tempest run --regex {regex!r} --concurrency {args.concurrency}")
         started = time.monotonic()
         subprocess.run([str(tempest), "run", "--regex", regex,
@@ -288,9 +389,15 @@ def main() -> int:
         with contextlib.redirect_stdout(io.StringIO()):
             summary, _ = check(workspace)
         log(f"{summary} (the list: tools/conformance/guideline.py {workspace})")
+        if args.guideline_with:
+            merged = [w.resolve() for w in args.guideline_with] + [workspace]
+            with contextlib.redirect_stdout(io.StringIO()):
+                summary, _ = check(merged)
+            log(f"with {', '.join(map(str, merged[:-1]))}: {summary}")
         log(f"failures: {workspace / 'failures.txt'}; full log: "
             f"{workspace / 'tempest-run.log'}; the server's: {workspace / 'onestack.log'}")
         if args.keep:
+            assert isinstance(server, Server)  # --keep is refused with --real
             log(f"server left running at {server.url}, PID {server.proc.pid}")
             return 0
         return 0 if total["fail"] == 0 else 1
@@ -299,6 +406,11 @@ def main() -> int:
             server.stop()
             if server.log_path.exists():
                 shutil.copy(server.log_path, workspace / "onestack.log")
+            if isinstance(server, RealServer):
+                left = server.leftovers()  # before the pidfiles go with the state
+                log("left behind: " + ", ".join(left) if left else
+                    f"nothing left behind (no namespace, link or process of prefix "
+                    f"{server.prefix})")
             shutil.rmtree(state, ignore_errors=True)
 
 

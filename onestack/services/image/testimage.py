@@ -165,7 +165,10 @@ fetch() {
 }
 if fetch "$md/meta_data.json" /run/meta_data.json; then
     uuid=$(sed -n 's/.*"uuid" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
-    name=$(sed -n 's/.*"name" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
+    # The host name as cirros takes it: meta_data.json's "hostname" (Nova's sanitised,
+    # lower-case form of the server name), the display name only when there is none.
+    name=$(sed -n 's/.*"hostname" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
+    [ -n "$name" ] || name=$(sed -n 's/.*"name" *: *"\([^"]*\)".*/\1/p' /run/meta_data.json)
     [ -n "$name" ] && hostname "$name"
     mark "metadata ok uuid=$uuid"
     # public_keys: {"name": "ssh-... key", ...} (one key per line; \n and \/ unescaped)
