@@ -6,8 +6,9 @@ all, answered the way Nova answers a cloud without them (instead of a bare 404):
   libvirt-style dict; 501 when the host's drivers cannot (Nova's answer).
 - ``/servers/{id}/os-server-password``: always empty (no guest agent posts one); the
   ``DELETE`` that clears it is a 204.
-- ``/servers/{id}/migrations`` and ``/os-migrations`` (``openstack server migration
-  list``): always empty (there are no migrations; resizes are in place).
+- ``/servers/{id}/migrations``: the live migrations in progress of a server, always
+  none (this cloud does not live-migrate; resizes are recorded in ``/os-migrations``,
+  ``api/compute/migrations.py``).
 
 Host aggregates are real: ``api/compute/aggregates.py``; so are interfaces
 (``os-interface``): ``api/compute/interfaces.py``.
@@ -123,11 +124,6 @@ async def show_server_migration(request: Request) -> Response:
     raise NotFound(f"Migration {migration} not found for instance {server_id(request)}.")
 
 
-async def list_migrations(request: Request) -> Response:
-    policy.require_admin(caller(request), "os_compute_api:os-migrations:index")
-    return json_response({"migrations": []})
-
-
 _SERVER = "/v2.1/servers/{server_id}"
 
 routes = [
@@ -137,5 +133,4 @@ routes = [
     Route(f"{_SERVER}/migrations", admin(list_server_migrations), methods=["GET"]),
     Route(f"{_SERVER}/migrations/{{migration_id}}", admin(show_server_migration),
           methods=["GET", "DELETE"]),
-    Route("/v2.1/os-migrations", admin(list_migrations), methods=["GET"]),
 ]

@@ -20,6 +20,7 @@ from onestack.db.models.compute import (
     ServerGroup,
     ServerGroupMember,
 )
+from onestack.db.models.compute_migrations import Migration  # noqa: F401
 from onestack.db.models.identity import (
     ApplicationCredential,
     Assignment,

@@ -44,7 +44,7 @@ from onestack.hostlink.diagnostics import STATES as DIAGNOSTIC_STATES
 from onestack.hostlink.diagnostics import GuestDiagnostics
 from onestack.hostlink.interfaces import HostUnreachable, ServerToHost
 from onestack.hostlink.types import SerialEndpoint
-from onestack.services.compute import policy, states
+from onestack.services.compute import migrations, policy, states
 from onestack.services.compute.hostapi import service_context
 from onestack.services.compute.hosts import NotImplementedByHost
 from onestack.services.compute.scheduler import (
@@ -343,10 +343,12 @@ class ServerActions:
                 inst.faults.append(InstanceFault(code=500, message=message[:255],
                                                  details=message, host=inst.host))
                 finish_action(action, "conductor_migrate_server", "Error", message)
+                migrations.start_resize(session, inst, current, new, status="error")
                 touch(inst)
                 return
             inst.new_flavor = new
             inst.old_flavor = dict(current)
+            migrations.start_resize(session, inst, current, new)
             inst.task_state = states.RESIZE_PREP
             inst.task_args = {"previous_vm_state": inst.vm_state}
             touch(inst)
@@ -373,6 +375,7 @@ class ServerActions:
             touch(inst)
             action = record_action(session, ctx, inst, "confirmResize")
             finish_action(action, "compute_confirm_resize", host=inst.host)
+            migrations.advance(session, inst.uuid, "confirmed")
 
     def revert_resize(self, ctx: ValidatedToken, server_id: str) -> None:
         """Go back to the old flavor; the server ends as it was before the resize (off

@@ -41,6 +41,7 @@ from onestack.hostlink.types import (
     ImageRef,
     VolumeAttachment,
 )
+from onestack.services.compute import migrations
 from onestack.services.compute.interfaces import desired_port_ids
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.tokens import TokenData
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Builds that fail leave the server in ERROR; other actions leave vm_state alone.
+#: What a finished resize task makes of the server's migration record.
+MIGRATION_DONE = {states.RESIZE_PREP: "finished", states.RESIZE_REVERTING: "reverted"}
 ERROR_ON_FAILURE = {states.SPAWNING, states.REBUILDING, states.RESIZE_PREP,
                     states.RESIZE_REVERTING}
 
@@ -196,6 +199,8 @@ class HostAPI:
             inst.updated_at = utcnow()
             if changes.get("vm_state") == states.ACTIVE and inst.launched_at is None:
                 inst.launched_at = utcnow()
+            if expected_task_state in MIGRATION_DONE:
+                migrations.advance(session, uuid, MIGRATION_DONE[expected_task_state])
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
                           "Success", inst.host)
         self.compute.notify(changes.get("host"))
@@ -230,6 +235,8 @@ class HostAPI:
             inst.updated_at = utcnow()
             inst.faults.append(InstanceFault(code=500, message=message[:255],
                                              details=details or message, host=inst.host))
+            if expected_task_state in MIGRATION_DONE:
+                migrations.advance(session, uuid, "error")
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
                           "Error", inst.host, details or message)
         log.warning("instance %s: %s failed: %s", uuid, expected_task_state, message)

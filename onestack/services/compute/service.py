@@ -32,6 +32,7 @@ from onestack.services.compute.hosts import Hosts
 from onestack.services.compute.interfaces import Interfaces
 from onestack.services.compute.keypairs import KeyPairs
 from onestack.services.compute.metadata import MetadataService
+from onestack.services.compute.migrations import Migrations
 from onestack.services.compute.quotas import ComputeQuotas
 from onestack.services.compute.scheduler import Scheduler
 from onestack.services.compute.server_groups import ServerGroups
@@ -72,6 +73,7 @@ class Compute:
         self.servers = Servers(self)
         self.server_metadata = ServerMetadata(self)
         self.actions = ServerActions(self)
+        self.migrations = Migrations(self)
         self.hostapi = HostAPI(self)
         self.metadata = MetadataService(self)
         #: The Block Storage service (``onestack.services.volume``), when there is one.
