@@ -29,7 +29,6 @@ from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import admin, member, reader
 from onestack.common.errors import NotFound
 from onestack.hostlink.diagnostics import GuestDiagnostics
-from onestack.services.compute import policy
 from onestack.services.compute.server_views import ServerView
 
 
