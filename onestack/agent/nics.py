@@ -62,6 +62,8 @@ class NicAttacher:
             return
         state = self.hypervisor.power_state(d.uuid)
         if state not in (PowerState.RUNNING, PowerState.PAUSED):
+            # a port it had that is no longer desired is in no guest: detached
+            self._report_gone(d, set())
             return
         try:
             plugged = set(self.hypervisor.attached_nics(d.uuid))
@@ -107,6 +109,17 @@ class NicAttacher:
         if new and self._report(new, "ACTIVE"):
             with self._lock:
                 self._reported.setdefault(d.uuid, set()).update(new)
+        self._report_gone(d, plugged)
+
+    def _report_gone(self, d: DesiredInstance, plugged: set[str]) -> None:
+        """Ports reported plugged that are neither desired nor in the guest any more
+        (the guest stopped before its NIC was unplugged, and started without it)."""
+        with self._lock:
+            gone = sorted(self._reported.get(d.uuid, set()) - {p.id for p in d.ports}
+                          - plugged)
+        if gone and self._report(gone, "DOWN"):
+            with self._lock:
+                self._reported.get(d.uuid, set()).difference_update(gone)
 
     def forget(self, uuid: str) -> None:
         """The instance left this host."""
