@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from onestack.drivers.hypervisor.qmp import connect_unix
 from onestack.services.image.testimage import build_test_image
 from tests.host.harness import NetnsHost, netns_host, openstack, wait_for
 
@@ -37,6 +39,30 @@ USER_DATA = """#!/bin/sh
 key=$(wget -qO- http://169.254.169.254/openstack/latest/meta_data.json \\
       | sed -n 's|.*"\\(ssh-ed25519 [A-Za-z0-9+/=]*\\).*|\\1|p')
 echo "ONESTACK-USERDATA ran on $(hostname) key=[$key]"
+# Report a second NIC as it is hot-plugged and unplugged (test_attach_detach_interface):
+# its MAC, and the address DHCP leases it (eth0's routes are left alone).
+echo '#!/bin/sh' > /tmp/nic-lease.sh
+echo '[ "$1" = bound ] && echo "ONESTACK-NIC eth1 lease $ip" >/dev/console' \\
+    >> /tmp/nic-lease.sh
+chmod +x /tmp/nic-lease.sh
+(
+last=""
+while true; do
+    if [ -e /sys/class/net/eth1 ]; then
+        if [ -z "$last" ]; then
+            last=$(cat /sys/class/net/eth1/address)
+            echo "ONESTACK-NIC eth1 up mac=$last" >/dev/console
+            ip link set eth1 up
+            udhcpc -i eth1 -s /tmp/nic-lease.sh -t 10 -T 2 -n -q >/dev/null 2>&1 \\
+                || echo "ONESTACK-NIC eth1 no lease" >/dev/console
+        fi
+    elif [ -n "$last" ]; then
+        echo "ONESTACK-NIC eth1 gone" >/dev/console
+        last=""
+    fi
+    sleep 0.2
+done
+) </dev/null >/dev/null 2>&1 &
 """
 
 
@@ -145,6 +171,38 @@ def test_boot_addresses_metadata_user_data(host: NetnsHost, cloud: dict) -> None
     assert "ONESTACK-USERDATA ran on vm1" in text
 
 
+def test_attach_detach_interface(host: NetnsHost, cloud: dict) -> None:
+    """A port hot-plugged into the running guest: its eth1 appears with the port's MAC
+    and gets the port's address from DHCP (tap on the bridge, filters, DHCP host entry);
+    unplugged, eth1 goes and the port compute made for it is deleted."""
+    first = [p["ID"] for p in openstack(host, "port", "list", "--server", "vm1")]
+    openstack(host, "server", "add", "network", "vm1", "net1", json_output=False)
+    ports = openstack(host, "port", "list", "--server", "vm1", "--long")
+    (new,) = [p for p in ports if p["ID"] not in first]
+    mac = new["MAC Address"]
+    fixed = re.findall(r"ip_address='([0-9.]+)'", str(new["Fixed IP Addresses"])) or \
+        re.findall(r"'ip_address': '([0-9.]+)'", str(new["Fixed IP Addresses"]))
+    text = wait_console(host, "vm1", r"ONESTACK-NIC eth1 (lease \S+|no lease)",
+                        timeout=120)
+    assert f"ONESTACK-NIC eth1 up mac={mac}" in text, text[-2000:]
+    assert f"ONESTACK-NIC eth1 lease {fixed[0]}" in text, (fixed, text[-2000:])
+    wait_for(lambda: openstack(host, "port", "show", new["ID"])["status"] == "ACTIVE", 30,
+             interval=1, what="the attached port ACTIVE")
+    actions = [a["Action"] for a in openstack(host, "server", "event", "list", "vm1")]
+    assert "attach_interface" in actions
+    openstack(host, "server", "remove", "port", "vm1", new["ID"], json_output=False)
+    wait_console(host, "vm1", r"ONESTACK-NIC eth1 gone", timeout=90)
+
+    def deleted() -> bool:
+        try:
+            openstack(host, "port", "show", new["ID"])
+        except AssertionError:
+            return True
+        return False
+    wait_for(deleted, 30, interval=1, what="the port compute made deleted")
+    assert [p["ID"] for p in openstack(host, "port", "list", "--server", "vm1")] == first
+
+
 def test_stop_start_reboot(host: NetnsHost, cloud: dict) -> None:
     openstack(host, "server", "stop", "vm1", json_output=False)
     wait_status(host, "vm1", "SHUTOFF")
@@ -176,6 +234,69 @@ def test_rebuild_and_snapshot(host: NetnsHost, cloud: dict) -> None:
     assert snap["status"] == "active"
     assert snap["disk_format"] == "qcow2" and snap["size"] > 0
     assert openstack(host, "server", "show", "vm1")["status"] == "ACTIVE"
+
+
+def run_in_guest(host: NetnsHost, server_id: str, command: str, expect: str,
+                 timeout: float = 60) -> re.Match[str]:
+    """Type ``command`` into the guest's serial shell (its console socket on the host)
+    until ``expect`` (a regex) shows in the console log after it; the match."""
+    gdir = host.state_dir / "instances" / server_id
+    log = gdir / "console.log"
+    before = log.stat().st_size
+    deadline = time.monotonic() + timeout
+    with connect_unix(gdir / "console.sock", timeout=5) as sock:
+        while time.monotonic() < deadline:
+            sock.sendall(command.encode() + b"\n")
+            resend = time.monotonic() + 5  # the shell may not be there yet
+            while time.monotonic() < resend:
+                with log.open("rb") as f:
+                    f.seek(before)
+                    match = re.search(expect, f.read().decode(errors="replace"))
+                if match:
+                    return match
+                time.sleep(0.2)
+    pytest.fail(f"no {expect!r} after {command!r}:\n{log.read_text(errors='replace')[-2000:]}")
+
+
+def test_rescue_and_unrescue(host: NetnsHost, cloud: dict) -> None:
+    """Rescue: the guest boots from a fresh copy-on-write disk of its image and sees its
+    own disk second (/dev/vdb, with what the guest wrote to it); unrescue: it boots its
+    own disk again and the rescue disk is gone. The server's disk (m1.nano: 1 GiB) is
+    told from the rescue disk (the image's 25 MiB) by its size and by a mark the guest
+    writes in its last sector, past the image's partition."""
+    server_id = openstack(host, "server", "show", "vm1")["id"]
+    done = r"ONESTACK-TEST: done"  # init is over: a shell waits on ttyS0
+    probe = ('for d in vda vdb; do [ -e /sys/block/$d ] && n=$(cat /sys/block/$d/size) && '
+             'echo "$d=$n:$(dd if=/dev/$d bs=512 skip=$((n - 1)) count=1 2>/dev/null '
+             '| grep -c ONESTACK-DISK-MARK)"; done; echo "probe-end=$((40 + 2))"')
+    wait_console(host, "vm1", done)
+    assert run_in_guest(host, server_id, 'echo ONESTACK-DISK-MARK | dd of=/dev/vda bs=512 '
+                        'seek=$(($(cat /sys/block/vda/size) - 1)) conv=notrunc,fsync '
+                        '2>/dev/null; echo "marked=$((1 + $?))"', r"marked=\d").group(0) \
+        == "marked=1"
+    boots = len(re.findall(done, console(host, "vm1")))
+    own_disk = host.state_dir / "disks" / server_id / "disk"
+    rescue_disk = host.state_dir / "disks" / f"{server_id}-rescue" / "disk"
+
+    openstack(host, "server", "rescue", "vm1", json_output=False)
+    wait_status(host, "vm1", "RESCUE")
+    assert rescue_disk.is_file() and own_disk.is_file()
+    spec = json.loads((host.state_dir / "instances" / server_id / "spec.json").read_text())
+    assert [(d["source"], d["boot_index"]) for d in spec["disks"]] == [
+        (str(rescue_disk), 0), (str(own_disk), None)]
+    wait_console(host, "vm1", done, count=boots + 1)
+    seen = run_in_guest(host, server_id, probe, r"vda=\d+:\d\s+vdb=\d+:\d\s+probe-end=42")
+    # booted from the rescue disk (image size, no mark), its own disk second
+    assert re.search(r"vda=51200:0\s+vdb=2097152:1", seen.group(0)), seen.group(0)
+
+    openstack(host, "server", "unrescue", "vm1", json_output=False)
+    wait_status(host, "vm1", "ACTIVE")
+    assert not rescue_disk.parent.exists()  # nothing leaked
+    wait_console(host, "vm1", done, count=boots + 2)
+    seen = run_in_guest(host, server_id, probe, r"vda=\d+:\d\s+probe-end=42")
+    assert re.search(r"vda=2097152:1\s+probe-end", seen.group(0)), seen.group(0)
+    actions = [a["Action"] for a in openstack(host, "server", "event", "list", "vm1")]
+    assert "rescue" in actions and "unrescue" in actions
 
 
 def test_delete_leaves_nothing_behind(host: NetnsHost, cloud: dict) -> None:
