@@ -131,7 +131,10 @@ async def list_extensions(request: Request) -> Response:
              ("QoSSpecs", "qos-specs"), ("VolumeActions", "os-volume-actions"),
              ("AdminActions", "os-admin-actions"), ("Services", "os-services"),
              ("UsedLimits", "os-used-limits"), ("VolumeTypeAccess",
-                                                 "os-volume-type-access")]
+                                                 "os-volume-type-access"),
+             ("Hosts", "os-hosts"), ("QuotaClasses", "os-quota-class-sets"),
+             ("Capabilities", "capabilities"), ("SchedulerStats", "scheduler-stats"),
+             ("VolumeTypeEncryption", "encryption")]
     return json_response({"extensions": [
         {"name": name, "alias": alias, "description": f"{name} support.",
          "links": [], "namespace": "", "updated": "2013-01-01T00:00:00+00:00"}
