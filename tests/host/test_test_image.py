@@ -189,7 +189,7 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
         # what Tempest's validation runs, behind its shell prologue (busybox ash)
         tempest_like = ssh(key, ssh_port, "cirros",
                            "set -eu -o pipefail; PATH=$PATH:/sbin:/usr/sbin; "
-                           "grep -c ^processor /proc/cpuinfo; hostname")
+                           "grep -c ^processor /proc/cpuinfo; hostname; lsblk -lb --nodeps")
         # mdev (hotplug): the by-id link udev would make; the nodes mdev touched keep
         # their modes (the cirros user can still write /dev/null)
         devices = ssh(key, ssh_port, "cirros",
@@ -218,7 +218,13 @@ def test_boots_and_runs_every_step(test_image: Path, metadata: Metadata,
     # the host name is meta_data.json's "hostname", not the display name
     assert as_cirros.stdout.splitlines()[:2] == ["cirros", "test-vm"]
     assert tempest_like.returncode == 0, tempest_like.stderr
-    assert tempest_like.stdout.split() == ["1", "test-vm"]
+    lines = tempest_like.stdout.splitlines()
+    assert lines[:2] == ["1", "test-vm"]
+    # lsblk as Tempest reads it: the rows with "disk" under the TYPE header
+    type_at = lines[2].find("TYPE")
+    assert type_at > 0, lines
+    assert [line.split()[0] for line in lines[3:]
+            if line[type_at:type_at + 4] == "disk"] == ["vda", "vdb"], lines
     assert as_root.returncode == 0 and as_root.stdout.strip() == "0", as_root.stderr
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
     assert devices.returncode == 0, devices.stderr
