@@ -95,6 +95,12 @@ class NetworkConfig:
     default_ipv6_subnetpool_prefix: str = "2001:db8:8000::/33"
     default_ipv6_subnetpool_name: str = "shared-default-subnetpool-v6"
     default_ipv6_subnetpool_prefixlen: int = 64
+    #: The default IPv4 subnet pool ``onestack up`` makes (shared, ``is_default``):
+    #: auto-allocated networks and ``--use-default-subnet-pool`` subnets get the next
+    #: free /24 of it (a private range no test or example picks by hand); empty: none.
+    default_ipv4_subnetpool_prefix: str = "172.30.0.0/16"
+    default_ipv4_subnetpool_name: str = "shared-default-subnetpool-v4"
+    default_ipv4_subnetpool_prefixlen: int = 24
     #: The physical network the external network is a flat network on.
     public_physical_network: str = "public"
     #: Physical networks admins may name in provider attributes (comma-separated).

@@ -12,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from onestack.db.models import ComputeQuota, ComputeService, Instance, Port, ServerGroup
+from onestack.db.models import ComputeQuota, ComputeService, Instance, Network, Port, ServerGroup
 from tests.api.compute_helpers import (
     LATEST,
     add_host,
@@ -270,13 +270,16 @@ def test_networks_auto_none_and_ambiguous(quiet, env):
     del body["networks"]
     nova_error(boot(quiet, None, status=409, microversion="2.36", **body), 409)
     member = tenant(quiet, "lonely")
-    r = boot(quiet, None, token=member.token, status=400, name="x", imageRef=env.image,
-             flavorRef="1", networks="auto")
-    nova_error(r, 400, f"Unable to automatically allocate a network for project "
-                       f"{member.project_id}")
     lonely = boot(quiet, None, token=member.token, microversion="2.1", name="x",
                   imageRef=env.image, flavorRef="1")
     assert ports_of(quiet, lonely["id"]) == []
+    # "auto" with no network: the project's auto-allocated one (more in
+    # tests/api/test_network_auto_allocate.py)
+    auto = boot(quiet, None, token=member.token, name="x", imageRef=env.image,
+                flavorRef="1", networks="auto")
+    [port] = ports_of(quiet, auto["id"])
+    with quiet.services.db.session() as session:
+        assert session.get(Network, port.network_id).name == "auto_allocated_network"
 
 
 def test_external_networks_are_for_admins(quiet, env):

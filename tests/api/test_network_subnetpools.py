@@ -56,7 +56,7 @@ def test_extensions_listed(cloud):
 
 
 def test_default_ipv6_pool_made_at_bootstrap(cloud):
-    pools = get(cloud, "subnetpools?is_default=true")["subnetpools"]
+    pools = get(cloud, "subnetpools?is_default=true&ip_version=6")["subnetpools"]
     assert len(pools) == 1
     default = pools[0]
     assert default["prefixes"] == ["2001:db8:8000::/33"]
@@ -106,13 +106,13 @@ def test_bootstrap_gives_an_existing_install_the_ipv6_subnet(cloud):
         "external_fixed_ips"]
     assert any(ipaddress.ip_address(f["ip_address"]) in ipaddress.ip_network(
         "2001:db8::/64") for f in fixed), fixed
-    assert len(get(cloud, "subnetpools?is_default=true")["subnetpools"]) == 1
+    assert len(get(cloud, "subnetpools?is_default=true&ip_version=6")["subnetpools"]) == 1
 
 
 def test_use_default_subnetpool_takes_successive_64s(cloud, net):
     first = pooled_subnet(cloud, net["id"], ip_version=6, use_default_subnetpool=True,
                           ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
-    default = get(cloud, "subnetpools?is_default=true")["subnetpools"][0]
+    default = get(cloud, "subnetpools?is_default=true&ip_version=6")["subnetpools"][0]
     assert first["subnetpool_id"] == default["id"]
     assert first["cidr"] == "2001:db8:8000::/64"
     assert first["gateway_ip"] == "2001:db8:8000::1"
@@ -128,7 +128,19 @@ def test_use_default_subnetpool_takes_successive_64s(cloud, net):
     neutron_error(r, 409, "SubnetPoolInUse")
 
 
-def test_no_default_pool_for_ipv4(cloud, net):
+def test_default_ipv4_pool_and_none(cloud, net):
+    # onestack up makes a default IPv4 pool too (auto-allocated networks use it) ...
+    [v4] = get(cloud, "subnetpools?is_default=true&ip_version=4")["subnetpools"]
+    assert (v4["prefixes"], v4["default_prefixlen"], v4["shared"]) == (
+        ["172.30.0.0/16"], 24, True)
+    assert (v4["min_prefixlen"], v4["max_prefixlen"]) == (20, 30)
+    assert v4["name"] == "shared-default-subnetpool-v4"
+    first = pooled_subnet(cloud, net["id"], use_default_subnetpool=True)
+    assert (first["cidr"], first["subnetpool_id"]) == ("172.30.0.0/24", v4["id"])
+    assert delete(cloud, f"subnets/{first['id']}").status_code == 204
+    # ... and without a default IPv4 pool the request is refused
+    assert put(cloud, f"subnetpools/{v4['id']}", "subnetpool",
+               is_default=False).status_code == 200
     bad_subnet(cloud, net["id"], 400, None, "No default subnetpool found for IPv4",
                use_default_subnetpool=True)
 
@@ -243,7 +255,7 @@ def test_policy_and_visibility(cloud):
                       json={"subnetpool": {"is_default": True}})
     neutron_error(r, 403, "PolicyNotAuthorized")
     # The shared pool is the admin's: a member cannot change it.
-    default = get(cloud, "subnetpools?is_default=true")["subnetpools"][0]
+    default = get(cloud, "subnetpools?is_default=true&ip_version=6")["subnetpools"][0]
     r = cloud.request("PUT", f"{V2}/subnetpools/{default['id']}", token=alpha.token,
                       json={"subnetpool": {"name": "mine"}})
     neutron_error(r, 403, "PolicyNotAuthorized")

@@ -8,6 +8,7 @@ from starlette.routing import Mount, Route
 
 from onestack.api.network import (
     agents,
+    auto_allocate,
     floating_ips,
     networks,
     ports,
@@ -33,6 +34,7 @@ routes = [
         *agents.routes,
         *floating_ips.routes,
         *quotas.routes,
+        *auto_allocate.routes,
         *tags.routes,
     ]),
 ]

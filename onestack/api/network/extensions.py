@@ -70,6 +70,8 @@ EXTENSIONS: list[tuple[str, str, str]] = [
      "subnetpool as the default."),
     ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute "
      "to Floating IP resource"),
+    ("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated "
+     "Topology Services."),
 ]
 
 

@@ -48,6 +48,7 @@ class NetworkCreate(BaseModel):
     project_id: Id | None = None
     tenant_id: Id | None = None
     tags: list[Tag] | None = None
+    is_default: Bool = False
 
 
 class NetworkUpdate(BaseModel):
@@ -59,6 +60,7 @@ class NetworkUpdate(BaseModel):
     external: Bool | None = Field(None, alias="router:external")
     mtu: Int | None = None
     port_security_enabled: Bool | None = None
+    is_default: Bool | None = None
 
 
 def render_network(network: Network, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
@@ -69,6 +71,8 @@ def render_network(network: Network, page: Page, ctx: ValidatedToken) -> dict[st
         "router:external": network.external, "mtu": network.mtu,
         "port_security_enabled": network.port_security_enabled,
     })
+    if network.external:  # Neutron's auto-allocated-topology attribute
+        body["is_default"] = network.is_default
     if ctx.is_admin:
         body.update({"provider:network_type": network.network_type,
                      "provider:physical_network": network.physical_network,
@@ -88,7 +92,7 @@ async def create_network(request: Request) -> Response:
             mtu=data.mtu, port_security_enabled=data.port_security_enabled,
             provider=Provider(data.network_type, data.physical_network,
                               data.segmentation_id),
-            project_id=project_of(data), tags=data.tags)
+            project_id=project_of(data), tags=data.tags, is_default=data.is_default)
         return render_network(page.one(), page, ctx)
 
     return await create_one_or_many(request, "network", "networks", create,

@@ -53,6 +53,7 @@ from onestack.db.models.network import (
     StandardAttributes,
     Subnet,
 )
+from onestack.db.models.network_auto_allocate import AutoAllocatedTopology
 from onestack.db.models.network_l3 import (
     DefaultSecurityGroup,
     FloatingIP,
@@ -88,6 +89,7 @@ __all__ = [
     "IPAllocation", "Network", "NetworkTag", "Port", "StandardAttributes", "Subnet",
     "DefaultSecurityGroup", "FloatingIP", "NetworkQuota", "Router", "RouterPort", "RouterRoute",
     "SecurityGroup", "SecurityGroupPortBinding", "SecurityGroupRule", "SubnetPool",
+    "AutoAllocatedTopology",
     # compute
     "ComputeNode", "ComputeQuota", "ComputeService", "ComputeUserQuota", "Flavor",
     "FlavorExtraSpec",

@@ -84,6 +84,9 @@ class Network(StandardAttributes, Base):
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
     external: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The default external network (Neutron's ``is_default``, auto-allocated
+    #: topologies put their router's gateway on it); only an external network is one.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     mtu: Mapped[int] = mapped_column(Integer)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     network_type: Mapped[str] = mapped_column(String(16))

@@ -143,6 +143,14 @@ def check_image_fits(image: Any, flavor: dict[str, Any]) -> None:
                              f"{image.min_disk * GiB} bytes.")
 
 
+def available_networks(session: Session, project_id: str) -> list[Network]:
+    """The networks a server of the project gets without naming one (Nova's "available
+    networks"): the project's own and shared ones, never external ones."""
+    return list(session.scalars(select(Network).where(
+        or_(Network.project_id == project_id, Network.shared),
+        ~Network.external).order_by(Network.created_at, Network.id)))
+
+
 class ServerCreation:
     """``Servers.create``: the checks, the rows, the scheduling and the ports."""
 
@@ -189,6 +197,8 @@ class ServerCreation:
         if req.user_data is not None:
             validate_user_data(req.user_data)
         admin_pass = req.admin_pass if req.admin_pass is not None else generate_password()
+        if req.networks == "auto":
+            self._auto_allocate(ctx, ctx.project_id)
         reservation_id = "r-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
                                         for _ in range(8))
         hosts: set[str] = set()
@@ -482,9 +492,7 @@ class ServerCreation:
         if requested == "none":
             return []
         if requested is None or requested == "auto" or requested == []:
-            available = session.scalars(select(Network).where(
-                or_(Network.project_id == project_id, Network.shared),
-                ~Network.external).order_by(Network.created_at, Network.id)).all()
+            available = available_networks(session, project_id)
             if len(available) > 1:
                 raise Conflict("Multiple possible networks found, use a Network ID to be "
                                "more specific.")
@@ -532,6 +540,20 @@ class ServerCreation:
                                      f"instance {owner}.")
             nics.append(_Nic(network, None, item.fixed_ip, item.tag))
         return nics
+
+    def _auto_allocate(self, ctx: ValidatedToken, project_id: str) -> None:
+        """``networks: "auto"`` for a project with no network of its own or shared:
+        Neutron's auto-allocated topology (made, or found, in its own transaction, as
+        Nova asks Neutron), which ``_nics`` then finds. Nova's 400 when it cannot be."""
+        with self.db.session() as session:
+            if available_networks(session, project_id):
+                return
+        try:
+            self.compute.network.auto_allocation.network_for(ctx, project_id)
+        except OneStackError as exc:
+            log.warning("auto-allocating a network for project %s: %s", project_id, exc)
+            raise BadRequest("Unable to automatically allocate a network for project "
+                             f"{project_id}") from None
 
     @staticmethod
     def _check_external(ctx: ValidatedToken, network: Network) -> None:

@@ -1,7 +1,8 @@
 """Networks: L2 segments with their provider attributes and visibility.
 
 A project sees its own networks, shared ones and external ones; admins see all. Only
-admins set ``shared``, ``router:external`` and the provider attributes. Tenant
+admins set ``shared``, ``router:external``, ``is_default`` and the provider attributes;
+at most one external network is the default (auto-allocated topologies' gateway). Tenant
 networks are VXLAN networks with the lowest free VNI of the configured range; the
 unique ``segment_key`` column makes two networks with one segment impossible.
 """
@@ -109,6 +110,14 @@ def _segment_taken(network_type: str, physnet: str | None, seg: int | None) -> C
                     fault="TunnelIdInUse")
 
 
+def _check_default_unique(session: Session, network_id: str) -> None:
+    other = session.scalar(select(Network.id).where(
+        Network.is_default, Network.external, Network.id != network_id).limit(1))
+    if other is not None:
+        raise Conflict(f"A default external network already exists: {other}.",
+                       fault="DefaultExternalNetworkExists")
+
+
 class Networks:
     """Network lifecycle: create, list, show, update, delete."""
 
@@ -187,7 +196,7 @@ class Networks:
                admin_state_up: bool = True, shared: bool = False, external: bool = False,
                mtu: int | None = None, port_security_enabled: bool = True,
                provider: Provider | None = None, project_id: str | None = None,
-               tags: list[str] | None = None) -> Page:
+               tags: list[str] | None = None, is_default: bool = False) -> Page:
         project = caller_project(ctx, project_id, "create_network")
         provider = provider or Provider()
         if not ctx.is_admin:
@@ -195,16 +204,22 @@ class Networks:
                 raise policy_error("create_network:shared")
             if external:
                 raise policy_error("create_network:router:external")
+            if is_default:
+                raise policy_error("create_network:is_default")
             if provider.given():
                 raise policy_error("create_network:provider:network_type")
 
         def work(session: Session) -> Page:
             check_quota(session, project, "network")
-            return base.page_of(session, NETWORK, [self.create_in(
+            network = self.create_in(
                 session, project_id=project, name=name, description=description,
                 admin_state_up=admin_state_up, shared=shared, external=external, mtu=mtu,
                 port_security_enabled=port_security_enabled, provider=provider,
-                tags=tags)])
+                tags=tags)
+            if is_default and external:
+                _check_default_unique(session, network.id)
+                network.is_default = True
+            return base.page_of(session, NETWORK, [network])
         return retrying(self.db, work, "Unable to create the network: a concurrent request "
                         "took its segment; try again.")
 
@@ -249,7 +264,7 @@ class Networks:
             network = NETWORK.get_visible(session, ctx, network_id)
             if not owns(ctx, network.project_id):
                 raise policy_error("update_network")
-            for attr in ("shared", "external"):
+            for attr in ("shared", "external", "is_default"):
                 if attr in changes and not ctx.is_admin:
                     raise policy_error("update_network:" + ("router:external"
                                                             if attr == "external" else attr))
@@ -263,7 +278,15 @@ class Networks:
                 if value is None:
                     raise BadRequest(f"Invalid input for {attr}. Reason: None is not "
                                      "allowed.")
-                setattr(network, attr, value)
+                if attr != "is_default":
+                    setattr(network, attr, value)
+            # as Neutron: only an external network holds is_default (it goes with it)
+            if changes.get("is_default") and network.external:
+                _check_default_unique(session, network.id)
+            if network.external and "is_default" in changes:
+                network.is_default = changes["is_default"]
+            if not network.external:
+                network.is_default = False
             session.flush()
             return base.page_of(session, NETWORK, [network])
 

@@ -499,18 +499,29 @@ class Routers:
         def work(session: Session) -> Page:
             owner = caller_project(ctx, project_id, "create_router")
             check_quota(session, owner, "router")
-            router = Router(id=new_id(), project_id=owner, name=name,
-                            description=description, admin_state_up=admin_state_up,
-                            status="ACTIVE", enable_snat=True)
-            session.add(router)
-            session.flush()
-            if external_gateway_info:
-                self._set_gateway(session, ctx, router, external_gateway_info)
-                schedule(session, router)
-            if tags:
-                set_tags(session, ROUTERS.collection, router.id, tags)
+            router = self.create_in(session, ctx, owner, name=name, description=description,
+                                    admin_state_up=admin_state_up,
+                                    external_gateway_info=external_gateway_info, tags=tags)
             return page_of(session, ROUTERS, [router])
         return retrying(self.db, work)
+
+    def create_in(self, session: Session, ctx: ValidatedToken, owner: str, *, name: str,
+                  description: str = "", admin_state_up: bool = True,
+                  external_gateway_info: dict[str, Any] | None = None,
+                  tags: list[str] | None = None) -> Router:
+        """Create a router of ``owner`` in the caller's transaction (no policy, no
+        quota: the caller's business; the gateway's checks apply with ``ctx``)."""
+        router = Router(id=new_id(), project_id=owner, name=name,
+                        description=description, admin_state_up=admin_state_up,
+                        status="ACTIVE", enable_snat=True)
+        session.add(router)
+        session.flush()
+        if external_gateway_info:
+            self._set_gateway(session, ctx, router, external_gateway_info)
+            schedule(session, router)
+        if tags:
+            set_tags(session, ROUTERS.collection, router.id, tags)
+        return router
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
         with self.db.session() as session:
@@ -552,15 +563,20 @@ class Routers:
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
             require_owner(ctx, router.project_id, "delete_router")
-            if router_ports(session, router.id, INTERFACE):
-                raise router_in_use(router.id)
-            if router.gw_port_id is not None:
-                gw = router.gw_port_id
-                router.gw_port_id = None
-                session.flush()
-                delete_port_in(session, gw)
-            forget_tags(session, ROUTERS.collection, router.id)
-            session.delete(router)
+            self.delete_in(session, router)
+
+    def delete_in(self, session: Session, router: Router) -> None:
+        """Delete a router without interfaces (409 ``RouterInUse`` otherwise) and its
+        gateway port, in the caller's transaction."""
+        if router_ports(session, router.id, INTERFACE):
+            raise router_in_use(router.id)
+        if router.gw_port_id is not None:
+            gw = router.gw_port_id
+            router.gw_port_id = None
+            session.flush()
+            delete_port_in(session, gw)
+        forget_tags(session, ROUTERS.collection, router.id)
+        session.delete(router)
 
     # static routes, one at a time (extraroute-atomic)
 
@@ -596,17 +612,23 @@ class Routers:
         def work(session: Session) -> InterfaceInfo:
             router = ROUTERS.get_visible(session, ctx, router_id)
             require_owner(ctx, router.project_id, "add_router_interface")
-            if port_id is not None:
-                port = self._attach_port(session, ctx, router, port_id)
-            else:
-                port = self._attach_subnet(session, ctx, router, subnet_id)
-            session.add(RouterPort(port_id=port.id, router_id=router.id, port_type=INTERFACE))
-            router.updated_at = utcnow()
-            session.flush()
-            schedule(session, router)
-            return InterfaceInfo(router.id, router.project_id, port.id, port.network_id,
-                                 [ip.subnet_id for ip in port.fixed_ips])
+            return self.add_interface_in(session, ctx, router, subnet_id, port_id)
         return retrying(self.db, work)
+
+    def add_interface_in(self, session: Session, ctx: ValidatedToken, router: Router,
+                         subnet_id: Any, port_id: Any) -> InterfaceInfo:
+        """Attach a subnet (or a port) to ``router`` in the caller's transaction; the
+        subnet or port must be visible to ``ctx``."""
+        if port_id is not None:
+            port = self._attach_port(session, ctx, router, port_id)
+        else:
+            port = self._attach_subnet(session, ctx, router, subnet_id)
+        session.add(RouterPort(port_id=port.id, router_id=router.id, port_type=INTERFACE))
+        router.updated_at = utcnow()
+        session.flush()
+        schedule(session, router)
+        return InterfaceInfo(router.id, router.project_id, port.id, port.network_id,
+                             [ip.subnet_id for ip in port.fixed_ips])
 
     def _attach_subnet(self, session: Session, ctx: ValidatedToken, router: Router,
                        subnet_id: Any) -> Port:
@@ -650,35 +672,41 @@ class Routers:
         with self.db.session() as session:
             router = ROUTERS.get_visible(session, ctx, router_id)
             require_owner(ctx, router.project_id, "remove_router_interface")
-            interfaces = router_ports(session, router.id, INTERFACE)
-            if port_id is not None:
-                port = next((p for p in interfaces if p.id == port_id), None)
-                if port is None:
-                    raise NotFound(f"Router {router.id} does not have an interface with id "
-                                   f"{port_id}", fault="RouterInterfaceNotFound")
-                if subnet_id is not None and all(ip.subnet_id != subnet_id
-                                                 for ip in port.fixed_ips):
-                    raise BadRequest(f"Subnet {subnet_id} on port {port.id} does not match "
-                                     "the requested subnet", fault="SubnetMismatchForPort")
-            else:
-                port = next((p for p in interfaces
-                             if any(ip.subnet_id == subnet_id for ip in p.fixed_ips)), None)
-                if port is None:
-                    raise NotFound(f"Router {router.id} has no interface on subnet "
-                                   f"{subnet_id}", fault="RouterInterfaceNotFoundForSubnet")
-            subnets = port_subnets(session, [port])
-            for subnet in subnets:
-                if _floating_ips_via(session, router.id, subnet):
-                    raise Conflict(f"Router interface for subnet {subnet.id} on router "
-                                   f"{router.id} cannot be deleted, as it is required by "
-                                   "one or more floating IPs.",
-                                   fault="RouterInterfaceInUseByFloatingIP")
-                if _routes_via(session, router.id, subnet):
-                    raise Conflict(f"Router interface for subnet {subnet.id} on router "
-                                   f"{router.id} cannot be deleted, as it is required by "
-                                   "one or more routes.", fault="RouterInterfaceInUseByRoute")
-            info = InterfaceInfo(router.id, router.project_id, port.id, port.network_id,
-                                 [ip.subnet_id for ip in port.fixed_ips])
-            delete_port_in(session, port.id)
-            router.updated_at = utcnow()
-            return info
+            return self.remove_interface_in(session, router, subnet_id, port_id)
+
+    def remove_interface_in(self, session: Session, router: Router, subnet_id: Any,
+                            port_id: Any) -> InterfaceInfo:
+        """Detach an interface (by port, or by subnet) in the caller's transaction;
+        refused while floating IPs or static routes need it."""
+        interfaces = router_ports(session, router.id, INTERFACE)
+        if port_id is not None:
+            port = next((p for p in interfaces if p.id == port_id), None)
+            if port is None:
+                raise NotFound(f"Router {router.id} does not have an interface with id "
+                               f"{port_id}", fault="RouterInterfaceNotFound")
+            if subnet_id is not None and all(ip.subnet_id != subnet_id
+                                             for ip in port.fixed_ips):
+                raise BadRequest(f"Subnet {subnet_id} on port {port.id} does not match "
+                                 "the requested subnet", fault="SubnetMismatchForPort")
+        else:
+            port = next((p for p in interfaces
+                         if any(ip.subnet_id == subnet_id for ip in p.fixed_ips)), None)
+            if port is None:
+                raise NotFound(f"Router {router.id} has no interface on subnet "
+                               f"{subnet_id}", fault="RouterInterfaceNotFoundForSubnet")
+        subnets = port_subnets(session, [port])
+        for subnet in subnets:
+            if _floating_ips_via(session, router.id, subnet):
+                raise Conflict(f"Router interface for subnet {subnet.id} on router "
+                               f"{router.id} cannot be deleted, as it is required by "
+                               "one or more floating IPs.",
+                               fault="RouterInterfaceInUseByFloatingIP")
+            if _routes_via(session, router.id, subnet):
+                raise Conflict(f"Router interface for subnet {subnet.id} on router "
+                               f"{router.id} cannot be deleted, as it is required by "
+                               "one or more routes.", fault="RouterInterfaceInUseByRoute")
+        info = InterfaceInfo(router.id, router.project_id, port.id, port.network_id,
+                             [ip.subnet_id for ip in port.fixed_ips])
+        delete_port_in(session, port.id)
+        router.updated_at = utcnow()
+        return info

@@ -20,6 +20,7 @@ from onestack.db import Database
 from onestack.db.models import Network, Port
 from onestack.services.identity import Identity
 from onestack.services.network import ipam
+from onestack.services.network.auto_allocate import AutoAllocation
 from onestack.services.network.floating_ips import FloatingIPs
 from onestack.services.network.hostview import HostView
 from onestack.services.network.networks import Networks, Provider
@@ -50,6 +51,7 @@ class Networking:
         self.routers = Routers(self)
         self.floating_ips = FloatingIPs(self)
         self.quotas = Quotas(self)
+        self.auto_allocation = AutoAllocation(self)
         #: The network's slice of each host's desired state (``services/hosts``).
         self.hostview = HostView(self)
         #: Called (no arguments) after a change hosts carry out (routers, floating IPs:
@@ -68,10 +70,11 @@ class Networking:
     def bootstrap(self, admin_project_id: str) -> None:
         """Create what a fresh cloud needs: the admin's external network (``public``, a
         flat network on the public physical network) with its IPv4 subnet and its IPv6
-        one (``public_ipv6_cidr``), and the shared default IPv6 subnet pool. Idempotent:
-        an existing network of that name keeps its subnets; one without an IPv6 subnet
-        gains it (and routers' gateway ports on it an address there), as does a cloud
-        without a default IPv6 pool."""
+        one (``public_ipv6_cidr``), the default external network unless one is, and the
+        shared default IPv6 and IPv4 subnet pools. Idempotent: an existing network of
+        that name keeps its subnets; one without an IPv6 subnet gains it (and routers'
+        gateway ports on it an address there), as does a cloud without a default pool
+        of a version."""
         nc = self.config.network
         with self.db.session() as session:
             network = session.scalar(select(Network).where(
@@ -100,12 +103,19 @@ class Networking:
                 session.refresh(network)
             if nc.public_ipv6_cidr and not any(s.ip_version == 6 for s in network.subnets):
                 self._bootstrap_public_ipv6(session, network, admin_project_id)
-            pool = self.subnetpools.bootstrap_default_ipv6(
-                session, admin_project_id, nc.default_ipv6_subnetpool_prefix,
-                nc.default_ipv6_subnetpool_name, nc.default_ipv6_subnetpool_prefixlen)
-            if pool is not None:
-                log.info("created the default IPv6 subnet pool %s (%s)", pool.prefixes[0],
-                         pool.id)
+            if not session.scalar(select(Network.id).where(Network.is_default,
+                                                           Network.external).limit(1)):
+                network.is_default = True  # auto-allocated routers' gateways go here
+            for prefix, name, prefixlen in (
+                    (nc.default_ipv6_subnetpool_prefix, nc.default_ipv6_subnetpool_name,
+                     nc.default_ipv6_subnetpool_prefixlen),
+                    (nc.default_ipv4_subnetpool_prefix, nc.default_ipv4_subnetpool_name,
+                     nc.default_ipv4_subnetpool_prefixlen)):
+                pool = self.subnetpools.bootstrap_default(session, admin_project_id, prefix,
+                                                          name, prefixlen)
+                if pool is not None:
+                    log.info("created the default IPv%d subnet pool %s (%s)",
+                             pool.ip_version, pool.prefixes[0], pool.id)
 
     def _bootstrap_public_ipv6(self, session: Session, network: Network,
                                admin_project_id: str) -> None:

@@ -405,16 +405,23 @@ class SubnetPools:
             base.forget_tags(session, SUBNETPOOL.collection, pool.id)
             session.delete(pool)
 
-    def bootstrap_default_ipv6(self, session: Session, project_id: str, prefix: str,
-                               name: str, prefixlen: int) -> SubnetPool | None:
-        """The shared default IPv6 pool ``onestack up`` makes (idempotent: none is made
-        while an IPv6 pool is the default)."""
-        existing = session.scalar(select(SubnetPool).where(
-            SubnetPool.is_default, SubnetPool.ip_version == 6))
-        if existing is not None or not prefix:
+    def bootstrap_default(self, session: Session, project_id: str, prefix: str,
+                          name: str, prefixlen: int) -> SubnetPool | None:
+        """The shared default pool of the prefix's IP version ``onestack up`` makes
+        (idempotent: none is made while a pool of that version is the default). IPv6
+        subnets of it are /48 to /64; IPv4 ones from 16 times the default size down to
+        a /30."""
+        if not prefix:
             return None
         net = ipaddress.ip_network(prefix)
+        existing = session.scalar(select(SubnetPool).where(
+            SubnetPool.is_default, SubnetPool.ip_version == net.version))
+        if existing is not None:
+            return None
+        if net.version == 6:
+            low, high = min(net.prefixlen + 15, prefixlen), max(prefixlen, 64)
+        else:
+            low, high = max(net.prefixlen, prefixlen - 4), max(prefixlen, 30)
         return self.create_in(session, project_id=project_id, prefixes=[str(net)],
-                              name=name, min_prefixlen=min(net.prefixlen + 15, prefixlen),
-                              max_prefixlen=max(prefixlen, 64), default_prefixlen=prefixlen,
-                              shared=True, is_default=True)
+                              name=name, min_prefixlen=low, max_prefixlen=high,
+                              default_prefixlen=prefixlen, shared=True, is_default=True)
