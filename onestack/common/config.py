@@ -278,6 +278,10 @@ class VolumeConfig:
     max_limit: int = 1000
     #: Worker threads running backend operations (copies, clones, uploads).
     workers: int = 4
+    #: Where the posix backup driver keeps backups (empty: ``<state_dir>/backups``).
+    backup_path: str = ""
+    #: Size of a backup chunk (bytes; each is compressed and checksummed on its own).
+    backup_chunk_size: int = 4 << 20
 
 
 @dataclass

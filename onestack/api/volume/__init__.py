@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from onestack.api.volume import (
     attachments,
+    backups,
     groups,
     info,
     quotas,
@@ -32,5 +33,6 @@ routes = [
         *transfers.routes,
         *info.routes,
         *groups.routes,
+        *backups.routes,
     ]),
 ]

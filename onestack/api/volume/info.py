@@ -1,7 +1,6 @@
 """The smaller Block Storage routes: availability zones, services (enable, disable,
 freeze, thaw), hosts, backend capabilities, user messages
-(3.3+), extensions, pools, and backups (none: lists are empty, creating one is a
-501, not implemented by this cloud)."""
+(3.3+), extensions and pools (backups are in ``backups.py``)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from onestack.api.volume.common import (
     cinder_time,
     context,
     links,
-    member,
     path_id,
     query,
     query_flag,
@@ -28,7 +26,6 @@ from onestack.api.volume.common import (
 from onestack.api.volume.microversion import require, version
 from onestack.common.errors import BadRequest, NotFound
 from onestack.db.models import VolumeMessage
-from onestack.services.volume.common import NotImplementedFault, field_error
 from onestack.services.volume.hosts import VolumeHosts, backend_host, capabilities
 
 
@@ -159,28 +156,6 @@ async def get_pools(request: Request) -> Response:
     return json_response({"pools": pools})
 
 
-async def list_backups(request: Request) -> Response:
-    """There are never any backups: an empty list (as Cinder without backups made)."""
-    context(request)
-    return json_response({"backups": []})
-
-
-async def backup_item(request: Request) -> Response:
-    context(request)
-    raise NotFound(f"Backup {path_id(request, 'backup_id')} could not be found.")
-
-
-async def create_backup(request: Request) -> Response:
-    """A well-formed request is answered 501: backups are not implemented."""
-    context(request)
-    body = await read_json(request)
-    spec = body.get("backup")
-    if not isinstance(spec, dict) or not isinstance(spec.get("volume_id"), str):
-        raise field_error("backup", spec, "'volume_id' is a required property")
-    raise NotImplementedFault("Volume backups are not implemented by this cloud (use "
-                              "snapshots, or upload the volume to an image).")
-
-
 routes = [
     Route("/v3/{project_id}/os-availability-zone", reader(list_zones), methods=["GET"]),
     Route("/v3/{project_id}/os-services", admin(list_services), methods=["GET"]),
@@ -194,9 +169,4 @@ routes = [
           methods=["GET", "DELETE"]),
     Route("/v3/{project_id}/extensions", reader(list_extensions), methods=["GET"]),
     Route("/v3/{project_id}/scheduler-stats/get_pools", admin(get_pools), methods=["GET"]),
-    Route("/v3/{project_id}/backups", reader(list_backups), methods=["GET"]),
-    Route("/v3/{project_id}/backups", member(create_backup), methods=["POST"]),
-    Route("/v3/{project_id}/backups/detail", reader(list_backups), methods=["GET"]),
-    Route("/v3/{project_id}/backups/{backup_id}", reads_and_writes(backup_item),
-          methods=["GET", "DELETE"]),
 ]

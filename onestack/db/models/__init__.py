@@ -77,6 +77,7 @@ from onestack.db.models.volume import (
     VolumeType,
     VolumeTypeProject,
 )
+from onestack.db.models.volume_backups import VolumeBackup  # noqa: F401
 
 __all__ = [
     "ApplicationCredential", "Assignment", "Base", "Domain", "Endpoint", "Group",

@@ -27,6 +27,7 @@ from onestack.common.errors import BadRequest, PayloadTooLarge
 from onestack.db import Database
 from onestack.db.models import Snapshot, Volume, VolumeQuota, VolumeType
 from onestack.db.models.volume_admin import VolumeQuotaClass
+from onestack.db.models.volume_backups import VolumeBackup
 
 BASE = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups",
         "per_volume_gigabytes")
@@ -137,11 +138,16 @@ class VolumeQuotas:
             if type_id in types:
                 used[f"snapshots_{types[type_id]}"] += count
                 used[f"gigabytes_{types[type_id]}"] += size
+        count, size = session.execute(
+            select(func.count(), func.coalesce(func.sum(VolumeBackup.size), 0))
+            .where(VolumeBackup.project_id == project_id)).one()
+        used["backups"], used["backup_gigabytes"] = count, size
         return used
 
     def check(self, session: Session, project_id: str, type_name: str | None,
               volumes: int = 0, snapshots: int = 0, gigabytes: int = 0,
-              size: int | None = None) -> None:
+              size: int | None = None, backups: int = 0,
+              backup_gigabytes: int = 0) -> None:
         """Refuse (413, Cinder's messages) what would take the project over a limit.
         Call with ``LOCK`` held, in the transaction that writes the row."""
         limits = self.limits(session, project_id)
@@ -150,13 +156,20 @@ class VolumeQuotas:
             raise BadRequest(f"Invalid input received: Volume size {size}G exceeds the "
                              f"{per_volume}G per-volume limit.")
         used = self.usage(session, project_id)
-        wanted = {"volumes": volumes, "snapshots": snapshots, "gigabytes": gigabytes}
+        wanted = {"volumes": volumes, "snapshots": snapshots, "gigabytes": gigabytes,
+                  "backups": backups, "backup_gigabytes": backup_gigabytes}
         for resource, delta in wanted.items():
-            names = [resource] + ([f"{resource}_{type_name}"] if type_name else [])
+            names = [resource] + ([f"{resource}_{type_name}"]
+                                  if type_name and resource in PER_TYPE else [])
             for name in names:
                 limit = limits.get(name, -1)
                 if delta <= 0 or limit < 0 or used.get(name, 0) + delta <= limit:
                     continue
+                if resource == "backup_gigabytes":
+                    raise PayloadTooLarge(
+                        f"Requested backup exceeds allowed Backup gigabytes quota. "
+                        f"Requested {delta}G, quota is {limit}G and {used.get(name, 0)}G "
+                        "has been consumed.")
                 if resource == "gigabytes":
                     raise PayloadTooLarge(
                         f"Requested volume or snapshot exceeds allowed {name} quota. "

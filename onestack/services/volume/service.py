@@ -129,8 +129,11 @@ class Volumes:
         self.on_extend_attached = callback
 
     def bootstrap(self) -> None:
+        from onestack.services.volume.backups import backups_of
+
         self.types.bootstrap()
         self.recover()
+        backups_of(self).recover()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)

@@ -44,6 +44,7 @@ a backend whose image lives elsewhere (rbd) grows it there.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -80,6 +81,22 @@ class ImageData:
     #: The image's properties (e.g. ``hw_disk_bus``), copied to the volume's
     #: ``volume_image_metadata`` by the service; for backends' information only.
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+class VolumeData(abc.ABC):
+    """A volume's (or a snapshot's) bytes opened for a backup or a restore
+    (``VolumeBackend.open_data``): ``size`` bytes, read and written at offsets."""
+
+    size: int = 0
+
+    @abc.abstractmethod
+    def read(self, offset: int, length: int) -> bytes | None:
+        """``length`` bytes at ``offset`` (fewer at the end), or None when the backend
+        knows the range holds only zeros (a hole)."""
+
+    def write(self, offset: int, data: bytes | None, length: int = 0) -> None:
+        """Write ``data`` at ``offset``; None: ``length`` bytes of zeros."""
+        raise VolumeError("this volume data was opened for reading")
 
 
 #: The os-brick connector a compute host sends (``initiator``, ``host``, ``ip``,
@@ -175,6 +192,15 @@ class VolumeBackend(abc.ABC):
     def terminate_connection(self, volume_id: str, connector: Connector | None) -> None:
         """A host stops using the volume (default: nothing to undo)."""
         return None
+
+    def open_data(self, volume_id: str, snapshot_id: str | None = None,
+                  write: bool = False) -> contextlib.AbstractContextManager[VolumeData]:
+        """The volume's bytes (a snapshot's when ``snapshot_id``; read-only then) for a
+        backup (``write`` False) or a restore into the volume (``write`` True: what
+        was written is the volume's content once the block ends without error; the
+        volume must not be attached). The default: backups are not supported."""
+        raise VolumeError(f"the {self.name} volume backend cannot give a volume's data "
+                          "to a backup")
 
     @abc.abstractmethod
     def usage(self) -> tuple[int, int]:

@@ -1,16 +1,24 @@
 """The ``fake`` volume backend: remembers volumes and snapshots in memory (their sizes
-and, for tests, a few bytes of content), so the API can be tested without qemu-img or
-Ceph. ``fail_next`` makes the next operation of a given name raise ``VolumeError``
-(tests of the error paths)."""
+and their content: ``data`` holds the volume's first bytes, everything after them is
+zeros; backups read and restores write it through ``open_data``), so the API can be
+tested without qemu-img or Ceph. ``fail_next`` makes the next operation of a given
+name raise ``VolumeError`` (tests of the error paths)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from onestack.common.config import Config
-from onestack.services.volume.backends.base import Connector, ImageData, VolumeBackend, VolumeError
+from onestack.services.volume.backends.base import (
+    Connector,
+    ImageData,
+    VolumeBackend,
+    VolumeData,
+    VolumeError,
+)
 
 
 class FakeVolumeBackend(VolumeBackend):
@@ -110,6 +118,22 @@ class FakeVolumeBackend(VolumeBackend):
             raise VolumeError(f"volume {volume_id} is not in the backend")
         yield vol["data"] or b"\0" * 512
 
+    @contextlib.contextmanager
+    def open_data(self, volume_id: str, snapshot_id: str | None = None,
+                  write: bool = False) -> Iterator[VolumeData]:
+        self._maybe_fail("open_data", volume_id)
+        store = self.snapshots if snapshot_id else self.volumes
+        entry = store.get(snapshot_id or volume_id)
+        if entry is None:
+            raise VolumeError(f"{'snapshot' if snapshot_id else 'volume'} "
+                              f"{snapshot_id or volume_id} is not in the backend")
+        data = _FakeData(entry["size"] << 30, bytearray(entry["data"]))
+        yield data
+        if write:
+            with self._lock:
+                if volume_id in self.volumes:
+                    self.volumes[volume_id]["data"] = bytes(data.buffer).rstrip(b"\0")
+
     def connection_info(self, volume_id: str, connector: Connector | None) -> dict[str, Any]:
         return {"driver_volume_type": "fake",
                 "data": {"volume_id": volume_id, "name": f"volume-{volume_id}",
@@ -118,3 +142,30 @@ class FakeVolumeBackend(VolumeBackend):
     def usage(self) -> tuple[int, int]:
         used = sum(v["size"] for v in self.volumes.values()) << 30
         return used, 1 << 50
+
+
+class _FakeData(VolumeData):
+    """The bytes of a fake volume: ``buffer`` then zeros up to ``size``."""
+
+    def __init__(self, size: int, buffer: bytearray) -> None:
+        self.size = size
+        self.buffer = buffer
+
+    def read(self, offset: int, length: int) -> bytes | None:
+        length = max(0, min(length, self.size - offset))
+        if offset >= len(self.buffer):
+            return None
+        part = bytes(self.buffer[offset:offset + length])
+        return part + bytes(length - len(part))
+
+    def write(self, offset: int, data: bytes | None, length: int = 0) -> None:
+        if data is None:
+            end = min(offset + length, len(self.buffer))
+            if end > offset:
+                self.buffer[offset:end] = bytes(end - offset)
+            return
+        if offset + len(data) > self.size:
+            raise VolumeError("write beyond the end of the volume")
+        if offset > len(self.buffer):
+            self.buffer.extend(bytes(offset - len(self.buffer)))
+        self.buffer[offset:offset + len(data)] = data

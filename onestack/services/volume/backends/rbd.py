@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from onestack.ceph.client import SNAP, CephClient, CephSettings, RbdUnavailable, client_for
-from onestack.services.volume.backends.base import GiB, ImageData, VolumeBackend, VolumeError
+from onestack.services.volume.backends.base import (
+    GiB,
+    ImageData,
+    VolumeBackend,
+    VolumeData,
+    VolumeError,
+)
 
 if TYPE_CHECKING:
     from onestack.common.config import Config
@@ -252,6 +258,17 @@ class RbdVolumeBackend(VolumeBackend):
                 while chunk := f.read(1 << 20):
                     yield chunk
 
+    @contextlib.contextmanager
+    def open_data(self, volume_id: str, snapshot_id: str | None = None,
+                  write: bool = False) -> Iterator[VolumeData]:
+        """The RBD image itself (at the snapshot when ``snapshot_id``) through librbd:
+        a backup reads it, a restore writes it in place (zeros are discarded)."""
+        snap = SNAPSHOT_PREFIX + _checked(snapshot_id) if snapshot_id else None
+        with self._errors(f"opening volume {volume_id}"), \
+                self.client.image(self.pool, self._name(volume_id), snapshot=snap,
+                                  read_only=not write) as img:
+            yield _RbdData(img, write)
+
     def connection_info(self, volume_id: str, connector: dict[str, Any] | None
                         ) -> dict[str, Any]:
         monitors = self.settings.monitors()
@@ -286,3 +303,22 @@ def _qemu_img(*args: str) -> None:
                           stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise VolumeError(f"qemu-img {args[0]} failed: {proc.stderr.strip()}")
+
+
+class _RbdData(VolumeData):
+    def __init__(self, image: Any, writable: bool) -> None:
+        self.image = image
+        self.size = int(image.size())
+        self.writable = writable
+
+    def read(self, offset: int, length: int) -> bytes | None:
+        length = max(0, min(length, self.size - offset))
+        return bytes(self.image.read(offset, length)) if length else None
+
+    def write(self, offset: int, data: bytes | None, length: int = 0) -> None:
+        if not self.writable:
+            raise VolumeError("this volume data was opened for reading")
+        if data is None:
+            self.image.discard(offset, length)
+        else:
+            self.image.write(data, offset)
