@@ -90,10 +90,10 @@ def test_password_migrations_aggregates(quiet, sid):
 
 
 @pytest.mark.parametrize("name", ["migrate", "os-migrateLive", "evacuate", "shelve",
-                                  "unshelve", "rescue", "changePassword",
+                                  "unshelve", "changePassword",
                                   "trigger_crash_dump", "addFixedIp"])
 def test_nova_actions_this_cloud_lacks_are_501(quiet, sid, name):
-    # openstack server migrate|shelve|rescue|backup create|dump create: a clear
+    # openstack server migrate|shelve|backup create|dump create: a clear
     # "not supported" (Nova's raise_feature_not_supported), not "no such action"
     r = nova(quiet, "POST", f"/servers/{sid}/action", json={name: None})
     message = nova_error(r, 501, "not supported", name)

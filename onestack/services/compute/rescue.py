@@ -52,6 +52,8 @@ def rescue(compute: Compute, ctx: ValidatedToken, server_id: str,
     with compute.db.session() as session:
         inst = find_instance(session, ctx, server_id, lock=True)
         policy.require_member(ctx, "os_compute_api:os-rescue", inst.project_id)
+        # A host whose drivers cannot rescue is Nova's 501 whatever the server's state.
+        compute.hosts.require_capability(session, inst.host, caps.RESCUE, "rescue")
         check_lock(ctx, inst)
         check_state("rescue", inst, RESCUE_VM_STATES)
         if boots_from_volume(inst):
@@ -59,7 +61,6 @@ def rescue(compute: Compute, ctx: ValidatedToken, server_id: str,
                              "volume-backed instance")
         if inst.host is None:
             raise Conflict(f"Instance {inst.uuid} is not ready")
-        compute.hosts.require_capability(session, inst.host, caps.RESCUE, "rescue")
         image_id = rescue_image_ref or inst.image_ref or (inst.image_meta or {}).get("id")
         if not image_id:
             raise BadRequest(f"Instance {inst.uuid} cannot be rescued: it has no image "
