@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import Forbidden
-from onestack.db.models import ComputeService, Instance, Port
+from onestack.db.models import ComputeService, Instance
 from onestack.services.compute import policy, states
 from onestack.services.compute.instances import (
     check_lock,
@@ -100,30 +100,6 @@ class Servers:
             inst = find_instance(session, ctx, server_id)
             policy.require_reader(ctx, "os_compute_api:servers:show", inst.project_id)
             return self.views(session, [inst])[0]
-
-    def interfaces(self, ctx: ValidatedToken, server_id: str) -> builtins.list[dict[str, Any]]:
-        """Nova's ``os-interface`` entries of a server (its ports, in NIC order):
-        ``port_id``, ``net_id``, ``mac_addr``, ``port_state``, ``fixed_ips``, ``tag``."""
-        with self.db.session() as session:
-            inst = find_instance(session, ctx, server_id)
-            policy.require_reader(ctx, "os_compute_api:os-attach-interfaces:list",
-                                  inst.project_id)
-            entries = [e for e in inst.ports or [] if isinstance(e, dict) and e.get("port_id")]
-            port_ids = [e["port_id"] for e in entries]
-            ports = {p.id: p for p in session.scalars(
-                select(Port).where(Port.id.in_(port_ids)))} if port_ids else {}
-            answer: builtins.list[dict[str, Any]] = []
-            for entry in entries:
-                port = ports.get(entry["port_id"])
-                if port is None:
-                    continue
-                answer.append({
-                    "port_id": port.id, "net_id": port.network_id,
-                    "mac_addr": port.mac_address, "port_state": port.status,
-                    "fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
-                                  for a in port.fixed_ips],
-                    "tag": entry.get("tag")})
-            return answer
 
     def list(self, ctx: ValidatedToken, query: ServerQuery) -> builtins.list[ServerView]:
         """One page of servers (see ``ServerQuery``); Nova's 400 for an unknown
