@@ -63,7 +63,7 @@ from onestack.drivers.network.base import (
     SubnetSpec,
 )
 from onestack.drivers.network.l3 import base as l3
-from onestack.drivers.storage.base import ImageSource, StorageDriver, StorageError
+from onestack.drivers.storage.base import Disk, ImageSource, StorageDriver, StorageError
 from onestack.hostlink import capabilities as caps
 from onestack.hostlink import states
 from onestack.hostlink import types as wire
@@ -210,8 +210,8 @@ class Agent:
             attachments.setdefault(attachment.instance_uuid, []).append(attachment)
         self._attachments = attachments
         if self._recover is None:
-            self._recover = {d.uuid for d in desired
-                             if d.vm_state in RUNNING_STATES and d.task_state is None}
+            self._recover = {d.uuid for d in desired if d.task_state is None and (
+                d.vm_state in RUNNING_STATES or d.vm_state == states.RESCUED)}
         routers = self._router_specs(state)
         # Every desired router stays, even one that cannot be translated now.
         self._remove_routers({r.id for r in state.routers})
@@ -557,6 +557,18 @@ class Agent:
             elif state in (PowerState.SHUTDOWN, PowerState.CRASHED, PowerState.NOSTATE):
                 self.control.report_power(d.uuid, int(state), vm_state=states.STOPPED)
                 return
+        elif d.vm_state == states.RESCUED and recovering and state in (
+                PowerState.NOSTATE, PowerState.SHUTDOWN, PowerState.CRASHED):
+            rescue = self.storage.disk(rescue_disk_name(d.uuid))
+            if rescue is not None:
+                log.info("instance %s: rescued and not running (host restart?); booting its "
+                         "rescue disk again", d.uuid)
+                try:
+                    self._plug(d)
+                    self.hypervisor.rescue(self._spec(d), _rescue_guest_disk(rescue))
+                    state = PowerState.RUNNING
+                except DRIVER_ERRORS as exc:
+                    log.warning("instance %s: could not start it again: %s", d.uuid, exc)
         elif d.vm_state == states.STOPPED and state in (PowerState.RUNNING, PowerState.PAUSED):
             log.info("instance %s: is stopped but its guest runs; powering it off", d.uuid)
             self.hypervisor.power_off(d.uuid, 0)
@@ -782,9 +794,7 @@ class Agent:
             revert.add(self.storage.delete_disk, name)
             disk = self.storage.create_disk(name, source, 0)
             self._plug(d)
-            self.hypervisor.rescue(spec, GuestDisk(
-                kind="rbd" if disk.kind == "rbd" else "file", source=str(disk.path),
-                format=disk.format, boot_index=0))
+            self.hypervisor.rescue(spec, _rescue_guest_disk(disk))
             revert.success()
         self._finish(d, vm_state=states.RESCUED, power_state=int(PowerState.RUNNING))
 
@@ -849,6 +859,12 @@ class Agent:
                 if not self._in_flight:
                     return
             time.sleep(0.01)
+
+
+def _rescue_guest_disk(disk: Disk) -> GuestDisk:
+    """The hypervisor's view of a rescue disk the storage driver made."""
+    return GuestDisk(kind="rbd" if disk.kind == "rbd" else "file", source=str(disk.path),
+                     format=disk.format, boot_index=0)
 
 
 def _network_spec(spec: wire.NetworkSpec, external_gateway_on_host: bool = False,
