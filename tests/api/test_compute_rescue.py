@@ -294,3 +294,24 @@ def test_leftover_rescue_disks_of_gone_instances_are_removed(cloud):
     assert rescue_disk_name(server_id) in disks
     agent.storage.delete_disk(rescue_disk_name(server_id))
     wait_task_free(cloud, server_id)
+
+
+def test_rescue_needs_the_member_role(quiet, env):
+    owner = tenant(quiet, "rescuers")
+    own_env = boot_env(quiet, token=owner.token, image=env.image)
+    server_id = boot(quiet, own_env)["id"]
+    force_state(quiet, server_id, vm_state="active", task_state=None, power_state=1)
+    ident = quiet.services.identity
+    user = ident.users.create(name="rescuers-reader", password="reader-secret",
+                              domain_id="default")
+    with ident.db.session() as session:
+        ident.assignments.grant(session, "UserProject", user.id, owner.project_id,
+                                ident.roles.find("reader").id)
+    reader = quiet.login("rescuers-reader", "reader-secret", project="rescuers")
+    nova_error(action(quiet, server_id, {"rescue": None}, token=reader), 403,
+               "Policy doesn't allow")
+    assert action(quiet, server_id, {"rescue": None}, token=owner.token).status_code == 200
+    force_state(quiet, server_id, vm_state="rescued", task_state=None)
+    nova_error(action(quiet, server_id, {"unrescue": None}, token=reader), 403,
+               "Policy doesn't allow")
+    assert action(quiet, server_id, {"unrescue": None}, token=owner.token).status_code == 202
