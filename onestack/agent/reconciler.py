@@ -805,6 +805,77 @@ class Agent:
         self.storage.delete_disk(rescue_disk_name(d.uuid))
         self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
 
+    def _task_shelving(self, d: DesiredInstance) -> None:
+        """Shelve (services/compute/shelve.py): stop the guest (cleanly if it runs),
+        copy its disk (``shelving_image_pending_upload``) and upload it to the shelve
+        image (``shelving_image_uploading``); the server is then ``shelved``, or with
+        ``offload`` at once offloaded (``_offload``). A server booted from a volume
+        has no image to make. A failure ends the task at the step it reached."""
+        image_id = d.task_args.get("image_id")
+        task = states.SHELVING
+        try:
+            running = self.hypervisor.power_state(d.uuid) == PowerState.RUNNING
+            self.hypervisor.power_off(d.uuid, self.shutdown_timeout if running else 0)
+            if image_id:
+                task = self._advance(d, task, states.SHELVING_IMAGE_PENDING_UPLOAD)
+                with tempfile.TemporaryDirectory(prefix="onestack-shelve-") as tmp:
+                    dest = Path(tmp) / "shelved.qcow2"
+                    self.storage.snapshot(d.uuid, dest)
+                    task = self._advance(d, task, states.SHELVING_IMAGE_UPLOADING)
+                    self.control.upload_snapshot(image_id, dest)
+            if not d.task_args.get("offload"):
+                self.control.finish_task(d.uuid, task, event=task_event(states.SHELVING),
+                                         vm_state=states.SHELVED,
+                                         power_state=int(PowerState.SHUTDOWN))
+                return
+            task = self._advance(d, task, states.SHELVING_OFFLOADING,
+                                 vm_state=states.SHELVED,
+                                 power_state=int(PowerState.SHUTDOWN))
+            self._offload(d, task, task_event(states.SHELVING))
+        except Exception as exc:
+            if task != states.SHELVING:
+                message = str(exc) if isinstance(exc, DRIVER_ERRORS) else \
+                    f"{type(exc).__name__}: {exc}"
+                self.control.fail_task(d.uuid, task, message,
+                                       event=task_event(states.SHELVING))
+            raise
+
+    def _task_shelving_offloading(self, d: DesiredInstance) -> None:
+        self._offload(d, states.SHELVING_OFFLOADING, task_event(states.SHELVING_OFFLOADING))
+
+    def _advance(self, d: DesiredInstance, task: str, next_task: str, **changes: Any
+                 ) -> str:
+        """Move ``d``'s task on to its next step (the server keeps its arguments)."""
+        if not self.control.finish_task(d.uuid, task, task_state=next_task, **changes):
+            raise HypervisorError(f"The task {task} of the server was replaced.")
+        return next_task
+
+    def _offload(self, d: DesiredInstance, task: str, event: str) -> None:
+        """Release everything the shelved server holds here (guest, disk, taps); the
+        server leaves the host (``shelved_offloaded``, no host; the server unbinds its
+        ports)."""
+        self.hypervisor.destroy(d.uuid)
+        self._unplug(d)
+        self.storage.delete_disk(d.uuid)
+        self.control.set_port_status([p.id for p in d.ports], "DOWN")
+        self.volumes.forget(d.uuid)
+        self.nics.forget(d.uuid)
+        self.control.finish_task(d.uuid, task, event=event,
+                                 vm_state=states.SHELVED_OFFLOADED,
+                                 power_state=int(PowerState.SHUTDOWN), host=None, node=None)
+
+    def _task_unshelving(self, d: DesiredInstance) -> None:
+        """A shelved server starts again from its disk here; an offloaded one (placed
+        here by the scheduler) gets a disk made from its shelve image and boots."""
+        if d.vm_state == states.SHELVED and self.storage.disk(d.uuid) is not None \
+                or isinstance(d.root_disk, VolumeDisk):
+            self._plug(d)
+            self.hypervisor.spawn(self._spec(d))
+            self.control.set_port_status([p.id for p in d.ports], "ACTIVE")
+        else:
+            self._build(d)
+        self._finish(d, vm_state=states.ACTIVE, power_state=int(PowerState.RUNNING))
+
     def _task_image_snapshot(self, d: DesiredInstance) -> None:
         image_id = d.task_args.get("image_id")
         if not image_id:

@@ -253,6 +253,9 @@ class ComputeConfig:
     default_availability_zone: str = "nova"
     #: Seconds a stop or soft reboot waits for the guest before forcing it off.
     shutdown_timeout: int = 60
+    #: Seconds a shelved server keeps its host before it is offloaded (Nova's
+    #: ``shelved_offload_time``): 0 at once, -1 never (``shelveOffload`` only).
+    shelved_offload_time: int = 0
 
 
 @dataclass

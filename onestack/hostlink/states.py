@@ -48,6 +48,11 @@ IMAGE_SNAPSHOT = "image_snapshot"
 MIGRATING = "migrating"
 RESCUING = "rescuing"
 UNRESCUING = "unrescuing"
+SHELVING = "shelving"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 
 
 # -- power_state (observed by the host) ------------------------------------------------
@@ -90,6 +95,11 @@ TASK_EVENTS = {
     IMAGE_SNAPSHOT: "compute_snapshot_instance",
     RESCUING: "compute_rescue_instance",
     UNRESCUING: "compute_unrescue_instance",
+    SHELVING: "compute_shelve_instance",
+    SHELVING_IMAGE_PENDING_UPLOAD: "compute_shelve_instance",
+    SHELVING_IMAGE_UPLOADING: "compute_shelve_instance",
+    SHELVING_OFFLOADING: "compute_shelve_offload_instance",
+    UNSHELVING: "compute_unshelve_instance",
 }
 
 

@@ -41,6 +41,7 @@ from onestack.api.compute.validation import (
 from onestack.common.errors import BadRequest, InvalidField, NotFound
 from onestack.hostlink import capabilities as caps
 from onestack.services.compute import rescue as rescue_service
+from onestack.services.compute import shelve as shelve_service
 from onestack.services.compute.actions import RebuildRequest
 from onestack.services.compute.server_requests import validate_user_data
 from onestack.services.identity.context import ValidatedToken
@@ -236,6 +237,61 @@ async def unrescue(request: Request, ctx: ValidatedToken, sid: str, value: Any
     return accepted()
 
 
+# -- shelve ------------------------------------------------------------------------------
+
+
+def _no_arguments(name: str, value: Any) -> None:
+    """``{"<name>": null}`` or ``{"<name>": {}}``: the action takes no arguments."""
+    if value is not None:
+        only_keys(name, check_object(name, value), ())
+
+
+async def shelve(request: Request, ctx: ValidatedToken, sid: str, value: Any) -> Response:
+    """Nova's ``shelve``: services/compute/shelve.py."""
+    _no_arguments("shelve", value)
+    shelve_service.shelve(compute(request), ctx, sid)
+    return accepted()
+
+
+async def shelve_offload(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                         ) -> Response:
+    _no_arguments("shelveOffload", value)
+    shelve_service.shelve_offload(compute(request), ctx, sid)
+    return accepted()
+
+
+async def unshelve(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                   ) -> Response:
+    """Nova's ``unshelve``: no arguments before 2.77; ``availability_zone`` (a name,
+    required when the object is given) 2.77-2.90; from 2.91 ``availability_zone``
+    (``null`` unpins the server) and ``host`` (admins), either or both."""
+    v = version(request)
+    zone: Any = shelve_service.UNSET
+    host = None
+    if v < (2, 77):
+        _no_arguments("unshelve", value)
+    elif value is not None:
+        value = check_object("unshelve", value)
+        if v < (2, 91):
+            only_keys("unshelve", value, ("availability_zone",),
+                      required=("availability_zone",))
+            zone = check_name("unshelve/availability_zone", value["availability_zone"])
+        else:
+            only_keys("unshelve", value, ("availability_zone", "host"))
+            if "availability_zone" in value:
+                zone = value["availability_zone"]
+                if zone is not None and not isinstance(zone, str):
+                    raise InvalidField("unshelve/availability_zone", f"{zone!r} is not "
+                                       "valid under any of the given schemas")
+            if "host" in value:
+                host = value["host"]
+                if not isinstance(host, str):
+                    raise InvalidField("unshelve/host", f"{host!r} is not of type "
+                                       "'string'")
+    shelve_service.unshelve(compute(request), ctx, sid, zone, host)
+    return accepted()
+
+
 # -- locks -------------------------------------------------------------------------------
 
 
@@ -356,6 +412,9 @@ ACTIONS: dict[str, Handler] = {
     "createBackup": create_backup,
     "rescue": rescue,
     "unrescue": unrescue,
+    "shelve": shelve,
+    "shelveOffload": shelve_offload,
+    "unshelve": unshelve,
     "lock": lock,
     "unlock": _simple("unlock"),
     "forceDelete": _simple("force_delete"),
@@ -383,8 +442,6 @@ BY_CAPABILITY: dict[str, str] = {
 }
 _NETWORK = "use the network API (ports, floating IPs) instead"
 UNSUPPORTED: dict[str, str] = {
-    "shelve": "there is no shelving", "shelveOffload": "there is no shelving",
-    "unshelve": "there is no shelving",
     "changePassword": "there is no guest agent to set it",
     "trigger_crash_dump": "the hypervisor cannot inject an NMI",
     "addFixedIp": _NETWORK, "removeFixedIp": _NETWORK,

@@ -115,6 +115,10 @@ class Instance(Base):
     #: Personality files ([{"path", "contents" (base64)}]): served to the guest by the
     #: metadata service and the config drive (``openstack/content/NNNN``).
     injected_files: Mapped[list[Any]] = mapped_column(default=list)
+    #: Nova's system metadata kept here: while shelved, ``shelved_at``,
+    #: ``shelved_image_id`` (the shelve snapshot, none for a volume-backed server) and
+    #: ``shelved_host`` (services/compute/shelve.py).
+    system_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
     #: The zone the user asked for at create (Nova's RequestSpec.availability_zone,

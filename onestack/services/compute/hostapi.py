@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 #: Builds that fail leave the server in ERROR; other actions leave vm_state alone.
 #: What a finished resize task makes of the server's migration record.
 MIGRATION_DONE = {states.RESIZE_PREP: "finished", states.RESIZE_REVERTING: "reverted"}
+#: Tasks whose image goes when they fail (a snapshot, a shelve before it is shelved).
+SNAPSHOT_TASKS = (states.IMAGE_SNAPSHOT, states.SHELVING, states.SHELVING_IMAGE_PENDING_UPLOAD,
+                  states.SHELVING_IMAGE_UPLOADING)
 ERROR_ON_FAILURE = {states.SPAWNING, states.REBUILDING, states.RESIZE_PREP,
                     states.RESIZE_REVERTING}
 
@@ -109,13 +112,17 @@ class HostAPI:
     def desired_instances(self, host: str) -> list[HostInstance]:
         """Every instance assigned to ``host`` that is not yet deleted (NICs empty: the
         host service asks the network service for them)."""
+        from onestack.services.compute import shelve
+
+        shelve.offload_due(self.compute, host)
         with self.db.session() as session:
             rows = session.scalars(select(Instance).where(
                 Instance.host == host, Instance.deleted.is_(False))).all()
-            images = self._image_refs(session, {r.image_ref for r in rows if r.image_ref})
+            images = self._image_refs(session, {_boot_image_id(r) for r in rows
+                                                if _boot_image_id(r)})
             result = []
             for row in rows:
-                image = images.get(row.image_ref) if row.image_ref else None
+                image = images.get(_boot_image_id(row)) if _boot_image_id(row) else None
                 disks: list[Any] = [ImageDisk(image=image, size_gb=row.root_gb)] \
                     if image is not None else []
                 volumes, attachments = self.compute.volume_attachments.host_view(row)
@@ -186,14 +193,24 @@ class HostAPI:
 
     def finish_task(self, uuid: str, expected_task_state: str | None, *, event: str = "",
                     **changes: Any) -> bool:
+        """``changes`` with a ``task_state``: the task goes on as that one (its
+        arguments and event kept; a shelve's steps)."""
+        from onestack.services.compute import shelve
+
         if expected_task_state == states.IMAGE_SNAPSHOT:
             self._rotate_backups(uuid)
+        next_task = changes.pop("task_state", None)
         with self.db.session() as session:
             inst = session.get(Instance, uuid, with_for_update=True)
             if inst is None or inst.deleted or inst.task_state != expected_task_state:
                 return False
             for key, value in changes.items():
                 setattr(inst, key, value)
+            if next_task is not None:
+                inst.task_state = next_task
+                inst.updated_at = utcnow()
+                return True
+            drop_image = shelve.task_done(session, inst, expected_task_state, changes)
             inst.task_state = None
             inst.task_args = {}
             inst.updated_at = utcnow()
@@ -203,6 +220,7 @@ class HostAPI:
                 migrations.advance(session, uuid, MIGRATION_DONE[expected_task_state])
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
                           "Success", inst.host)
+        shelve.drop_image(self.compute, drop_image)
         self.compute.notify(changes.get("host"))
         return True
 
@@ -229,7 +247,10 @@ class HostAPI:
             if vm_state:
                 inst.vm_state = vm_state
             snapshot = inst.task_args.get("image_id") \
-                if expected_task_state == states.IMAGE_SNAPSHOT else None
+                if expected_task_state in SNAPSHOT_TASKS else None
+            if expected_task_state in SNAPSHOT_TASKS[1:]:  # a shelve that did not happen
+                inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items()
+                                        if not k.startswith("shelved_")}
             inst.task_state = None
             inst.task_args = {}
             inst.updated_at = utcnow()
@@ -273,11 +294,14 @@ class HostAPI:
     def instance_deleted(self, uuid: str) -> None:
         """The host released everything: the network service deletes the ports the
         server created and unbinds the others, then the row is soft-deleted."""
+        from onestack.services.compute import shelve
+
         with self.db.session() as session:
             inst = session.get(Instance, uuid)
             if inst is None or inst.deleted:
                 return
             ports = [dict(p) for p in inst.ports]
+            shelve_image = shelve.forget_image(self.compute, inst)
         self.compute.network.hostview.release_ports(ports)
         self.compute.volume_attachments.release(uuid)
         with self.db.session() as session:
@@ -296,6 +320,7 @@ class HostAPI:
             inst.terminated_at = now
             inst.updated_at = now
             _finish_event(session, uuid, TASK_EVENTS[states.DELETING], "Success", inst.host)
+        shelve.drop_image(self.compute, shelve_image)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -319,6 +344,14 @@ def _plain(data: Any) -> Any:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return data
+
+
+def _boot_image_id(inst: Instance) -> str:
+    """The image the instance's disk is made from: its image, or while it is unshelved
+    from being offloaded, its shelve image (services/compute/shelve.py)."""
+    if inst.task_state == states.UNSHELVING and inst.vm_state == states.SHELVED_OFFLOADED:
+        return str((inst.task_args or {}).get("image_id") or "")
+    return inst.image_ref or ""
 
 
 def _host_of(session: Session, uuid: str) -> str | None:

@@ -42,16 +42,22 @@ class HostScope:
     def may_read_image(self, host: str, image_id: str) -> bool:
         """An instance on ``host`` boots from the image (or is being built from it)."""
         with self.db.session() as session:
-            return session.scalar(select(Instance.uuid).where(
-                Instance.host == host, Instance.image_ref == image_id,
-                Instance.deleted.is_(False)).limit(1)) is not None
+            if session.scalar(select(Instance.uuid).where(
+                    Instance.host == host, Instance.image_ref == image_id,
+                    Instance.deleted.is_(False)).limit(1)) is not None:
+                return True
+            # a server unshelved there boots from its shelve image
+            return any((inst.task_args or {}).get("image_id") == image_id
+                       for inst in session.scalars(select(Instance).where(
+                           Instance.host == host, Instance.deleted.is_(False),
+                           Instance.task_state == "unshelving")))
 
     def may_upload_snapshot(self, host: str, image_id: str) -> bool:
         """An instance on ``host`` is taking a snapshot into the image."""
         with self.db.session() as session:
             for inst in session.scalars(select(Instance).where(
                     Instance.host == host, Instance.deleted.is_(False),
-                    Instance.task_state == "image_snapshot")):
+                    Instance.task_state.in_(("image_snapshot", "shelving_image_uploading")))):
                 if (inst.task_args or {}).get("image_id") == image_id:
                     return True
             return False

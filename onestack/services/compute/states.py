@@ -40,6 +40,10 @@ from onestack.hostlink.states import (
     SCHEDULING,
     SHELVED,
     SHELVED_OFFLOADED,
+    SHELVING,
+    SHELVING_IMAGE_PENDING_UPLOAD,
+    SHELVING_IMAGE_UPLOADING,
+    SHELVING_OFFLOADING,
     SHUTDOWN,
     SOFT_DELETED,
     SPAWNING,
@@ -48,6 +52,7 @@ from onestack.hostlink.states import (
     SUSPENDING,
     UNPAUSING,
     UNRESCUING,
+    UNSHELVING,
 )
 
 _DEFAULT = "default"
@@ -143,6 +148,10 @@ __all__ = [
     "SCHEDULING",
     "SHELVED",
     "SHELVED_OFFLOADED",
+    "SHELVING",
+    "SHELVING_IMAGE_PENDING_UPLOAD",
+    "SHELVING_IMAGE_UPLOADING",
+    "SHELVING_OFFLOADING",
     "SHUTDOWN",
     "SOFT_DELETED",
     "SPAWNING",
@@ -153,6 +162,7 @@ __all__ = [
     "SUSPENDING",
     "UNPAUSING",
     "UNRESCUING",
+    "UNSHELVING",
     "states_for_statuses",
     "status_of",
 ]
