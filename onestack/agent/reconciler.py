@@ -265,6 +265,13 @@ class Agent:
                     log.exception("network %s: could not set it up on this host", spec.id)
                     continue
                 self._networks[spec.id] = spec
+                if spec.dhcp_mac is None and spec.id in self._served:
+                    # No DHCP port here any more (only a router's view of the network):
+                    # the DHCP namespace went, and the listener in it. Served again when
+                    # a DHCP port comes back (a new namespace, a new listener).
+                    if self.metadata_proxy is not None:
+                        self.metadata_proxy.stop(spec.id)
+                    self._served.discard(spec.id)
             if self.metadata_proxy is not None and spec.id not in self._served \
                     and spec.dhcp_mac is not None:  # the listener is in the DHCP namespace
                 try:
