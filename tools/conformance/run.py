@@ -67,13 +67,15 @@ FAKE_DRIVERS = {
 
 #: What ``--validation`` runs without ``--regex``: the classes of the guideline's tests
 #: that log in to their guests when validation is on (``test_create_server``'s vCPU count
-#: and host name checks, which are skipped without it) and the guideline's server actions
-#: (reboot, rebuild, stop/start and lock check the guest over SSH before and after).
+#: and host name checks, which are skipped without it), the guideline's server actions
+#: (reboot and rebuild log in before and after; each test starts from an SSH-able
+#: server) and volume attachment (counts the guest's disks before and after).
 VALIDATION_REGEX = (
     r"^tempest\.api\.compute\.servers\.test_create_server\.ServersTestJSON\."
     r"|^tempest\.api\.compute\.servers\.test_server_actions\.ServerActionsTestJSON\."
     r"(test_reboot_server_hard|test_rebuild_server|test_stop_start_server"
-    r"|test_lock_unlock_server)\b")
+    r"|test_lock_unlock_server)\b"
+    r"|^tempest\.api\.compute\.volumes\.test_attach_volume\.AttachVolumeTestJSON\.")
 #: Seconds Tempest waits for a server to become ACTIVE (and, with validation, reachable).
 BUILD_TIMEOUT = {False: 120, True: 600}
 
@@ -284,7 +286,7 @@ def results(tempest_venv: Path, workspace: Path) -> list[dict[str, str]]:
     stream = subprocess.run([str(tempest_venv / "bin" / "stestr"), "last", "--subunit"],
                             cwd=workspace, capture_output=True, check=False).stdout
     rows = subprocess.run([str(tempest_venv / "bin" / "subunit2csv")], input=stream,
-                          capture_output=True, check=False).stdout.decode()
+                          capture_output=True, check=False).stdout.decode(errors="replace")
     return list(csv.DictReader(io.StringIO(rows)))
 
 
