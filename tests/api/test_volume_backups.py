@@ -397,3 +397,8 @@ def test_local_backend_backup_and_restore_of_qcow2_files(local: Cloud) -> None:
     assert not [p for p in (local.config.state_dir / "volumes").iterdir()
                 if p.name.startswith(".partial-")]
     assert os.path.getsize(root / full["id"] / "chunk-00001.zz") < MiB  # compressed
+
+
+def test_extension_listed(member: VolumeClient) -> None:
+    aliases = {e["alias"] for e in member.ok("GET", "/extensions")["extensions"]}
+    assert {"backups", "os-backup-project-attr"} <= aliases

@@ -131,7 +131,8 @@ async def list_extensions(request: Request) -> Response:
                                                  "os-volume-type-access"),
              ("Hosts", "os-hosts"), ("QuotaClasses", "os-quota-class-sets"),
              ("Capabilities", "capabilities"), ("SchedulerStats", "scheduler-stats"),
-             ("VolumeTypeEncryption", "encryption")]
+             ("VolumeTypeEncryption", "encryption"), ("Backups", "backups"),
+             ("BackupProjectAttribute", "os-backup-project-attr")]
     return json_response({"extensions": [
         {"name": name, "alias": alias, "description": f"{name} support.",
          "links": [], "namespace": "", "updated": "2013-01-01T00:00:00+00:00"}
