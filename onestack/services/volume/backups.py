@@ -66,7 +66,6 @@ _CONTAINER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 #: How long a restore waits for the new volume it writes to be created.
 NEW_VOLUME_WAIT = 600.0
 
-_INSTANCES: dict[int, Backups] = {}
 _INSTANCES_LOCK = threading.Lock()
 
 
@@ -78,10 +77,10 @@ class InvalidBackup(BadRequest):
 def backups_of(volumes: Volumes) -> Backups:
     """The backup service of a volume service (one per ``Volumes``)."""
     with _INSTANCES_LOCK:
-        found = _INSTANCES.get(id(volumes))
-        if found is None or found.volumes is not volumes:
+        found: Backups | None = getattr(volumes, "_backups_service", None)
+        if found is None:
             found = Backups(volumes)
-            _INSTANCES[id(volumes)] = found
+            setattr(volumes, "_backups_service", found)  # noqa: B010 (not declared there)
         return found
 
 
@@ -93,6 +92,9 @@ class Backups:
         self._driver: BackupDriver | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, volumes.config.volume.workers), thread_name_prefix="backup")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=False)
 
     @property
     def driver(self) -> BackupDriver:

@@ -136,6 +136,9 @@ class Volumes:
         backups_of(self).recover()
 
     def close(self) -> None:
+        from onestack.services.volume.backups import backups_of
+
+        backups_of(self).close()
         self._executor.shutdown(wait=True, cancel_futures=False)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
