@@ -419,8 +419,8 @@ def test_zones_services_pools_and_backups(admin: VolumeClient, member: VolumeCli
     fault(member.request("POST", "/backups", json={"backup": {"volume_id": "x"}}), 404,
           "itemNotFound")  # backups themselves: tests/api/test_volume_backups.py
     fault(member.request("POST", "/volumes", json={"volume": {
-        "size": 1, "backup_id": "00000000-0000-4000-8000-00000000000b"}}), 501,
-        "notImplemented")
+        "size": 1, "backup_id": "00000000-0000-4000-8000-00000000000b"}}), 404,
+        "itemNotFound", "Backup")
 
 
 # -- transfers ---------------------------------------------------------------------------

@@ -402,3 +402,26 @@ def test_local_backend_backup_and_restore_of_qcow2_files(local: Cloud) -> None:
 def test_extension_listed(member: VolumeClient) -> None:
     aliases = {e["alias"] for e in member.ok("GET", "/extensions")["extensions"]}
     assert {"backups", "os-backup-project-attr"} <= aliases
+
+
+def test_volume_from_backup(cloud: Cloud, member: VolumeClient) -> None:
+    """3.47: POST /volumes with backup_id; the volume is restoring-backup until the data
+    are in, never available before."""
+    vol = member.create(size=1, metadata={"from": "source"})
+    data = pattern(9, 3 * MiB)
+    put_data(cloud, vol["id"], data)
+    b = backup(member, vol["id"])
+    made = member.ok("POST", "/volumes", status=202, json={"volume": {
+        "backup_id": b["id"], "name": "from-backup", "size": 2}})["volume"]
+    assert made["status"] == "restoring-backup" and made["size"] == 2
+    new = member.wait(made["id"], "available")
+    assert get_data(cloud, new["id"]) == data and new["name"] == "from-backup"
+    assert new["metadata"] == {"from": "source"}
+    assert wait_backup(member, b["id"], "available")["status"] == "available"
+    fault(member.request("POST", "/volumes", json={"volume": {
+        "backup_id": b["id"], "size": 0}}), 400, "badRequest")
+    store(cloud).fail_next["create"] = "no room"
+    failed = member.ok("POST", "/volumes", status=202, json={"volume": {
+        "backup_id": b["id"]}})["volume"]
+    assert member.wait(failed["id"], "error")["status"] == "error"
+    assert wait_backup(member, b["id"], "available")["status"] == "available"

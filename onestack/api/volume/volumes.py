@@ -198,9 +198,12 @@ async def create_volume(request: Request) -> Response:
     if unknown:
         raise field_error("volume", spec, f"Additional properties are not allowed "
                           f"({', '.join(repr(u) for u in sorted(unknown))} were unexpected)")
-    if spec.get("backup_id"):
-        raise NotImplementedFault("Volume backups are not implemented by this cloud, so "
-                                  "no volume can be restored from one.")
+    if spec.get("backup_id") and version(request) >= (3, 47):  # before: ignored
+        from onestack.services.volume.backups import backups_of
+
+        vol = backups_of(volumes(request)).volume_from_backup(ctx, spec)
+        return json_response({"volume": _one(request, vol, ctx.is_admin, extended=False)},
+                             status=202)
     if spec.get("consistencygroup_id"):
         raise NotImplementedFault("Consistency groups (the pre-3.13 API) are not "
                                   "implemented by this cloud: use generic volume groups "

@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, NotFound
@@ -421,20 +421,60 @@ class Backups:
             backup.updated_at = utcnow()
         if not volume_id:
             target_name = name or f"restore_backup_{backup_id}"
-            try:
-                vol = self.volumes.create_volume(
-                    ctx, size=size, name=target_name,
-                    description="auto-created_from_restore_from_backup")
-            except Exception:
-                self._settle_backup(backup.id, "available")
-                raise
+            vol = self._new_volume(ctx, backup.id, size=size, name=target_name,
+                                   description="auto-created_from_restore_from_backup")
             target, new = vol.id, True
-        with self.db.session() as session:
-            row = session.get(VolumeBackup, backup.id)
-            if row is not None:
-                row.restore_volume_id = target
-        self._submit(self._do_restore, backup.id, target, new)
+        self._start_restore(backup.id, target, new)
         return {"backup_id": backup.id, "volume_id": target, "volume_name": target_name}
+
+    def volume_from_backup(self, ctx: Ctx, spec: dict[str, Any]) -> Volume:
+        """Cinder 3.47's ``POST /volumes`` with ``backup_id``: a new volume (of the
+        backup's size unless a larger one is asked for) holding the backup's data."""
+        backup_id = spec.get("backup_id")
+        if not isinstance(backup_id, str):
+            raise InvalidInput(f"backup_id must be a string, not {backup_id!r}.")
+        with quota_mod.LOCK, self.db.session() as session:
+            backup = self.find(session, ctx, backup_id)
+            if backup.status != "available":
+                raise InvalidBackup("Backup status must be available")
+            size = spec.get("size")
+            if size is None:
+                size = backup.size
+            if isinstance(size, int) and not isinstance(size, bool) and size < backup.size:
+                raise InvalidInput(f"Volume size {size}GB cannot be smaller than the backup "
+                                   f"size {backup.size}GB.")
+            backup.status = "restoring"
+            backup.updated_at = utcnow()
+        vol = self._new_volume(
+            ctx, backup.id, size=size, name=spec.get("name", spec.get("display_name")),
+            description=spec.get("description", spec.get("display_description")),
+            volume_type=spec.get("volume_type") or None,
+            availability_zone=spec.get("availability_zone") or None,
+            metadata=spec.get("metadata"))
+        self._start_restore(backup.id, vol.id, True)
+        return vol
+
+    def _new_volume(self, ctx: Ctx, backup_id: str, **attrs: Any) -> Volume:
+        """A volume made to restore into: ``restoring-backup`` from the start (its
+        creation on the backend goes on meanwhile; ``_wait_created`` waits for it)."""
+        try:
+            vol = self.volumes.create_volume(ctx, **attrs)
+        except Exception:
+            self._settle_backup(backup_id, "available")
+            raise
+        with self.db.session() as session:
+            row = session.get(Volume, vol.id)
+            if row is not None and row.status in ("creating", "available"):
+                row.status = vol.status = "restoring-backup"
+                row.updated_at = utcnow()
+        return vol
+
+    def _start_restore(self, backup_id: str, volume_id: str, new: bool) -> None:
+        with self.db.session() as session:
+            row = session.get(VolumeBackup, backup_id)
+            if row is not None:
+                row.restore_volume_id = volume_id
+        self._submit(self._do_restore, backup_id, volume_id, new)
 
     def _settle_backup(self, backup_id: str, status: str) -> None:
         with self.db.session() as session:
@@ -444,27 +484,39 @@ class Backups:
                 row.restore_volume_id = None
                 row.updated_at = utcnow()
 
-    def _wait_created(self, volume_id: str) -> Volume | None:
+    def _wait_created(self, volume_id: str) -> bool:
+        """Whether the new volume's backend creation ended well. Its row is
+        ``restoring-backup`` from the start (the volume service settles only
+        ``creating`` rows); if the creation finished in the instant between the row's
+        insert and that change, it was settled ``available``, and is taken back."""
         deadline = time.monotonic() + NEW_VOLUME_WAIT
         while time.monotonic() < deadline:
             with self.db.session() as session:
                 vol = session.get(Volume, volume_id)
-                if vol is None or vol.status not in ("creating", "downloading"):
-                    if vol is not None and vol.status == "available":
-                        vol.status = "restoring-backup"
-                        vol.updated_at = utcnow()
-                    return vol
+                if vol is None or vol.status not in ("restoring-backup", "available"):
+                    return False  # its creation failed (error) or it is gone
+                backend_name = vol.backend
+            if self.volumes.backend_for(backend_name).exists(volume_id):
+                with self.db.session() as session:
+                    result = session.execute(
+                        update(Volume).where(Volume.id == volume_id, Volume.status.in_(
+                            ("restoring-backup", "available")))
+                        .values(status="restoring-backup"))
+                return bool(getattr(result, "rowcount", 0))
             time.sleep(0.05)
-        return None
+        return False
 
     def _do_restore(self, backup_id: str, volume_id: str, new: bool) -> None:
-        if new:
-            vol = self._wait_created(volume_id)
-            if vol is None or vol.status != "restoring-backup":
-                log.error("backup %s: the volume %s to restore to was not created (%s)",
-                          backup_id, volume_id, vol.status if vol else "gone or too slow")
-                self._settle_backup(backup_id, "available")
-                return
+        if new and not self._wait_created(volume_id):
+            log.error("backup %s: the volume %s to restore to was not created",
+                      backup_id, volume_id)
+            self._settle_backup(backup_id, "available")
+            with self.db.session() as session:
+                vol = session.get(Volume, volume_id)
+                if vol is not None and vol.status == "restoring-backup":
+                    self.volumes._fail(session, vol, "The volume to restore the backup "
+                                       "to was not created in time.", EVENT_RESTORE)
+            return
         with self.db.session() as session:
             backup = session.get(VolumeBackup, backup_id)
             vol = session.get(Volume, volume_id)
