@@ -299,6 +299,49 @@ def test_rescue_and_unrescue(host: NetnsHost, cloud: dict) -> None:
     assert "rescue" in actions and "unrescue" in actions
 
 
+def test_shelve_and_unshelve(host: NetnsHost, cloud: dict) -> None:
+    """Shelve: the guest powers off, its disk is uploaded to ``vm1-shelved`` and it is
+    offloaded at once (no QEMU, no disk, no tap; the port stays, unbound). Unshelve: it
+    boots from a disk made from that image - a mark the guest wrote in its
+    second-to-last sector before is read back - and the image is deleted."""
+    server_id = openstack(host, "server", "show", "vm1")["id"]
+    done = r"ONESTACK-TEST: done"
+    wait_console(host, "vm1", done)
+    mark = ('echo ONESTACK-SHELVE-MARK | dd of=/dev/vda bs=512 '
+            'seek=$(($(cat /sys/block/vda/size) - 2)) conv=notrunc,fsync 2>/dev/null; '
+            'echo "shelve-marked=$((1 + $?))"')
+    assert run_in_guest(host, server_id, mark, r"shelve-marked=\d").group(0) \
+        == "shelve-marked=1"
+    [port] = openstack(host, "port", "list", "--device-id", server_id)
+
+    openstack(host, "server", "shelve", "vm1", json_output=False)
+    shelved = wait_status(host, "vm1", "SHELVED_OFFLOADED", timeout=180)
+    assert shelved.get("OS-EXT-SRV-ATTR:host") in (None, "")
+    assert server_id not in qemu_pids(host)
+    assert not (host.state_dir / "disks" / server_id).exists()
+    assert not (host.state_dir / "instances" / server_id).exists()
+    assert not any(port["ID"][:8] in link for link in host.links())
+    kept = openstack(host, "port", "show", port["ID"])
+    assert kept["device_id"] == server_id and not kept.get("binding_host_id")
+    image = openstack(host, "image", "show", "vm1-shelved")
+    assert image["status"] == "active" and image["size"] > 0
+    assert image["disk_format"] == "qcow2"
+
+    openstack(host, "server", "unshelve", "vm1", json_output=False)
+    wait_status(host, "vm1", "ACTIVE", timeout=180)
+    assert server_id in qemu_pids(host)
+    wait_console(host, "vm1", done)  # a new console log: the guest booted afresh
+    probe = ('n=$(cat /sys/block/vda/size); dd if=/dev/vda bs=512 skip=$((n - 2)) '
+             'count=1 2>/dev/null | grep -c ONESTACK-SHELVE-MARK | sed "s/^/found=/"; '
+             'echo "probe-end=$((40 + 2))"')
+    seen = run_in_guest(host, server_id, probe, r"found=\d\s+probe-end=42")
+    assert "found=1" in seen.group(0), seen.group(0)
+    assert openstack(host, "port", "show", port["ID"])["binding_host_id"]
+    assert openstack(host, "image", "list", "--name", "vm1-shelved") == []
+    actions = [a["Action"] for a in openstack(host, "server", "event", "list", "vm1")]
+    assert "shelve" in actions and "unshelve" in actions
+
+
 def test_delete_leaves_nothing_behind(host: NetnsHost, cloud: dict) -> None:
     server = openstack(host, "server", "show", "vm1")
     server_id = server["id"]
