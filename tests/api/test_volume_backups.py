@@ -425,3 +425,36 @@ def test_volume_from_backup(cloud: Cloud, member: VolumeClient) -> None:
         "backup_id": b["id"]}})["volume"]
     assert member.wait(failed["id"], "error")["status"] == "error"
     assert wait_backup(member, b["id"], "available")["status"] == "available"
+
+
+def test_recover_settles_what_a_crash_left(cloud: Cloud, member: VolumeClient) -> None:
+    from onestack.db.models import Volume
+    from onestack.db.models.volume_backups import VolumeBackup
+    from onestack.services.volume.backups import backups_of
+
+    vol = member.create(size=1)
+    put_data(cloud, vol["id"], b"abc")
+    done = backup(member, vol["id"])
+    target = member.create(size=1)
+    service = cloud.services.volume
+    stray = backup_dir(cloud, "00000000-0000-4000-8000-0000000000aa")
+    with service.db.session() as session:
+        session.get(Volume, vol["id"]).status = "backing-up"
+        session.get(Volume, target["id"]).status = "restoring-backup"
+        row = session.get(VolumeBackup, done["id"])
+        row.status, row.restore_volume_id = "restoring", target["id"]
+        session.add(VolumeBackup(
+            id=stray.name, project_id=member.project, volume_id=vol["id"],
+            status="creating", size=1, service="cinder.backup.drivers.posix",
+            service_metadata=f"backups/{stray.name}", object_count=0,
+            volume_previous_status="available", metadata_={}, volume_info={},
+            is_incremental=False))
+    stray.mkdir(parents=True)
+    (stray / "metadata.json").write_text('{"format": 1}')
+    backups_of(service).recover()
+    assert member.show(vol["id"])["status"] == "available"
+    assert member.show(target["id"])["status"] == "error_restoring"
+    assert member.ok("GET", f"/backups/{done['id']}")["backup"]["status"] == "available"
+    crashed = member.ok("GET", f"/backups/{stray.name}")["backup"]
+    assert crashed["status"] == "error" and "stopped" in crashed["fail_reason"]
+    assert not stray.exists()
