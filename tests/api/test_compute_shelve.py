@@ -424,3 +424,53 @@ def test_offloaded_after_the_offload_time(cloud):
     assert body["OS-EXT-SRV-ATTR:host"] is None
     assert time.monotonic() - started > 0.2
     wait_gone(cloud, server_id)
+
+
+def test_volume_backed_server_shelved_and_unshelved_on_the_host(cloud):
+    from tests.api.volume_helpers import VolumeClient
+
+    volumes = VolumeClient(cloud)
+    env = boot_env(cloud)
+    bdm = [{"uuid": env.image, "source_type": "image", "destination_type": "volume",
+            "volume_size": 1, "boot_index": 0, "delete_on_termination": True}]
+    server_id = boot(cloud, env, imageRef="", block_device_mapping_v2=bdm)["id"]
+    body = wait_for(cloud, server_id, "ACTIVE")
+    root = body["os-extended-volumes:volumes_attached"][0]["id"]
+    agent = cloud.services.agent
+    assert action(cloud, server_id, {"shelve": None}).status_code == 202
+    body = wait_for(cloud, server_id, "SHELVED_OFFLOADED")
+    assert body["OS-EXT-SRV-ATTR:host"] is None
+    assert agent.hypervisor._get(server_id) is None
+    # no image; the volume stays attached
+    assert images_named(cloud, "vm-shelved") == []
+    assert [v["id"] for v in body["os-extended-volumes:volumes_attached"]] == [root]
+    assert volumes.wait(root, "in-use")["status"] == "in-use"
+    assert action(cloud, server_id, {"unshelve": None}).status_code == 202
+    wait_for(cloud, server_id, "ACTIVE")
+    spec = agent.hypervisor._get(server_id)["spec"]
+    assert len(spec["disks"]) == 1 and spec["disks"][0].endswith(f"volume-{root}")
+    assert agent.storage.disk(server_id) is None
+
+
+def test_a_failed_upload_leaves_no_image(cloud, monkeypatch):
+    from onestack.drivers.storage.base import StorageError
+
+    env = boot_env(cloud)
+    server_id = boot(cloud, env)["id"]
+    wait_for(cloud, server_id, "ACTIVE")
+    agent = cloud.services.agent
+
+    def broken(uuid, dest):
+        raise StorageError("the disk could not be read")
+
+    monkeypatch.setattr(agent.storage, "snapshot", broken)
+    assert action(cloud, server_id, {"shelve": None}).status_code == 202
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and row(cloud, server_id).task_state is not None:
+        time.sleep(0.05)
+    inst = row(cloud, server_id)
+    assert inst.task_state is None and inst.vm_state in ("active", "stopped")
+    assert inst.host == agent.host and inst.system_metadata == {}
+    assert images_named(cloud, "vm-shelved") == []
+    assert ("shelve", "compute_shelve_instance", "Error") in events_of(cloud, server_id)
+    assert agent.storage.disk(server_id) is not None  # nothing was offloaded
