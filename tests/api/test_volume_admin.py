@@ -31,6 +31,8 @@ def admin(cloud: Cloud) -> VolumeClient:
 @pytest.fixture(scope="module")
 def member(cloud: Cloud) -> VolumeClient:
     token, project = make_project_member(cloud, "voladm-member")
+    VolumeClient(cloud).ok("PUT", f"/os-quota-sets/{project}", json={"quota_set": {
+        "volumes": -1, "snapshots": -1, "gigabytes": -1, "groups": -1}})
     return VolumeClient(cloud, token, project)
 
 
@@ -127,11 +129,39 @@ def test_encryption_specs_are_kept_and_their_volumes_refused(admin: VolumeClient
     fault(admin.request("GET", f"{base}/cipher"), 404, "itemNotFound")
 
 
+def test_force_detach_drops_a_bookkeeping_attachment(admin: VolumeClient,
+                                                      member: VolumeClient) -> None:
+    vol = member.create(1)
+    server = "00000000-0000-4000-8000-0000000000f1"
+    member.ok("POST", f"/volumes/{vol['id']}/action", status=202,
+              json={"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdb"}})
+    att = member.wait(vol["id"], "in-use")["attachments"][0]
+    admin.ok("POST", f"/volumes/{vol['id']}/action", status=202,
+             json={"os-reset_status": {"status": "error"}})
+    fault(member.request("POST", f"/volumes/{vol['id']}/action", json={
+        "os-force_detach": {"attachment_id": att["attachment_id"]}}), 403, "forbidden")
+    fault(admin.request("POST", f"/volumes/{vol['id']}/action", json={
+        "os-force_detach": {"attachment_id": "nope"}}), 404, "itemNotFound")
+    admin.ok("POST", f"/volumes/{vol['id']}/action", status=202, json={
+        "os-force_detach": {"connector": None, "attachment_id": att["attachment_id"]}})
+    shown = member.show(vol["id"])
+    assert shown["status"] == "available" and shown["attachments"] == []
+    # an attachment with a live connection (the attachments API's) is not forced away
+    made = member.ok("POST", "/attachments", json={"attachment": {
+        "volume_uuid": vol["id"], "instance_uuid": server,
+        "connector": {"initiator": "iqn.x", "host": "h"}}})["attachment"]
+    fault(admin.request("POST", f"/volumes/{vol['id']}/action", json={
+        "os-force_detach": {"attachment_id": made["id"]}}), 400, "badRequest",
+        "attachments API")
+
+
 # -- quota classes --------------------------------------------------------------------
 
 
-def test_default_quota_class_sets_every_projects_defaults(admin: VolumeClient,
-                                                          member: VolumeClient) -> None:
+def test_default_quota_class_sets_every_projects_defaults(cloud: Cloud,
+                                                          admin: VolumeClient) -> None:
+    token, project = make_project_member(cloud, "voladm-quota")
+    member = VolumeClient(cloud, token, project)  # a project without limits of its own
     shown = admin.ok("GET", "/os-quota-class-sets/default")["quota_class_set"]
     assert shown["id"] == "default" and shown["volumes"] >= 0
     vt = _type(admin, "class-type")

@@ -275,9 +275,8 @@ UNIMPLEMENTED_ACTIONS = {
     "attachments API, 3.27+)",
     "os-terminate_connection": "Connecting through the legacy flow (use the "
     "attachments API, 3.27+)",
-    "os-force_detach": "Forcing a detach (delete the attachment instead)",
 }
-ADMIN_ACTIONS = ("os-reset_status", "os-force_delete")
+ADMIN_ACTIONS = ("os-reset_status", "os-force_delete", "os-force_detach")
 
 
 async def volume_action(request: Request) -> Response:
@@ -307,6 +306,15 @@ async def volume_action(request: Request) -> Response:
         return Response(status_code=202)
     if action == "os-detach":
         legacy.legacy_detach(ctx, volume_id, args)
+        return Response(status_code=202)
+    if action == "os-force_detach":
+        # (admins) drop a bookkeeping attachment whatever the volume's status; one with
+        # a live connection (the attachments API's) is refused, as Cinder refuses one
+        # it cannot prove safe: delete that through compute or the attachments API
+        if args is not None and not isinstance(args, dict):
+            raise field_error("os-force_detach", args, "is not of type 'object'")
+        legacy.legacy_detach(ctx, volume_id, {"attachment_id": (args or {}).get(
+            "attachment_id")})
         return Response(status_code=202)
     if action == "os-begin_detaching":
         legacy.begin_detaching(ctx, volume_id)

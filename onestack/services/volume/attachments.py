@@ -306,7 +306,12 @@ class Attachments:
                 raise InvalidVolume("Volume has more than one attachment; give the "
                                     "attachment_id of the one to detach.")
             elif not atts:
-                raise InvalidVolume(f"Volume {vol.id} is not attached.")
+                # nothing left to detach (as Cinder: the volume is settled, no error)
+                if vol.status in ("in-use", "detaching", "attaching", "reserved"):
+                    vol.status = "available"
+                vol.attach_status = "detached"
+                vol.updated_at = utcnow()
+                return
             att = atts[0]
             if att.connector:
                 raise InvalidVolume(f"Attachment {att.id} was made through the "
