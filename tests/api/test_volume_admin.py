@@ -155,6 +155,28 @@ def test_force_detach_drops_a_bookkeeping_attachment(admin: VolumeClient,
         "attachments API")
 
 
+def test_update_snapshot_status_reports_progress(admin: VolumeClient,
+                                                 member: VolumeClient) -> None:
+    vol = member.create(1)
+    snap = member.ok("POST", "/snapshots", status=202, json={"snapshot": {
+        "volume_id": vol["id"]}})["snapshot"]
+    member.cloud.services.volume.wait_idle()
+    path = f"/snapshots/{snap['id']}/action"
+    fault(member.request("POST", path, json={"os-update_snapshot_status": {
+        "status": "error"}}), 400, "badRequest", "not allowed")   # it is available
+    admin.ok("POST", path, status=202, json={"os-reset_status": {"status": "creating"}})
+    fault(member.request("POST", path, json={"os-update_snapshot_status": {
+        "status": "deleting"}}), 400, "badRequest", "not allowed")
+    fault(member.request("POST", path, json={"os-update_snapshot_status": {
+        "status": "error", "progress": 80}}), 400, "badRequest")
+    member.ok("POST", path, status=202, json={"os-update_snapshot_status": {
+        "status": "error", "progress": "80%"}})
+    shown = member.ok("GET", f"/snapshots/{snap['id']}")["snapshot"]
+    assert shown["status"] == "error"
+    assert shown["os-extended-snapshot-attributes:progress"] == "80%"
+    member.ok("DELETE", f"/snapshots/{snap['id']}", status=202)
+
+
 # -- quota classes --------------------------------------------------------------------
 
 

@@ -43,8 +43,8 @@ def render_snapshot(request: Request, snap: Snapshot, is_admin: bool,
     }
     if extended:
         body["os-extended-snapshot-attributes:project_id"] = snap.project_id
-        body["os-extended-snapshot-attributes:progress"] = \
-            "100%" if snap.status == "available" else "0%"
+        body["os-extended-snapshot-attributes:progress"] = snap.progress or (
+            "100%" if snap.status == "available" else "0%")
     v = version(request)
     if v >= (3, 14):
         body["group_snapshot_id"] = snap.group_snapshot_id
@@ -170,6 +170,9 @@ async def snapshot_action(request: Request) -> Response:
     if len(body) != 1:
         raise BadRequest("Malformed request body: exactly one action is expected.")
     action, args = next(iter(body.items()))
+    if action == "os-update_snapshot_status":  # the owner's (Nova's, for Cinder)
+        service.update_snapshot_status(ctx, snapshot_id, args)
+        return Response(status_code=202)
     if action not in ("os-reset_status", "os-force_delete"):
         raise BadRequest(f"There is no such action: {action}")
     if not ctx.is_admin:

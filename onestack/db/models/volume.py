@@ -127,6 +127,9 @@ class Snapshot(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     #: the group snapshot it was taken in (``volume_group_snapshots``), if any
     group_snapshot_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: what ``os-update_snapshot_status`` last reported (``"80%"``); None: the
+    #: service's own work, shown as 0% until available, then 100%
+    progress: Mapped[str | None] = mapped_column(String(255))
 
 
 class VolumeQuota(Base):

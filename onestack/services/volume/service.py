@@ -1047,6 +1047,32 @@ class Volumes:
             snap = find_snapshot(session, ctx, snapshot_id)
             snap.status = status
 
+    def update_snapshot_status(self, ctx: Ctx, snapshot_id: str, args: Any) -> None:
+        """``os-update_snapshot_status`` (Nova's assisted snapshots report through it):
+        a creating snapshot may become available or error, a deleting one
+        error_deleting; ``progress`` is a string such as ``"80%"``."""
+        if not isinstance(args, dict) or "status" not in args:
+            raise BadRequest("Invalid input for field/attribute os-update_snapshot_status. "
+                             "'status' is a required property")
+        status, progress = args["status"], args.get("progress")
+        if progress is not None and not isinstance(progress, str):
+            raise BadRequest(f"Invalid input for field/attribute progress. Value: "
+                             f"{progress!r}. It is not of type 'string'.")
+        allowed = {"creating": ("creating", "available", "error"),
+                   "deleting": ("deleting", "error_deleting")}
+        with self.db.session() as session:
+            snap = find_snapshot(session, ctx, snapshot_id)
+            if snap.status not in allowed:
+                raise InvalidSnapshot(f"Snapshot status {snap.status} not allowed for "
+                                      "update_snapshot_status")
+            if status not in allowed[snap.status]:
+                raise InvalidSnapshot(f"Provided snapshot status {status!r} not allowed "
+                                      f"for snapshot with status {snap.status}.")
+            snap.status = status
+            if progress is not None:
+                snap.progress = progress
+            snap.updated_at = utcnow()
+
     # -- user messages ------------------------------------------------------------------
 
     def list_messages(self, ctx: Ctx) -> list[VolumeMessage]:
