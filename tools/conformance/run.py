@@ -201,12 +201,21 @@ class RealServer:
 
     def leftovers(self) -> list[str]:
         """What is still there of this host after ``stop``: namespaces and links with
-        its prefix, its guests and dnsmasq (by pidfile)."""
+        its prefix, and processes whose command line names its state directory or its
+        guests (QEMU's ``guest=<prefix>...``; dnsmasq's pidfile)."""
         from tests.host.harness import namespaces
         found = [f"namespace {n}" for n in namespaces() if n.startswith(self.prefix)]
         found += [f"link {link}" for link in self.host.links()]
-        found += [f"process {pid} ({p})"
-                  for p, pid in self.host.pidfile_processes().items()]
+        marks = (str(self.state_dir.parent).encode(), f"guest={self.prefix}".encode())
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if any(mark in cmdline for mark in marks):
+                found.append(f"process {proc.name} ({cmdline[:80].decode(errors='replace')})")
         return found
 
 
