@@ -127,11 +127,7 @@ class VolumeAttacher:
                 plugged[volume_id] = attachment.size_gb * GiB
             wanted_bytes = attachment.size_gb * GiB
             if wanted_bytes and plugged[volume_id] < wanted_bytes:
-                try:
-                    self.hypervisor.resize_volume(d.uuid, volume_id, wanted_bytes)
-                except HypervisorError as exc:
-                    log.warning("instance %s: growing volume %s to %d GiB failed: %s",
-                                d.uuid, volume_id, attachment.size_gb, exc)
+                self._grow(d.uuid, volume_id, attachment.size_gb)
             done.append(attachment.attachment_id)
         for volume_id in sorted(set(plugged) - set(wanted) - boot):
             if paused:
@@ -148,6 +144,22 @@ class VolumeAttacher:
             log.info("instance %s: volume %s detached in %.2f s", d.uuid, volume_id,
                      time.monotonic() - started)
         return done
+
+    def _grow(self, uuid: str, volume_id: str, size_gb: int) -> None:
+        """Grow the guest's disk of an extended volume and say how it went (the
+        server's ``extend_volume`` action waits for it)."""
+        error = None
+        try:
+            self.hypervisor.resize_volume(uuid, volume_id, size_gb * GiB)
+        except HypervisorError as exc:
+            error = str(exc)
+            log.warning("instance %s: growing volume %s to %d GiB failed: %s", uuid,
+                        volume_id, size_gb, exc)
+        try:
+            self.control.volume_extended(uuid, volume_id, size_gb, error)
+        except Exception:
+            log.exception("instance %s: could not report the growth of volume %s", uuid,
+                          volume_id)
 
     def _report(self, uuid: str, done: list[str]) -> None:
         now = time.monotonic()

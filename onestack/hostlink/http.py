@@ -264,6 +264,10 @@ class HttpServerLink:
     def report_attachments(self, uuid: str, attachment_ids: list[str]) -> None:
         self._call("report_attachments", uuid, attachment_ids)
 
+    def volume_extended(self, uuid: str, volume_id: str, size_gb: int,
+                        error: str | None) -> None:
+        self._call("volume_extended", uuid, volume_id, size_gb, error)
+
     def metadata_secret(self) -> bytes:
         result: bytes = self._call("metadata_secret")
         return result

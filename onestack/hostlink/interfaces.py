@@ -98,6 +98,11 @@ class HostToServer(Protocol):
         guest, or on the command line of a guest that does not run): attachments in
         it are completed, detaches of attachments not in it are finished."""
 
+    def volume_extended(self, uuid: str, volume_id: str, size_gb: int,
+                        error: str | None) -> None:
+        """The running guest's disk of ``volume_id`` was grown to ``size_gb`` GiB
+        (``error``: why it could not be): ends the server's ``extend_volume`` action."""
+
     # -- the metadata proxy -----------------------------------------------------------
 
     def metadata_secret(self) -> bytes:

@@ -187,6 +187,21 @@ def test_extend_while_attached_grows_it_in_the_guest(cloud, env: BootEnv,
     until(lambda: guest_volumes(cloud, sid).get(vol["id"]) == 3 * GiB,
           "the guest to see 3 GiB")
 
+    # Nova's extend_volume action, its event finished once the host says the guest's
+    # disk has grown
+    def extend_event() -> dict | None:
+        actions = ok(nova(cloud, "GET", f"/servers/{sid}/os-instance-actions"))
+        extend = next((a for a in actions["instanceActions"]
+                       if a["action"] == "extend_volume"), None)
+        if extend is None:
+            return None
+        shown = ok(nova(cloud, "GET", f"/servers/{sid}/os-instance-actions/"
+                                      f"{extend['request_id']}"))["instanceAction"]
+        return next((e for e in shown["events"] if e["event"] == "compute_extend_volume"
+                     and e["finish_time"]), None)
+
+    assert until(extend_event, "the extend_volume event to finish")["result"] == "Success"
+
 
 def test_boot_from_volume_delete_on_termination(cloud, env: BootEnv,
                                                 volumes: VolumeClient) -> None:

@@ -152,18 +152,19 @@ def test_extend_attached_uses_computes_hook(cloud: Cloud, member: VolumeClient) 
     # below 3.42 an attached volume cannot grow
     fault(member.action(vol["id"], {"os-extend": {"new_size": 2}}, version="3.41"), 400,
           "badRequest", "available")
-    calls: list[tuple[str, int]] = []
+    calls: list[tuple[str, int, str]] = []
     previous = service.on_extend_attached
     try:
         service.on_extend_attached = None
         fault(member.action(vol["id"], {"os-extend": {"new_size": 2}}), 400, "badRequest",
               "detach")
-        service.register_extend_attached(lambda vid, size: calls.append((vid, size)))
+        service.register_extend_attached(
+            lambda vid, size, requester: calls.append((vid, size, requester.user_id)))
         assert member.action(vol["id"], {"os-extend": {"new_size": 2}}).status_code == 202
         grown = member.wait(vol["id"], "in-use")
-        assert grown["size"] == 2 and calls == [(vol["id"], 2)]
+        assert grown["size"] == 2 and calls == [(vol["id"], 2, grown["user_id"])]
 
-        def refuse(vid: str, size: int) -> None:
+        def refuse(vid: str, size: int, requester: object) -> None:
             raise RuntimeError("the guest said no")
 
         service.register_extend_attached(refuse)

@@ -23,9 +23,14 @@ class Reports:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
+        self.grown: list[tuple[str, str, int, str | None]] = []
 
     def report_attachments(self, uuid: str, attachment_ids: list[str]) -> None:
         self.calls.append((uuid, list(attachment_ids)))
+
+    def volume_extended(self, uuid: str, volume_id: str, size_gb: int,
+                        error: str | None) -> None:
+        self.grown.append((uuid, volume_id, size_gb, error))
 
 
 def desired(task: str | None = None, disks: list[Any] | None = None) -> DesiredInstance:
@@ -70,10 +75,15 @@ def test_plugs_unplugs_and_reports(setup: tuple[FakeDriver, Reports, VolumeAttac
 
 def test_grows_an_extended_volume(setup: tuple[FakeDriver, Reports, VolumeAttacher]
                                   ) -> None:
-    driver, _, attacher = setup
+    driver, reports, attacher = setup
     attacher.converge(desired(), [attachment(VOL_A, size_gb=1)])
+    assert reports.grown == []
     attacher.converge(desired(), [attachment(VOL_A, size_gb=3)])
     assert driver.attached_volumes(UUID)[VOL_A] == 3 * GiB
+    # the server hears that the guest's disk grew, once
+    assert reports.grown == [(UUID, VOL_A, 3, None)]
+    attacher.converge(desired(), [attachment(VOL_A, size_gb=3)])
+    assert len(reports.grown) == 1
 
 
 def test_a_task_owns_the_guest_and_a_stopped_guest_counts_its_spec(

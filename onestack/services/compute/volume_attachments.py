@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import select
 
 from onestack.common.errors import BadRequest, Conflict, NotFound, OneStackError
-from onestack.db.models import Instance, InstanceAction
+from onestack.db.models import Instance, InstanceAction, InstanceActionEvent, utcnow
 from onestack.hostlink import capabilities as caps
 from onestack.hostlink.types import VolumeAttachment, VolumeDisk
 from onestack.services.compute import policy, states
@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from onestack.services.compute.service import Compute
 
 log = logging.getLogger(__name__)
+
+#: The event of Nova's ``extend_volume`` action that Tempest waits for.
+EXTEND_EVENT = "compute_extend_volume"
 
 ATTACHING, ATTACHED, DETACHING = "attaching", "attached", "detaching"
 #: Nova's states a volume may be attached in or detached from (check_instance_state of
@@ -381,19 +384,32 @@ class VolumeAttachments:
                     e for e in inst.block_device_mapping or []
                     if not (isinstance(e, dict) and e.get("attachment_id"))]
 
-    def extended(self, volume_id: str, new_size_gb: int) -> None:
+    def extended(self, volume_id: str, new_size_gb: int,
+                 requester: ValidatedToken | None = None) -> None:
         """The volume service's hook: an attached volume was extended; the hosts of the
-        servers it is attached to grow it in their guests."""
+        servers it is attached to grow it in their guests. Each server gets Nova's
+        ``extend_volume`` action: its ``compute_extend_volume`` event ends when the host
+        says the running guest's disk has grown (``extend_done``), at once for a guest
+        that does not run (it sees the new size when it starts)."""
         hosts: set[str] = set()
         with self.db.session() as session:
-            rows = session.scalars(select(Instance).where(Instance.deleted.is_(False)))
+            rows = session.scalars(select(Instance).where(Instance.deleted.is_(False))
+                                   .with_for_update())
             for inst in rows:
                 entries = inst.block_device_mapping or []
                 if not any(isinstance(e, dict) and e.get("volume_id") == volume_id
                            and e.get("attachment_id") for e in entries):
                     continue
+                action = record_action(session, requester, inst, "extend_volume")
+                running = inst.power_state in (states.RUNNING, states.POWER_PAUSED)
+                if running:
+                    action.events.append(InstanceActionEvent(
+                        event=EXTEND_EVENT, host=inst.host, start_time=utcnow()))
+                else:
+                    finish_action(action, EXTEND_EVENT, host=inst.host)
                 inst.block_device_mapping = [
-                    dict(e, size_gb=int(new_size_gb))
+                    dict(e, size_gb=int(new_size_gb),
+                         extend_request=action.request_id if running else None)
                     if isinstance(e, dict) and e.get("volume_id") == volume_id else e
                     for e in entries]
                 touch(inst)
@@ -401,6 +417,40 @@ class VolumeAttachments:
                     hosts.add(inst.host)
         for host in sorted(hosts):
             self.compute.notify(host)
+
+    def extend_done(self, uuid: str, volume_id: str, size_gb: int,
+                    error: str | None) -> None:
+        """The host grew (or could not grow) the running guest's disk of the volume:
+        the server's ``extend_volume`` action ends with that result."""
+        with self.db.session() as session:
+            inst = session.get(Instance, uuid, with_for_update=True)
+            if inst is None or inst.deleted:
+                return
+            entry = next((e for e in volume_entries(inst)
+                          if e["volume_id"] == volume_id and e.get("extend_request")), None)
+            if entry is None or (error is None and size_gb < int(entry.get("size_gb") or 0)):
+                return   # nothing waits, or a later extend is still to be done
+            action = session.scalar(select(InstanceAction).where(
+                InstanceAction.instance_uuid == uuid,
+                InstanceAction.request_id == entry["extend_request"]))
+            if action is not None:
+                now = utcnow()
+                for event in action.events:
+                    if event.event == EXTEND_EVENT and event.finish_time is None:
+                        event.finish_time = now
+                        event.result = "Error" if error else "Success"
+                        event.traceback = error
+                action.finish_time = action.updated_at = now
+                if error:
+                    action.message = "Error"
+            inst.block_device_mapping = [
+                dict(e, extend_request=None) if isinstance(e, dict)
+                and e.get("volume_id") == volume_id else e
+                for e in inst.block_device_mapping]
+            touch(inst)
+        if error:
+            log.warning("instance %s: volume %s was not grown in the guest: %s", uuid,
+                        volume_id, error)
 
     @staticmethod
     def host_view(inst: Instance) -> tuple[list[VolumeDisk], list[VolumeAttachment]]:

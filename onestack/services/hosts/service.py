@@ -128,6 +128,10 @@ class HostService:
     def report_attachments(self, uuid: str, attachment_ids: list[str]) -> None:
         self.compute.volume_attachments.report(uuid, attachment_ids)
 
+    def volume_extended(self, uuid: str, volume_id: str, size_gb: int,
+                        error: str | None) -> None:
+        self.compute.volume_attachments.extend_done(uuid, volume_id, size_gb, error)
+
     # -- the metadata proxy -----------------------------------------------------------
 
     def metadata_secret(self) -> bytes:

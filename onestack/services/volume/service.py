@@ -108,9 +108,9 @@ class Volumes:
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._pending_lock = threading.Lock()
         #: Set by compute: grow an attached volume in its running guest(s)
-        #: (``on_extend_attached(volume_id, new_size_gb)``); None: extending an attached
-        #: volume is refused.
-        self.on_extend_attached: Callable[[str, int], None] | None = None
+        #: (``on_extend_attached(volume_id, new_size_gb, requester)``, the requester's
+        #: token); None: extending an attached volume is refused.
+        self.on_extend_attached: Callable[[str, int, Ctx], None] | None = None
         #: Set before ``bootstrap`` by whoever assembles the program: whether compute
         #: still wants an attachment (``(instance_uuid, attachment_id) -> bool``).
         #: Recovery keeps the ``attaching`` ones it wants (the volume is ``in-use``
@@ -124,7 +124,7 @@ class Volumes:
             self._backends[name] = load_backend(name, self.config)
         return self._backends[name]
 
-    def register_extend_attached(self, callback: Callable[[str, int], None]) -> None:
+    def register_extend_attached(self, callback: Callable[[str, int, Ctx], None]) -> None:
         """Compute's hook for extending attached volumes (see ``on_extend_attached``)."""
         self.on_extend_attached = callback
 
@@ -760,10 +760,10 @@ class Volumes:
             previous = vol.status
             vol.status = "extending"
             backend = vol.backend
-        self._submit(self._grow, vol.id, backend, size_gb, previous, online)
+        self._submit(self._grow, vol.id, backend, size_gb, previous, online, ctx)
 
     def _grow(self, volume_id: str, backend_name: str, size_gb: int, previous: str,
-              online: bool) -> None:
+              online: bool, requester: Ctx) -> None:
         backend = self.backend_for(backend_name)
         try:
             backend.extend(volume_id, size_gb, online=online)
@@ -771,7 +771,7 @@ class Volumes:
                 callback = self.on_extend_attached
                 if callback is None:
                     raise VolumeError("compute can no longer grow attached volumes")
-                callback(volume_id, size_gb)
+                callback(volume_id, size_gb, requester)
         except Exception as exc:
             self._settle_error(volume_id, exc, EVENT_EXTEND, "Extending the volume",
                                status="error_extending")
