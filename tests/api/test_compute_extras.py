@@ -90,7 +90,7 @@ def test_password_migrations_aggregates(quiet, sid):
 
 
 @pytest.mark.parametrize("name", ["migrate", "os-migrateLive", "evacuate",
-                                  "changePassword", "trigger_crash_dump", "addFixedIp"])
+                                  "changePassword", "trigger_crash_dump"])
 def test_nova_actions_this_cloud_lacks_are_501(quiet, sid, name):
     # openstack server migrate|dump create: a clear
     # "not supported" (Nova's raise_feature_not_supported), not "no such action"

@@ -273,3 +273,50 @@ def test_server_delete_releases_attached_ports(cloud, env: BootEnv) -> None:
     until(lambda: get_port(cloud, made["port_id"]) is None, "compute's port deleted")
     until(lambda: get_port(cloud, mine["id"])["device_id"] == "",  # type: ignore[index]
           "the user's port unbound")
+
+
+def test_add_and_remove_fixed_ip(cloud, env: BootEnv) -> None:
+    """Nova's multinic actions (2.1-2.43): another address on the server's port on the
+    network, and it goes again; the server's addresses and its host's DHCP follow."""
+    sid = active_server(cloud, env)
+    (boot_port,) = guest_nics(cloud, sid)
+
+    def fixed() -> list[str]:
+        return [a["ip_address"] for a in get_port(cloud, boot_port)["fixed_ips"]]  # type: ignore[index]
+
+    (first,) = fixed()
+    r = action(cloud, sid, {"addFixedIp": {"networkId": env.network}}, microversion="2.43")
+    assert r.status_code == 202, r.text
+    added = [ip for ip in fixed() if ip != first]
+    assert len(added) == 1
+    shown = ok(nova(cloud, "GET", f"/servers/{sid}"))["server"]["addresses"]["private"]
+    assert sorted(a["addr"] for a in shown) == sorted([first, *added])
+    events = [e for e in ok(nova(cloud, "GET", f"/servers/{sid}/os-instance-actions"))[
+        "instanceActions"] if e["action"] == "addFixedIp"]
+    assert len(events) == 1
+    # the host's DHCP hands out both addresses for the port's MAC, its filters allow them
+    agent = cloud.services.agent
+    state = agent.control.desired_state(agent.host)
+    (entry,) = [h for n in state.networks for h in n.hosts if h.port_id == boot_port]
+    assert sorted(entry.ips) == sorted([first, *added])
+    (nic,) = [p for i in state.instances if i.uuid == sid for p in i.ports]
+    assert sorted(nic.ips) == sorted([first, *added])
+    r = action(cloud, sid, {"removeFixedIp": {"address": added[0]}}, microversion="2.43")
+    assert r.status_code == 202, r.text
+    assert fixed() == [first]
+    # errors: the address is not the server's, a network it is not on, bad bodies,
+    # gone after 2.43
+    nova_error(action(cloud, sid, {"removeFixedIp": {"address": "10.0.0.250"}},
+                      microversion="2.43"), 400, "does not have fixed IP")
+    other = boot_env(cloud, cidr="10.2.0.0/24", image=env.image, name="elsewhere")
+    nova_error(action(cloud, sid, {"addFixedIp": {"networkId": other.network}},
+                      microversion="2.43"), 400, "could not be found for instance")
+    nova_error(action(cloud, sid, {"addFixedIp": {}}, microversion="2.43"), 400,
+               "networkId")
+    nova_error(action(cloud, sid, {"removeFixedIp": {"address": "x"}},
+                      microversion="2.43"), 400)
+    nova_error(action(cloud, sid, {"addFixedIp": {"networkId": env.network}},
+                      microversion="2.44"), 404)
+    nova_error(action(cloud, "00000000-0000-0000-0000-000000000000",
+                      {"addFixedIp": {"networkId": env.network}}, microversion="2.43"), 404)
+    assert fixed() == [first]

@@ -22,7 +22,8 @@ from onestack.api.compute.common import check_object, compute, only_keys, server
 from onestack.api.compute.microversion import version
 from onestack.api.compute.policy import member, reader
 from onestack.api.compute.validation import check_ip, check_tag, check_uuid
-from onestack.common.errors import BadRequest
+from onestack.common.errors import BadRequest, NotFound
+from onestack.services.identity.context import ValidatedToken
 
 FIELD = "interfaceAttachment"
 
@@ -109,3 +110,37 @@ routes = [
     Route(f"{_SERVER}/os-interface/{{port_id}}", reader(show_interface), methods=["GET"]),
     Route(f"{_SERVER}/os-interface/{{port_id}}", member(detach_interface), methods=["DELETE"]),
 ]
+
+
+# -- addFixedIp / removeFixedIp (server actions, 2.1-2.43) ------------------------------
+
+#: The last microversion with Nova's multinic actions.
+MAX_MULTINIC = (2, 43)
+
+
+def _multinic_body(request: Request, name: str, value: Any, key: str) -> Any:
+    if version(request) > MAX_MULTINIC:
+        raise NotFound("The resource could not be found.")
+    body = check_object(name, value)
+    only_keys(name, body, [key], required=[key])
+    return body[key]
+
+
+async def add_fixed_ip(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                       ) -> Response:
+    """``{"addFixedIp": {"networkId"}}``: 202, another address on the network."""
+    network_id = _multinic_body(request, "addFixedIp", value, "networkId")
+    if isinstance(network_id, bool) or not isinstance(network_id, str | int) \
+            or not str(network_id):
+        raise BadRequest(f"Invalid input for field/attribute networkId. Value: "
+                         f"{network_id}. {network_id!r} is not of type 'string', 'integer'")
+    compute(request).interfaces.add_fixed_ip(ctx, sid, str(network_id))
+    return Response(status_code=202)
+
+
+async def remove_fixed_ip(request: Request, ctx: ValidatedToken, sid: str, value: Any
+                          ) -> Response:
+    """``{"removeFixedIp": {"address"}}``: 202, the address leaves the server."""
+    address = check_ip("address", _multinic_body(request, "removeFixedIp", value, "address"))
+    compute(request).interfaces.remove_fixed_ip(ctx, sid, address)
+    return Response(status_code=202)

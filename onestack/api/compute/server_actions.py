@@ -24,6 +24,7 @@ from onestack.api.compute.common import (
     server_id,
 )
 from onestack.api.compute.consoles import console_url
+from onestack.api.compute.interfaces import add_fixed_ip, remove_fixed_ip
 from onestack.api.compute.microversion import version
 from onestack.api.compute.network_proxies import add_floating_ip, remove_floating_ip
 from onestack.api.compute.policy import member
@@ -429,6 +430,9 @@ ACTIONS: dict[str, Handler] = {
     # Nova's proxies to the Networking service (2.1-2.43): network_proxies
     "addFloatingIp": add_floating_ip,
     "removeFloatingIp": remove_floating_ip,
+    # Nova's multinic actions (2.1-2.43): interfaces
+    "addFixedIp": add_fixed_ip,
+    "removeFixedIp": remove_fixed_ip,
 }
 
 
@@ -440,11 +444,9 @@ BY_CAPABILITY: dict[str, str] = {
     "migrate": caps.LIVE_MIGRATION, "os-migrateLive": caps.LIVE_MIGRATION,
     "evacuate": caps.LIVE_MIGRATION,
 }
-_NETWORK = "use the network API (ports, floating IPs) instead"
 UNSUPPORTED: dict[str, str] = {
     "changePassword": "there is no guest agent to set it",
     "trigger_crash_dump": "the hypervisor cannot inject an NMI",
-    "addFixedIp": _NETWORK, "removeFixedIp": _NETWORK,
 }
 #: The graphical console actions of 2.1-2.5, and the console type each asks for.
 _GRAPHICAL_CONSOLES = {"os-getVNCConsole": "novnc", "os-getSPICEConsole": "spice-html5",

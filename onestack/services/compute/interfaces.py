@@ -58,6 +58,7 @@ from onestack.services.compute.instances import (
     touch,
 )
 from onestack.services.identity.context import ValidatedToken
+from onestack.services.network import ipam
 from onestack.services.network.ports import (
     BOUND_VIF_DETAILS,
     BOUND_VIF_TYPE,
@@ -307,6 +308,72 @@ class Interfaces:
             touch(inst)
             host = inst.host
         self.compute.notify(host)
+
+    # -- addFixedIp / removeFixedIp (2.1-2.43) ------------------------------------------
+
+    def add_fixed_ip(self, ctx: ValidatedToken, server_id: str, network_id: str) -> None:
+        """Nova's ``addFixedIp``: one more address for the server's first port on the
+        network, from the first of its subnets with one free (not the automatic IPv6
+        ones: the port has its address there). The guest is not told (as in Nova): the
+        address is the port's, its host's DHCP and filters follow."""
+        with self.db.session() as session:
+            inst = find_instance(session, ctx, server_id, lock=True)
+            policy.require_member(ctx, "os_compute_api:os-multinic:add", inst.project_id)
+            check_lock(ctx, inst)
+            port = self._port_on(session, inst, network_id)
+            network = session.get(Network, port.network_id)
+            assert network is not None
+            port.updated_at = utcnow()
+            session.flush()  # the write lock first (SQLite), before an address is chosen
+            for subnet in sorted(network.subnets, key=lambda s: s.ip_version):
+                if ipam.is_auto_address(subnet):
+                    continue
+                try:
+                    ipam.allocate_ip(session, subnet, port=port)
+                except Conflict:
+                    continue
+                break
+            else:
+                raise BadRequest(f"No fixed IP addresses available for network: "
+                                 f"{network_id}")
+            record_action(session, ctx, inst, "addFixedIp")
+            touch(inst)
+            host = inst.host
+        self.compute.notify(host)
+
+    def remove_fixed_ip(self, ctx: ValidatedToken, server_id: str, address: str) -> None:
+        """Nova's ``removeFixedIp``: the address leaves the server's port holding it."""
+        with self.db.session() as session:
+            inst = find_instance(session, ctx, server_id, lock=True)
+            policy.require_member(ctx, "os_compute_api:os-multinic:remove", inst.project_id)
+            check_lock(ctx, inst)
+            ids = desired_port_ids(inst)
+            found = None
+            for port in session.scalars(select(Port).where(Port.id.in_(ids))) if ids else []:
+                found = next((a for a in port.fixed_ips if a.ip_address == address), None)
+                if found is not None:
+                    port.fixed_ips.remove(found)
+                    port.updated_at = utcnow()
+                    break
+            if found is None:
+                raise BadRequest(f"Instance {inst.uuid} does not have fixed IP '{address}'.")
+            session.flush()
+            record_action(session, ctx, inst, "removeFixedIp")
+            touch(inst)
+            host = inst.host
+        self.compute.notify(host)
+
+    @staticmethod
+    def _port_on(session: Session, inst: Instance, network_id: str) -> Port:
+        ids = desired_port_ids(inst)
+        ports = {p.id: p for p in session.scalars(select(Port).where(Port.id.in_(ids)))} \
+            if ids else {}
+        for port_id in ids:
+            port = ports.get(port_id)
+            if port is not None and port.network_id == network_id:
+                return port
+        raise BadRequest(f"Network {network_id} could not be found for instance "
+                         f"{inst.uuid}.")
 
     # -- what hosts report --------------------------------------------------------------
 
