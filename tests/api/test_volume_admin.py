@@ -351,6 +351,8 @@ def test_group_lifecycle_and_snapshots(admin: VolumeClient, member: VolumeClient
     other_vt = _type(admin, "other-vt")
     group = _group(member, gt["id"], vt["id"])
     assert group["volume_types"] == [vt["id"]] and group["group_type"] == gt["id"]
+    usage = admin.ok("GET", f"/os-quota-sets/{member.project}?usage=true")["quota_set"]
+    assert usage["groups"]["in_use"] == 1
     vols = [member.create(1, volume_type=vt["id"], group_id=group["id"]) for _ in range(2)]
     assert all(v["group_id"] == group["id"] for v in vols)
     fault(member.request("POST", "/volumes", json={"volume": {
@@ -457,3 +459,11 @@ def test_consistent_group_snapshots_are_refused(admin: VolumeClient,
         "group_type": gt["id"], "volume_types": []}}), 400, "badRequest")
     fault(member.request("POST", "/groups", json={"group": {
         "group_type": "nope", "volume_types": [vt["id"]]}}), 404, "itemNotFound")
+    admin.ok("PUT", f"/os-quota-sets/{member.project}", json={"quota_set": {"groups": 0}})
+    try:
+        fault(member.request("POST", "/groups", json={"group": {
+            "group_type": gt["id"], "volume_types": [vt["id"]]}}), 413, "overLimit",
+            "groups")
+    finally:
+        admin.ok("PUT", f"/os-quota-sets/{member.project}", json={"quota_set": {
+            "groups": -1}})

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
@@ -261,8 +261,7 @@ class Groups:
 
     def _check_quota(self, session: Session, project_id: str) -> None:
         limit = self.volumes.quotas.limits(session, project_id).get("groups", -1)
-        used = session.scalar(select(func.count()).select_from(VolumeGroup).where(
-            VolumeGroup.project_id == project_id)) or 0
+        used = self.volumes.quotas.usage(session, project_id)["groups"]
         if limit >= 0 and used + 1 > limit:
             raise PayloadTooLarge(f"Maximum number of groups allowed ({limit}) exceeded "
                                   "for quota 'groups'.")

@@ -26,7 +26,7 @@ from onestack.common.config import Config
 from onestack.common.errors import BadRequest, PayloadTooLarge
 from onestack.db import Database
 from onestack.db.models import Snapshot, Volume, VolumeQuota, VolumeType
-from onestack.db.models.volume_admin import VolumeQuotaClass
+from onestack.db.models.volume_admin import VolumeGroup, VolumeQuotaClass
 from onestack.db.models.volume_backups import VolumeBackup
 
 BASE = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups",
@@ -142,6 +142,8 @@ class VolumeQuotas:
             select(func.count(), func.coalesce(func.sum(VolumeBackup.size), 0))
             .where(VolumeBackup.project_id == project_id)).one()
         used["backups"], used["backup_gigabytes"] = count, size
+        used["groups"] = session.scalar(select(func.count()).select_from(VolumeGroup).where(
+            VolumeGroup.project_id == project_id)) or 0
         return used
 
     def check(self, session: Session, project_id: str, type_name: str | None,
