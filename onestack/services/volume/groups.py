@@ -15,8 +15,9 @@ first member's). What a group gives:
 
 A group or group snapshot that is ``creating`` becomes ``available`` when all its
 volumes (snapshots) are, ``error`` if one fails; one that is ``deleting`` disappears
-when its snapshots are gone. The state is worked out from the members when it is read
-(a status an administrator set with ``reset_status`` stands).
+when its volumes (snapshots) are gone, or turns ``error_deleting`` if one cannot go.
+The state is worked out from the members when it is read (a status an administrator
+set with ``reset_status`` stands).
 """
 
 from __future__ import annotations
@@ -201,11 +202,22 @@ class Groups:
         return list(session.scalars(select(Volume).where(Volume.group_id == group_id)
                                     .order_by(Volume.created_at)))
 
-    def _refresh(self, session: Session, group: VolumeGroup) -> None:
+    def _refresh(self, session: Session, group: VolumeGroup) -> bool:
+        """Bring a creating/deleting group up to date; False: it is gone (a deleting
+        group goes with its last volume)."""
+        if group.status == "deleting":
+            states = [v.status for v in self.members(session, group.id)]
+            if not states:
+                session.delete(group)
+                return False
+            if any(s == "error_deleting" for s in states):
+                group.status = "error_deleting"
+                group.updated_at = utcnow()
+            return True
         if group.status != "creating" or not (group.group_snapshot_id or
                                               group.source_group_id) \
                 or group.updated_at != group.created_at:
-            return  # settled, or set by an administrator's reset (which stands)
+            return True  # settled, or set by an administrator's reset (which stands)
         states = [v.status for v in self.members(session, group.id)]
         if any(s == "error" for s in states):
             group.status = "error"
@@ -214,12 +226,17 @@ class Groups:
             group.status = "available"
         if group.status != "creating":
             group.updated_at = utcnow()
+        return True
 
     def get(self, ctx: Ctx, group_id: str) -> tuple[VolumeGroup, list[str]]:
         with self.db.session() as session:
             group = self.find(session, ctx, group_id)
-            self._refresh(session, group)
-            return group, [v.id for v in self.members(session, group.id)]
+            present = self._refresh(session, group)
+            members = [v.id for v in self.members(session, group.id)] if present else []
+        # (raised after the session, which commits the removal of a deleted one)
+        if not present:
+            raise NotFound(f"Group {group_id} could not be found.")
+        return group, members
 
     def list_groups(self, ctx: Ctx, all_tenants: bool) -> list[tuple[VolumeGroup, list[str]]]:
         with self.db.session() as session:
@@ -228,9 +245,9 @@ class Groups:
                 assert ctx is not None
                 query = query.where(VolumeGroup.project_id == ctx.project_id)
             out = []
-            for group in session.scalars(query):
-                self._refresh(session, group)
-                out.append((group, [v.id for v in self.members(session, group.id)]))
+            for group in list(session.scalars(query)):
+                if self._refresh(session, group):
+                    out.append((group, [v.id for v in self.members(session, group.id)]))
             return out
 
     # new volumes of a group (called by the volume service, in its transaction)
@@ -422,12 +439,21 @@ class Groups:
                                         "it cannot be deleted now.")
             member_ids = [v.id for v in members if v.status != "deleting"]
             group.status = "deleting"
-        for vid in member_ids:
-            self.volumes.delete_volume(ctx, vid)
+        try:
+            for vid in member_ids:
+                self.volumes.delete_volume(ctx, vid)
+        except Exception:
+            with self.db.session() as session:
+                row = session.get(VolumeGroup, group_id)
+                if row is not None:
+                    row.status = "error_deleting"
+                    row.updated_at = utcnow()
+            raise
+        # the group goes with its last volume (now, if it has none)
         with self.db.session() as session:
             row = session.get(VolumeGroup, group_id)
             if row is not None:
-                session.delete(row)
+                self._refresh(session, row)
 
     def create_from_source(self, ctx: Ctx, body: Any) -> VolumeGroup:
         """A new group from a group snapshot (each snapshot becomes a volume) or from
