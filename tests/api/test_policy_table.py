@@ -534,6 +534,7 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         # OAuth request and access tokens exist only once a signed client asked for them
         "request_token_id": lambda: "0" * 32,
         "access_token_id": lambda: "0" * 32,
+        "trust_id": lambda: "0" * 32,
         "tag": (lambda: w.get("project_tag")) if path.startswith("/v3") else (lambda: "t1"),
         "path": lambda: "openstack/latest/meta_data.json",
     }

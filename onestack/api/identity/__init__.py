@@ -13,6 +13,7 @@ from onestack.api.identity import (
     policies,
     projects,
     roles,
+    trusts,
     users,
 )
 
@@ -30,4 +31,5 @@ routes = [
     *credentials.routes,
     *policies.routes,
     *oauth1.routes,
+    *trusts.routes,
 ]

@@ -273,3 +273,27 @@ class OAuthAccessToken(Base):
     project_id: Mapped[str] = mapped_column(String(64))
     roles: Mapped[list[Any]] = mapped_column(default=list)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Trust(Base):
+    """A delegation (OS-TRUST): the trustor lets the trustee act with some of the
+    trustor's roles on one project, as the trustor (``impersonation``) or as themself,
+    until it expires, its uses run out or it is deleted. A trust made from a
+    trust-scoped token names the trust it was redelegated from."""
+
+    __tablename__ = "trusts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trustor_user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    trustee_user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"))
+    impersonation: Mapped[bool] = mapped_column(Boolean, default=False)
+    roles: Mapped[list[Any]] = mapped_column(default=list)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    remaining_uses: Mapped[int | None] = mapped_column(Integer)
+    allow_redelegation: Mapped[bool] = mapped_column(Boolean, default=False)
+    redelegation_count: Mapped[int] = mapped_column(Integer, default=0)
+    redelegated_trust_id: Mapped[str | None] = mapped_column(
+        ForeignKey("trusts.id", ondelete="CASCADE"), index=True)

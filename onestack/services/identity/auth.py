@@ -148,6 +148,12 @@ class Tokens:
             })
             app_cred = None
             delegated: list[str] | None = None
+            role_holder = user.id
+            if data.trust_id:
+                grant = self.identity.trusts.for_token(session, data.trust_id, user.id,
+                                                       data.project_id)
+                vt.trust = grant.body
+                delegated, role_holder = grant.roles, grant.role_holder_id
             if "oauth1" in data.methods:
                 access = self.identity.oauth1.for_token(session, data.app_cred_id or "")
                 if access is None or access.authorizing_user_id != user.id:
@@ -173,7 +179,7 @@ class Tokens:
                 vt.project = {"id": project.id, "name": project.name,
                               "domain": {"id": domain.id, "name": domain.name}}
                 roles = self.identity.assignments.effective_roles(
-                    session, user.id, project_id=project.id,
+                    session, role_holder, project_id=project.id,
                     only=app_cred.roles if app_cred is not None else delegated)
                 if not roles:
                     raise Unauthorized(
@@ -243,6 +249,9 @@ class Tokens:
                 raise Forbidden("An application credential token cannot be rescoped.")
             if original.oauth1:
                 raise Forbidden("A token obtained through OAuth cannot be rescoped.")
+            if original.trust:
+                raise Forbidden("You are not authorized to perform the requested action: "
+                                "rescope a trust-scoped token.")
             user_id = original.user_id
             expires_at = original.data.expires_at
             audit_ids = (audit_ids[0], original.data.audit_ids[0])
@@ -284,9 +293,20 @@ class Tokens:
                 expires_at = min(expires_at, cred.expires_at.timestamp()
                                  if cred.expires_at.tzinfo else
                                  cred.expires_at.replace(tzinfo=_utc()).timestamp())
+        trust_id = None
+        if isinstance(scope_body, dict) and "OS-TRUST:trust" in scope_body:
+            # the trustee authenticated (password or token): the trust gives the rest
+            grant = self.identity.trusts.use(scope_body["OS-TRUST:trust"], user_id)
+            user_id, project_id, domain_id, system = grant.user_id, grant.project_id, \
+                None, False
+            trust_id = grant.trust_id
+            if grant.expires_at is not None:
+                expires_at = min(expires_at,
+                                 grant.expires_at.replace(tzinfo=_utc()).timestamp())
         data = TokenData(user_id=user_id, methods=token_methods, expires_at=expires_at,
                          issued_at=now, audit_ids=audit_ids, project_id=project_id,
-                         domain_id=domain_id, app_cred_id=app_cred_id, system=system)
+                         domain_id=domain_id, app_cred_id=app_cred_id, system=system,
+                         trust_id=trust_id)
         token = self.formatter.encode(data)
         return self.validate(token)
 
@@ -332,6 +352,11 @@ class Tokens:
         if scope == "unscoped":
             return None, None, False
         scope = _dict(scope, "auth/scope")
+        if "OS-TRUST:trust" in scope:   # the trust names the project (authenticate)
+            if len(scope) > 1:
+                raise BadRequest("Specify a trust, a project, a domain or the system as "
+                                 "the scope, not several.")
+            return None, None, False
         if len([k for k in ("project", "domain", "system") if k in scope]) > 1:
             raise BadRequest("Specify a project, a domain or the system as the scope, "
                              "not several.")
@@ -441,6 +466,8 @@ class Tokens:
             body["application_credential"] = vt.app_cred
         if vt.oauth1 is not None:
             body["OS-OAUTH1"] = vt.oauth1
+        if vt.trust is not None:
+            body["OS-TRUST:trust"] = vt.trust
         result = {"token": body}
         vt.cache[key] = result
         return result

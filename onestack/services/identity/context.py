@@ -20,6 +20,9 @@ class ValidatedToken:
     domain: dict[str, str] | None = None   # {"id", "name"}
     app_cred: dict[str, Any] | None = None  # {"id", "name", "restricted"}
     oauth1: dict[str, str] | None = None  # {"access_token_id", "consumer_id"}
+    #: OS-TRUST:trust of a trust-scoped token: {"id", "impersonation", "trustee_user",
+    #: "trustor_user"}
+    trust: dict[str, Any] | None = None
     #: Rendered bodies, kept as long as this validation result is.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -49,6 +49,20 @@ def own_domain(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
     return ctx.project is not None and ctx.project["domain"]["id"] == domain_id
 
 
+def trustor(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    return target.get("trustor_user_id") == ctx.user_id
+
+
+def trustee(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    return target.get("trustee_user_id") == ctx.user_id
+
+
+def not_trust_scoped(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
+    """A trust-scoped token acts only within its trust: it makes no application
+    credentials, as in Keystone."""
+    return ctx.trust is None
+
+
 def authenticated(ctx: ValidatedToken, target: dict[str, Any]) -> bool:
     return True
 
@@ -101,7 +115,8 @@ RULES.update({
     # the original password authorizes the change; an administrator who knows it may
     # make it too (Keystone does not restrict this call by role at all)
     "identity:change_password": ADMIN_OR_OWNER,
-    "identity:create_application_credential": ADMIN_OR_OWNER,
+    "identity:create_application_credential":
+        lambda ctx, target: not_trust_scoped(ctx, target) and ADMIN_OR_OWNER(ctx, target),
     "identity:get_application_credential": ADMIN_OR_OWNER,
     "identity:list_application_credentials": ADMIN_OR_OWNER,
     "identity:delete_application_credential": ADMIN_OR_OWNER,
@@ -114,6 +129,16 @@ RULES.update({
     "identity:authorize_request_token": authenticated,
     "identity:list_access_tokens": ADMIN_OR_OWNER,
     "identity:ec2_list_credentials": ADMIN_OR_OWNER,
+    # OS-TRUST: any user is a trustor (the service checks the roles are theirs); a trust
+    # is read by its trustor and trustee, deleted by its trustor
+    "identity:create_trust": authenticated,
+    "identity:list_trusts": admin,
+    "identity:list_trusts_for_trustor": any_of(admin, trustor),
+    "identity:list_trusts_for_trustee": any_of(admin, trustee),
+    "identity:get_trust": any_of(admin, trustor, trustee),
+    "identity:delete_trust": any_of(admin, trustor),
+    "identity:list_roles_for_trust": any_of(admin, trustor, trustee),
+    "identity:get_role_for_trust": any_of(admin, trustor, trustee),
     "identity:validate_token": ADMIN_OR_OWNER,
     "identity:check_token": ADMIN_OR_OWNER,
     "identity:revoke_token": ADMIN_OR_OWNER,

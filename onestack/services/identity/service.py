@@ -24,6 +24,7 @@ from onestack.services.identity.passwords import Hasher
 from onestack.services.identity.policies import EndpointGroups, Policies
 from onestack.services.identity.projects import Projects
 from onestack.services.identity.roles import Roles
+from onestack.services.identity.trusts import Trusts
 from onestack.services.identity.users import Users
 
 REVISION_KEY = "identity_revision"
@@ -59,6 +60,7 @@ class Identity:
         self.app_creds = ApplicationCredentials(self)
         self.credentials = Credentials(self)
         self.oauth1 = OAuth1(self)
+        self.trusts = Trusts(self)
         self.policies = Policies(self)
         self.endpoint_groups = EndpointGroups(self)
         self.tokens = Tokens(self)

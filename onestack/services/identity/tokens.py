@@ -22,7 +22,9 @@ from onestack.services.identity.keys import KeyRepository
 PAYLOAD_VERSION = 1
 #: Bit positions in the token payload: append, never reorder. A token whose methods
 #: include ``oauth1`` carries its OAuth access token's id where an application
-#: credential's would be.
+#: credential's would be. A trust-scoped token (OS-TRUST) carries its trust's id in a
+#: tenth element, absent from every other token (so tokens made before trusts existed,
+#: nine elements long, still decode).
 METHODS = ("password", "token", "application_credential", "oauth1")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -43,6 +45,8 @@ class TokenData:
     app_cred_id: str | None = None
     #: Scoped to the whole deployment (Keystone's ``{"system": {"all": true}}``).
     system: bool = False
+    #: The trust a trust-scoped token was made with (OS-TRUST).
+    trust_id: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -131,6 +135,8 @@ class TokenFormatter:
             data.expires_at, data.issued_at, [_pack_audit(a) for a in data.audit_ids],
             _pack_id(data.app_cred_id),
         ]
+        if data.trust_id:
+            payload.append(_pack_id(data.trust_id))
         token = self._current().encrypt(msgpack.packb(payload, use_bin_type=True))
         return token.rstrip(b"=").decode()
 
@@ -140,6 +146,8 @@ class TokenFormatter:
         raw = token.encode() + b"=" * (-len(token) % 4)
         try:
             payload = msgpack.unpackb(self._current().decrypt(raw), raw=False)
+            trust_id = payload.pop() if isinstance(payload, list) and len(payload) == 10 \
+                else None
             (version, user_id, methods, scope_type, scope_id, expires_at, issued_at,
              audit_ids, app_cred_id) = payload
         except (FernetInvalidToken, ValueError, TypeError, msgpack.ExtraData,
@@ -157,4 +165,5 @@ class TokenFormatter:
             domain_id=_unpack_id(scope_id) if scope_type == 2 else None,
             app_cred_id=_unpack_id(app_cred_id),
             system=scope_type == 3,
+            trust_id=_unpack_id(trust_id),
         )
