@@ -859,8 +859,8 @@ class Agent:
 
     def _offload(self, d: DesiredInstance, task: str, event: str) -> None:
         """Release everything the shelved server holds here (guest, disk, taps); the
-        server leaves the host (``shelved_offloaded``, no host; the server unbinds its
-        ports)."""
+        server then takes it off the host (``shelved_offloaded``: no host, its ports
+        unbound; a host never names another host, or none, for an instance)."""
         self.hypervisor.destroy(d.uuid)
         self._unplug(d)
         self.storage.delete_disk(d.uuid)
@@ -869,7 +869,7 @@ class Agent:
         self.nics.forget(d.uuid)
         self.control.finish_task(d.uuid, task, event=event,
                                  vm_state=states.SHELVED_OFFLOADED,
-                                 power_state=int(PowerState.SHUTDOWN), host=None, node=None)
+                                 power_state=int(PowerState.SHUTDOWN))
 
     def _task_unshelving(self, d: DesiredInstance) -> None:
         """A shelved server starts again from its disk here; an offloaded one (placed

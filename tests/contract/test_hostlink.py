@@ -370,6 +370,25 @@ def test_snapshot(link: Link) -> None:
     assert not list((link.cloud.config.state_dir / "tmp").glob("snapshot-*"))
 
 
+def test_shelve_and_unshelve(link: Link) -> None:
+    """Shelve: the host uploads the disk to the shelve image (its upload allowed while
+    it shelves), moves the task through its steps and offloads the guest; the server
+    takes it off the host. Unshelve: the host reads the shelve image (allowed while it
+    unshelves) and boots from it."""
+    body = booted(link)
+    server_id = body["id"]
+    assert action(link.cloud, server_id, {"shelve": None}).status_code == 202
+    body = wait_for(link.cloud, server_id, "SHELVED_OFFLOADED")
+    assert body["OS-EXT-SRV-ATTR:host"] is None
+    images = link.cloud.request("GET", "/image/v2/images?name=vm-shelved").json()["images"]
+    assert [i["status"] for i in images] == ["active"]
+    assert action(link.cloud, server_id, {"unshelve": None}).status_code == 202
+    body = wait_for(link.cloud, server_id, "ACTIVE")
+    assert body["OS-EXT-SRV-ATTR:host"] == link.host
+    assert link.cloud.request("GET", "/image/v2/images?name=vm-shelved").json()[
+        "images"] == []
+
+
 class UpperEcho:
     """A guest's serial port, as the test hears it: a unix socket that says
     ``login: `` and echoes what it reads in capitals."""

@@ -210,6 +210,7 @@ class HostAPI:
                 inst.task_state = next_task
                 inst.updated_at = utcnow()
                 return True
+            host = inst.host
             drop_image = shelve.task_done(session, inst, expected_task_state, changes)
             inst.task_state = None
             inst.task_args = {}
@@ -219,7 +220,7 @@ class HostAPI:
             if expected_task_state in MIGRATION_DONE:
                 migrations.advance(session, uuid, MIGRATION_DONE[expected_task_state])
             _finish_event(session, uuid, event or TASK_EVENTS.get(expected_task_state or "", ""),
-                          "Success", inst.host)
+                          "Success", host)
         shelve.drop_image(self.compute, drop_image)
         self.compute.notify(changes.get("host"))
         return True
