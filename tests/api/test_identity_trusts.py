@@ -317,3 +317,28 @@ def test_tokens_without_a_trust_still_decode_the_old_payload(cloud):
     assert len(msgpack.unpackb(fmt._current().decrypt(raw), raw=False)) == 10
     assert fmt.decode(subject).trust_id == trust["id"]
     assert fmt.decode(alice.token).trust_id is None
+
+
+def test_deleting_the_trustor_or_a_restricted_caller(cloud):
+    alice, bob, _ = _setup(cloud)
+    trust = _trust(cloud, alice, bob)
+    subject = _trust_token(cloud, trust["id"]).headers["X-Subject-Token"]
+    assert _valid(cloud, subject) == 200
+    # a restricted application credential's token manages no trusts
+    r = cloud.request("POST", f"/v3/users/{alice.user_id}/application_credentials",
+                      token=alice.token, json={"application_credential": {"name": "ac"}})
+    assert r.status_code == 201, r.text
+    cred = r.json()["application_credential"]
+    r = cloud.request("POST", "/v3/auth/tokens", token=None, json={"auth": {"identity": {
+        "methods": ["application_credential"],
+        "application_credential": {"id": cred["id"], "secret": cred["secret"]}}}})
+    assert r.status_code == 201, r.text
+    ac_token = r.headers["X-Subject-Token"]
+    refused = _trust(cloud, alice, bob, 403, token=ac_token)
+    assert "application_credential" in refused["error"]["message"]
+    assert_error(cloud.request("DELETE", f"{T}/{trust['id']}", token=ac_token), 403,
+                 "application_credential")
+    # the trustor deleted: the trust goes with them, and its tokens
+    assert cloud.request("DELETE", f"/v3/users/{alice.user_id}").status_code == 204
+    assert _valid(cloud, subject) == 404
+    assert_error(cloud.request("GET", f"{T}/{trust['id']}"), 404)
