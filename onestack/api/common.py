@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from onestack.common.errors import BadRequest, InvalidField, PayloadTooLarge, Unauthorized
 from onestack.db.models.base import INT64_MAX, INT64_MIN
+from onestack.services.identity import access_rules
 from onestack.services.identity.context import ValidatedToken
 
 M = TypeVar("M", bound=BaseModel)
@@ -192,11 +193,16 @@ def query_bool(request: Request, name: str) -> bool | None:
 
 
 def caller(request: Request) -> ValidatedToken:
-    """The validated ``X-Auth-Token`` of the request; a 401 if absent or bad."""
+    """The validated ``X-Auth-Token`` of the request; a 401 if absent or bad, or if
+    it comes from an application credential whose access rules do not allow this
+    request (services/identity/access_rules.py)."""
     token = request.headers.get("x-auth-token")
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
-    return request.app.state.identity.tokens.validate(token)
+    vt: ValidatedToken = request.app.state.identity.tokens.validate(token)
+    if vt.app_cred is not None and vt.app_cred.get("access_rules"):
+        access_rules.enforce(vt.app_cred["access_rules"], request.method, request.url.path)
+    return vt
 
 
 def base_url(request: Request) -> str:

@@ -69,6 +69,26 @@ class IdentityConfig:
     failed_logins_window: int = 60
     #: Minimum password length for new passwords set through the API.
     minimum_password_length: int = 1
+    #: Security compliance (Keystone's ``[security_compliance]``; all off by default).
+    #: Days a password stays good once set (0: forever); user option
+    #: ``ignore_password_expiry`` exempts a user.
+    password_expires_days: int = 0
+    #: A self-service password change may not reuse any of the last N passwords
+    #: (the current one included); 0 (or 1 for the current one only) keeps no history.
+    unique_last_password_count: int = 0
+    #: Days a user must keep a password they set before changing it again themself.
+    minimum_password_age: int = 0
+    #: A regular expression every new password must match, and what it asks for in
+    #: words (said in the 400 when a password does not match).
+    password_regex: str = ""
+    password_regex_description: str = ""
+    #: A password set by an administrator (user create or update) must be changed by
+    #: the user before it can be used to log in; user option
+    #: ``ignore_change_password_upon_first_use`` exempts a user.
+    change_password_upon_first_use: bool = False
+    #: Users who have not logged in for this many days are treated as disabled (0:
+    #: never); user option ``ignore_user_inactivity`` exempts a user.
+    disable_user_account_days_inactive: int = 0
     region: str = "RegionOne"
 
 

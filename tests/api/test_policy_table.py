@@ -355,6 +355,17 @@ class World:
                          json={"application_credential": {"name": f"fx-{self.n}"}}
                          )["application_credential"]["id"]
 
+    def make_access_rule(self) -> str:
+        """An access rule of alpha's member, no longer used by a credential."""
+        user_id = self.who.alpha.user_id
+        cred = self.call("POST", f"/v3/users/{user_id}/application_credentials",
+                         json={"application_credential": {
+                             "name": f"fx-rule-{self.n}", "access_rules": [{
+                                 "service": "compute", "method": "GET",
+                                 "path": f"/v2.1/fx-{self.n}"}]}})["application_credential"]
+        self.call("DELETE", f"/v3/users/{user_id}/application_credentials/{cred['id']}")
+        return str(cred["access_rules"][0]["id"])
+
     def make_credential(self) -> str:
         return self.call("POST", "/v3/credentials", json={"credential": {
             "user_id": self.who.alpha.user_id, "type": "totp",
@@ -462,7 +473,8 @@ def params(world: World, path: str) -> dict[str, Callable[[], str]]:
         "agent_id": lambda: "00000000-0000-4000-8000-0000000000a1",
         "subnetpool_id": lambda: w.get("subnetpool"),
         "floatingip_id": lambda: w.get("floating_ip"),
-        "rule_id": lambda: w.get("rule"),
+        "rule_id": (lambda: w.get("access_rule")) if path.startswith("/v3")
+        else (lambda: w.get("rule")),
         "collection": lambda: "networks",
         "resource_id": lambda: w.get("env").network,
         "alias": lambda: "security-group",

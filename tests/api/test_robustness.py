@@ -89,6 +89,10 @@ def test_every_protected_route_needs_a_valid_token(cloud, token):
             assert r.status_code == 303, f"{method} {url} without a session: {r.status_code}"
             assert r.headers["location"].startswith("/dashboard/login"), r.headers
             continue
+        if token is None and (path, method) == ("/v3/users/{user_id}/password", "POST"):
+            # as in Keystone, the original password authenticates a tokenless change
+            assert r.status_code == 400, r.text   # (its empty body)
+            continue
         assert r.status_code == 401, f"{method} {url} without a valid token: {r.status_code}"
 
 

@@ -57,6 +57,21 @@ VALIDATION_TEMPLATE = Path(__file__).with_name("validation.conf.in")
 BIN = Path(sys.executable).parent
 SERVICES = ("identity", "compute", "image", "network", "volume")
 
+#: Keystone's [security_compliance] settings the server runs with (its [identity]
+#: options, passed as ONESTACK_IDENTITY_*), told to Tempest as its [identity] user_*
+#: options (tempest.conf.in): the two must agree, so both come from here.
+SECURITY_COMPLIANCE = {
+    "lockout_failure_attempts": 2,
+    "lockout_duration": 5,
+    "unique_last_password_count": 2,
+    "minimum_password_age": 0,
+}
+
+
+def compliance_env() -> dict[str, str]:
+    return {f"ONESTACK_IDENTITY_{k.upper()}": str(v) for k, v in SECURITY_COMPLIANCE.items()}
+
+
 FAKE_DRIVERS = {
     "ONESTACK_HOST_HYPERVISOR_DRIVER": "fake",
     "ONESTACK_HOST_STORAGE_DRIVER": "fake",
@@ -112,7 +127,8 @@ class Server:
                     "ONESTACK_IDENTITY_ARGON2_MEMORY_KIB": "1024",
                     "ONESTACK_HOST_NAME": "compute-1",
                     # Tempest logs in hundreds of times from one address.
-                    "ONESTACK_IDENTITY_FAILED_LOGINS_PER_SOURCE": "100000"})
+                    "ONESTACK_IDENTITY_FAILED_LOGINS_PER_SOURCE": "100000",
+                    **compliance_env()})
         if not real:
             env.update(FAKE_DRIVERS)
         self.log_path = state_dir.parent / "onestack.log"
@@ -170,7 +186,7 @@ class RealServer:
         self.host = NetnsHost(state_dir.parent, env={
             "ONESTACK_HOST_NAME": "compute-1", "ONESTACK_HOST_ACCEL": "tcg",
             "ONESTACK_HOST_POLL_INTERVAL": "1.0",
-            "ONESTACK_IDENTITY_FAILED_LOGINS_PER_SOURCE": "100000"})
+            "ONESTACK_IDENTITY_FAILED_LOGINS_PER_SOURCE": "100000", **compliance_env()})
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -278,6 +294,7 @@ def write_config(path: Path, server: Server | RealServer, admin: Admin,
         "network_extensions": admin.network_extensions(),
         "lock_path": str(path.parent / "lock"),
         "log_file": str(path.parent.parent / "tempest.log"),
+        **{f"user_{k}": str(v) for k, v in SECURITY_COMPLIANCE.items()},
     }
     for service in SERVICES:
         values[f"{service}_available"] = str(

@@ -21,8 +21,9 @@ from onestack.api.common import (
 from onestack.api.identity.common import Text, filters, identity, list_links, self_link
 from onestack.api.identity.groups import render_group
 from onestack.api.identity.projects import render_project
-from onestack.common.errors import InvalidField
+from onestack.common.errors import InvalidField, Unauthorized
 from onestack.db.models import User
+from onestack.services.identity import compliance
 from onestack.services.identity.base import isotime
 
 #: Keystone's identity names: 1-255 characters, not only blanks.
@@ -76,8 +77,9 @@ class PasswordChange(BaseModel):
 
 
 def render_user(request: Request, u: User) -> dict[str, Any]:
+    inactive = compliance.is_inactive(request.app.state.config.identity, u)
     body = {**u.extra, "id": u.id, "name": u.name, "domain_id": u.domain_id,
-            "enabled": u.enabled, "description": u.description,
+            "enabled": u.enabled and not inactive, "description": u.description,
             "password_expires_at": isotime(u.password_expires_at),
             "options": u.options or {}, "links": self_link(request, f"users/{u.id}")}
     if u.default_project_id:
@@ -160,14 +162,28 @@ async def delete_user(request: Request) -> Response:
 
 
 async def change_password(request: Request) -> Response:
-    """A user's own password change. Unlike Keystone, which takes this call without a
-    token, every route here needs one (so a user whose password expired asks an admin)."""
-    ctx = caller(request)
+    """A user's own password change. As in Keystone it may come without a token (a
+    user whose password expired, or who must change an administrator's password
+    before first use, cannot get one): the original password authenticates it, and
+    failures count per client address like failed logins. With a token, the token's
+    user must be allowed to change this password."""
     user_id = request.path_params["user_id"]
-    identity(request).users.authorize_change_password(ctx, user_id)  # before the body
+    users = identity(request).users
+    ctx = caller(request) if request.headers.get("x-auth-token") else None
+    if ctx is not None:
+        users.authorize_change_password(ctx, user_id)  # before the body
     body = parse(PasswordChange, body_part(await read_json(request), "user"), "user")
-    await identity(request).users.change_password(ctx, user_id, body.original_password,
-                                                  body.password)
+    if ctx is not None:
+        await users.change_password(ctx, user_id, body.original_password, body.password)
+        return no_content()
+    throttle = identity(request).tokens.failed_logins
+    source = request.client.host if request.client else None
+    throttle.check(source)
+    try:
+        await users.change_password(None, user_id, body.original_password, body.password)
+    except Unauthorized:
+        throttle.failed(source)
+        raise
     return no_content()
 
 

@@ -77,6 +77,13 @@ class User(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Hashes of the passwords before the current one, newest last (only kept while
+    #: ``[identity] unique_last_password_count`` asks for history).
+    password_history: Mapped[list[Any]] = mapped_column(default=list)
+    #: The current password was set by the user (not by an administrator).
+    password_self_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Last successful login (``disable_user_account_days_inactive``).
+    last_active_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -177,7 +184,25 @@ class ApplicationCredential(Base):
     unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Ids of the roles the credential carries (a subset of the creator's at creation).
     roles: Mapped[list[Any]] = mapped_column(default=list)
+    #: Ids of the access rules (``AccessRule``) a token from it is limited to; none:
+    #: no limit.
+    access_rules: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccessRule(Base):
+    """One request an application credential's token may make: a service type, an
+    HTTP method and a path glob (``*`` one segment, ``**`` any). A user's rules are
+    shared by their credentials (one row per distinct rule)."""
+
+    __tablename__ = "access_rules"
+    __table_args__ = (UniqueConstraint("user_id", "service", "method", "path"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(255))
 
 
 class RevocationEvent(Base):

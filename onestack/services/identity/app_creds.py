@@ -9,6 +9,7 @@ create or delete credentials.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import secrets
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from onestack.common.errors import (
     Unauthorized,
 )
 from onestack.db.models import ApplicationCredential, Role, User, utcnow
+from onestack.db.models.identity import AccessRule
+from onestack.services.identity import access_rules as rules_mod
 from onestack.services.identity.base import SubService, get_or_404, new_id
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.policy import authorize, enforce
@@ -156,9 +159,12 @@ class ApplicationCredentials(SubService):
                      description: str = "", secret: str | None = None,
                      expires_at: str | None = None,
                      roles: list[dict[str, str]] | None = None, unrestricted: bool = False,
+                     access_rules: list[Any] | None = None,
                      ) -> tuple[ApplicationCredential, str]:
         """Create a credential for the caller; returns it and its secret (shown once).
-        Only a caller's token makes one: it is bound to the token's project."""
+        Only a caller's token makes one: it is bound to the token's project.
+        ``access_rules`` limit what its tokens may call (access_rules.py): new rules
+        (``service``, ``method``, ``path``) or the ``id`` of one the user has."""
         self.authorize_create(ctx, user_id)
         if user_id != ctx.user_id:
             raise Forbidden("You are not authorized to perform the requested action: "
@@ -167,6 +173,7 @@ class ApplicationCredentials(SubService):
             raise BadRequest("Application credentials are bound to a project: create them "
                              "with a project-scoped token.")
         expiry = parse_expiry(expires_at) if expires_at else None
+        wanted = [rules_mod.check_rule(r, i) for i, r in enumerate(access_rules or [])]
         secret = secret or secrets.token_urlsafe(64)
         with self.db.session() as session:
             role_ids = self._role_ids(session, ctx, roles)
@@ -174,10 +181,11 @@ class ApplicationCredentials(SubService):
         secret_hash = await self.identity.hasher.hash_async(secret)
         with self.db.session() as session:
             self._check_name_free(session, user_id, name)
+            rule_ids = self._rule_ids(session, user_id, wanted)
             cred = ApplicationCredential(
                 id=new_id(), name=name, user_id=user_id, project_id=ctx.project_id,
                 secret_hash=secret_hash, description=description, expires_at=expiry,
-                unrestricted=unrestricted, roles=role_ids)
+                unrestricted=unrestricted, roles=role_ids, access_rules=rule_ids)
             session.add(cred)
             try:
                 session.flush()
@@ -185,6 +193,30 @@ class ApplicationCredentials(SubService):
                 raise self._duplicate(name) from None
             self.changed(session)
         return cred, secret
+
+    def _rule_ids(self, session: Session, user_id: str, wanted: list[dict[str, str]]
+                  ) -> list[str]:
+        """The ids of the rules a new credential carries: a rule the user already has
+        (named by id, or the same service, method and path) is shared, not copied."""
+        out: list[str] = []
+        for rule in wanted:
+            row = None
+            if "service" in rule:
+                row = session.scalar(select(AccessRule).where(
+                    AccessRule.user_id == user_id, AccessRule.service == rule["service"],
+                    AccessRule.method == rule["method"], AccessRule.path == rule["path"]))
+            elif "id" in rule:
+                row = session.get(AccessRule, rule["id"])
+                if row is None or row.user_id != user_id:
+                    raise NotFound(f"Could not find Access Rule: {rule['id']}.")
+            if row is None:
+                row = AccessRule(id=new_id(), user_id=user_id, service=rule["service"],
+                                 method=rule["method"], path=rule["path"])
+                session.add(row)
+                session.flush()
+            if row.id not in out:
+                out.append(row.id)
+        return out
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:
@@ -238,3 +270,71 @@ class ApplicationCredentials(SubService):
         with self.db.session() as session:
             return {r.id: {"id": r.id, "name": r.name, "domain_id": r.domain_id}
                     for r in session.scalars(select(Role).where(Role.id.in_(ids)))}
+
+    # -- access rules ---------------------------------------------------------------
+
+    @staticmethod
+    def _render_rule(rule: AccessRule) -> dict[str, str]:
+        return {"id": rule.id, "service": rule.service, "method": rule.method,
+                "path": rule.path}
+
+    def rules_of(self, session: Session, cred: ApplicationCredential
+                 ) -> builtins.list[dict[str, str]]:
+        """A credential's access rules, in the order it was given them."""
+        if not cred.access_rules:
+            return []
+        rows = {r.id: r for r in session.scalars(select(AccessRule).where(
+            AccessRule.id.in_(cred.access_rules)))}
+        return [self._render_rule(rows[i]) for i in cred.access_rules if i in rows]
+
+    def access_rules_of(self, creds: Sequence[ApplicationCredential]
+                        ) -> dict[str, dict[str, str]]:
+        """``{rule_id: rule}`` for the access rules these credentials carry."""
+        ids = {rid for cred in creds for rid in cred.access_rules or []}
+        if not ids:
+            return {}
+        with self.db.session() as session:
+            return {r.id: self._render_rule(r) for r in session.scalars(
+                select(AccessRule).where(AccessRule.id.in_(ids)))}
+
+    def list_rules(self, ctx: ValidatedToken | None, user_id: str, **filters: str
+                   ) -> builtins.list[dict[str, str]]:
+        """``GET /v3/users/{id}/access_rules`` (filters: service, method, path)."""
+        authorize(ctx, "identity:list_access_rules", user_id=user_id)
+        with self.db.session() as session:
+            get_or_404(session, User, user_id, "user")
+            stmt = select(AccessRule).where(AccessRule.user_id == user_id)
+            for key, value in filters.items():
+                stmt = stmt.where(getattr(AccessRule, key) == value)
+            return [self._render_rule(r) for r in session.scalars(
+                stmt.order_by(AccessRule.service, AccessRule.path, AccessRule.id))]
+
+    def _rule(self, session: Session, user_id: str, rule_id: str) -> AccessRule:
+        rule = session.get(AccessRule, rule_id)
+        if rule is None or rule.user_id != user_id:
+            raise NotFound(f"Could not find Access Rule: {rule_id}.")
+        return rule
+
+    def get_rule(self, ctx: ValidatedToken | None, user_id: str, rule_id: str
+                 ) -> dict[str, str]:
+        authorize(ctx, "identity:get_access_rule", user_id=user_id)
+        with self.db.session() as session:
+            return self._render_rule(self._rule(session, user_id, rule_id))
+
+    def delete_rule(self, ctx: ValidatedToken | None, user_id: str, rule_id: str) -> None:
+        """Delete an access rule no credential of the user uses any more (403 if one
+        does: delete the credential first)."""
+        if ctx is not None:
+            enforce(ctx, "identity:delete_access_rule", user_id=user_id)
+            _check_unrestricted(ctx)
+        with self.db.session() as session:
+            rule = self._rule(session, user_id, rule_id)
+            for cred in session.scalars(select(ApplicationCredential).where(
+                    ApplicationCredential.user_id == user_id)):
+                if rule_id in (cred.access_rules or []):
+                    raise Forbidden(f"You are not authorized to perform the requested "
+                                    f"action: access rule {rule_id} is in use by "
+                                    f"application credential {cred.id}; delete the "
+                                    f"credential first.")
+            session.delete(rule)
+            self.changed(session)

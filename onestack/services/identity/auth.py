@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Forbidden, InvalidField, NotFound, Unauthorized
 from onestack.db.models import Domain, Project, RevocationEvent, User, utcnow
+from onestack.services.identity import compliance
 from onestack.services.identity.base import isotime
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.oauth1 import SignedRequest
@@ -169,6 +170,9 @@ class Tokens:
                     raise Unauthorized("The token's application credential has expired.")
                 vt.app_cred = {"id": app_cred.id, "name": app_cred.name,
                                "restricted": not app_cred.unrestricted}
+                if app_cred.access_rules:
+                    vt.app_cred["access_rules"] = self.identity.app_creds.rules_of(
+                        session, app_cred)
             if data.project_id:
                 project = session.get(Project, data.project_id)
                 if project is None:
@@ -244,7 +248,10 @@ class Tokens:
             project_id, domain_id, system = self._resolve_scope(scope_body, user_id)
         elif method == "token":
             tok = _dict(ident.get("token"), "auth/identity/token")
-            original = self.validate(_str(tok, "id", "auth/identity/token") or "")
+            try:
+                original = self.validate(_str(tok, "id", "auth/identity/token") or "")
+            except Unauthorized as exc:   # Keystone: a bad token to rescope is a 404
+                raise TokenNotFound(exc.message) from None
             if original.app_cred:
                 raise Forbidden("An application credential token cannot be rescoped.")
             if original.oauth1:
@@ -333,8 +340,11 @@ class Tokens:
             user = session.get(User, user_id)
             if user is None or not user.enabled:
                 raise Unauthorized(AUTH_REQUIRED)
-            if user.password_expires_at and user.password_expires_at <= utcnow():
-                raise Unauthorized("The password is expired and needs to be changed.")
+            cfg = self.identity.config.identity
+            if compliance.is_inactive(cfg, user):
+                raise Unauthorized(f"The account is disabled for user: {user_id}.")
+            if compliance.is_expired(user):
+                raise compliance.password_expired(user_id)
         return user_id
 
     def _resolve_scope(self, scope: Any, user_id: str

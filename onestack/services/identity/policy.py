@@ -120,6 +120,9 @@ RULES.update({
     "identity:get_application_credential": ADMIN_OR_OWNER,
     "identity:list_application_credentials": ADMIN_OR_OWNER,
     "identity:delete_application_credential": ADMIN_OR_OWNER,
+    "identity:list_access_rules": ADMIN_OR_OWNER,
+    "identity:get_access_rule": ADMIN_OR_OWNER,
+    "identity:delete_access_rule": ADMIN_OR_OWNER,
     **{f"identity:{verb}_credential": ADMIN_OR_OWNER
        for verb in ("create", "get", "update", "delete", "ec2_create", "ec2_get",
                     "ec2_delete")},

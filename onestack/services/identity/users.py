@@ -27,6 +27,7 @@ from onestack.db.models import (
     utcnow,
 )
 from onestack.db.models.identity import Credential
+from onestack.services.identity import compliance
 from onestack.services.identity.base import SubService, apply_filters, get_or_404, new_id
 from onestack.services.identity.context import ValidatedToken
 from onestack.services.identity.policy import authorize
@@ -100,6 +101,11 @@ class Users(SubService):
                 if user.failed_auth_count or user.locked_until:
                     user.failed_auth_count = 0
                     user.locked_until = None
+                if cfg.disable_user_account_days_inactive > 0 and \
+                        not compliance.is_inactive(cfg, user) and (
+                        user.last_active_at is None or
+                        user.last_active_at.date() != utcnow().date()):
+                    user.last_active_at = utcnow()
                 return
             if (user.options or {}).get("ignore_lockout_failure_attempts"):
                 return
@@ -112,22 +118,29 @@ class Users(SubService):
     # -- passwords ------------------------------------------------------------------
 
     def check_new_password(self, password: str, field: str = "user/password") -> None:
-        """Raise a 400 naming ``field`` unless the password meets the policy."""
-        minimum = self.identity.config.identity.minimum_password_length
-        if len(password) < minimum:
-            raise InvalidField(field, f"the password must be at least {minimum} characters "
-                                      f"long")
+        """Raise a 400 naming ``field`` unless the password meets the policy (length,
+        ``password_regex``)."""
+        compliance.check_new_password(self.identity.config.identity, password, field)
 
     def hash_new_password(self, password: str, field: str = "user/password") -> str:
         """Check a new password against the policy and hash it (slow: off the loop)."""
         self.check_new_password(password, field)
         return self.identity.hasher.hash(password)
 
-    def store_password_hash(self, session: Session, user: User, password_hash: str | None
-                            ) -> None:
-        """Store a new password hash (None: no password) and revoke the user's tokens."""
+    def store_password_hash(self, session: Session, user: User, password_hash: str | None,
+                            by_admin: bool = False, self_service: bool = False) -> None:
+        """Store a new password hash (None: no password) and revoke the user's tokens.
+
+        ``by_admin``: an administrator set it through the API (first use must change
+        it, if so configured); ``self_service``: the user changed it themself."""
+        cfg = self.identity.config.identity
+        compliance.remember(cfg, user)
+        now = utcnow()
         user.password_hash = password_hash
-        user.password_created_at = utcnow() if password_hash else None
+        user.password_created_at = now if password_hash else None
+        user.password_expires_at = compliance.expires_at(
+            cfg, user.options, now, by_admin) if password_hash else None
+        user.password_self_service = self_service
         user.failed_auth_count = 0
         user.locked_until = None
         self.identity.tokens.revoke_user(session, user.id)
@@ -145,17 +158,22 @@ class Users(SubService):
         """A user's own password change (``POST /v3/users/{id}/password``).
 
         The original password authenticates the change, as a login would (failures
-        count towards lockout); the user's existing tokens are revoked.
+        count towards lockout); the user's existing tokens are revoked. ``ctx`` is None
+        when the request came without a token (a user whose password expired).
+        Security compliance: minimum age, password pattern, history (compliance.py).
         """
         self.authorize_change_password(ctx, user_id)
-        self.check_new_password(password)
+        cfg = self.identity.config.identity
         failed = "Error when changing user password: Invalid user / password"
         with self.db.session() as session:
             user = session.get(User, user_id)
             stored = user.password_hash if user else None
             locked = bool(user and user.locked_until and user.locked_until > utcnow())
-            enabled = bool(user and user.enabled)
+            enabled = bool(user and user.enabled and not compliance.is_inactive(cfg, user))
             lock_password = bool(user and (user.options or {}).get("lock_password"))
+            history = compliance.history_hashes(cfg, user) if user else []
+            if user is not None:
+                session.expunge(user)
         ok = await self.identity.hasher.verify_async(stored, original)
         if user is None:
             raise Unauthorized(failed)
@@ -172,10 +190,16 @@ class Users(SubService):
             raise Forbidden("You cannot change your password at this time due to password "
                             "policy disallowing password changes. Please contact your "
                             "administrator to reset your password.")
+        assert user is not None
+        compliance.check_minimum_age(cfg, user)
+        self.check_new_password(password)
+        for old in history:
+            if await self.identity.hasher.verify_async(old, password):
+                raise compliance.history_error(cfg)
         password_hash = await self.identity.hasher.hash_async(password)
         with self.db.session() as session:
             user = get_or_404(session, User, user_id, "user")
-            self.store_password_hash(session, user, password_hash)
+            self.store_password_hash(session, user, password_hash, self_service=True)
 
     def reset_password(self, name_or_id: str, domain_name: str, password: str) -> str:
         """Operator reset (``onestack admin reset-password``): returns the user id."""
@@ -224,11 +248,16 @@ class Users(SubService):
             if session.scalar(select(User.id).where(User.domain_id == domain_id,
                                                     User.name == name)):
                 raise _conflict(name, domain_id)
+            now = utcnow()
+            user_options = merge_options({}, options or {})
             user = User(id=id or new_id(), name=name, domain_id=domain_id, enabled=enabled,
                         default_project_id=default_project_id, description=description,
                         email=email, password_hash=password_hash,
-                        password_created_at=utcnow() if password_hash else None,
-                        options=merge_options({}, options or {}), extra=extra)
+                        password_created_at=now if password_hash else None,
+                        password_expires_at=compliance.expires_at(
+                            self.identity.config.identity, user_options, now,
+                            by_admin=ctx is not None) if password_hash else None,
+                        options=user_options, extra=extra)
             session.add(user)
             try:
                 session.flush()
@@ -288,12 +317,16 @@ class Users(SubService):
             revoke = False
             if "enabled" in changes:
                 revoke = user.enabled and not changes["enabled"]
+                if changes["enabled"] and (not user.enabled or compliance.is_inactive(
+                        self.identity.config.identity, user)):
+                    user.last_active_at = utcnow()   # enabling again forgives inactivity
                 user.enabled = changes["enabled"]
             extra = {k: v for k, v in changes.items() if k not in COLUMNS + FIXED}
             if extra:
                 user.extra = {**user.extra, **extra}
             if password_hash is not _unset:
-                self.store_password_hash(session, user, password_hash)
+                self.store_password_hash(session, user, password_hash,
+                                         by_admin=ctx is not None)
             elif revoke:
                 self.identity.tokens.revoke_user(session, user.id)
             try:
