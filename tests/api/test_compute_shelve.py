@@ -474,3 +474,20 @@ def test_a_failed_upload_leaves_no_image(cloud, monkeypatch):
     assert images_named(cloud, "vm-shelved") == []
     assert ("shelve", "compute_shelve_instance", "Error") in events_of(cloud, server_id)
     assert agent.storage.disk(server_id) is not None  # nothing was offloaded
+
+
+def test_unshelve_to_a_host_outside_the_zone_is_409(quiet, sid):
+    _offloaded(quiet, sid)
+    force_state(quiet, sid, pinned_availability_zone="nova")
+    with quiet.services.db.session() as session:
+        from onestack.db.models import ComputeService
+        service = session.query(ComputeService).filter_by(host="host-a").one()
+        service.availability_zone = "elsewhere"
+    nova_error(action(quiet, sid, {"unshelve": {"host": "host-a"}}, microversion="2.91"),
+               409, 'Host "host-a" is not in the availability zone "nova".')
+    # unpinned in the same request, it may go there
+    r = action(quiet, sid, {"unshelve": {"host": "host-a", "availability_zone": None}},
+               microversion="2.91")
+    assert r.status_code == 202, r.text
+    inst = row(quiet, sid)
+    assert (inst.host, inst.pinned_availability_zone) == ("host-a", None)

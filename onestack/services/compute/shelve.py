@@ -170,8 +170,8 @@ def unshelve(compute: Compute, ctx: ValidatedToken, server_id: str,
                     ComputeService.host == host, ComputeService.binary == COMPUTE_BINARY))
                 if node is None:
                     raise BadRequest(f"Compute host {host} could not be found.")
-                if availability_zone is not UNSET and zone is not None \
-                        and node.availability_zone != zone:
+                if zone is not None and node.availability_zone is not None \
+                        and node.availability_zone != zone:  # asked for, or pinned
                     raise Conflict(f"Host \"{host}\" is not in the availability zone "
                                    f"\"{zone}\".")
             if not boots_from_volume(inst) and not args["image_id"]:
