@@ -228,6 +228,7 @@ class HypervisorDriver(abc.ABC):
         is that size already)."""
         raise HypervisorError(f"The {self.name} hypervisor cannot resize attached volumes")
 
+
 def rescue_spec(spec: GuestSpec, rescue_disk: GuestDisk) -> GuestSpec:
     """``spec`` booting from ``rescue_disk``: that disk first (boot index 0), then the
     guest's own disks, none of them a boot disk any more (the guest sees its own boot

@@ -79,9 +79,9 @@ class Compute:
         #: The Block Storage service (``onestack.services.volume``), when there is one.
         self.volume: Any = None
         self.volume_attachments = VolumeAttachments(self)
+        self.interfaces = Interfaces(self)
 
     def notify(self, host: str | None) -> None:
-        self.interfaces = Interfaces(self)
         """Tell ``host``'s agent its desired state changed."""
         if not host:
             return
