@@ -172,6 +172,7 @@ class OAuth1(SubService):
                 for row in session.scalars(select(model).where(
                         model.consumer_id == consumer_id)):
                     session.delete(row)
+            session.flush()   # the tokens first: the database would cascade them
             session.delete(consumer)
             self.changed(session)
 
