@@ -11,7 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import body_part, caller, json_response, no_content, parse, read_json
+from onestack.api.common import (
+    body_part,
+    caller,
+    json_response,
+    no_content,
+    parse,
+    read_body,
+    read_json,
+)
 from onestack.api.identity.common import Text, identity, list_links, self_link
 from onestack.common.errors import InvalidField, NotFound
 from onestack.db.models import Role
@@ -36,7 +44,7 @@ async def signed_request(request: Request) -> SignedRequest:
     form: list[tuple[str, str]] = []
     if request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"):
-        form = parse_qsl((await request.body()).decode(errors="replace"),
+        form = parse_qsl((await read_body(request)).decode(errors="replace"),
                          keep_blank_values=True)
     return SignedRequest(method=request.method, url=str(request.url),
                          authorization=request.headers.get("authorization"), form=form)
