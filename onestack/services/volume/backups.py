@@ -462,11 +462,15 @@ class Backups:
         except Exception:
             self._settle_backup(backup_id, "available")
             raise
+        # One conditional UPDATE, not a read then a write: the creation task may fail
+        # (and write ``error``) in between, and that error must not be overwritten.
         with self.db.session() as session:
-            row = session.get(Volume, vol.id)
-            if row is not None and row.status in ("creating", "available"):
-                row.status = vol.status = "restoring-backup"
-                row.updated_at = utcnow()
+            result = session.execute(
+                update(Volume).where(Volume.id == vol.id,
+                                     Volume.status.in_(("creating", "available")))
+                .values(status="restoring-backup", updated_at=utcnow()))
+        if getattr(result, "rowcount", 0):
+            vol.status = "restoring-backup"
         return vol
 
     def _start_restore(self, backup_id: str, volume_id: str, new: bool) -> None:

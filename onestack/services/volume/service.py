@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.config import Config
@@ -555,13 +555,17 @@ class Volumes:
             self._settle_error(volume_id, exc, EVENT_CREATE, what)
             return
         with self.db.session() as session:
-            vol = session.get(Volume, volume_id)
-            if vol is None or vol.status != "creating":
-                gone = vol is None or vol.status == "deleting"
-            else:
+            # A conditional UPDATE: a row another task moved on meanwhile (a restore's
+            # ``restoring-backup``, a delete) keeps its status.
+            now = utcnow()
+            settled = session.execute(
+                update(Volume).where(Volume.id == volume_id, Volume.status == "creating")
+                .values(status="available", launched_at=now, updated_at=now))
+            if getattr(settled, "rowcount", 0):
                 gone = False
-                vol.status = "available"
-                vol.launched_at = vol.updated_at = utcnow()
+            else:
+                vol = session.get(Volume, volume_id)
+                gone = vol is None or vol.status == "deleting"
         if gone:
             self._quietly(backend.delete, volume_id)
 
