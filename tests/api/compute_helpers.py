@@ -147,3 +147,11 @@ def force_state(cloud, server_id: str, **values: Any) -> None:
         if values.get("vm_state") == "active" and inst.launched_at is None:
             inst.launched_at = utcnow()
         inst.updated_at = utcnow()
+
+
+def instance_row(cloud, server_id: str) -> Any:
+    """The server's database row (an ``Instance``), as it stands now."""
+    with cloud.services.db.session() as session:
+        inst = session.get(Instance, server_id)
+        assert inst is not None
+        return inst

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.compute_helpers import BootEnv, add_host, boot_env, quiet_cloud
+from tests.api.compute_helpers import BootEnv, add_host, boot, boot_env, force_state, quiet_cloud
 from tests.conftest import Cloud
 
 
@@ -24,3 +24,11 @@ def quiet(tmp_path: Path) -> Iterator[Cloud]:
 def env(quiet: Cloud) -> BootEnv:
     """What a server needs on ``quiet``: an image, a network with a subnet, a flavor."""
     return boot_env(quiet)
+
+
+@pytest.fixture
+def sid(quiet: Cloud, env: BootEnv) -> str:
+    """An ACTIVE server on host-a (as if its agent had built it)."""
+    server_id = str(boot(quiet, env)["id"])
+    force_state(quiet, server_id, vm_state="active", task_state=None, power_state=1)
+    return server_id

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from onestack.db.models import ComputeService, Flavor, Instance
+from onestack.db.models import ComputeService, Flavor
 from onestack.hostlink.types import SerialEndpoint
 from tests.api.compute_helpers import (
     LATEST,
@@ -30,21 +30,9 @@ from tests.api.compute_helpers import (
     tenant,
     wait_for,
 )
-
-
-@pytest.fixture
-def sid(quiet, env):
-    """An ACTIVE server on host-a (as if its agent had built it)."""
-    server_id = boot(quiet, env)["id"]
-    force_state(quiet, server_id, vm_state="active", task_state=None, power_state=1)
-    return server_id
-
-
-def row(cloud, server_id: str) -> Instance:
-    with cloud.services.db.session() as session:
-        inst = session.get(Instance, server_id)
-        assert inst is not None
-        return inst
+from tests.api.compute_helpers import (
+    instance_row as row,
+)
 
 
 def done(cloud, server_id: str, **values) -> None:

@@ -21,13 +21,6 @@ from tests.api.compute_helpers import (
 )
 
 
-@pytest.fixture
-def sid(quiet, env):
-    server_id = boot(quiet, env)["id"]
-    force_state(quiet, server_id, vm_state="active", task_state=None, power_state=1)
-    return server_id
-
-
 def _backup(cloud, sid: str, name: str, rotation=2, backup_type="daily",
             microversion: str = LATEST, **extra):
     body = {"name": name, "backup_type": backup_type, "rotation": rotation, **extra}

@@ -15,7 +15,6 @@ import uuid
 import pytest
 
 from onestack.agent.reconciler import rescue_disk_name
-from onestack.db.models import Instance
 from tests.api.compute_helpers import (
     action,
     boot,
@@ -29,21 +28,9 @@ from tests.api.compute_helpers import (
     upload_image,
     wait_for,
 )
-
-
-@pytest.fixture
-def sid(quiet, env):
-    """An ACTIVE server on host-a (as if its agent had built it)."""
-    server_id = boot(quiet, env)["id"]
-    force_state(quiet, server_id, vm_state="active", task_state=None, power_state=1)
-    return server_id
-
-
-def row(cloud, server_id: str) -> Instance:
-    with cloud.services.db.session() as session:
-        inst = session.get(Instance, server_id)
-        assert inst is not None
-        return inst
+from tests.api.compute_helpers import (
+    instance_row as row,
+)
 
 
 def actions_of(cloud, server_id: str) -> list[str]:

@@ -31,14 +31,6 @@ from tests.api.compute_helpers import (
 )
 
 
-@pytest.fixture
-def sid(quiet, env):
-    """An ACTIVE server on host-a (as if its agent had built it)."""
-    server_id = boot(quiet, env)["id"]
-    force_state(quiet, server_id, vm_state="active", task_state=None, power_state=1)
-    return server_id
-
-
 def row(cloud, server_id: str) -> Instance:
     with cloud.services.db.session() as session:
         inst = session.get(Instance, server_id)
