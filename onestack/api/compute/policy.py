@@ -4,7 +4,7 @@ server, admin-only actions) stay in ``services.compute.policy``."""
 
 from __future__ import annotations
 
-from onestack.api.policy import Endpoint, guard
+from onestack.api.access import AccessLevels
 from onestack.services.compute.policy import forbidden
 
 #: endpoint -> Nova's rule name (the one a refusal names).
@@ -80,25 +80,8 @@ RULES = {
 }
 
 
-def _denied(endpoint: str) -> Exception:
-    return forbidden(f"os_compute_api:{RULES.get(endpoint, endpoint)}")
-
-
-def reader(endpoint: Endpoint) -> Endpoint:
-    """A project-scoped token (reads; the service shows only the caller's project)."""
-    return guard("reader", _denied)(endpoint)
-
-
-def member(endpoint: Endpoint) -> Endpoint:
-    """The ``member`` role on the token's project."""
-    return guard("member", _denied)(endpoint)
-
-
-def admin(endpoint: Endpoint) -> Endpoint:
-    return guard("admin", _denied)(endpoint)
-
-
-def reads_and_writes(endpoint: Endpoint) -> Endpoint:
-    """One endpoint for several methods: GET for readers, the others for members."""
-    return guard({"GET": "reader", "PUT": "member", "POST": "member", "DELETE": "member"},
-                 _denied)(endpoint)
+ACCESS = AccessLevels(forbidden, RULES, prefix="os_compute_api:")
+reader = ACCESS.reader
+member = ACCESS.member
+admin = ACCESS.admin
+reads_and_writes = ACCESS.reads_and_writes

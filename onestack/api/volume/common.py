@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from onestack.api.access import AccessLevels
 from onestack.api.common import base_url, bounded_int, caller
-from onestack.api.policy import Endpoint, guard
 from onestack.api.volume.microversion import OWN_PROJECT, project_in_url, version
 from onestack.common.errors import BadRequest, NotFound
 from onestack.services.identity.context import ValidatedToken
@@ -82,32 +82,12 @@ RULES = {
 }
 
 
-def _denied(endpoint: str) -> Exception:
-    return forbidden(RULES.get(endpoint, endpoint))
-
-
-def reader(endpoint: Endpoint) -> Endpoint:
-    return guard("reader", _denied)(endpoint)
-
-
-def member(endpoint: Endpoint) -> Endpoint:
-    return guard("member", _denied)(endpoint)
-
-
-def admin(endpoint: Endpoint) -> Endpoint:
-    return guard("admin", _denied)(endpoint)
-
-
-def reads_and_writes(endpoint: Endpoint) -> Endpoint:
-    """GET for readers, every other method for members."""
-    return guard({"GET": "reader", "PUT": "member", "POST": "member", "DELETE": "member"},
-                 _denied)(endpoint)
-
-
-def reads_and_admin_writes(endpoint: Endpoint) -> Endpoint:
-    """GET for readers, every other method for administrators (types, QoS)."""
-    return guard({"GET": "reader", "PUT": "admin", "POST": "admin", "DELETE": "admin"},
-                 _denied)(endpoint)
+ACCESS = AccessLevels(forbidden, RULES)
+reader = ACCESS.reader
+member = ACCESS.member
+admin = ACCESS.admin
+reads_and_writes = ACCESS.reads_and_writes
+reads_and_admin_writes = ACCESS.reads_and_admin_writes
 
 
 def volumes(request: Request) -> Volumes:
