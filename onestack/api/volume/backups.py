@@ -18,13 +18,12 @@ from onestack.api.volume.common import (
     filters,
     links,
     member,
-    next_link,
     path_id,
     query_flag,
     reader,
-    sort_and_page,
     volumes,
 )
+from onestack.api.volume.listing import paged_list
 from onestack.api.volume.microversion import require, version
 from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models.volume_backups import VolumeBackup
@@ -78,22 +77,15 @@ async def _list(request: Request, detail: bool) -> Response:
     backups = service(request)
     wanted = filters(request)
     found = backups.list(ctx, wanted, all_tenants=query_flag(request, "all_tenants"))
-    page, more, total = sort_and_page(
-        request, found, SORT_KEYS,
-        lambda b, k: getattr(b, "name" if k == "display_name" else k), lambda b: b.id,
-        volumes(request).config.volume.max_limit)
-    if detail:
-        parents = backups.dependents([b.id for b in page])
-        items = [render_backup(request, b, ctx.is_admin, b.id in parents) for b in page]
-    else:
-        items = [render_summary(request, b) for b in page]
-    body: dict[str, Any] = {"backups": items}
-    if more and page:
-        body["backups_links"] = next_link(request, "backups/detail" if detail
-                                          else "backups", page[-1].id)
-    if version(request) >= (3, 45) and query_flag(request, "with_count"):
-        body["count"] = total
-    return json_response(body)
+
+    def render(page: list[VolumeBackup]) -> list[dict[str, Any]]:
+        if detail:
+            parents = backups.dependents([b.id for b in page])
+            return [render_backup(request, b, ctx.is_admin, b.id in parents) for b in page]
+        return [render_summary(request, b) for b in page]
+
+    return paged_list(request, "backups", detail, found, SORT_KEYS, render,
+                      volumes(request).config.volume.max_limit)
 
 
 async def list_backups(request: Request) -> Response:

@@ -14,14 +14,13 @@ from onestack.api.volume.common import (
     context,
     filters,
     member,
-    next_link,
     path_id,
     query_flag,
     reader,
     reads_and_writes,
-    sort_and_page,
     volumes,
 )
+from onestack.api.volume.listing import paged_list
 from onestack.api.volume.microversion import version
 from onestack.common.errors import BadRequest, Forbidden, NotFound
 from onestack.db.models import Snapshot
@@ -60,21 +59,12 @@ async def _list(request: Request, detail: bool) -> Response:
     service = volumes(request)
     found = service.list_snapshots(ctx, filters(request),
                                    all_tenants=query_flag(request, "all_tenants"))
-    page, more, total = sort_and_page(request, found, SORT_KEYS,
-                                      lambda s, k: getattr(s, "name" if k == "display_name"
-                                                           else k), lambda s: s.id,
-                                      service.config.volume.max_limit)
-    if detail:
-        items = [render_snapshot(request, s, ctx.is_admin) for s in page]
-    else:
-        items = [render_snapshot(request, s, ctx.is_admin, extended=False) for s in page]
-    body: dict[str, Any] = {"snapshots": items}
-    if more and page:
-        body["snapshots_links"] = next_link(
-            request, "snapshots/detail" if detail else "snapshots", page[-1].id)
-    if version(request) >= (3, 45) and query_flag(request, "with_count"):
-        body["count"] = total
-    return json_response(body)
+
+    def render(page: list[Snapshot]) -> list[dict[str, Any]]:
+        return [render_snapshot(request, s, ctx.is_admin, extended=detail) for s in page]
+
+    return paged_list(request, "snapshots", detail, found, SORT_KEYS, render,
+                      service.config.volume.max_limit)
 
 
 async def list_snapshots(request: Request) -> Response:

@@ -16,15 +16,14 @@ from onestack.api.volume.common import (
     filters,
     links,
     member,
-    next_link,
     path_id,
     query,
     query_flag,
     reader,
     reads_and_writes,
-    sort_and_page,
     volumes,
 )
+from onestack.api.volume.listing import paged_list, sort_value
 from onestack.api.volume.microversion import version
 from onestack.common.errors import BadRequest, Forbidden, NotFound
 from onestack.db.models import Volume, VolumeAttachment
@@ -140,27 +139,20 @@ async def _list(request: Request, detail: bool) -> Response:
     types = service.type_names()
 
     def key_of(vol: Volume, key: str) -> Any:
-        if key == "display_name":
-            return vol.name
         if key == "volume_type":
             return types.get(vol.volume_type_id or "")
-        return getattr(vol, key)
+        return sort_value(vol, key)
 
-    page, more, total = sort_and_page(request, found, SORT_KEYS, key_of, lambda v: v.id,
-                                      service.config.volume.max_limit)
-    if detail:
-        atts = service.volume_attachments([v.id for v in page])
-        items = [render_volume(request, v, atts[v.id], types, ctx.is_admin) for v in page]
-    else:
-        items = [{"id": v.id, "name": v.name, "links": links(request, "volumes", v.id)}
-                 for v in page]
-    body: dict[str, Any] = {"volumes": items}
-    if more and page:
-        body["volumes_links"] = next_link(request, "volumes/detail" if detail else "volumes",
-                                          page[-1].id)
-    if version(request) >= (3, 45) and query_flag(request, "with_count"):
-        body["count"] = total
-    return json_response(body)
+    def render(page: list[Volume]) -> list[dict[str, Any]]:
+        if detail:
+            atts = service.volume_attachments([v.id for v in page])
+            return [render_volume(request, v, atts[v.id], types, ctx.is_admin)
+                    for v in page]
+        return [{"id": v.id, "name": v.name, "links": links(request, "volumes", v.id)}
+                for v in page]
+
+    return paged_list(request, "volumes", detail, found, SORT_KEYS, render,
+                      service.config.volume.max_limit, key_of)
 
 
 async def list_volumes(request: Request) -> Response:
