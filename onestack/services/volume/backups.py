@@ -48,7 +48,7 @@ from onestack.services.volume.common import (
     check_string,
     find_snapshot,
     find_volume,
-    is_admin,
+    scope_to_caller,
     visible,
 )
 
@@ -140,13 +140,8 @@ class Backups:
     def list(self, ctx: Ctx, filters: dict[str, str], all_tenants: bool = False
              ) -> list[VolumeBackup]:
         with self.db.session() as session:
-            query = select(VolumeBackup)
-            project = filters.pop("project_id", None)
-            if not (is_admin(ctx) and all_tenants):
-                assert ctx is not None
-                query = query.where(VolumeBackup.project_id == ctx.project_id)
-            elif project:
-                query = query.where(VolumeBackup.project_id == project)
+            query = scope_to_caller(select(VolumeBackup), VolumeBackup.project_id, ctx,
+                                    all_tenants, filters.pop("project_id", None))
             found = list(session.scalars(query.order_by(VolumeBackup.created_at.desc())))
         out = []
         for backup in found:

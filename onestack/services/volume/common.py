@@ -4,9 +4,10 @@ what, and the states a volume moves through (docs/design/volumes.md)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from onestack.common.errors import BadRequest, Forbidden, NotFound, OneStackError
 from onestack.db.models import Snapshot, Volume
@@ -77,6 +78,22 @@ def check_project(ctx: Ctx, project_id: str | None) -> None:
 
 def visible(ctx: Ctx, project_id: str) -> bool:
     return is_admin(ctx) or (ctx is not None and ctx.project_id == project_id)
+
+
+Q = TypeVar("Q", bound="Select[Any]")
+
+
+def scope_to_caller(query: Q, project_column: InstrumentedAttribute[str], ctx: Ctx,
+                    all_tenants: bool, project: str | None = None) -> Q:
+    """A list's query cut to the rows the caller may list: its own project's; an
+    administrator asking for ``all_tenants`` gets every project's, or only
+    ``project``'s when a ``project_id`` filter names one."""
+    if not (is_admin(ctx) and all_tenants):
+        assert ctx is not None
+        return query.where(project_column == ctx.project_id)
+    if project:
+        return query.where(project_column == project)
+    return query
 
 
 def find_volume(session: Session, ctx: Ctx, volume_id: str,

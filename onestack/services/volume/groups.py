@@ -43,6 +43,7 @@ from onestack.services.volume.common import (
     check_string,
     field_error,
     is_admin,
+    scope_to_caller,
     visible,
 )
 from onestack.services.volume.hosts import op_matches
@@ -240,10 +241,8 @@ class Groups:
 
     def list_groups(self, ctx: Ctx, all_tenants: bool) -> list[tuple[VolumeGroup, list[str]]]:
         with self.db.session() as session:
-            query = select(VolumeGroup).order_by(VolumeGroup.created_at.desc())
-            if not (all_tenants and is_admin(ctx)):
-                assert ctx is not None
-                query = query.where(VolumeGroup.project_id == ctx.project_id)
+            query = scope_to_caller(select(VolumeGroup).order_by(
+                VolumeGroup.created_at.desc()), VolumeGroup.project_id, ctx, all_tenants)
             out = []
             for group in list(session.scalars(query)):
                 if self._refresh(session, group):
@@ -567,10 +566,8 @@ class GroupSnapshots:
 
     def list_snapshots(self, ctx: Ctx, all_tenants: bool) -> list[GroupSnapshot]:
         with self.db.session() as session:
-            query = select(GroupSnapshot).order_by(GroupSnapshot.created_at.desc())
-            if not (all_tenants and is_admin(ctx)):
-                assert ctx is not None
-                query = query.where(GroupSnapshot.project_id == ctx.project_id)
+            query = scope_to_caller(select(GroupSnapshot).order_by(
+                GroupSnapshot.created_at.desc()), GroupSnapshot.project_id, ctx, all_tenants)
             return [g for g in session.scalars(query) if self._refresh(session, g)]
 
     def create(self, ctx: Ctx, body: Any) -> GroupSnapshot:

@@ -61,6 +61,7 @@ from onestack.services.volume.common import (
     find_snapshot,
     find_volume,
     is_admin,
+    scope_to_caller,
     visible,
 )
 from onestack.services.volume.groups import Groups
@@ -349,13 +350,8 @@ class Volumes:
         """Volumes the caller may see, filtered (Cinder's exact-match filters, and
         ``name~``-style inexact ones from 3.34); sorting and paging are the API's."""
         with self.db.session() as session:
-            query = select(Volume)
-            project = filters.pop("project_id", None)
-            if not (is_admin(ctx) and all_tenants):
-                assert ctx is not None
-                query = query.where(Volume.project_id == ctx.project_id)
-            elif project:
-                query = query.where(Volume.project_id == project)
+            query = scope_to_caller(select(Volume), Volume.project_id, ctx, all_tenants,
+                                    filters.pop("project_id", None))
             volumes = list(session.scalars(query.order_by(Volume.created_at.desc())))
             types = dict(session.execute(select(VolumeType.id, VolumeType.name)).all())
         return [v for v in volumes if _matches(v, filters, types)]
@@ -973,13 +969,8 @@ class Volumes:
     def list_snapshots(self, ctx: Ctx, filters: dict[str, str], all_tenants: bool = False
                        ) -> list[Snapshot]:
         with self.db.session() as session:
-            query = select(Snapshot)
-            project = filters.pop("project_id", None)
-            if not (is_admin(ctx) and all_tenants):
-                assert ctx is not None
-                query = query.where(Snapshot.project_id == ctx.project_id)
-            elif project:
-                query = query.where(Snapshot.project_id == project)
+            query = scope_to_caller(select(Snapshot), Snapshot.project_id, ctx, all_tenants,
+                                    filters.pop("project_id", None))
             snaps = list(session.scalars(query.order_by(Snapshot.created_at.desc())))
         out = []
         for snap in snaps:

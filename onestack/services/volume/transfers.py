@@ -23,6 +23,7 @@ from onestack.services.volume.common import (
     check_string,
     find_volume,
     is_admin,
+    scope_to_caller,
 )
 
 if TYPE_CHECKING:
@@ -78,10 +79,8 @@ class Transfers:
 
     def list(self, ctx: Ctx, all_tenants: bool = False) -> list[VolumeTransfer]:
         with self.db.session() as session:
-            query = select(VolumeTransfer).order_by(VolumeTransfer.created_at)
-            if not (is_admin(ctx) and all_tenants):
-                assert ctx is not None
-                query = query.where(VolumeTransfer.project_id == ctx.project_id)
+            query = scope_to_caller(select(VolumeTransfer).order_by(
+                VolumeTransfer.created_at), VolumeTransfer.project_id, ctx, all_tenants)
             return list(session.scalars(query))
 
     def delete(self, ctx: Ctx, transfer_id: str) -> None:
