@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -560,17 +560,10 @@ class QemuDriver(HypervisorDriver):
                             f"Guest {uuid} has no free hot-plug slot for volume "
                             f"{disk.volume_id} (it has {len(ports)} volume(s) attached); "
                             "stop and start it to get more.")
-                    with contextlib.suppress(QmpError):  # a half-made earlier attempt
-                        qmp.execute("blockdev-del", {"node-name": node})
-                    qmp.execute("blockdev-add", _blockdev(disk, node))
-                    try:
-                        qmp.execute("device_add", {
-                            "driver": "virtio-blk-pci", "id": device, "drive": node,
-                            "bus": port, "serial": disk.serial})
-                    except QmpError:
-                        with contextlib.suppress(QmpError):
-                            qmp.execute("blockdev-del", {"node-name": node})
-                        raise
+                    _plug(qmp, ("blockdev-del", {"node-name": node}),
+                          ("blockdev-add", _blockdev(disk, node)),
+                          {"driver": "virtio-blk-pci", "id": device, "drive": node,
+                           "bus": port, "serial": disk.serial})
             except QmpError as exc:
                 raise self._error(uuid, f"Attaching volume {disk.volume_id} failed: "
                                   f"{exc}") from exc
@@ -589,25 +582,10 @@ class QemuDriver(HypervisorDriver):
                 return
             node, device = _volume_names(volume_id)
             if self._pid(uuid) is not None:
-                try:
-                    with self._qmp(uuid) as qmp:
-                        if volume_id in _plugged_volumes(qmp):
-                            try:
-                                qmp.execute("device_del", {"id": device})
-                            except QmpError as exc:
-                                if "in progress" not in str(exc):  # asked before
-                                    raise
-                            if qmp.wait_event("DEVICE_DELETED", timeout,
-                                              device=device) is None:
-                                raise HypervisorError(
-                                    f"Guest {uuid} did not release volume {volume_id} "
-                                    f"within {timeout:.0f} s (is it still booting, or "
-                                    "is the disk in use?)")
-                    with self._qmp(uuid) as qmp, contextlib.suppress(QmpError):
-                        qmp.execute("blockdev-del", {"node-name": node})
-                except QmpError as exc:
-                    raise self._error(uuid, f"Detaching volume {volume_id} failed: "
-                                      f"{exc}") from exc
+                self._unplug(uuid, device, lambda qmp: volume_id in _plugged_volumes(qmp),
+                             ("blockdev-del", {"node-name": node}), timeout,
+                             f"volume {volume_id}", " (is it still booting, or is the disk "
+                             "in use?)")
             ports = self._volume_ports(uuid)
             if ports.pop(volume_id, None) is not None:
                 _write_json(gdir / VOLUMES_FILE, ports)
@@ -689,6 +667,28 @@ class QemuDriver(HypervisorDriver):
                                 f"serial={_opt(disk.serial)}{where}{boot}"]
         return args
 
+    def _unplug(self, uuid: str, device: str, plugged: Callable[[QmpClient], bool],
+                backend_del: tuple[str, dict[str, Any]], timeout: float, what: str,
+                hint: str) -> None:
+        """Hot-unplug: ``device_del`` (when ``plugged`` says the device is there), wait
+        for ``DEVICE_DELETED`` (the guest let go of it), then delete its backend (a
+        block node, a netdev)."""
+        try:
+            with self._qmp(uuid) as qmp:
+                if plugged(qmp):
+                    try:
+                        qmp.execute("device_del", {"id": device})
+                    except QmpError as exc:
+                        if "in progress" not in str(exc):  # asked before
+                            raise
+                    if qmp.wait_event("DEVICE_DELETED", timeout, device=device) is None:
+                        raise HypervisorError(f"Guest {uuid} did not release {what} "
+                                              f"within {timeout:.0f} s{hint}")
+            with self._qmp(uuid) as qmp, contextlib.suppress(QmpError):
+                qmp.execute(*backend_del)
+        except QmpError as exc:
+            raise self._error(uuid, f"Detaching {what} failed: {exc}") from exc
+
     # --- interfaces ----------------------------------------------------------------------
 
     def attach_nic(self, uuid: str, nic: GuestNic) -> None:
@@ -714,19 +714,11 @@ class QemuDriver(HypervisorDriver):
                         raise HypervisorError(
                             f"Guest {uuid} has no free hot-plug slot for port {nic.port_id} "
                             f"(it has {len(slots)} NIC(s)); stop and start it to get more.")
-                    with contextlib.suppress(QmpError):  # a half-made earlier attempt
-                        qmp.execute("netdev_del", {"id": netdev})
-                    qmp.execute("netdev_add", {"type": "tap", "id": netdev,
-                                               "ifname": nic.tap, "script": "no",
-                                               "downscript": "no"})
-                    try:
-                        qmp.execute("device_add", {
-                            "driver": "virtio-net-pci", "id": device, "netdev": netdev,
-                            "mac": nic.mac, "bus": slot, "host_mtu": int(nic.mtu)})
-                    except QmpError:
-                        with contextlib.suppress(QmpError):
-                            qmp.execute("netdev_del", {"id": netdev})
-                        raise
+                    _plug(qmp, ("netdev_del", {"id": netdev}),
+                          ("netdev_add", {"type": "tap", "id": netdev, "ifname": nic.tap,
+                                          "script": "no", "downscript": "no"}),
+                          {"driver": "virtio-net-pci", "id": device, "netdev": netdev,
+                           "mac": nic.mac, "bus": slot, "host_mtu": int(nic.mtu)})
             except QmpError as exc:
                 raise self._error(uuid, f"Attaching port {nic.port_id} failed: {exc}") from exc
             slots[nic.port_id] = slot
@@ -743,24 +735,9 @@ class QemuDriver(HypervisorDriver):
                 return
             netdev, device = _nic_names(port_id)
             if self._pid(uuid) is not None:
-                try:
-                    with self._qmp(uuid) as qmp:
-                        if port_id in _plugged_nics(qmp):
-                            try:
-                                qmp.execute("device_del", {"id": device})
-                            except QmpError as exc:
-                                if "in progress" not in str(exc):  # asked before
-                                    raise
-                            if qmp.wait_event("DEVICE_DELETED", timeout,
-                                              device=device) is None:
-                                raise HypervisorError(
-                                    f"Guest {uuid} did not release port {port_id} within "
-                                    f"{timeout:.0f} s (is it still booting?)")
-                    with self._qmp(uuid) as qmp, contextlib.suppress(QmpError):
-                        qmp.execute("netdev_del", {"id": netdev})
-                except QmpError as exc:
-                    raise self._error(uuid, f"Detaching port {port_id} failed: "
-                                      f"{exc}") from exc
+                self._unplug(uuid, device, lambda qmp: port_id in _plugged_nics(qmp),
+                             ("netdev_del", {"id": netdev}), timeout, f"port {port_id}",
+                             " (is it still booting?)")
             slots = self._nic_ports(uuid)
             if slots.pop(port_id, None) is not None:
                 _write_json(gdir / NICS_FILE, slots)
@@ -1109,6 +1086,22 @@ class QemuDriver(HypervisorDriver):
         return None
 
 # --- NICs ----------------------------------------------------------------------------------
+
+
+def _plug(qmp: QmpClient, backend_del: tuple[str, dict[str, Any]],
+          backend_add: tuple[str, dict[str, Any]], device: dict[str, Any]) -> None:
+    """Hot-plug: add a device's backend (a block node, a netdev; first deleting what a
+    half-made earlier attempt left), then the device; the backend goes again if the
+    device cannot be added."""
+    with contextlib.suppress(QmpError):
+        qmp.execute(*backend_del)
+    qmp.execute(*backend_add)
+    try:
+        qmp.execute("device_add", device)
+    except QmpError:
+        with contextlib.suppress(QmpError):
+            qmp.execute(*backend_del)
+        raise
 
 
 def _nic_names(port_id: str) -> tuple[str, str]:
