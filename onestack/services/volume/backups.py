@@ -27,6 +27,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -102,18 +103,8 @@ class Backups:
             self._driver = load_driver(self.config)
         return self._driver
 
-    def _submit(self, fn: Any, *args: Any) -> None:
-        def run() -> None:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("backup task %s failed", getattr(fn, "__name__", fn))
-
-        future = self._executor.submit(run)
-        vols = self.volumes
-        with vols._pending_lock:
-            vols._pending.add(future)
-        future.add_done_callback(vols._forget)
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self.volumes.start_task(self._executor, "backup", fn, *args)
 
     # -- reading ------------------------------------------------------------------------
 

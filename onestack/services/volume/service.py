@@ -149,13 +149,21 @@ class Volumes:
         concurrent.futures.wait(pending, timeout=timeout)
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self.start_task(self._executor, "volume", fn, *args)
+
+    def start_task(self, executor: concurrent.futures.Executor, kind: str,
+                   fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` in one of ``executor``'s workers, a failure logged as a
+        ``kind`` task's (the task settles its rows itself); ``wait_idle`` waits for it.
+        The backup service's workers (a pool of their own, as a restore waits there
+        for a creation in this one) start their tasks here too."""
         def run() -> None:
             try:
                 fn(*args)
             except Exception:
-                log.exception("volume task %s failed", getattr(fn, "__name__", fn))
+                log.exception("%s task %s failed", kind, getattr(fn, "__name__", fn))
 
-        future = self._executor.submit(run)
+        future = executor.submit(run)
         with self._pending_lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
