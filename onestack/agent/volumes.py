@@ -18,7 +18,8 @@ the instance has volumes, so a report the server lost is made good.
 
 Connection info (Cinder's ``driver_volume_type`` and ``data``) becomes the
 hypervisor's ``GuestDisk`` here: ``file`` (a qcow2 or raw file on this host) or
-``rbd`` (``pool/image``, opened by QEMU's own RBD client).
+``rbd`` (``pool/image``, opened by QEMU's own RBD client), with the front-end QoS
+limits of ``data.qos_specs`` as its ``io_limits`` (the hypervisor throttles the disk).
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ from onestack.drivers.hypervisor.base import (
     PowerState,
 )
 from onestack.hostlink.interfaces import HostToServer
-from onestack.hostlink.types import DesiredInstance, VolumeAttachment, VolumeDisk
+from onestack.hostlink.types import (
+    DesiredInstance,
+    VolumeAttachment,
+    VolumeDisk,
+    front_end_limits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +56,19 @@ def guest_disk(volume_id: str, connection: dict[str, Any],
     kind = connection.get("driver_volume_type", "")
     data = connection.get("data") or {}
     read_only = data.get("access_mode") == "ro"
+    limits = front_end_limits(connection)
     if kind == "rbd":
         return GuestDisk(kind="rbd", source=str(data["name"]), format="raw",
                          boot_index=boot_index, user=str(data.get("auth_username") or ""),
                          read_only=read_only, volume_id=volume_id,
-                         conf=str(data.get("conf") or ""))
+                         conf=str(data.get("conf") or ""), io_limits=limits)
     if kind in ("file", "local", "fake"):  # fake: the fake backend's, for tests
         path = data.get("path") or data.get("device_path")
         if not path:
             raise HypervisorError(f"Volume {volume_id}: its connection info has no path")
         return GuestDisk(kind="file", source=str(path), format=str(data.get("format", "raw")),
-                         boot_index=boot_index, read_only=read_only, volume_id=volume_id)
+                         boot_index=boot_index, read_only=read_only, volume_id=volume_id,
+                         io_limits=limits)
     raise HypervisorError(f"Volume {volume_id}: this host cannot attach a "
                           f"{kind or 'untyped'} volume.")
 

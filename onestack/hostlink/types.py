@@ -51,10 +51,40 @@ class RbdDisk:
     kind: Literal["rbd"] = "rbd"
 
 
+#: Cinder's front-end QoS keys (a spec whose ``consumer`` is ``front-end`` or ``both``):
+#: what the host applies as I/O limits on a volume's disk (per second; ``*_max``: the
+#: burst; ``size_iops_sec``: the size one I/O counts as). 0 is no limit.
+FRONT_END_QOS_KEYS: tuple[str, ...] = (
+    "total_bytes_sec", "read_bytes_sec", "write_bytes_sec",
+    "total_iops_sec", "read_iops_sec", "write_iops_sec",
+    "total_bytes_sec_max", "read_bytes_sec_max", "write_bytes_sec_max",
+    "total_iops_sec_max", "read_iops_sec_max", "write_iops_sec_max",
+    "size_iops_sec")
+#: The largest limit a host accepts (QEMU's throttle maximum, 1e15).
+QOS_VALUE_MAX = 10 ** 15
+
+
+def front_end_limits(connection: dict[str, Any]) -> dict[str, int]:
+    """The I/O limits in a volume's connection info (``data.qos_specs``, which the
+    volume service fills from the volume type's front-end QoS specs): the known keys
+    with a positive integer value (the API refuses other values; what an older record
+    holds that is not one is left out), others (back-end keys) ignored."""
+    specs = (connection.get("data") or {}).get("qos_specs") or {}
+    limits: dict[str, int] = {}
+    for key in FRONT_END_QOS_KEYS:
+        value = specs.get(key) if isinstance(specs, dict) else None
+        text = str(value).strip() if isinstance(value, (str, int)) \
+            and not isinstance(value, bool) else ""
+        if text.isdigit() and 0 < int(text) <= QOS_VALUE_MAX:
+            limits[key] = int(text)
+    return limits
+
+
 @dataclass
 class VolumeDisk:
     """A block-storage volume attached to the instance; ``connection`` is the volume
-    service's connection info (``driver_volume_type`` and its ``data``)."""
+    service's connection info (``driver_volume_type`` and its ``data``, whose
+    ``qos_specs`` carry the front-end I/O limits, ``front_end_limits``)."""
 
     volume_id: str
     attachment_id: str

@@ -60,6 +60,11 @@ class GuestDisk:
     #: rbd only: a ``ceph.conf`` (monitors, keyring) for QEMU's RBD client; empty:
     #: librbd's default search.
     conf: str = ""
+    #: A volume's front-end QoS: Cinder's key (``write_bytes_sec``, ``total_iops_sec``,
+    #: their ``*_max`` bursts, ``size_iops_sec``; ``FRONT_END_QOS_KEYS``) -> a positive
+    #: limit. The driver throttles the disk's I/O to them (a hypervisor that cannot
+    #: throttle, ``volume_io_limits`` raises, attaches it without); empty: no limit.
+    io_limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def serial(self) -> str:
@@ -222,6 +227,12 @@ class HypervisorDriver(abc.ABC):
         """The volumes attached to the guest (by id) and the size in bytes the guest
         sees for each; {} for an unknown guest."""
         return {}
+
+    def volume_io_limits(self, uuid: str) -> dict[str, dict[str, int]]:
+        """Each attached volume (by id) and the I/O limits (``GuestDisk.io_limits``'s
+        keys) its disk is throttled to, as the hypervisor has them; {} for an unknown
+        guest."""
+        raise HypervisorError(f"The {self.name} hypervisor cannot throttle volumes")
 
     def resize_volume(self, uuid: str, volume_id: str, size_bytes: int) -> None:
         """Grow an attached volume to ``size_bytes`` and tell the guest (a no-op if it

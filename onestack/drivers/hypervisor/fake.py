@@ -100,8 +100,7 @@ class FakeDriver(HypervisorDriver):
                              "nics": [nic.port_id for nic in spec.nics],
                              "macs": [nic.mac for nic in spec.nics]}
             # The volumes it starts with; a volume's size is its file's, else 1 GiB.
-            guest["volumes"] = {d.volume_id: {"source": d.source, "serial": d.serial,
-                                              "size": _fake_size(d)}
+            guest["volumes"] = {d.volume_id: _fake_volume(d)
                                 for d in spec.disks if d.volume_id}
         guest["boots"] += 1
         guest["state"] = int(PowerState.RUNNING)
@@ -278,10 +277,10 @@ class FakeDriver(HypervisorDriver):
             volumes = guest.setdefault("volumes", {})
             if disk.volume_id in volumes:
                 return
-            volumes[disk.volume_id] = {"source": disk.source, "serial": disk.serial,
-                                       "size": _fake_size(disk)}
+            volumes[disk.volume_id] = _fake_volume(disk)
             guest["spec"]["disks"].append(f"{disk.kind}:{disk.source}")
-            self._log(uuid, f"virtio-blk {disk.serial} attached")
+            self._log(uuid, f"virtio-blk {disk.serial} attached"
+                            + (f" throttled {_limits_text(disk)}" if disk.io_limits else ""))
             self._save()
 
     def detach_volume(self, uuid: str, volume_id: str, timeout: float = 30.0) -> None:
@@ -302,6 +301,13 @@ class FakeDriver(HypervisorDriver):
             if guest is None or guest["state"] not in (PowerState.RUNNING, PowerState.PAUSED):
                 return {}
             return {v: int(info["size"]) for v, info in guest.get("volumes", {}).items()}
+
+    def volume_io_limits(self, uuid: str) -> dict[str, dict[str, int]]:
+        """Volume id -> the I/O limits its disk got (fake only, for tests)."""
+        with self._lock:
+            guest = self._get(uuid) or {}
+            return {v: dict(info.get("io_limits") or {})
+                    for v, info in guest.get("volumes", {}).items()}
 
     def resize_volume(self, uuid: str, volume_id: str, size_bytes: int) -> None:
         with self._lock:
@@ -368,3 +374,14 @@ def _fake_size(disk: GuestDisk) -> int:
         return os.stat(disk.source).st_size if disk.kind == "file" else 1 << 30
     except OSError:
         return 1 << 30
+
+
+def _fake_volume(disk: GuestDisk) -> dict[str, Any]:
+    """What the fake guest keeps of a volume: where it is, its serial and size, and the
+    I/O limits a real driver would throttle it to (tests read them)."""
+    return {"source": disk.source, "serial": disk.serial, "size": _fake_size(disk),
+            "io_limits": dict(disk.io_limits)}
+
+
+def _limits_text(disk: GuestDisk) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(disk.io_limits.items()))

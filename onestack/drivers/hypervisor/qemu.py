@@ -538,7 +538,9 @@ class QemuDriver(HypervisorDriver):
     def attach_volume(self, uuid: str, disk: GuestDisk) -> None:
         """``blockdev-add`` the volume's node, then ``device_add`` a virtio-blk-pci on a
         free root port with the volume's serial; the spec file gains the disk so a
-        restart keeps it."""
+        restart keeps it. A disk with ``io_limits`` first gets its ``throttle-group``
+        (``object-add``), and its node sits under a ``throttle`` filter node in that
+        group, which the device opens."""
         if not disk.volume_id:
             raise HypervisorError("Only a volume (a disk with a volume id) can be hot-plugged")
         with self._guest_lock(uuid):
@@ -560,10 +562,24 @@ class QemuDriver(HypervisorDriver):
                             f"Guest {uuid} has no free hot-plug slot for volume "
                             f"{disk.volume_id} (it has {len(ports)} volume(s) attached); "
                             "stop and start it to get more.")
-                    _plug(qmp, ("blockdev-del", {"node-name": node}),
-                          ("blockdev-add", _blockdev(disk, node)),
-                          {"driver": "virtio-blk-pci", "id": device, "drive": node,
-                           "bus": port, "serial": disk.serial})
+                    top, blockdev = _volume_blockdev(disk)
+                    group = _throttle_group(disk)
+                    if group is not None:
+                        with contextlib.suppress(QmpError):  # a half-made attempt's
+                            qmp.execute("blockdev-del", {"node-name": top})
+                        with contextlib.suppress(QmpError):
+                            qmp.execute("object-del", {"id": group["id"]})
+                        qmp.execute("object-add", group)
+                    try:
+                        _plug(qmp, ("blockdev-del", {"node-name": top}),
+                              ("blockdev-add", blockdev),
+                              {"driver": "virtio-blk-pci", "id": device, "drive": top,
+                               "bus": port, "serial": disk.serial})
+                    except QmpError:
+                        if group is not None:
+                            with contextlib.suppress(QmpError):
+                                qmp.execute("object-del", {"id": group["id"]})
+                        raise
             except QmpError as exc:
                 raise self._error(uuid, f"Attaching volume {disk.volume_id} failed: "
                                   f"{exc}") from exc
@@ -575,15 +591,19 @@ class QemuDriver(HypervisorDriver):
     def detach_volume(self, uuid: str, volume_id: str,
                       timeout: float = DETACH_TIMEOUT) -> None:
         """``device_del``, wait for ``DEVICE_DELETED`` (the guest released it), then
-        ``blockdev-del``; the spec file loses the disk."""
+        ``blockdev-del`` (of its throttle node, if it has one, then of its node) and
+        ``object-del`` of its throttle group; the spec file loses the disk."""
         with self._guest_lock(uuid):
             gdir = self._dir(uuid)
             if not gdir.is_dir():
                 return
             node, device = _volume_names(volume_id)
+            throttle, group = _throttle_names(volume_id)
             if self._pid(uuid) is not None:
                 self._unplug(uuid, device, lambda qmp: volume_id in _plugged_volumes(qmp),
-                             ("blockdev-del", {"node-name": node}), timeout,
+                             [("blockdev-del", {"node-name": throttle}),
+                              ("blockdev-del", {"node-name": node}),
+                              ("object-del", {"id": group})], timeout,
                              f"volume {volume_id}", " (is it still booting, or is the disk "
                              "in use?)")
             ports = self._volume_ports(uuid)
@@ -602,6 +622,27 @@ class QemuDriver(HypervisorDriver):
         except QmpError as exc:
             raise HypervisorError(f"Cannot list the volumes of guest {uuid}: {exc}") from exc
 
+    def volume_io_limits(self, uuid: str) -> dict[str, dict[str, int]]:
+        """From QMP: each attached volume's I/O limits as its throttle group holds them
+        (``qom-get /objects/<group> limits``, in Cinder's keys); {} for one without."""
+        if self._pid(uuid) is None:
+            return {}
+        out: dict[str, dict[str, int]] = {}
+        back = {qemu: cinder for cinder, qemu in THROTTLE_LIMITS.items()}
+        try:
+            with self._qmp(uuid) as qmp:
+                for volume_id, root in _volume_roots(qmp).items():
+                    throttle, group = _throttle_names(volume_id)
+                    limits = qmp.execute("qom-get", {"path": f"/objects/{group}",
+                                                     "property": "limits"}) \
+                        if root == throttle else {}
+                    out[volume_id] = {back[k]: int(v) for k, v in limits.items()
+                                      if k in back and v}
+        except QmpError as exc:
+            raise HypervisorError(f"Cannot read the volume limits of guest {uuid}: "
+                                  f"{exc}") from exc
+        return out
+
     def resize_volume(self, uuid: str, volume_id: str, size_bytes: int) -> None:
         """``block_resize`` of the volume's node: QEMU grows the file (or the RBD
         image) and the guest's virtio-blk sees a capacity change."""
@@ -615,7 +656,9 @@ class QemuDriver(HypervisorDriver):
                                               f"guest {uuid}")
                     if current >= size_bytes:
                         return
-                    qmp.execute("block_resize", {"node-name": node, "size": size_bytes})
+                    # the device's node (a throttle filter's truncate reaches the file)
+                    top = _volume_roots(qmp).get(volume_id, node)
+                    qmp.execute("block_resize", {"node-name": top, "size": size_bytes})
             except QmpError as exc:
                 raise self._error(uuid, f"Resizing volume {volume_id} failed: {exc}") from exc
         log.info("guest %s: volume %s grown to %d bytes", uuid, volume_id, size_bytes)
@@ -647,9 +690,10 @@ class QemuDriver(HypervisorDriver):
         _write_json(path, spec_to_json(spec))
 
     def _volume_args(self, spec: GuestSpec) -> list[str]:
-        """The hot-plug root ports, and each volume as a ``-blockdev`` node and a
-        virtio-blk-pci with its serial: a volume the guest boots from on the root bus,
-        the others on root ports (so they can be unplugged)."""
+        """The hot-plug root ports, and each volume as a ``-blockdev`` node (under a
+        ``throttle`` node and its ``-object throttle-group`` when it has I/O limits) and
+        a virtio-blk-pci with its serial: a volume the guest boots from on the root
+        bus, the others on root ports (so they can be unplugged)."""
         args: list[str] = []
         for i, port in enumerate(_port_ids(_hotplug_port_count(spec))):
             args += ["-device", f"pcie-root-port,id={port},chassis={i + 1}"]
@@ -659,20 +703,25 @@ class QemuDriver(HypervisorDriver):
                 continue
             if disk.kind == "file" and not Path(disk.source).exists():
                 raise HypervisorError(f"Volume {disk.volume_id}: {disk.source} does not exist")
-            node, device = _volume_names(disk.volume_id)
-            args += ["-blockdev", json.dumps(_blockdev(disk, node), sort_keys=True)]
+            _, device = _volume_names(disk.volume_id)
+            top, blockdev = _volume_blockdev(disk)
+            group = _throttle_group(disk)
+            if group is not None:
+                args += ["-object", json.dumps(group, sort_keys=True)]
+            args += ["-blockdev", json.dumps(blockdev, sort_keys=True)]
             where = f",bus={ports[disk.volume_id]}" if disk.volume_id in ports else ""
             boot = f",bootindex={disk.boot_index}" if disk.boot_index is not None else ""
-            args += ["-device", f"virtio-blk-pci,id={device},drive={node},"
+            args += ["-device", f"virtio-blk-pci,id={device},drive={top},"
                                 f"serial={_opt(disk.serial)}{where}{boot}"]
         return args
 
     def _unplug(self, uuid: str, device: str, plugged: Callable[[QmpClient], bool],
-                backend_del: tuple[str, dict[str, Any]], timeout: float, what: str,
+                backend_del: list[tuple[str, dict[str, Any]]], timeout: float, what: str,
                 hint: str) -> None:
         """Hot-unplug: ``device_del`` (when ``plugged`` says the device is there), wait
-        for ``DEVICE_DELETED`` (the guest let go of it), then delete its backend (a
-        block node, a netdev)."""
+        for ``DEVICE_DELETED`` (the guest let go of it), then delete its backend (block
+        nodes and a throttle group, a netdev): each command in turn, one that finds
+        nothing to delete is no error."""
         try:
             with self._qmp(uuid) as qmp:
                 if plugged(qmp):
@@ -684,8 +733,10 @@ class QemuDriver(HypervisorDriver):
                     if qmp.wait_event("DEVICE_DELETED", timeout, device=device) is None:
                         raise HypervisorError(f"Guest {uuid} did not release {what} "
                                               f"within {timeout:.0f} s{hint}")
-            with self._qmp(uuid) as qmp, contextlib.suppress(QmpError):
-                qmp.execute(*backend_del)
+            with self._qmp(uuid) as qmp:
+                for command in backend_del:
+                    with contextlib.suppress(QmpError):
+                        qmp.execute(*command)
         except QmpError as exc:
             raise self._error(uuid, f"Detaching {what} failed: {exc}") from exc
 
@@ -736,7 +787,7 @@ class QemuDriver(HypervisorDriver):
             netdev, device = _nic_names(port_id)
             if self._pid(uuid) is not None:
                 self._unplug(uuid, device, lambda qmp: port_id in _plugged_nics(qmp),
-                             ("netdev_del", {"id": netdev}), timeout, f"port {port_id}",
+                             [("netdev_del", {"id": netdev})], timeout, f"port {port_id}",
                              " (is it still booting?)")
             slots = self._nic_ports(uuid)
             if slots.pop(port_id, None) is not None:
@@ -1200,19 +1251,72 @@ def _blockdev(disk: GuestDisk, node: str) -> dict[str, Any]:
             "file": protocol}
 
 
-def _plugged_volumes(qmp: QmpClient) -> dict[str, int]:
-    """Volume id -> size in bytes of every volume device the guest has (``query-block``:
-    a device added with ``drive=<node>`` shows as ``/machine/peripheral/<id>/...``)."""
-    found: dict[str, int] = {}
+def _throttle_names(volume_id: str) -> tuple[str, str]:
+    """(throttle node name, throttle group id) of a volume with I/O limits."""
+    digits = volume_id.replace("-", "")
+    return "thr" + digits[:28], "qos" + digits
+
+
+#: Cinder's front-end QoS keys -> QEMU's throttle limits (``ThrottleLimits``).
+THROTTLE_LIMITS = {
+    "total_bytes_sec": "bps-total", "read_bytes_sec": "bps-read",
+    "write_bytes_sec": "bps-write", "total_iops_sec": "iops-total",
+    "read_iops_sec": "iops-read", "write_iops_sec": "iops-write",
+    "total_bytes_sec_max": "bps-total-max", "read_bytes_sec_max": "bps-read-max",
+    "write_bytes_sec_max": "bps-write-max", "total_iops_sec_max": "iops-total-max",
+    "read_iops_sec_max": "iops-read-max", "write_iops_sec_max": "iops-write-max",
+    "size_iops_sec": "iops-size",
+}
+
+
+def _throttle_group(disk: GuestDisk) -> dict[str, Any] | None:
+    """The ``object-add`` (and ``-object``) arguments of a volume's throttle group, or
+    None when it has no I/O limits."""
+    limits = {THROTTLE_LIMITS[k]: int(v) for k, v in disk.io_limits.items()
+              if k in THROTTLE_LIMITS and int(v) > 0}
+    if not limits:
+        return None
+    return {"qom-type": "throttle-group", "id": _throttle_names(disk.volume_id)[1],
+            "limits": limits}
+
+
+def _volume_blockdev(disk: GuestDisk) -> tuple[str, dict[str, Any]]:
+    """(the node the device opens, its ``blockdev-add`` arguments): the volume's node,
+    or a ``throttle`` node in the volume's throttle group over it (one tree: deleting
+    the throttle node deletes the volume's node too)."""
+    node, _ = _volume_names(disk.volume_id)
+    blockdev = _blockdev(disk, node)
+    if _throttle_group(disk) is None:
+        return node, blockdev
+    throttle, group = _throttle_names(disk.volume_id)
+    return throttle, {"driver": "throttle", "node-name": throttle, "throttle-group": group,
+                      "read-only": disk.read_only, "file": blockdev}
+
+
+def _volume_backends(qmp: QmpClient) -> dict[str, dict[str, Any]]:
+    """Volume id -> ``query-block``'s ``inserted`` of every volume device the guest has
+    (a device added with ``drive=<node>`` shows as ``/machine/peripheral/<id>/...``)."""
+    found: dict[str, dict[str, Any]] = {}
     prefix = f"/machine/peripheral/{VOLUME_DEVICE_PREFIX}"
     for backend in qmp.execute("query-block"):
         qdev = str(backend.get("qdev", ""))
         if not qdev.startswith(prefix):
             continue
-        volume_id = qdev[len(prefix):].split("/", 1)[0]
-        image = (backend.get("inserted") or {}).get("image") or {}
-        found[volume_id] = int(image.get("virtual-size", 0))
+        found[qdev[len(prefix):].split("/", 1)[0]] = backend.get("inserted") or {}
     return found
+
+
+def _plugged_volumes(qmp: QmpClient) -> dict[str, int]:
+    """Volume id -> size in bytes of every volume device the guest has."""
+    return {volume_id: int((inserted.get("image") or {}).get("virtual-size", 0))
+            for volume_id, inserted in _volume_backends(qmp).items()}
+
+
+def _volume_roots(qmp: QmpClient) -> dict[str, str]:
+    """Volume id -> the node its device opens (its throttle node, or its own)."""
+    return {volume_id: str(inserted["node-name"])
+            for volume_id, inserted in _volume_backends(qmp).items()
+            if inserted.get("node-name")}
 
 
 def probe_kvm(binary: str, target: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:

@@ -1,7 +1,15 @@
-"""Volume types (with extra specs and project access) and QoS specs (stored and shown,
-not enforced). A type's ``volume_backend_name`` extra spec picks the backend its
-volumes are made on; ``multiattach: "<is> True"`` lets its volumes be attached to more
-than one server."""
+"""Volume types (with extra specs and project access) and QoS specs. A type's
+``volume_backend_name`` extra spec picks the backend its volumes are made on;
+``multiattach: "<is> True"`` lets its volumes be attached to more than one server.
+
+QoS specs: a spec whose ``consumer`` is ``front-end`` or ``both`` reaches the host in
+the attachment's ``connection_info.data.qos_specs`` and is applied there as I/O
+throttling of the volume's disk (``FRONT_END_QOS_KEYS``; docs/volume.md). Cinder
+stores any string; a value the host could not apply (not a non-negative integer, over
+QEMU's 1e15, a total limit beside a read or write one, a burst without its rate or
+under it) is refused here, on create and update, rather than failing the attach later.
+``back-end`` specs are stored and shown only: this cloud's backends have no QoS.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from sqlalchemy.orm import Session
 from onestack.common.errors import BadRequest, Conflict, NotFound
 from onestack.db import Database
 from onestack.db.models import QosSpecs, Volume, VolumeType, VolumeTypeProject, utcnow
+from onestack.hostlink.types import FRONT_END_QOS_KEYS, QOS_VALUE_MAX
 from onestack.services.volume.common import (
     UUID_RE,
     Ctx,
@@ -23,6 +32,50 @@ from onestack.services.volume.common import (
     field_error,
     is_admin,
 )
+
+QOS_CONSUMERS = ("front-end", "back-end", "both")
+
+
+def _qos_error(reason: str) -> BadRequest:
+    return BadRequest(f"Invalid QoS specification detected: {reason}")
+
+
+def check_qos_consumer(consumer: Any) -> str:
+    if consumer not in QOS_CONSUMERS:
+        raise BadRequest(f"Invalid input received: consumer {consumer!r} must be one "
+                         "of front-end, back-end or both.")
+    return str(consumer)
+
+
+def check_qos_values(specs: dict[str, str]) -> None:
+    """The I/O limit keys of ``specs`` (a whole spec, after an update) are what a host
+    can apply: non-negative integers (0: no limit) up to ``QOS_VALUE_MAX``; a total
+    limit not beside a read or write one of the same kind; a ``*_max`` burst only with
+    its rate, and not under it."""
+    values: dict[str, int] = {}
+    for key in FRONT_END_QOS_KEYS:
+        if key not in specs:
+            continue
+        text = str(specs[key]).strip()
+        if not text.isdigit() or int(text) > QOS_VALUE_MAX:
+            raise _qos_error(f"{key} must be an integer from 0 to {QOS_VALUE_MAX}, not "
+                             f"{specs[key]!r}.")
+        values[key] = int(text)
+    for unit in ("bytes", "iops"):
+        for suffix in ("", "_max"):
+            total = values.get(f"total_{unit}_sec{suffix}", 0)
+            split = [d for d in ("read", "write") if values.get(f"{d}_{unit}_sec{suffix}")]
+            if total and split:
+                raise _qos_error(f"total_{unit}_sec{suffix} cannot be used with "
+                                 f"{split[0]}_{unit}_sec{suffix}.")
+        for direction in ("total", "read", "write"):
+            rate = values.get(f"{direction}_{unit}_sec", 0)
+            burst = values.get(f"{direction}_{unit}_sec_max", 0)
+            if burst and not rate:
+                raise _qos_error(f"{direction}_{unit}_sec_max needs {direction}_{unit}_sec.")
+            if burst and burst < rate:
+                raise _qos_error(f"{direction}_{unit}_sec_max ({burst}) cannot be lower "
+                                 f"than {direction}_{unit}_sec ({rate}).")
 
 
 def is_multiattach(volume_type: VolumeType | None) -> bool:
@@ -171,7 +224,7 @@ class VolumeTypes:
                                    f"{project_id} combination.")
                 session.delete(row)
 
-    # -- QoS specs (stored only) ------------------------------------------------------
+    # -- QoS specs ------------------------------------------------------
 
     def find_qos(self, session: Session, qos_id: str) -> QosSpecs:
         qos = session.get(QosSpecs, qos_id) if UUID_RE.match(qos_id) else None
@@ -190,11 +243,9 @@ class VolumeTypes:
     def create_qos(self, body: dict[str, Any]) -> QosSpecs:
         body = dict(body)
         name = check_string(body.pop("name", None), "qos_specs/name", allow_none=False)
-        consumer = body.pop("consumer", "back-end")
-        if consumer not in ("front-end", "back-end", "both"):
-            raise BadRequest(f"Invalid input received: consumer {consumer!r} must be one "
-                             "of front-end, back-end or both.")
+        consumer = check_qos_consumer(body.pop("consumer", "back-end"))
         specs = check_metadata(body, "qos_specs")
+        check_qos_values(specs)
         with self.db.session() as session:
             if session.scalar(select(QosSpecs).where(QosSpecs.name == name)):
                 raise Conflict(f"QoS Specs {name} already exists.")
@@ -204,10 +255,18 @@ class VolumeTypes:
         return qos
 
     def set_qos_keys(self, qos_id: str, specs: Any) -> dict[str, str]:
+        """Cinder's update: the keys are set (``consumer`` changes the consumer); the
+        whole spec must still be valid."""
         specs = check_metadata(specs, "qos_specs")
+        consumer = check_qos_consumer(specs.pop("consumer")) if "consumer" in specs \
+            else None
         with self.db.session() as session:
             qos = self.find_qos(session, qos_id)
-            qos.specs = {**(qos.specs or {}), **specs}
+            merged = {**(qos.specs or {}), **specs}
+            check_qos_values(merged)
+            qos.specs = merged
+            if consumer is not None:
+                qos.consumer = consumer
             return dict(qos.specs)
 
     def delete_qos_keys(self, qos_id: str, keys: Any) -> None:
