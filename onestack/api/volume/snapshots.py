@@ -21,8 +21,9 @@ from onestack.api.volume.common import (
     volumes,
 )
 from onestack.api.volume.listing import paged_list
+from onestack.api.volume.metadata import metadata_answer, metadata_item_answer
 from onestack.api.volume.microversion import version
-from onestack.common.errors import BadRequest, Forbidden, NotFound
+from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models import Snapshot
 from onestack.services.volume.common import field_error
 
@@ -118,37 +119,22 @@ async def snapshot_metadata(request: Request) -> Response:
     snapshot_id = path_id(request, "snapshot_id")
     service = volumes(request)
     snap = service.get_snapshot(ctx, snapshot_id)
-    if request.method == "GET":
-        return json_response({"metadata": dict(snap.metadata_ or {})})
-    body = await read_json(request)
-    if "metadata" not in body:
-        raise field_error("metadata", body, "'metadata' is a required property")
-    meta = service.set_snapshot_metadata(ctx, snapshot_id, body["metadata"],
-                                         replace=request.method == "PUT")
-    return json_response({"metadata": meta})
+    return await metadata_answer(
+        request, snap.metadata_,
+        lambda meta, replace: service.set_snapshot_metadata(ctx, snapshot_id, meta,
+                                                            replace=replace))
 
 
 async def snapshot_metadata_item(request: Request) -> Response:
     ctx = context(request)
     snapshot_id = path_id(request, "snapshot_id")
-    key = path_id(request, "key")
     service = volumes(request)
     snap = service.get_snapshot(ctx, snapshot_id)
-    if request.method == "GET":
-        if key not in (snap.metadata_ or {}):
-            raise NotFound(f"Snapshot {snapshot_id} has no metadata with key {key}.")
-        return json_response({"meta": {key: snap.metadata_[key]}})
-    if request.method == "DELETE":
-        service.delete_snapshot_metadata_key(ctx, snapshot_id, key)
-        return Response(status_code=200)
-    body = await read_json(request)
-    meta = body.get("meta")
-    if not isinstance(meta, dict) or len(meta) != 1:
-        raise BadRequest("Malformed request body: 'meta' must hold exactly one item.")
-    if key not in meta:
-        raise BadRequest("Request body and URI mismatch")
-    service.set_snapshot_metadata(ctx, snapshot_id, meta, replace=False)
-    return json_response({"meta": meta})
+    return await metadata_item_answer(
+        request, f"Snapshot {snapshot_id}", snap.metadata_,
+        lambda meta, replace: service.set_snapshot_metadata(ctx, snapshot_id, meta,
+                                                            replace=replace),
+        lambda key: service.delete_snapshot_metadata_key(ctx, snapshot_id, key))
 
 
 async def snapshot_action(request: Request) -> Response:

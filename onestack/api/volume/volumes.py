@@ -24,8 +24,9 @@ from onestack.api.volume.common import (
     volumes,
 )
 from onestack.api.volume.listing import paged_list, sort_value
+from onestack.api.volume.metadata import metadata_answer, metadata_item_answer
 from onestack.api.volume.microversion import version
-from onestack.common.errors import BadRequest, Forbidden, NotFound
+from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models import Volume, VolumeAttachment
 from onestack.services.volume.common import NotImplementedFault, check_bool, field_error
 
@@ -375,37 +376,20 @@ async def volume_metadata(request: Request) -> Response:
     volume_id = path_id(request, "volume_id")
     service = volumes(request)
     vol = service.get_volume(ctx, volume_id)
-    if request.method == "GET":
-        return json_response({"metadata": dict(vol.metadata_ or {})})
-    body = await read_json(request)
-    if "metadata" not in body:
-        raise field_error("metadata", body, "'metadata' is a required property")
-    meta = service.set_metadata(ctx, volume_id, body["metadata"],
-                                replace=request.method == "PUT")
-    return json_response({"metadata": meta})
+    return await metadata_answer(
+        request, vol.metadata_,
+        lambda meta, replace: service.set_metadata(ctx, volume_id, meta, replace=replace))
 
 
 async def volume_metadata_item(request: Request) -> Response:
     ctx = context(request)
     volume_id = path_id(request, "volume_id")
-    key = path_id(request, "key")
     service = volumes(request)
     vol = service.get_volume(ctx, volume_id)
-    if request.method == "GET":
-        if key not in (vol.metadata_ or {}):
-            raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
-        return json_response({"meta": {key: vol.metadata_[key]}})
-    if request.method == "DELETE":
-        service.delete_metadata_key(ctx, volume_id, key)
-        return Response(status_code=200)
-    body = await read_json(request)
-    meta = body.get("meta")
-    if not isinstance(meta, dict) or len(meta) != 1:
-        raise BadRequest("Malformed request body: 'meta' must hold exactly one item.")
-    if key not in meta:
-        raise BadRequest("Request body and URI mismatch")
-    service.set_metadata(ctx, volume_id, meta, replace=False)
-    return json_response({"meta": meta})
+    return await metadata_item_answer(
+        request, f"Volume {volume_id}", vol.metadata_,
+        lambda meta, replace: service.set_metadata(ctx, volume_id, meta, replace=replace),
+        lambda key: service.delete_metadata_key(ctx, volume_id, key))
 
 
 routes = [
