@@ -224,6 +224,27 @@ def test_volume_attach_and_detach(link: Link) -> None:
     assert f"virtio-blk {vol['id'][:20]} detached" in output
 
 
+def test_volume_qos_limits_cross_to_the_host(link: Link) -> None:
+    """A front-end QoS spec on the volume's type travels in the attachment's connection
+    info to the host, whose hypervisor throttles the disk (the fake says so on the
+    console)."""
+    from tests.api.volume_helpers import VolumeClient
+
+    body = booted(link)
+    volumes = VolumeClient(link.cloud)
+    vt = volumes.ok("POST", "/types", json={"volume_type": {"name": "slow"}})["volume_type"]
+    qos = volumes.ok("POST", "/qos-specs", json={"qos_specs": {
+        "name": "slow", "consumer": "front-end", "write_bytes_sec": "524288"}})["qos_specs"]
+    volumes.ok("GET", f"/qos-specs/{qos['id']}/associate?vol_type_id={vt['id']}")
+    vol = volumes.create(volume_type="slow")
+    r = nova(link.cloud, "POST", f"/servers/{body['id']}/os-volume_attachments",
+             json={"volumeAttachment": {"volumeId": vol["id"]}})
+    assert r.status_code == 200, r.text
+    volumes.wait(vol["id"], "in-use")
+    assert f"virtio-blk {vol['id'][:20]} attached throttled write_bytes_sec=524288" in \
+        console(link, body["id"])
+
+
 def test_console_output(link: Link) -> None:
     body = booted(link)
     output = console(link, body["id"])
