@@ -23,7 +23,7 @@ from onestack.api.volume.common import (
 )
 from onestack.api.volume.microversion import require
 from onestack.common.errors import BadRequest
-from onestack.services.volume.common import field_error
+from onestack.services.volume.common import field_error, required_object
 
 SORT_KEYS = ("id", "status", "volume_id", "instance", "attached_at", "created_at")
 
@@ -63,9 +63,7 @@ async def create_attachment(request: Request) -> Response:
     require(request, (3, 27))
     ctx = context(request)
     body = await read_json(request)
-    spec = body.get("attachment")
-    if not isinstance(spec, dict):
-        raise field_error("attachment", spec, "'attachment' is a required property")
+    spec = required_object(body, "attachment")
     volume_id = spec.get("volume_uuid")
     if not isinstance(volume_id, str):
         raise field_error("attachment", spec, "'volume_uuid' is a required property")

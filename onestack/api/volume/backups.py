@@ -28,7 +28,7 @@ from onestack.api.volume.microversion import require, version
 from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models.volume_backups import VolumeBackup
 from onestack.services.volume.backups import Backups, backups_of
-from onestack.services.volume.common import field_error
+from onestack.services.volume.common import field_error, one_action, required_object
 
 SORT_KEYS = ("id", "name", "display_name", "status", "size", "object_count", "created_at",
              "updated_at", "volume_id", "data_timestamp")
@@ -65,13 +65,6 @@ def render_backup(request: Request, b: VolumeBackup, is_admin: bool,
     return body
 
 
-def _spec(body: dict[str, Any], key: str) -> dict[str, Any]:
-    spec = body.get(key)
-    if not isinstance(spec, dict):
-        raise field_error(key, spec, f"'{key}' is a required property")
-    return spec
-
-
 async def _list(request: Request, detail: bool) -> Response:
     ctx = context(request)
     backups = service(request)
@@ -98,7 +91,7 @@ async def list_backups_detail(request: Request) -> Response:
 
 async def create_backup(request: Request) -> Response:
     ctx = context(request)
-    spec = _spec(await read_json(request), "backup")
+    spec = required_object(await read_json(request), "backup")
     backup = service(request).create(ctx, spec, with_metadata=version(request) >= (3, 43))
     body = render_summary(request, backup)
     if version(request) >= (3, 43):
@@ -121,7 +114,7 @@ async def update_backup(request: Request) -> Response:
     backup_id = path_id(request, "backup_id")
     backups = service(request)
     backups.get(ctx, backup_id)
-    spec = _spec(await read_json(request), "backup")
+    spec = required_object(await read_json(request), "backup")
     allowed = {"name", "description"} | ({"metadata"} if version(request) >= (3, 43)
                                          else set())
     unknown = sorted(set(spec) - allowed)
@@ -147,7 +140,7 @@ async def restore_backup(request: Request) -> Response:
     backup_id = path_id(request, "backup_id")
     backups = service(request)
     backups.get(ctx, backup_id)
-    spec = _spec(await read_json(request), "restore")
+    spec = required_object(await read_json(request), "restore")
     restored = backups.restore(ctx, backup_id, spec)
     return json_response({"restore": restored}, status=202)
 
@@ -157,10 +150,7 @@ async def backup_action(request: Request) -> Response:
     backup_id = path_id(request, "backup_id")
     backups = service(request)
     backups.get(ctx, backup_id)
-    body = await read_json(request)
-    if len(body) != 1:
-        raise BadRequest("Malformed request body: exactly one action is expected.")
-    action, args = next(iter(body.items()))
+    action, args = one_action(await read_json(request))
     if action not in ("os-reset_status", "os-force_delete"):
         raise BadRequest(f"There is no such action: {action}")
     if not ctx.is_admin:
@@ -183,7 +173,7 @@ async def export_record(request: Request) -> Response:
 
 async def import_record(request: Request) -> Response:
     ctx = context(request)
-    spec = _spec(await read_json(request), "backup-record")
+    spec = required_object(await read_json(request), "backup-record")
     for key in ("backup_service", "backup_url"):
         if key not in spec:
             raise field_error("backup-record", spec, f"'{key}' is a required property")

@@ -28,17 +28,11 @@ from onestack.api.volume.common import (
 from onestack.api.volume.microversion import require, version
 from onestack.common.errors import BadRequest, NotFound
 from onestack.db.models.volume_admin import GroupSnapshot, GroupType, VolumeGroup
-from onestack.services.volume.common import field_error, forbidden
+from onestack.services.volume.common import field_error, forbidden, one_action
 from onestack.services.volume.groups import Groups, GroupSnapshots, GroupTypes
 
 TYPES, GROUPS, SNAPSHOTS, RESET_SNAPSHOT, RESET_GROUP = \
     (3, 11), (3, 13), (3, 14), (3, 19), (3, 20)
-
-
-def _one_action(body: dict[str, Any]) -> tuple[str, Any]:
-    if len(body) != 1:
-        raise BadRequest("Malformed request body: exactly one action is expected.")
-    return next(iter(body.items()))
 
 
 # -- group types ----------------------------------------------------------------------
@@ -177,7 +171,7 @@ async def group_action(request: Request) -> Response:
     service = Groups(volumes(request))
     group_id = path_id(request, "group_id")
     service.get(ctx, group_id)
-    action, args = _one_action(await read_json(request))
+    action, args = one_action(await read_json(request))
     if action == "delete":
         if args is not None and not isinstance(args, dict):
             raise field_error("delete", args, "is not of type 'object'")
@@ -198,7 +192,7 @@ async def groups_action(request: Request) -> Response:
     """``POST /groups/action`` with ``create-from-src`` (3.14+)."""
     require(request, GROUPS)
     ctx = context(request)
-    action, args = _one_action(await read_json(request))
+    action, args = one_action(await read_json(request))
     if action != "create-from-src":
         raise BadRequest(f"There is no such action: {action}")
     require(request, SNAPSHOTS)
@@ -255,7 +249,7 @@ async def group_snapshot_action(request: Request) -> Response:
     service = GroupSnapshots(volumes(request))
     gsnap_id = path_id(request, "group_snapshot_id")
     service.get(ctx, gsnap_id)
-    action, args = _one_action(await read_json(request))
+    action, args = one_action(await read_json(request))
     if action != "reset_status":
         raise BadRequest(f"There is no such action: {action}")
     if not isinstance(args, dict):

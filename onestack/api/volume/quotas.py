@@ -18,7 +18,7 @@ from onestack.api.volume.common import (
     url_project,
     volumes,
 )
-from onestack.services.volume.common import field_error, forbidden
+from onestack.services.volume.common import forbidden, required_object
 
 
 def _own_or_admin(request: Request, tenant_id: str) -> None:
@@ -39,9 +39,7 @@ async def quota_set(request: Request) -> Response:
         quotas.reset(tenant_id)
         return Response(status_code=200)
     body = await read_json(request)
-    spec = body.get("quota_set")
-    if not isinstance(spec, dict):
-        raise field_error("quota_set", spec, "'quota_set' is a required property")
+    spec = required_object(body, "quota_set")
     spec = {k: v for k, v in spec.items() if k not in ("id", "tenant_id")}
     shown = quotas.update(tenant_id, spec)
     shown.pop("id", None)
@@ -65,9 +63,7 @@ async def quota_class_set(request: Request) -> Response:
     if request.method == "GET":
         return json_response({"quota_class_set": quotas.show_class(class_name)})
     body = await read_json(request)
-    spec = body.get("quota_class_set")
-    if not isinstance(spec, dict):
-        raise field_error("quota_class_set", spec, "'quota_class_set' is a required property")
+    spec = required_object(body, "quota_class_set")
     spec = {k: v for k, v in spec.items() if k not in ("id", "class_name")}
     return json_response({"quota_class_set": quotas.update_class(class_name, spec)})
 

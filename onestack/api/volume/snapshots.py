@@ -25,7 +25,7 @@ from onestack.api.volume.metadata import metadata_answer, metadata_item_answer
 from onestack.api.volume.microversion import version
 from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models import Snapshot
-from onestack.services.volume.common import field_error
+from onestack.services.volume.common import field_error, one_action, required_object
 
 SORT_KEYS = ("id", "name", "display_name", "status", "size", "created_at", "updated_at",
              "volume_id")
@@ -79,9 +79,7 @@ async def list_snapshots_detail(request: Request) -> Response:
 async def create_snapshot(request: Request) -> Response:
     ctx = context(request)
     body = await read_json(request)
-    spec = body.get("snapshot")
-    if not isinstance(spec, dict):
-        raise field_error("snapshot", spec, "'snapshot' is a required property")
+    spec = required_object(body, "snapshot")
     if version(request) >= (3, 66) and "force" not in spec:
         spec = {**spec, "force": True}  # 3.66: in-use volumes need no force
     snap = volumes(request).create_snapshot(ctx, spec)
@@ -100,9 +98,7 @@ async def update_snapshot(request: Request) -> Response:
     snapshot_id = path_id(request, "snapshot_id")
     volumes(request).get_snapshot(ctx, snapshot_id)
     body = await read_json(request)
-    spec = body.get("snapshot")
-    if not isinstance(spec, dict):
-        raise field_error("snapshot", spec, "'snapshot' is a required property")
+    spec = required_object(body, "snapshot")
     snap = volumes(request).update_snapshot(ctx, snapshot_id, spec)
     return json_response({"snapshot": render_snapshot(request, snap, ctx.is_admin,
                                                       extended=False)})
@@ -142,10 +138,7 @@ async def snapshot_action(request: Request) -> Response:
     snapshot_id = path_id(request, "snapshot_id")
     service = volumes(request)
     service.get_snapshot(ctx, snapshot_id)
-    body = await read_json(request)
-    if len(body) != 1:
-        raise BadRequest("Malformed request body: exactly one action is expected.")
-    action, args = next(iter(body.items()))
+    action, args = one_action(await read_json(request))
     if action == "os-update_snapshot_status":  # the owner's (Nova's, for Cinder)
         service.update_snapshot_status(ctx, snapshot_id, args)
         return Response(status_code=202)

@@ -23,7 +23,7 @@ from onestack.api.volume.common import (
 )
 from onestack.api.volume.microversion import require, version
 from onestack.db.models import VolumeTransfer
-from onestack.services.volume.common import field_error
+from onestack.services.volume.common import required_object
 
 
 def _collection(request: Request) -> str:
@@ -71,9 +71,7 @@ async def create_transfer(request: Request) -> Response:
     _check_version(request)
     ctx = context(request)
     body = await read_json(request)
-    spec = body.get("transfer")
-    if not isinstance(spec, dict):
-        raise field_error("transfer", spec, "'transfer' is a required property")
+    spec = required_object(body, "transfer")
     if version(request) < (3, 55):
         spec = {k: v for k, v in spec.items() if k != "no_snapshots"}
     transfer, key = volumes(request).transfers.create(ctx, spec)
@@ -99,9 +97,7 @@ async def accept_transfer(request: Request) -> Response:
     _check_version(request)
     ctx = caller(request)
     body = await read_json(request)
-    spec = body.get("accept")
-    if not isinstance(spec, dict):
-        raise field_error("accept", spec, "'accept' is a required property")
+    spec = required_object(body, "accept")
     transfer = volumes(request).transfers.accept(ctx, path_id(request, "transfer_id"),
                                                  spec.get("auth_key"))
     return json_response({"transfer": {"id": transfer.id, "name": transfer.name,

@@ -25,7 +25,7 @@ from onestack.api.volume.common import (
 from onestack.common.errors import BadRequest, NotFound
 from onestack.db.models import QosSpecs, VolumeType
 from onestack.db.models.volume_admin import VolumeTypeEncryption
-from onestack.services.volume.common import field_error
+from onestack.services.volume.common import field_error, one_action, required_object
 from onestack.services.volume.encryption import TypeEncryption
 
 
@@ -53,9 +53,7 @@ async def list_types(request: Request) -> Response:
 async def create_type(request: Request) -> Response:
     ctx = context(request)
     body = await read_json(request)
-    spec = body.get("volume_type")
-    if not isinstance(spec, dict):
-        raise field_error("volume_type", spec, "'volume_type' is a required property")
+    spec = required_object(body, "volume_type")
     vt = volumes(request).types.create(spec)
     return json_response({"volume_type": render_type(vt, ctx.is_admin, "create")})
 
@@ -72,9 +70,7 @@ async def show_type(request: Request) -> Response:
         return Response(status_code=202)
     service.get(ctx, type_id)
     body = await read_json(request)
-    spec = body.get("volume_type")
-    if not isinstance(spec, dict):
-        raise field_error("volume_type", spec, "'volume_type' is a required property")
+    spec = required_object(body, "volume_type")
     return json_response({"volume_type": render_type(service.update(ctx, type_id, spec),
                                                      ctx.is_admin, "update")})
 
@@ -118,10 +114,7 @@ async def type_action(request: Request) -> Response:
     service = volumes(request).types
     type_id = path_id(request, "type_id")
     service.get(ctx, type_id)
-    body = await read_json(request)
-    if len(body) != 1:
-        raise BadRequest("Malformed request body: exactly one action is expected.")
-    action, args = next(iter(body.items()))
+    action, args = one_action(await read_json(request))
     if action not in ("addProjectAccess", "removeProjectAccess"):
         raise BadRequest(f"There is no such action: {action}")
     project = args.get("project") if isinstance(args, dict) else None
@@ -193,9 +186,7 @@ async def list_qos(request: Request) -> Response:
 async def create_qos(request: Request) -> Response:
     context(request)
     body = await read_json(request)
-    spec = body.get("qos_specs")
-    if not isinstance(spec, dict):
-        raise field_error("qos_specs", spec, "'qos_specs' is a required property")
+    spec = required_object(body, "qos_specs")
     qos = volumes(request).types.create_qos(spec)
     return json_response({"qos_specs": render_qos(qos),
                           "links": links(request, "qos-specs", qos.id)})

@@ -28,7 +28,13 @@ from onestack.api.volume.metadata import metadata_answer, metadata_item_answer
 from onestack.api.volume.microversion import version
 from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models import Volume, VolumeAttachment
-from onestack.services.volume.common import NotImplementedFault, check_bool, field_error
+from onestack.services.volume.common import (
+    NotImplementedFault,
+    check_bool,
+    field_error,
+    one_action,
+    required_object,
+)
 
 SORT_KEYS = ("id", "name", "status", "size", "availability_zone", "created_at",
              "updated_at", "bootable", "display_name", "volume_type", "project_id")
@@ -184,9 +190,7 @@ async def volume_summary(request: Request) -> Response:
 async def create_volume(request: Request) -> Response:
     ctx = context(request)
     body = await read_json(request)
-    spec = body.get("volume")
-    if not isinstance(spec, dict):
-        raise field_error("volume", spec, "'volume' is a required property")
+    spec = required_object(body, "volume")
     unknown = set(spec) - CREATE_KEYS
     if unknown:
         raise field_error("volume", spec, f"Additional properties are not allowed "
@@ -236,9 +240,7 @@ async def update_volume(request: Request) -> Response:
     volume_id = path_id(request, "volume_id")
     volumes(request).get_volume(ctx, volume_id)  # 404 before the body is read
     body = await read_json(request)
-    spec = body.get("volume")
-    if not isinstance(spec, dict):
-        raise field_error("volume", spec, "'volume' is a required property")
+    spec = required_object(body, "volume")
     vol = volumes(request).update_volume(ctx, volume_id, spec)
     return json_response({"volume": _one(request, vol, ctx.is_admin, extended=False)})
 
@@ -277,10 +279,7 @@ async def volume_action(request: Request) -> Response:
     volume_id = path_id(request, "volume_id")
     service = volumes(request)
     service.get_volume(ctx, volume_id)  # 404 before the body
-    body = await read_json(request)
-    if len(body) != 1:
-        raise BadRequest("Malformed request body: exactly one action is expected.")
-    action, args = next(iter(body.items()))
+    action, args = one_action(await read_json(request))
     if action in ADMIN_ACTIONS and not ctx.is_admin:
         raise Forbidden(f"Policy doesn't allow volume_extension:volume_admin_actions:"
                         f"{action[3:]} to be performed.")

@@ -121,6 +121,22 @@ def field_error(path: str, value: Any, message: str) -> BadRequest:
     return BadRequest(f"Invalid input for field/attribute {path}. Value: {value}. {message}")
 
 
+def required_object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """A request body's ``key`` member, which must be an object (Cinder's schema
+    message otherwise): ``{"volume": {...}}``."""
+    spec = body.get(key)
+    if not isinstance(spec, dict):
+        raise field_error(key, spec, f"'{key}' is a required property")
+    return spec
+
+
+def one_action(body: dict[str, Any]) -> tuple[str, Any]:
+    """The name and argument of an ``/action`` request's body, which names one."""
+    if len(body) != 1:
+        raise BadRequest("Malformed request body: exactly one action is expected.")
+    return next(iter(body.items()))
+
+
 def check_size(value: Any, path: str = "size", allow_none: bool = False) -> int | None:
     """Cinder's ``volume_size`` type: an integer (or a string of digits) from 1 to
     MAX_INT."""
