@@ -21,10 +21,11 @@ from onestack.api.volume.common import (
     volumes,
 )
 from onestack.api.volume.listing import paged_list
-from onestack.api.volume.metadata import metadata_answer, metadata_item_answer
+from onestack.api.volume.metadata import MetadataOwner, metadata_answer, metadata_item_answer
 from onestack.api.volume.microversion import version
 from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models import Snapshot
+from onestack.services.volume import Volumes
 from onestack.services.volume.common import field_error, one_action, required_object
 
 SORT_KEYS = ("id", "name", "display_name", "status", "size", "created_at", "updated_at",
@@ -110,27 +111,16 @@ async def delete_snapshot(request: Request) -> Response:
     return Response(status_code=202)
 
 
+METADATA = MetadataOwner("Snapshot", "snapshot_id", Volumes.get_snapshot,
+                         Volumes.set_snapshot_metadata, Volumes.delete_snapshot_metadata_key)
+
+
 async def snapshot_metadata(request: Request) -> Response:
-    ctx = context(request)
-    snapshot_id = path_id(request, "snapshot_id")
-    service = volumes(request)
-    snap = service.get_snapshot(ctx, snapshot_id)
-    return await metadata_answer(
-        request, snap.metadata_,
-        lambda meta, replace: service.set_snapshot_metadata(ctx, snapshot_id, meta,
-                                                            replace=replace))
+    return await metadata_answer(request, METADATA)
 
 
 async def snapshot_metadata_item(request: Request) -> Response:
-    ctx = context(request)
-    snapshot_id = path_id(request, "snapshot_id")
-    service = volumes(request)
-    snap = service.get_snapshot(ctx, snapshot_id)
-    return await metadata_item_answer(
-        request, f"Snapshot {snapshot_id}", snap.metadata_,
-        lambda meta, replace: service.set_snapshot_metadata(ctx, snapshot_id, meta,
-                                                            replace=replace),
-        lambda key: service.delete_snapshot_metadata_key(ctx, snapshot_id, key))
+    return await metadata_item_answer(request, METADATA)
 
 
 async def snapshot_action(request: Request) -> Response:

@@ -24,10 +24,11 @@ from onestack.api.volume.common import (
     volumes,
 )
 from onestack.api.volume.listing import paged_list, sort_value
-from onestack.api.volume.metadata import metadata_answer, metadata_item_answer
+from onestack.api.volume.metadata import MetadataOwner, metadata_answer, metadata_item_answer
 from onestack.api.volume.microversion import version
 from onestack.common.errors import BadRequest, Forbidden
 from onestack.db.models import Volume, VolumeAttachment
+from onestack.services.volume import Volumes
 from onestack.services.volume.common import (
     NotImplementedFault,
     check_bool,
@@ -370,25 +371,16 @@ async def volume_action(request: Request) -> Response:
 # -- metadata ----------------------------------------------------------------------------
 
 
+METADATA = MetadataOwner("Volume", "volume_id", Volumes.get_volume, Volumes.set_metadata,
+                         Volumes.delete_metadata_key)
+
+
 async def volume_metadata(request: Request) -> Response:
-    ctx = context(request)
-    volume_id = path_id(request, "volume_id")
-    service = volumes(request)
-    vol = service.get_volume(ctx, volume_id)
-    return await metadata_answer(
-        request, vol.metadata_,
-        lambda meta, replace: service.set_metadata(ctx, volume_id, meta, replace=replace))
+    return await metadata_answer(request, METADATA)
 
 
 async def volume_metadata_item(request: Request) -> Response:
-    ctx = context(request)
-    volume_id = path_id(request, "volume_id")
-    service = volumes(request)
-    vol = service.get_volume(ctx, volume_id)
-    return await metadata_item_answer(
-        request, f"Volume {volume_id}", vol.metadata_,
-        lambda meta, replace: service.set_metadata(ctx, volume_id, meta, replace=replace),
-        lambda key: service.delete_metadata_key(ctx, volume_id, key))
+    return await metadata_item_answer(request, METADATA)
 
 
 routes = [
