@@ -131,3 +131,16 @@ def test_front_end_limits_throttle_the_guest_disk(cloud, env: BootEnv,
                                   if v != vols["slow"]}
     assert slow["qos"]["consumer"] == "front-end" and both["qos"]["consumer"] == "both"
     assert backend["qos"]["specs"] == {"total_bytes_sec": "1000"}
+
+
+def test_capacity_based_keys_become_rates(volumes: VolumeClient) -> None:
+    """Cinder's ``*_per_gb`` keys: times the volume's size, at least ``*_per_gb_min``,
+    in the connection info the host gets."""
+    qos_type(volumes, "per-gb", "front-end", total_iops_sec_per_gb="30",
+             write_bytes_sec_per_gb="1000", write_bytes_sec_per_gb_min="5000")
+    vol = volumes.create(size=3, volume_type="per-gb")
+    att = volumes.ok("POST", "/attachments", version="3.54", json={"attachment": {
+        "volume_uuid": vol["id"], "connector": {"host": "h1", "mode": "rw"}}})[
+        "attachment"]
+    assert att["connection_info"]["data"]["qos_specs"] == {
+        "total_iops_sec": "90", "write_bytes_sec": "5000"}

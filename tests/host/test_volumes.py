@@ -334,3 +334,121 @@ def test_driver_keeps_volumes_across_reboot_and_restart(tmp_path: Path,
         assert [d["volume_id"] for d in saved["disks"]] == [""]
     finally:
         driver.destroy(uuid)
+
+
+#: User data timing 4 MiB of O_DIRECT writes to each /dev/vdb that comes (by serial).
+QOS_WRITER = r"""#!/bin/sh
+(
+seen=""
+while true; do
+    serial=$(cat /sys/block/vdb/serial 2>/dev/null)
+    if [ -b /dev/vdb ] && [ -n "$serial" ] && [ "$serial" != "$seen" ]; then
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        dd if=/dev/zero of=/dev/vdb bs=65536 count=64 oflag=direct 2>/dev/null
+        rc=$?
+        t1=$(cut -d' ' -f1 /proc/uptime)
+        echo "QOSTEST serial=$serial rc=$rc t0=$t0 t1=$t1" >/dev/console
+        seen=$serial
+    elif [ -z "$serial" ]; then
+        seen=""
+    fi
+    sleep 0.1
+done
+) </dev/null >/dev/null 2>&1 &
+echo "QOSTEST watching"
+"""
+
+
+def qos_writes(text: str, serial: str) -> list[float]:
+    """Seconds each timed 4 MiB write to the volume with ``serial`` took (rc 0 only)."""
+    return [float(t1) - float(t0) for s, rc, t0, t1 in re.findall(
+        r"QOSTEST serial=(\S+) rc=(\d+) t0=(\S+) t1=(\S+)", text)
+        if s == serial and rc == "0"]
+
+
+def guest_qmp(host: NetnsHost, server: str) -> dict:
+    """What the guest's QEMU says of its volumes' throttling: the throttle nodes
+    (``query-named-block-nodes``) and each throttle group's limits (``qom-get``)."""
+    from onestack.drivers.hypervisor.qmp import QmpClient
+
+    with QmpClient(host.state_dir / "instances" / server / "qmp.sock") as qmp:
+        nodes = qmp.execute("query-named-block-nodes", {"flat": True})
+        groups = [o["name"] for o in qmp.execute("qom-list", {"path": "/objects"})
+                  if str(o.get("type", "")).startswith("child<throttle-group")]
+        limits = {g: qmp.execute("qom-get", {"path": f"/objects/{g}",
+                                             "property": "limits"}) for g in groups}
+    return {"throttle_nodes": sorted(n["node-name"] for n in nodes
+                                     if n.get("drv") == "throttle"),
+            "limits": limits}
+
+
+def test_front_end_qos_throttles_the_guest_disk(host: NetnsHost, cloud: dict,
+                                                tmp_path: Path) -> None:
+    """A volume of a type with a front-end QoS spec (write_bytes_sec=524288) is written
+    at that rate in a real guest: 4 MiB with O_DIRECT take about 8 s, on a volume
+    without one far less; QEMU has the throttle group on hot-plug and after a hard
+    reboot (the command line), and loses it on detach."""
+    qos = openstack(host, "volume", "qos", "create", "--consumer", "front-end",
+                    "--property", "write_bytes_sec=524288", "slowqos")
+    openstack(host, "volume", "type", "create", "slow")
+    openstack(host, "volume", "qos", "associate", "slowqos", "slow", json_output=False)
+    slow = openstack(host, "volume", "create", "--size", "1", "--type", "slow", "slow")
+    fast = openstack(host, "volume", "create", "--size", "1", "fast")
+    for vol in (slow, fast):
+        wait_volume(host, vol["id"], "available")
+    writer = tmp_path / "qos.sh"
+    writer.write_text(QOS_WRITER)
+    server = boot(host, cloud, "qos", writer)
+    wait_status(host, server, "ACTIVE")
+    wait_console(host, server, r"QOSTEST watching")
+    time.sleep(1)  # the guest's hot-plug handler is up
+
+    # hot-plugged: throttled in QEMU, and the guest's writes take their time
+    openstack(host, "server", "add", "volume", server, slow["id"], json_output=False)
+    text = wait_console(host, server, rf"QOSTEST serial={slow['id'][:20]} ", timeout=120,
+                        interval=1)
+    throttled = qos_writes(text, slow["id"][:20])
+    seen = guest_qmp(host, server)
+    digits = slow["id"].replace("-", "")
+    assert seen["throttle_nodes"] == ["thr" + digits[:28]]
+    assert seen["limits"]["qos" + digits]["bps-write"] == 524288
+    assert seen["limits"]["qos" + digits]["bps-total"] == 0
+    assert throttled and throttled[0] >= 6.0, f"4 MiB took {throttled} s at 512 KiB/s"
+    openstack(host, "server", "remove", "volume", server, slow["id"], json_output=False)
+    wait_volume(host, slow["id"], "available")
+    assert guest_qmp(host, server) == {"throttle_nodes": [], "limits": {}}
+
+    # a volume without QoS: no throttle, and the same writes are quick
+    openstack(host, "server", "add", "volume", server, fast["id"], json_output=False)
+    text = wait_console(host, server, rf"QOSTEST serial={fast['id'][:20]} ", timeout=120,
+                        interval=1)
+    quick = qos_writes(text, fast["id"][:20])
+    assert guest_qmp(host, server)["throttle_nodes"] == []
+    assert quick and quick[0] < throttled[0] / 3, f"unthrottled {quick}, throttled {throttled}"
+    openstack(host, "server", "remove", "volume", server, fast["id"], json_output=False)
+    wait_volume(host, fast["id"], "available")
+
+    # attached when QEMU starts (a hard reboot): on the command line, still throttled
+    openstack(host, "server", "add", "volume", server, slow["id"], json_output=False)
+    wait_console(host, server, rf"QOSTEST serial={slow['id'][:20]} ", count=2,
+                 timeout=120, interval=1)
+    openstack(host, "server", "reboot", "--hard", server, json_output=False)
+    wait_status(host, server, "ACTIVE")
+    text = wait_console(host, server, rf"QOSTEST serial={slow['id'][:20]} ", count=3,
+                        interval=1)
+    after = qos_writes(text, slow["id"][:20])
+    seen = guest_qmp(host, server)
+    assert seen["throttle_nodes"] == ["thr" + digits[:28]]
+    assert seen["limits"]["qos" + digits]["bps-write"] == 524288
+    assert len(after) == 3 and after[2] >= 6.0, f"after the reboot: {after}"
+    print(f"4 MiB O_DIRECT writes: write_bytes_sec=524288 {throttled[0]:.2f} s (hot-plugged)"
+          f", {after[2]:.2f} s (at start); no QoS {quick[0]:.2f} s")
+    openstack(host, "server", "delete", "--wait", server, json_output=False)
+    wait_volume(host, slow["id"], "available")
+    for vol in (slow, fast):
+        openstack(host, "volume", "delete", vol["id"], json_output=False)
+    for vol in (slow, fast):
+        wait_for(lambda v=vol: gone(host, "volume", "show", v["id"]), 60, interval=1,
+                 what="volume deleted")
+    openstack(host, "volume", "type", "delete", "slow", json_output=False)
+    openstack(host, "volume", "qos", "delete", qos["id"], json_output=False)

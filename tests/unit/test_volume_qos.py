@@ -64,6 +64,10 @@ def test_the_agent_gives_the_disk_its_limits() -> None:
     ({"write_bytes_sec_max": "100"}, "write_bytes_sec_max needs write_bytes_sec"),
     ({"read_iops_sec": "100", "read_iops_sec_max": "50"},
      r"read_iops_sec_max \(50\) cannot be lower than read_iops_sec \(100\)"),
+    ({"total_iops_sec_per_gb": "x"}, "total_iops_sec_per_gb must be an integer"),
+    ({"write_bytes_sec_per_gb_min": "-3"}, "write_bytes_sec_per_gb_min must be an integer"),
+    ({"total_iops_sec_per_gb": "10", "read_iops_sec": "5"},
+     "total_iops_sec cannot be used with read_iops_sec"),
 ])
 def test_values_a_host_cannot_apply_are_refused(specs: dict, fragment: str) -> None:
     with pytest.raises(BadRequest, match=fragment):
@@ -75,6 +79,8 @@ def test_valid_values_pass() -> None:
                       "write_bytes_sec": "2000", "write_bytes_sec_max": "4000",
                       "total_iops_sec": "100", "total_iops_sec_max": "100",
                       "size_iops_sec": "4096", "vendor:anything": "fast"})
+    check_qos_values({"total_iops_sec_per_gb": "30", "total_iops_sec_per_gb_min": "100",
+                      "total_iops_sec_max": "500"})
 
 
 def test_a_throttled_volume_sits_under_a_throttle_node() -> None:

@@ -1,6 +1,6 @@
 """/v3/{project_id}/types (volume types, extra specs, access, encryption specs) and
-/qos-specs (stored, not enforced). Reads for every project-scoped caller, changes for
-administrators."""
+/qos-specs (front-end specs are applied by the compute host: docs/volume.md "QoS").
+Reads for every project-scoped caller, changes for administrators."""
 
 from __future__ import annotations
 

@@ -102,7 +102,8 @@ class Attachments:
             raise InvalidVolume("Volume is read-only; attach it in ro mode.")
         data = dict(info.get("data") or {})
         data.update(access_mode=mode, volume_id=vol.id, attachment_id=att.id,
-                    qos_specs=self.volumes.types.qos_for_type(session, vol.volume_type_id),
+                    qos_specs=self.volumes.types.qos_for_type(session, vol.volume_type_id,
+                                                              int(vol.size or 0)),
                     encrypted=False, cacheable=False)
         att.connection_info = {"driver_volume_type": info.get("driver_volume_type"),
                                "data": data, "serial": vol.id, "attachment_id": att.id,

@@ -34,6 +34,10 @@ from onestack.services.volume.common import (
 )
 
 QOS_CONSUMERS = ("front-end", "back-end", "both")
+#: Cinder's capacity-based keys: ``<rate>_per_gb`` times the volume's size in GiB (at
+#: least ``<rate>_per_gb_min``) is the ``<rate>`` the host gets.
+PER_GB_KEYS = tuple(f"{d}_{u}_sec_per_gb" for u in ("iops", "bytes")
+                    for d in ("total", "read", "write"))
 
 
 def _qos_error(reason: str) -> BadRequest:
@@ -53,7 +57,7 @@ def check_qos_values(specs: dict[str, str]) -> None:
     limit not beside a read or write one of the same kind; a ``*_max`` burst only with
     its rate, and not under it."""
     values: dict[str, int] = {}
-    for key in FRONT_END_QOS_KEYS:
+    for key in (*FRONT_END_QOS_KEYS, *PER_GB_KEYS, *(k + "_min" for k in PER_GB_KEYS)):
         if key not in specs:
             continue
         text = str(specs[key]).strip()
@@ -61,21 +65,24 @@ def check_qos_values(specs: dict[str, str]) -> None:
             raise _qos_error(f"{key} must be an integer from 0 to {QOS_VALUE_MAX}, not "
                              f"{specs[key]!r}.")
         values[key] = int(text)
+    def rate(key: str) -> int:  # a fixed rate, or a capacity-based one
+        return values.get(key) or values.get(key + "_per_gb") or 0
+
     for unit in ("bytes", "iops"):
         for suffix in ("", "_max"):
-            total = values.get(f"total_{unit}_sec{suffix}", 0)
-            split = [d for d in ("read", "write") if values.get(f"{d}_{unit}_sec{suffix}")]
+            total = rate(f"total_{unit}_sec{suffix}")
+            split = [d for d in ("read", "write") if rate(f"{d}_{unit}_sec{suffix}")]
             if total and split:
                 raise _qos_error(f"total_{unit}_sec{suffix} cannot be used with "
                                  f"{split[0]}_{unit}_sec{suffix}.")
         for direction in ("total", "read", "write"):
-            rate = values.get(f"{direction}_{unit}_sec", 0)
+            fixed = values.get(f"{direction}_{unit}_sec", 0)
             burst = values.get(f"{direction}_{unit}_sec_max", 0)
-            if burst and not rate:
+            if burst and not rate(f"{direction}_{unit}_sec"):
                 raise _qos_error(f"{direction}_{unit}_sec_max needs {direction}_{unit}_sec.")
-            if burst and burst < rate:
+            if burst and burst < fixed:
                 raise _qos_error(f"{direction}_{unit}_sec_max ({burst}) cannot be lower "
-                                 f"than {direction}_{unit}_sec ({rate}).")
+                                 f"than {direction}_{unit}_sec ({fixed}).")
 
 
 def is_multiattach(volume_type: VolumeType | None) -> bool:
@@ -317,11 +324,21 @@ class VolumeTypes:
                     for vt in session.scalars(select(VolumeType).where(
                         VolumeType.qos_specs_id == qos.id))]
 
-    def qos_for_type(self, session: Session, type_id: str | None) -> dict[str, Any] | None:
+    def qos_for_type(self, session: Session, type_id: str | None, size_gb: int = 0
+                     ) -> dict[str, Any] | None:
+        """A connection's ``qos_specs``: the type's spec if its consumer is front-end or
+        both (None otherwise), its capacity-based keys turned into rates for a volume of
+        ``size_gb`` GiB (as Cinder does when it connects a volume)."""
         vt = session.get(VolumeType, type_id) if type_id else None
         if vt is None or not vt.qos_specs_id:
             return None
         qos = session.get(QosSpecs, vt.qos_specs_id)
         if qos is None or qos.consumer == "back-end":
             return None
-        return dict(qos.specs or {})
+        specs = dict(qos.specs or {})
+        for key in PER_GB_KEYS:
+            per_gb, least = specs.pop(key, None), specs.pop(key + "_min", None)
+            if per_gb is not None and str(per_gb).strip().isdigit():
+                floor = int(least) if str(least).strip().isdigit() else 0
+                specs[key[:-len("_per_gb")]] = str(max(int(per_gb) * size_gb, floor))
+        return specs
