@@ -4,7 +4,9 @@ standard attributes, lenient Neutron types for bodies.
 A resource module follows the same shape for each route: ``caller`` -> parse (pydantic,
 ``parse_member``) -> a service call (policy is applied by the service, which knows the
 resource's owner) -> render with ``standard`` + its own attributes -> ``show`` or
-``listing``. ``list_query`` turns any query string into the service's ``ListQuery``:
+``listing``. The list, show and delete handlers, the same for every resource but for
+names, service calls and renderer, come from ``read_and_delete``. ``list_query`` turns
+any query string into the service's ``ListQuery``:
 
 - every parameter that is not one of the reserved names below filters on the attribute
   of that name; repeated values are alternatives (``?status=ACTIVE&status=DOWN``);
@@ -30,12 +32,16 @@ from onestack.api.common import (
     base_url,
     body_part,
     bounded_int,
+    caller,
     json_response,
+    no_content,
     parse,
     read_json,
 )
+from onestack.api.policy import Endpoint
 from onestack.common.errors import BadRequest, InvalidField
 from onestack.db.models.base import INT64_MAX, INT64_MIN
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import ListQuery, Page, isotime
 
 if TYPE_CHECKING:
@@ -269,3 +275,52 @@ def changes_of(data: BaseModel, member: str, not_null: tuple[str, ...]) -> dict[
         if key in changes and changes[key] is None:
             raise InvalidField(f"{member}/{key}", "None is not allowed")
     return changes
+
+
+# -- list, show and delete -----------------------------------------------------------
+
+#: How a resource module renders one row of a page for the caller (some attributes are
+#: shown to administrators only).
+Render = Callable[[Any, Page, ValidatedToken], dict[str, Any]]
+
+
+def read_and_delete(
+        member: str, collection: str, path_param: str, render: Render, *,
+        list_call: Callable[[Networking], Callable[[ValidatedToken, ListQuery], Page]],
+        get_call: Callable[[Networking], Callable[[ValidatedToken, str], Page]],
+        delete_call: Callable[[Networking], Callable[[ValidatedToken, str], None]],
+) -> tuple[Endpoint, Endpoint, Endpoint]:
+    """The list, show and delete handlers of a resource:
+
+    - list: ``{collection: [...]}``, the rendered page ``list_call`` returns for the
+      request's ``list_query`` (with ``fields=`` and pagination links);
+    - show: ``{member: {...}}``, the resource ``get_call`` returns for the id in the
+      path parameter ``path_param``;
+    - delete: ``delete_call`` with that id, then 204.
+
+    Each call is reached from the app's ``Networking``, e.g. ``lambda net:
+    net.ports.get``. The handlers are named ``list_<collection>``, ``get_<member>`` and
+    ``delete_<member>``: the policy rule a route declared without one refuses with."""
+
+    async def list_resources(request: Request) -> Response:
+        ctx = caller(request)
+        query = list_query(request)
+        page = list_call(networking(request))(ctx, query)
+        return listing(request, collection, query, page,
+                       [render(row, page, ctx) for row in page.items])
+
+    async def get_resource(request: Request) -> Response:
+        ctx = caller(request)
+        page = get_call(networking(request))(ctx, request.path_params[path_param])
+        return show(request, member, render(page.one(), page, ctx))
+
+    async def delete_resource(request: Request) -> Response:
+        ctx = caller(request)
+        delete_call(networking(request))(ctx, request.path_params[path_param])
+        return no_content()
+
+    for handler, name in ((list_resources, f"list_{collection}"),
+                          (get_resource, f"get_{member}"),
+                          (delete_resource, f"delete_{member}")):
+        handler.__name__ = handler.__qualname__ = name
+    return list_resources, get_resource, delete_resource

@@ -9,23 +9,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, no_content
+from onestack.api.common import caller
 from onestack.api.network.common import (
     Id,
     Name,
     Tag,
     changes_of,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
 )
 from onestack.api.network.policy import member, reader
 from onestack.db.models import FloatingIP
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import Page
 from onestack.services.network.floating_ips import status_of
 
@@ -50,7 +50,7 @@ class FloatingIPUpdate(BaseModel):
     description: Name | None = None
 
 
-def render_floating_ip(fip: FloatingIP, page: Page) -> dict[str, Any]:
+def render_floating_ip(fip: FloatingIP, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
     body = standard(fip, page)
     associated = fip.fixed_port_id is not None
     body.update({
@@ -74,21 +74,13 @@ async def create_floating_ip(request: Request) -> Response:
         floating_ip_address=data.floating_ip_address, subnet_id=data.subnet_id,
         port_id=data.port_id, fixed_ip_address=data.fixed_ip_address,
         description=data.description, tags=data.tags)
-    return show(request, "floatingip", render_floating_ip(page.one(), page), status=201)
+    return show(request, "floatingip", render_floating_ip(page.one(), page, ctx), status=201)
 
 
-async def list_floating_ips(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).floating_ips.list(ctx, query)
-    return listing(request, "floatingips", query, page,
-                   [render_floating_ip(f, page) for f in page.items])
-
-
-async def get_floating_ip(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).floating_ips.get(ctx, request.path_params["floatingip_id"])
-    return show(request, "floatingip", render_floating_ip(page.one(), page))
+list_floating_ips, get_floating_ip, delete_floating_ip = read_and_delete(
+    "floatingip", "floatingips", "floatingip_id", render_floating_ip,
+    list_call=lambda net: net.floating_ips.list, get_call=lambda net: net.floating_ips.get,
+    delete_call=lambda net: net.floating_ips.delete)
 
 
 async def update_floating_ip(request: Request) -> Response:
@@ -98,13 +90,7 @@ async def update_floating_ip(request: Request) -> Response:
     page = networking(request).floating_ips.update(
         ctx, request.path_params["floatingip_id"],
         changes_of(data, "floatingip", ("description",)))
-    return show(request, "floatingip", render_floating_ip(page.one(), page))
-
-
-async def delete_floating_ip(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).floating_ips.delete(ctx, request.path_params["floatingip_id"])
-    return no_content()
+    return show(request, "floatingip", render_floating_ip(page.one(), page, ctx))
 
 
 routes = [

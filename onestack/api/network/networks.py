@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, no_content
+from onestack.api.common import caller
 from onestack.api.network.common import (
     Bool,
     Id,
@@ -17,11 +17,10 @@ from onestack.api.network.common import (
     Name,
     Tag,
     create_one_or_many,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
@@ -99,18 +98,10 @@ async def create_network(request: Request) -> Response:
                                     lambda id_: service.delete(ctx, id_))
 
 
-async def list_networks(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).networks.list(ctx, query)
-    return listing(request, "networks", query, page,
-                   [render_network(n, page, ctx) for n in page.items])
-
-
-async def get_network(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).networks.get(ctx, request.path_params["network_id"])
-    return show(request, "network", render_network(page.one(), page, ctx))
+list_networks, get_network, delete_network = read_and_delete(
+    "network", "networks", "network_id", render_network,
+    list_call=lambda net: net.networks.list, get_call=lambda net: net.networks.get,
+    delete_call=lambda net: net.networks.delete)
 
 
 async def update_network(request: Request) -> Response:
@@ -119,12 +110,6 @@ async def update_network(request: Request) -> Response:
     page = networking(request).networks.update(ctx, request.path_params["network_id"],
                                                data.model_dump(exclude_unset=True))
     return show(request, "network", render_network(page.one(), page, ctx))
-
-
-async def delete_network(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).networks.delete(ctx, request.path_params["network_id"])
-    return no_content()
 
 
 routes = [

@@ -9,18 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, no_content
+from onestack.api.common import caller
 from onestack.api.network.common import (
     Bool,
     Id,
     Name,
     Tag,
     create_one_or_many,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
@@ -133,18 +132,10 @@ async def create_port(request: Request) -> Response:
                                     lambda id_: service.delete(ctx, id_))
 
 
-async def list_ports(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).ports.list(ctx, query)
-    return listing(request, "ports", query, page,
-                   [render_port(p, page, ctx) for p in page.items])
-
-
-async def get_port(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).ports.get(ctx, request.path_params["port_id"])
-    return show(request, "port", render_port(page.one(), page, ctx))
+list_ports, get_port, delete_port = read_and_delete(
+    "port", "ports", "port_id", render_port,
+    list_call=lambda net: net.ports.list, get_call=lambda net: net.ports.get,
+    delete_call=lambda net: net.ports.delete)
 
 
 async def update_port(request: Request) -> Response:
@@ -157,12 +148,6 @@ async def update_port(request: Request) -> Response:
     changes = _service_attrs(data.model_dump(exclude_unset=True))
     page = networking(request).ports.update(ctx, request.path_params["port_id"], changes)
     return show(request, "port", render_port(page.one(), page, ctx))
-
-
-async def delete_port(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).ports.delete(ctx, request.path_params["port_id"])
-    return no_content()
 
 
 routes = [

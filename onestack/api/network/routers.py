@@ -9,18 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, json_response, no_content, read_json
+from onestack.api.common import caller, json_response, read_json
 from onestack.api.network.common import (
     Bool,
     Id,
     Name,
     Tag,
     changes_of,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
@@ -28,6 +27,7 @@ from onestack.api.network.common import (
 from onestack.api.network.policy import member, reader
 from onestack.common.errors import InvalidField
 from onestack.db.models import Router
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import Page
 from onestack.services.network.routers import InterfaceInfo
 
@@ -55,7 +55,7 @@ class RouterUpdate(BaseModel):
     routes: Any = None
 
 
-def render_router(router: Router, page: Page, admin: bool = False) -> dict[str, Any]:
+def render_router(router: Router, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
     """A router as Neutron shows it. ``availability_zones``: the zone of the host that
     runs it (none until one does). ``ha`` and ``distributed`` (always false: one host
     runs each router, in one namespace) are shown to admins only, as Neutron's policy
@@ -69,7 +69,7 @@ def render_router(router: Router, page: Page, admin: bool = False) -> dict[str, 
         "availability_zones": extra.get("availability_zones", []),
         "availability_zone_hints": [],
     })
-    if admin:
+    if ctx.is_admin:
         body.update({"ha": False, "distributed": False})
     return body
 
@@ -89,22 +89,13 @@ async def create_router(request: Request) -> Response:
         ctx, project_id=project_of(data), name=data.name, description=data.description,
         admin_state_up=data.admin_state_up, external_gateway_info=data.external_gateway_info,
         tags=data.tags)
-    return show(request, "router", render_router(page.one(), page, ctx.is_admin),
-                status=201)
+    return show(request, "router", render_router(page.one(), page, ctx), status=201)
 
 
-async def list_routers(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).routers.list(ctx, query)
-    return listing(request, "routers", query, page,
-                   [render_router(r, page, ctx.is_admin) for r in page.items])
-
-
-async def get_router(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).routers.get(ctx, request.path_params["router_id"])
-    return show(request, "router", render_router(page.one(), page, ctx.is_admin))
+list_routers, get_router, delete_router = read_and_delete(
+    "router", "routers", "router_id", render_router,
+    list_call=lambda net: net.routers.list, get_call=lambda net: net.routers.get,
+    delete_call=lambda net: net.routers.delete)
 
 
 async def update_router(request: Request) -> Response:
@@ -113,13 +104,7 @@ async def update_router(request: Request) -> Response:
     page = networking(request).routers.update(ctx, request.path_params["router_id"],
                                               changes_of(data, "router", (
                                                   "name", "description", "admin_state_up")))
-    return show(request, "router", render_router(page.one(), page, ctx.is_admin))
-
-
-async def delete_router(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).routers.delete(ctx, request.path_params["router_id"])
-    return no_content()
+    return show(request, "router", render_router(page.one(), page, ctx))
 
 
 async def _interface_body(request: Request) -> tuple[Any, Any]:
@@ -156,7 +141,7 @@ async def _change_routes(request: Request, add: bool) -> Response:
         raise InvalidField("router", "must hold exactly one attribute: routes")
     page = networking(request).routers.change_routes(
         ctx, request.path_params["router_id"], body["routes"], add=add)
-    return show(request, "router", render_router(page.one(), page, ctx.is_admin))
+    return show(request, "router", render_router(page.one(), page, ctx))
 
 
 async def add_extraroutes(request: Request) -> Response:

@@ -9,18 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, no_content
+from onestack.api.common import caller
 from onestack.api.network.common import (
     Bool,
     Id,
     Name,
     Tag,
     changes_of,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
@@ -28,6 +27,7 @@ from onestack.api.network.common import (
 from onestack.api.network.policy import member, reader
 from onestack.common.errors import BadRequest
 from onestack.db.models import SecurityGroup, SecurityGroupRule
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import Page
 from onestack.services.network.security_groups import RuleSpec
 
@@ -67,8 +67,8 @@ class RuleCreate(BaseModel):
     tenant_id: Id | None = None
 
 
-def render_rule(rule: SecurityGroupRule, page: Page | None = None) -> dict[str, Any]:
-    body = standard(rule, page or Page([]))
+def render_rule(rule: SecurityGroupRule, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
+    body = standard(rule, page)
     body.pop("tags", None)  # rules are not taggable
     body.update({
         "security_group_id": rule.security_group_id, "direction": rule.direction,
@@ -79,11 +79,11 @@ def render_rule(rule: SecurityGroupRule, page: Page | None = None) -> dict[str, 
     return body
 
 
-def render_group(group: SecurityGroup, page: Page) -> dict[str, Any]:
+def render_group(group: SecurityGroup, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
     body = standard(group, page)
     rules = page.extra.get(group.id, {}).get("security_group_rules", [])
     body.update({"stateful": group.stateful,
-                 "security_group_rules": [render_rule(r) for r in rules]})
+                 "security_group_rules": [render_rule(r, Page([]), ctx) for r in rules]})
     return body
 
 
@@ -97,22 +97,14 @@ async def create_group(request: Request) -> Response:
     page = networking(request).security_groups.create_group(
         ctx, project_id=project_of(data), name=data.name, description=data.description,
         stateful=data.stateful, tags=data.tags)
-    return show(request, "security_group", render_group(page.one(), page), status=201)
+    return show(request, "security_group", render_group(page.one(), page, ctx), status=201)
 
 
-async def list_groups(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).security_groups.list_groups(ctx, query)
-    return listing(request, "security_groups", query, page,
-                   [render_group(g, page) for g in page.items])
-
-
-async def get_group(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).security_groups.get_group(
-        ctx, request.path_params["group_id"])
-    return show(request, "security_group", render_group(page.one(), page))
+list_groups, get_group, delete_group = read_and_delete(
+    "security_group", "security_groups", "group_id", render_group,
+    list_call=lambda net: net.security_groups.list_groups,
+    get_call=lambda net: net.security_groups.get_group,
+    delete_call=lambda net: net.security_groups.delete_group)
 
 
 async def update_group(request: Request) -> Response:
@@ -122,13 +114,7 @@ async def update_group(request: Request) -> Response:
     page = networking(request).security_groups.update_group(
         ctx, request.path_params["group_id"],
         changes_of(data, "security_group", ("name", "description", "stateful")))
-    return show(request, "security_group", render_group(page.one(), page))
-
-
-async def delete_group(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).security_groups.delete_group(ctx, request.path_params["group_id"])
-    return no_content()
+    return show(request, "security_group", render_group(page.one(), page, ctx))
 
 
 # -- rules ---------------------------------------------------------------------------
@@ -160,27 +146,14 @@ async def create_rule(request: Request) -> Response:
         remote_ip_prefix=data.remote_ip_prefix, remote_group_id=data.remote_group_id,
         description=data.description)
     page = networking(request).security_groups.create_rule(ctx, spec, project_of(data))
-    return show(request, "security_group_rule", render_rule(page.one(), page), status=201)
+    return show(request, "security_group_rule", render_rule(page.one(), page, ctx), status=201)
 
 
-async def list_rules(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).security_groups.list_rules(ctx, query)
-    return listing(request, "security_group_rules", query, page,
-                   [render_rule(r, page) for r in page.items])
-
-
-async def get_rule(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).security_groups.get_rule(ctx, request.path_params["rule_id"])
-    return show(request, "security_group_rule", render_rule(page.one(), page))
-
-
-async def delete_rule(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).security_groups.delete_rule(ctx, request.path_params["rule_id"])
-    return no_content()
+list_rules, get_rule, delete_rule = read_and_delete(
+    "security_group_rule", "security_group_rules", "rule_id", render_rule,
+    list_call=lambda net: net.security_groups.list_rules,
+    get_call=lambda net: net.security_groups.get_rule,
+    delete_call=lambda net: net.security_groups.delete_rule)
 
 
 routes = [

@@ -9,18 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, no_content
+from onestack.api.common import caller
 from onestack.api.network.common import (
     Bool,
     Id,
     Int,
     Name,
     Tag,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
@@ -28,6 +27,7 @@ from onestack.api.network.common import (
 from onestack.api.network.policy import member, reader
 from onestack.common.errors import BadRequest
 from onestack.db.models import SubnetPool
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import Page
 
 
@@ -61,7 +61,7 @@ class SubnetPoolUpdate(BaseModel):
     address_scope_id: Id | None = None
 
 
-def render_subnetpool(pool: SubnetPool, page: Page) -> dict[str, Any]:
+def render_subnetpool(pool: SubnetPool, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
     body = standard(pool, page)
     body.update({
         "prefixes": list(pool.prefixes), "ip_version": pool.ip_version,
@@ -83,21 +83,13 @@ async def create_subnetpool(request: Request) -> Response:
         max_prefixlen=data.max_prefixlen, shared=data.shared, is_default=data.is_default,
         default_quota=data.default_quota, address_scope_id=data.address_scope_id,
         project_id=project_of(data), tags=data.tags)
-    return show(request, "subnetpool", render_subnetpool(page.one(), page), status=201)
+    return show(request, "subnetpool", render_subnetpool(page.one(), page, ctx), status=201)
 
 
-async def list_subnetpools(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).subnetpools.list(ctx, query)
-    return listing(request, "subnetpools", query, page,
-                   [render_subnetpool(p, page) for p in page.items])
-
-
-async def get_subnetpool(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).subnetpools.get(ctx, request.path_params["subnetpool_id"])
-    return show(request, "subnetpool", render_subnetpool(page.one(), page))
+list_subnetpools, get_subnetpool, delete_subnetpool = read_and_delete(
+    "subnetpool", "subnetpools", "subnetpool_id", render_subnetpool,
+    list_call=lambda net: net.subnetpools.list, get_call=lambda net: net.subnetpools.get,
+    delete_call=lambda net: net.subnetpools.delete)
 
 
 async def update_subnetpool(request: Request) -> Response:
@@ -113,13 +105,7 @@ async def update_subnetpool(request: Request) -> Response:
             raise BadRequest(f"Invalid input for {attr}. Reason: None is not allowed.")
     page = networking(request).subnetpools.update(
         ctx, request.path_params["subnetpool_id"], changes)
-    return show(request, "subnetpool", render_subnetpool(page.one(), page))
-
-
-async def delete_subnetpool(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).subnetpools.delete(ctx, request.path_params["subnetpool_id"])
-    return no_content()
+    return show(request, "subnetpool", render_subnetpool(page.one(), page, ctx))
 
 
 routes = [

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.api.common import caller, no_content
+from onestack.api.common import caller
 from onestack.api.network.common import (
     Bool,
     Id,
@@ -17,11 +17,10 @@ from onestack.api.network.common import (
     Name,
     Tag,
     create_one_or_many,
-    list_query,
-    listing,
     networking,
     parse_member,
     project_of,
+    read_and_delete,
     read_member,
     show,
     standard,
@@ -29,6 +28,7 @@ from onestack.api.network.common import (
 from onestack.api.network.policy import member, reader
 from onestack.common.errors import BadRequest
 from onestack.db.models import Subnet
+from onestack.services.identity.context import ValidatedToken
 from onestack.services.network.base import Page
 from onestack.services.network.subnets import UNSET
 
@@ -80,7 +80,7 @@ class SubnetUpdate(BaseModel):
     enable_dhcp: Bool | None = None
 
 
-def render_subnet(subnet: Subnet, page: Page) -> dict[str, Any]:
+def render_subnet(subnet: Subnet, page: Page, ctx: ValidatedToken) -> dict[str, Any]:
     body = standard(subnet, page)
     body.update({
         "network_id": subnet.network_id, "ip_version": subnet.ip_version,
@@ -122,24 +122,16 @@ async def create_subnet(request: Request) -> Response:
             ipv6_address_mode=data.ipv6_address_mode, project_id=project_of(data),
             tags=data.tags, subnetpool_id=data.subnetpool_id,
             use_default_subnetpool=data.use_default_subnetpool, prefixlen=data.prefixlen)
-        return render_subnet(page.one(), page)
+        return render_subnet(page.one(), page, ctx)
 
     return await create_one_or_many(request, "subnet", "subnets", create,
                                     lambda id_: service.delete(ctx, id_))
 
 
-async def list_subnets(request: Request) -> Response:
-    ctx = caller(request)
-    query = list_query(request)
-    page = networking(request).subnets.list(ctx, query)
-    return listing(request, "subnets", query, page,
-                   [render_subnet(s, page) for s in page.items])
-
-
-async def get_subnet(request: Request) -> Response:
-    ctx = caller(request)
-    page = networking(request).subnets.get(ctx, request.path_params["subnet_id"])
-    return show(request, "subnet", render_subnet(page.one(), page))
+list_subnets, get_subnet, delete_subnet = read_and_delete(
+    "subnet", "subnets", "subnet_id", render_subnet,
+    list_call=lambda net: net.subnets.list, get_call=lambda net: net.subnets.get,
+    delete_call=lambda net: net.subnets.delete)
 
 
 async def update_subnet(request: Request) -> Response:
@@ -155,13 +147,7 @@ async def update_subnet(request: Request) -> Response:
         if attr in changes and changes[attr] is None:
             raise BadRequest(f"Invalid input for {attr}. Reason: None is not allowed.")
     page = networking(request).subnets.update(ctx, request.path_params["subnet_id"], changes)
-    return show(request, "subnet", render_subnet(page.one(), page))
-
-
-async def delete_subnet(request: Request) -> Response:
-    ctx = caller(request)
-    networking(request).subnets.delete(ctx, request.path_params["subnet_id"])
-    return no_content()
+    return show(request, "subnet", render_subnet(page.one(), page, ctx))
 
 
 routes = [
