@@ -445,6 +445,16 @@ def list_page(session: Session, kind: Kind, stmt: Any, query: ListQuery,
     return Page(items, has_more)
 
 
+def list_visible(session: Session, kind: Kind, query: ListQuery, ctx: ValidatedToken) -> Page:
+    """The page of ``kind``'s rows that ``ctx`` may see (``kind.visible``), annotated:
+    a resource's ``list``."""
+    stmt = select(kind.model)
+    condition = kind.visible(ctx)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return annotate(session, kind, list_page(session, kind, stmt, query, ctx))
+
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 

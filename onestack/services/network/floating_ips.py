@@ -30,11 +30,10 @@ from onestack.services.network.base import (
     Kind,
     ListQuery,
     Page,
-    annotate,
     caller_project,
     changes_hosts,
     forget_tags,
-    list_page,
+    list_visible,
     new_id,
     own_rows,
     page_of,
@@ -235,12 +234,7 @@ class FloatingIPs:
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
         with self.db.session() as session:
-            stmt = select(FloatingIP)
-            condition = FLOATING_IPS.visible(ctx)
-            if condition is not None:
-                stmt = stmt.where(condition)
-            return annotate(session, FLOATING_IPS,
-                            list_page(session, FLOATING_IPS, stmt, query, ctx))
+            return list_visible(session, FLOATING_IPS, query, ctx)
 
     def get(self, ctx: ValidatedToken, fip_id: str) -> Page:
         with self.db.session() as session:

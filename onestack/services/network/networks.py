@@ -245,12 +245,7 @@ class Networks:
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
         with self.db.session() as session:
-            stmt = select(Network)
-            condition = visible_networks(ctx)
-            if condition is not None:
-                stmt = stmt.where(condition)
-            page = base.list_page(session, NETWORK, stmt, query, ctx)
-            return base.annotate(session, NETWORK, page)
+            return base.list_visible(session, NETWORK, query, ctx)
 
     def get(self, ctx: ValidatedToken, network_id: str) -> Page:
         with self.db.session() as session:

@@ -33,11 +33,10 @@ from onestack.services.network.base import (
     Kind,
     ListQuery,
     Page,
-    annotate,
     caller_project,
     changes_hosts,
     forget_tags,
-    list_page,
+    list_visible,
     new_id,
     own_rows,
     owns,
@@ -525,11 +524,7 @@ class Routers:
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
         with self.db.session() as session:
-            stmt = select(Router)
-            condition = ROUTERS.visible(ctx)
-            if condition is not None:
-                stmt = stmt.where(condition)
-            return annotate(session, ROUTERS, list_page(session, ROUTERS, stmt, query, ctx))
+            return list_visible(session, ROUTERS, query, ctx)
 
     def get(self, ctx: ValidatedToken, router_id: str) -> Page:
         with self.db.session() as session:

@@ -330,12 +330,7 @@ class SubnetPools:
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
         with self.db.session() as session:
-            stmt = select(SubnetPool)
-            condition = visible_pools(ctx)
-            if condition is not None:
-                stmt = stmt.where(condition)
-            page = base.list_page(session, SUBNETPOOL, stmt, query, ctx)
-            return base.annotate(session, SUBNETPOOL, page)
+            return base.list_visible(session, SUBNETPOOL, query, ctx)
 
     def get(self, ctx: ValidatedToken, pool_id: str) -> Page:
         with self.db.session() as session:

@@ -373,12 +373,7 @@ class Subnets:
 
     def list(self, ctx: ValidatedToken, query: ListQuery) -> Page:
         with self.db.session() as session:
-            stmt = select(Subnet)
-            condition = visible_subnets(ctx)
-            if condition is not None:
-                stmt = stmt.where(condition)
-            page = base.list_page(session, SUBNET, stmt, query, ctx)
-            return base.annotate(session, SUBNET, page)
+            return base.list_visible(session, SUBNET, query, ctx)
 
     def get(self, ctx: ValidatedToken, subnet_id: str) -> Page:
         with self.db.session() as session:
