@@ -31,8 +31,18 @@ STAMP := $(VENV)/.installed
 up: deps
 	$(VENV)/bin/onestack up $(ARGS)
 
+# The in-process suites (API, unit, contract: fake drivers, no shared host resources)
+# run on TEST_WORKERS pytest-xdist workers; every other suite (real servers, guests,
+# Ceph, the browser) then runs one test at a time. Both run even if the first fails.
+PARALLEL_TESTS ?= tests/api tests/unit tests/contract
+TEST_WORKERS ?= 2
+
 test: deps ceph-deps lint
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@rc=0; \
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) $(PARALLEL_TESTS) $(PYTEST_ARGS) || rc=$$?; \
+	$(VENV)/bin/python -m pytest tests $(foreach d,$(PARALLEL_TESTS),--ignore=$(d)) \
+	  $(PYTEST_ARGS) || rc=$$?; \
+	exit $$rc
 
 deps: system-deps $(STAMP)
 
