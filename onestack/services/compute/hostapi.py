@@ -200,6 +200,8 @@ class HostAPI:
         if expected_task_state == states.IMAGE_SNAPSHOT:
             self._rotate_backups(uuid)
         next_task = changes.pop("task_state", None)
+        if expected_task_state == states.UNSHELVING and next_task is None:
+            shelve.unshelve_ending(self.compute, uuid)
         with self.db.session() as session:
             inst = session.get(Instance, uuid, with_for_update=True)
             if inst is None or inst.deleted or inst.task_state != expected_task_state:

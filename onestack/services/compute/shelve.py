@@ -229,6 +229,18 @@ def task_done(session: Session, inst: Instance, task: str | None,
     return None
 
 
+def unshelve_ending(compute: Compute, uuid: str) -> None:
+    """The host booted an unshelved server: its shelve image goes now, before the
+    server is seen ACTIVE (a client that sees it running sees the image gone, as in
+    Nova). ``task_done`` then forgets the id; deleting it again is a no-op."""
+    with compute.db.session() as session:
+        inst = session.get(Instance, uuid)
+        image_id = None
+        if inst is not None and not inst.deleted and inst.task_state == states.UNSHELVING:
+            image_id = (inst.system_metadata or {}).get("shelved_image_id") or None
+    drop_image(compute, image_id)
+
+
 def forget_image(compute: Compute, inst: Instance) -> str | None:
     """A shelved server is deleted: its shelve image, to delete too."""
     if inst.vm_state not in UNSHELVE_VM_STATES:
